@@ -1,0 +1,120 @@
+package chat
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestCursorRoundTrip(t *testing.T) {
+	cases := []map[int]int64{
+		{},
+		{0: 256},
+		{3: 1 << 40, 63: 999, 10: 257},
+	}
+	for _, pos := range cases {
+		c := Cursor{Deployment: 0xdeadbeef, Positions: pos}
+		enc := c.Encode()
+		if len(enc) > MaxCursorLen {
+			t.Fatalf("cursor too long: %d", len(enc))
+		}
+		got, err := DecodeCursor(enc, 0xdeadbeef, 64)
+		if err != nil {
+			t.Fatalf("decode %q: %v", enc, err)
+		}
+		for p, v := range pos {
+			if got.Positions[p] != v {
+				t.Fatalf("partition %d: %d, want %d", p, got.Positions[p], v)
+			}
+		}
+		if len(got.Positions) != len(pos) {
+			t.Fatalf("got %v want %v", got.Positions, pos)
+		}
+	}
+}
+
+func TestFullCursorFitsTheLimit(t *testing.T) {
+	c := NewCursor(1)
+	for p := 0; p < DefaultPartitions; p++ {
+		c.Positions[p] = 1 << 55
+	}
+	if n := len(c.Encode()); n > MaxCursorLen {
+		t.Fatalf("a cursor over all %d partitions is %d bytes", DefaultPartitions, n)
+	}
+}
+
+func TestForeignOrBrokenCursorIsExpired(t *testing.T) {
+	good := Cursor{Deployment: 7, Positions: map[int]int64{5: 300}}.Encode()
+	for name, s := range map[string]string{
+		"other deployment":  Cursor{Deployment: 8, Positions: map[int]int64{5: 300}}.Encode(),
+		"garbage":           "!!!",
+		"truncated":         good[:len(good)-1],
+		"too long":          strings.Repeat("A", MaxCursorLen+1),
+		"partition too big": Cursor{Deployment: 7, Positions: map[int]int64{100: 1}}.Encode(),
+	} {
+		if _, err := DecodeCursor(s, 7, 64); ErrorCode(err) != CodeCursorExpired {
+			t.Errorf("%s: err %v, want cursor_expired", name, err)
+		}
+	}
+}
+
+func TestIDsSortByCreation(t *testing.T) {
+	ids := make([]string, 2000)
+	for i := range ids {
+		ids[i] = NewID("msg")
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Fatal("ids made in sequence do not sort in sequence")
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] || !ValidID(id) {
+			t.Fatalf("duplicate or invalid id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestDirectConversationIDIsPerPair(t *testing.T) {
+	if DirectConversationID("a", "b") != DirectConversationID("b", "a") {
+		t.Fatal("direct id depends on order")
+	}
+	if DirectConversationID("a", "b") == DirectConversationID("a", "c") {
+		t.Fatal("different pairs share an id")
+	}
+	if !ValidID(DirectConversationID("alice@x", "bob.y")) {
+		t.Fatal("direct id is not a valid id")
+	}
+}
+
+func TestPositionsGrowAndStartAboveZero(t *testing.T) {
+	if Position(0, 0) <= 0 {
+		t.Fatal("position 0 would read as 'nothing delivered'")
+	}
+	if !(Position(0, 255) < Position(1, 0)) {
+		t.Fatal("events of a later command must sort after an earlier command's")
+	}
+}
+
+func TestValidation(t *testing.T) {
+	for s, want := range map[string]bool{"alice": true, "a.b_c@d-e": true, "": false, "a b": false, "ä": false, strings.Repeat("a", 65): false, strings.Repeat("a", 64): true} {
+		if ValidUserID(s) != want {
+			t.Errorf("ValidUserID(%q) = %v", s, !want)
+		}
+	}
+	if _, err := CleanText(strings.Repeat("😀", 4000), false); err != nil {
+		t.Errorf("4000 emoji must be allowed: %v", err)
+	}
+	if _, err := CleanText(strings.Repeat("😀", 4001), false); ErrorCode(err) != CodeInvalid {
+		t.Errorf("4001 chars must be refused")
+	}
+	if _, err := CleanText(" \n ", false); ErrorCode(err) != CodeInvalid {
+		t.Errorf("blank text must be refused")
+	}
+	if got, _ := CleanText("  hi  ", false); got != "hi" {
+		t.Errorf("text is trimmed, got %q", got)
+	}
+	if PartitionOf("cnv_x", 64) != PartitionOf("cnv_x", 64) || PartitionOf("cnv_x", 1) != 0 {
+		t.Error("PartitionOf is not stable")
+	}
+}

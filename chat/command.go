@@ -1,0 +1,73 @@
+package chat
+
+import "time"
+
+// Command operations. Every change to a conversation is a command appended
+// to the commands log (key = conversation id) and applied by the
+// conversation's sequencer in log order.
+const (
+	OpCreate       = "create"        // Kind, Title, Members (create conversation)
+	OpSend         = "send"          // ClientID, Text, Attachments, ReplyTo
+	OpEdit         = "edit"          // MessageID, Text, IfMatch
+	OpDelete       = "delete"        // MessageID
+	OpReact        = "react"         // MessageID, Emoji
+	OpUnreact      = "unreact"       // MessageID, Emoji
+	OpRead         = "read"          // Seq
+	OpRename       = "rename"        // Title
+	OpAddMember    = "add_member"    // UserID
+	OpRemoveMember = "remove_member" // UserID
+)
+
+// Command is a request to change one conversation.
+type Command struct {
+	ID             string    `json:"id"`
+	Gateway        string    `json:"gateway,omitempty"`
+	Op             string    `json:"op"`
+	ConversationID string    `json:"conversation_id"`
+	Actor          string    `json:"actor"`
+	At             time.Time `json:"at"`
+
+	Kind        string   `json:"kind,omitempty"`
+	Title       *string  `json:"title,omitempty"`
+	Members     []string `json:"members,omitempty"`
+	ClientID    string   `json:"client_id,omitempty"`
+	Text        string   `json:"text,omitempty"`
+	Attachments []string `json:"attachments,omitempty"`
+	ReplyTo     string   `json:"reply_to,omitempty"`
+	MessageID   string   `json:"message_id,omitempty"`
+	IfMatch     int      `json:"if_match,omitempty"`
+	Emoji       string   `json:"emoji,omitempty"`
+	Seq         int64    `json:"seq,omitempty"`
+	UserID      string   `json:"user_id,omitempty"`
+}
+
+// Result is the sequencer's answer to one command.
+type Result struct {
+	// Created is true when the command made something new (201 rather than 200).
+	Created      bool          `json:"created,omitempty"`
+	Message      *Message      `json:"message,omitempty"`
+	Conversation *Conversation `json:"conversation,omitempty"`
+	ErrCode      string        `json:"err_code,omitempty"`
+	ErrMessage   string        `json:"err_message,omitempty"`
+}
+
+// Err returns the result's error, nil on success.
+func (r *Result) Err() error {
+	if r.ErrCode == "" {
+		return nil
+	}
+	return &Error{Code: r.ErrCode, Message: r.ErrMessage}
+}
+
+// Sequenced is what the sequencer appends to the events log for each
+// command: the durable events it produced (possibly none) and the result
+// for the gateway that is waiting on CommandID.
+type Sequenced struct {
+	CommandID string  `json:"command_id"`
+	Gateway   string  `json:"gateway,omitempty"`
+	Events    []Event `json:"events,omitempty"`
+	Result    Result  `json:"result"`
+	// Recipients are the users who receive Events: the members after the
+	// command plus a user it removed, so fan-out needs no lookup.
+	Recipients []string `json:"recipients,omitempty"`
+}

@@ -1,0 +1,82 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to one HTTP status and one WebSocket close code in
+// the gateway's single table; adapters translate driver errors into them at
+// their edge.
+const (
+	CodeInvalid       = "invalid_request"
+	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden"
+	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeCursorExpired = "cursor_expired"
+	CodeTooLarge      = "too_large"
+	CodeRateLimited   = "rate_limited"
+	CodeUnavailable   = "unavailable"
+	CodeInternal      = "internal"
+)
+
+// Error is a classified error: Code says what kind, Op where, Err why.
+type Error struct {
+	Code    string
+	Op      string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if e.Op != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Op, e.Code, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with code and a formatted public message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Sentinels for comparisons with errors.Is-style helpers.
+var (
+	ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
+	ErrConflict = &Error{Code: CodeConflict, Message: "conflict"}
+)
+
+// ErrorCode returns the code of err, CodeInternal when it is unclassified.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the public message of err: the classified message,
+// or a generic text for unclassified errors so internals never leak.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Message != "" {
+			return e.Message
+		}
+		return e.Code
+	}
+	return "internal error"
+}
+
+// IsNotFound reports whether err is classified as not_found.
+func IsNotFound(err error) bool { return ErrorCode(err) == CodeNotFound }
+
+// IsConflict reports whether err is classified as conflict.
+func IsConflict(err error) bool { return ErrorCode(err) == CodeConflict }

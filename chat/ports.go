@@ -1,0 +1,173 @@
+package chat
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Topics of the Log.
+const (
+	TopicCommands = "commands"
+	TopicEvents   = "events"
+)
+
+// Record is one entry of a Log topic.
+type Record struct {
+	Key       string
+	Value     []byte
+	Partition int
+	Offset    int64
+}
+
+// Log is a partitioned, append-only log (Kafka in distributed mode).
+//
+// Guarantees: a record goes to partition PartitionOf(Key, Partitions());
+// within a partition, offsets grow strictly and never go back, also across
+// restarts; records of one Append call, and of sequential calls, keep their
+// order per partition.
+type Log interface {
+	// Partitions is the fixed partition count of every topic.
+	Partitions() int
+	// Append writes recs to topic and returns once the log accepted them,
+	// with Partition and Offset filled in. Unavailable when the log is down.
+	Append(ctx context.Context, topic string, recs ...*Record) error
+	// Consume joins consumer group group on topic and calls handle with
+	// batches of records of one partition in offset order. Each partition
+	// is handled by one member of the group at a time; a batch's offsets
+	// are committed only after handle returns nil, so after a crash or a
+	// rebalance the uncommitted records are handled again (at least once).
+	// A new group starts at the beginning of what the log retains. Consume
+	// returns when ctx is done, or the error of handle.
+	Consume(ctx context.Context, topic, group string, handle func(ctx context.Context, partition int, recs []Record) error) error
+	// Subscribe reads every partition of topic from its current end,
+	// without a group (a broadcast read: every subscriber sees every
+	// record), calling handle with batches of one partition in offset
+	// order, until ctx is done. ready, if not nil, is called once the
+	// start offsets are fixed.
+	Subscribe(ctx context.Context, topic string, ready func(), handle func(partition int, recs []Record)) error
+	// Ping reports whether the log answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Dedup remembers a send's client_id so a retry answers the original message.
+type Dedup struct {
+	ConversationID string
+	SenderID       string
+	ClientID       string
+	MessageID      string
+}
+
+// Change is everything one command changed in one conversation. The
+// sequencer builds it; the Store writes it.
+type Change struct {
+	// Conversation is the conversation's new state (LastSeq, LastPosition,
+	// LastActivity, Members, Title …).
+	Conversation Conversation
+	// PrevSeq is the LastSeq the sequencer based the change on. Commit
+	// fails with CodeConflict when the stored LastSeq differs, which fences
+	// a stale sequencer after a rebalance.
+	PrevSeq int64
+	// Events are the new durable events, seqs PrevSeq+1 … in order.
+	Events []Event
+	// Messages are new or updated messages, stored whole. A deleted
+	// message is stored as its tombstone, so its text is gone for good.
+	Messages []Message
+	// Memberships are new or updated membership rows.
+	Memberships []Membership
+	// Dedups are new client_id records.
+	Dedups []Dedup
+}
+
+// MessagePage selects a page of history: the newest Limit messages, or
+// those before/after a seq.
+type MessagePage struct {
+	Before int64
+	After  int64
+	Limit  int
+}
+
+// Store is the durable state: conversations, memberships, the event log,
+// materialized messages, dedup records and deployment metadata (Cassandra
+// in distributed mode).
+//
+// Guarantees: Commit is atomic per Change and durable when it returns;
+// a Change whose events are already stored (same conversation and seqs) is
+// a no-op, so replays are idempotent. Reads see every committed Change.
+// Missing things are CodeNotFound errors.
+type Store interface {
+	// Commit durably writes changes in order; partition is the partition
+	// they belong to and head the highest position among their events.
+	Commit(ctx context.Context, partition int, head int64, changes []Change) error
+	// Conversation returns a conversation with its members.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+	// Memberships returns every membership of user, active or left.
+	Memberships(ctx context.Context, userID string) ([]Membership, error)
+	// Membership returns one membership row.
+	Membership(ctx context.Context, conversationID, userID string) (Membership, error)
+	// Events returns up to limit events of a conversation with seq > afterSeq,
+	// in seq order.
+	Events(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Event, error)
+	// EventsAfter returns up to limit events of a conversation with
+	// afterPosition < position <= upTo, in seq (= position) order.
+	EventsAfter(ctx context.Context, conversationID string, afterPosition, upTo int64, limit int) ([]Event, error)
+	// Messages returns a page of messages in ascending seq order and
+	// whether more exist in the paging direction.
+	Messages(ctx context.Context, conversationID string, page MessagePage) ([]Message, bool, error)
+	// Message returns one message by id.
+	Message(ctx context.Context, conversationID, messageID string) (Message, error)
+	// Dedup returns the message id recorded for a client_id.
+	Dedup(ctx context.Context, conversationID, senderID, clientID string) (string, error)
+	// Heads returns, per partition, the highest committed position (0 if none).
+	Heads(ctx context.Context, partitions int) ([]int64, error)
+	// Meta returns the metadata value of key, setting it to value first if
+	// it is unset (set-if-absent; every caller gets the winning value).
+	Meta(ctx context.Context, key, value string) (string, error)
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// SearchQuery is a search request, already authorized: ConversationIDs is
+// the caller's membership at query time and is always applied as a filter.
+type SearchQuery struct {
+	Text            string
+	ConversationIDs []string
+	SenderID        string
+	After, Before   time.Time
+	HasAttachment   bool
+	Limit           int
+	PageToken       string
+}
+
+// SearchHit is one result.
+type SearchHit struct {
+	ConversationID string
+	MessageID      string
+	Highlights     []string
+}
+
+// Index is full-text search over messages (Elasticsearch in distributed
+// mode). Guarantees: Put replaces a message's document (an edit is found by
+// its new text only); Delete removes it for good; Search never returns a
+// message outside q.ConversationIDs.
+type Index interface {
+	Put(ctx context.Context, msgs []Message) error
+	Delete(ctx context.Context, conversationID, messageID string) error
+	Search(ctx context.Context, q SearchQuery) ([]SearchHit, string, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Blobs stores attachment bytes behind signed URLs (MinIO/S3 in
+// distributed mode). Guarantees: an upload URL accepts exactly the declared
+// size and content type until it expires; a download URL expires.
+type Blobs interface {
+	UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (url string, headers map[string]string, err error)
+	DownloadURL(ctx context.Context, key, name, contentType string, ttl time.Duration) (string, error)
+	Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
