@@ -16,6 +16,7 @@ const (
 	OpRename       = "rename"        // Title
 	OpAddMember    = "add_member"    // UserID
 	OpRemoveMember = "remove_member" // UserID
+	OpThumbnail    = "thumbnail"     // MessageID, AttachmentID, ThumbnailKey (media role)
 )
 
 // Command is a request to change one conversation.
@@ -39,6 +40,9 @@ type Command struct {
 	Emoji       string   `json:"emoji,omitempty"`
 	Seq         int64    `json:"seq,omitempty"`
 	UserID      string   `json:"user_id,omitempty"`
+
+	AttachmentID string `json:"attachment_id,omitempty"`
+	ThumbnailKey string `json:"thumbnail_key,omitempty"`
 }
 
 // Result is the sequencer's answer to one command.

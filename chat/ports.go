@@ -78,14 +78,19 @@ type Change struct {
 	Memberships []Membership
 	// Dedups are new client_id records.
 	Dedups []Dedup
+	// Attachments are attachment records bound to a message (posted) or
+	// given a thumbnail.
+	Attachments []AttachmentRecord
 }
 
-// MessagePage selects a page of history: the newest Limit messages, or
-// those before/after a seq.
+// MessagePage selects a page of history: the newest Limit messages, those
+// before a seq (Before > 0), or those after a seq in ascending order from
+// the oldest (After > 0, or Forward for "after seq 0").
 type MessagePage struct {
-	Before int64
-	After  int64
-	Limit  int
+	Before  int64
+	After   int64
+	Forward bool
+	Limit   int
 }
 
 // Store is the durable state: conversations, memberships, the event log,
@@ -119,6 +124,11 @@ type Store interface {
 	Message(ctx context.Context, conversationID, messageID string) (Message, error)
 	// Dedup returns the message id recorded for a client_id.
 	Dedup(ctx context.Context, conversationID, senderID, clientID string) (string, error)
+	// PutAttachment creates or replaces an attachment record (an upload
+	// that is not posted yet).
+	PutAttachment(ctx context.Context, a AttachmentRecord) error
+	// Attachment returns an attachment record by id.
+	Attachment(ctx context.Context, id string) (AttachmentRecord, error)
 	// Heads returns, per partition, the highest committed position (0 if none).
 	Heads(ctx context.Context, partitions int) ([]int64, error)
 	// Meta returns the metadata value of key, setting it to value first if

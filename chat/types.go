@@ -58,13 +58,30 @@ type Membership struct {
 	ReadSeq      int64 `json:"read_seq"`
 }
 
-// Attachment is the public description of an uploaded file.
+// Attachment is the public description of an uploaded file. Thumbnail is
+// true once GET /v1/attachments/{id}/thumbnail serves one.
 type Attachment struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
+	Thumbnail   bool   `json:"thumbnail,omitempty"`
 }
+
+// AttachmentRecord is an attachment's stored state. It belongs to its
+// uploader until posted, then to the conversation it was posted in.
+type AttachmentRecord struct {
+	Attachment
+	UploaderID     string    `json:"uploader_id"`
+	CreatedAt      time.Time `json:"created_at"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	MessageID      string    `json:"message_id,omitempty"`
+	// ThumbnailKey names the thumbnail blob once the media role made it.
+	ThumbnailKey string `json:"thumbnail_key,omitempty"`
+}
+
+// BlobKey is where an attachment's bytes live.
+func (a *AttachmentRecord) BlobKey() string { return "att/" + a.ID }
 
 // Message is the materialized state of a message.
 type Message struct {

@@ -1,23 +1,13 @@
 // Package auth verifies the bearer tokens of Parley's API: JWTs signed with
-// HS256 (a shared secret), RS256 or EdDSA (configured public keys). It
-// refuses `alg: none` and algorithm switching, requires `exp`, and issues
-// the HS256 tokens of development sign-in.
+// HS256 (shared secret), RS256 (RSA public keys) or EdDSA (Ed25519 public
+// keys). It also issues the HS256 tokens of development sign-in.
 package auth
 
 import (
-	"crypto"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,216 +17,200 @@ import (
 	"github.com/parleychat/parley/chat"
 )
 
-// Config says how tokens are verified.
-type Config struct {
-	Secret     string
-	PublicKeys []string
-	Issuer     string
-	Audience   string
-}
+const (
+	// Leeway absorbs clock skew between the token issuer and this server
+	// when checking exp, nbf and iat.
+	Leeway = 30 * time.Second
+	// MaxNameChars bounds the optional name claim.
+	MaxNameChars = 128
+	// maxTokenLen refuses absurd tokens before any decoding work.
+	maxTokenLen = 8 << 10
+)
 
-// RegisterFlags registers auth flags on fs.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Secret, "auth-secret", "", "HS256 shared secret for tokens (at least 32 bytes)")
-	fs.Func("auth.public-keys", "comma-separated PEM files of RSA (RS256) or Ed25519 (EdDSA) public keys", func(s string) error {
-		c.PublicKeys = nil
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.PublicKeys = append(c.PublicKeys, p)
-			}
-		}
-		return nil
-	})
-	fs.StringVar(&c.Issuer, "auth.issuer", "", "required token issuer (iss), if set")
-	fs.StringVar(&c.Audience, "auth.audience", "", "required token audience (aud), if set")
-}
+// ErrNoSecret is returned by Issue when no HS256 secret is configured.
+var ErrNoSecret = errors.New("auth: no HS256 secret configured to issue tokens")
 
-// Validate checks the configuration.
-func (c *Config) Validate() error {
-	if c.Secret != "" && len(c.Secret) < 32 {
-		return errors.New("--auth-secret must be at least 32 bytes")
-	}
-	if c.Secret == "" && len(c.PublicKeys) == 0 {
-		return errors.New("no token verification configured: set --auth-secret or --auth.public-keys")
-	}
-	return nil
-}
-
-// Verifier checks tokens.
-type Verifier struct {
-	cfg    Config
-	secret []byte
-	rsa    []*rsa.PublicKey
-	ed     []ed25519.PublicKey
-	leeway time.Duration
-}
-
-// Open loads the configured keys.
-func Open(cfg Config) (*Verifier, error) {
-	v := &Verifier{cfg: cfg, leeway: 30 * time.Second}
-	if cfg.Secret != "" {
-		v.secret = []byte(cfg.Secret)
-	}
-	for _, path := range cfg.PublicKeys {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("auth: read public key: %w", err)
-		}
-		block, _ := pem.Decode(raw)
-		if block == nil {
-			return nil, fmt.Errorf("auth: %s holds no PEM block", path)
-		}
-		key, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			if k, err2 := x509.ParsePKCS1PublicKey(block.Bytes); err2 == nil {
-				key = k
-			} else {
-				return nil, fmt.Errorf("auth: parse public key %s: %w", path, err)
-			}
-		}
-		switch k := key.(type) {
-		case *rsa.PublicKey:
-			v.rsa = append(v.rsa, k)
-		case ed25519.PublicKey:
-			v.ed = append(v.ed, k)
-		default:
-			return nil, fmt.Errorf("auth: %s: unsupported key type %T (want RSA or Ed25519)", path, key)
-		}
-	}
-	return v, nil
-}
-
+// claims are the JWT claims Parley reads: the registered ones and name.
 type claims struct {
 	Name string `json:"name,omitempty"`
 	jwt.RegisteredClaims
 }
 
-func unauthorized(msg string) error {
-	return &chat.Error{Code: chat.CodeUnauthorized, Message: msg}
+// Verifier checks tokens against the configured keys. It is immutable after
+// Open and safe for concurrent use.
+type Verifier struct {
+	secret   []byte
+	rsaKeys  []jwt.VerificationKey
+	edKeys   []jwt.VerificationKey
+	issuer   string
+	audience string
+	parser   *jwt.Parser
 }
 
-// Verify checks token and returns its user and expiry.
-func (v *Verifier) Verify(token string) (chat.User, time.Time, error) {
+// Open reads the public keys of cfg and returns a Verifier. It fails when
+// cfg gives no way to verify a token.
+func Open(cfg Config) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience}
 	var methods []string
-	if v.secret != nil {
-		methods = append(methods, "HS256")
+	if cfg.Secret != "" {
+		v.secret = []byte(cfg.Secret)
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
 	}
-	if len(v.rsa) > 0 {
-		methods = append(methods, "RS256")
+	for _, path := range cfg.PublicKeys {
+		keys, err := readPublicKeys(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			switch k := k.(type) {
+			case *rsa.PublicKey:
+				v.rsaKeys = append(v.rsaKeys, k)
+			case ed25519.PublicKey:
+				v.edKeys = append(v.edKeys, k)
+			}
+		}
 	}
-	if len(v.ed) > 0 {
-		methods = append(methods, "EdDSA")
+	if len(v.rsaKeys) > 0 {
+		methods = append(methods, jwt.SigningMethodRS256.Alg())
+	}
+	if len(v.edKeys) > 0 {
+		methods = append(methods, jwt.SigningMethodEdDSA.Alg())
+	}
+	if len(methods) == 0 {
+		return nil, errors.New("auth: no secret and no public key: nothing can verify a token")
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(v.leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
 	}
-	if v.cfg.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(v.cfg.Issuer))
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
-	if v.cfg.Audience != "" {
-		opts = append(opts, jwt.WithAudience(v.cfg.Audience))
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// keyFor picks the verification keys by the token's algorithm and the key
+// type, so a key is only ever used with the algorithm made for it: an RSA
+// public key is never an HMAC secret, and "none" has no key at all. The
+// parser's method list refuses those first; this is the second lock.
+func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	switch t.Method {
+	case jwt.SigningMethodHS256:
+		if v.secret != nil {
+			return v.secret, nil
+		}
+	case jwt.SigningMethodRS256:
+		if len(v.rsaKeys) > 0 {
+			return jwt.VerificationKeySet{Keys: v.rsaKeys}, nil
+		}
+	case jwt.SigningMethodEdDSA:
+		if len(v.edKeys) > 0 {
+			return jwt.VerificationKeySet{Keys: v.edKeys}, nil
+		}
+	}
+	return nil, errors.New("no key for this algorithm")
+}
+
+// Verify checks token and returns its user and expiry. Every failure is a
+// *chat.Error with code unauthorized and a short message that never
+// contains the token.
+func (v *Verifier) Verify(token string) (chat.User, time.Time, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return chat.User{}, time.Time{}, unauthorized("invalid token", jwt.ErrTokenMalformed)
 	}
 	var c claims
-	keyFunc := func(t *jwt.Token) (any, error) {
-		// The key is chosen by the algorithm the parser already admitted,
-		// and only keys of that algorithm's type are offered, so an RSA
-		// public key can never serve as an HMAC secret.
-		switch t.Method.Alg() {
-		case "HS256":
-			return v.secret, nil
-		case "RS256":
-			set := jwt.VerificationKeySet{}
-			for _, k := range v.rsa {
-				set.Keys = append(set.Keys, k)
-			}
-			return set, nil
-		case "EdDSA":
-			set := jwt.VerificationKeySet{}
-			for _, k := range v.ed {
-				set.Keys = append(set.Keys, crypto.PublicKey(k))
-			}
-			return set, nil
-		}
-		return nil, errors.New("algorithm not accepted")
-	}
-	_, err := jwt.NewParser(opts...).ParseWithClaims(token, &c, keyFunc)
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return chat.User{}, time.Time{}, unauthorized("token expired")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return chat.User{}, time.Time{}, unauthorized("token lacks a required claim (exp)")
-	case err != nil:
-		return chat.User{}, time.Time{}, unauthorized("invalid token")
+	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
+		return chat.User{}, time.Time{}, v.classify(err, &c)
 	}
 	if !ValidUserID(c.Subject) {
-		return chat.User{}, time.Time{}, unauthorized("token subject is not a valid user id")
+		return chat.User{}, time.Time{}, unauthorized("token subject is not a valid user id", jwt.ErrTokenInvalidSubject)
 	}
-	name := c.Name
-	if name == "" || len(name) > 128 || !utf8.ValidString(name) {
+	name := strings.TrimSpace(c.Name)
+	if name == "" {
 		name = c.Subject
+	}
+	if utf8.RuneCountInString(name) > MaxNameChars {
+		return chat.User{}, time.Time{}, unauthorized("token name is too long", jwt.ErrTokenInvalidClaims)
 	}
 	return chat.User{ID: c.Subject, Name: name}, c.ExpiresAt.Time, nil
 }
 
-// Issue returns an HS256 token for user valid for ttl (dev sign-in).
+// classify turns a parse error into a public one. Only the jwt sentinel is
+// kept as the cause: the library's messages may quote parts of the token.
+func (v *Verifier) classify(err error, c *claims) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed),
+		errors.Is(err, jwt.ErrTokenUnverifiable),
+		errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return unauthorized("invalid token", jwt.ErrTokenSignatureInvalid)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return unauthorized("token expired", jwt.ErrTokenExpired)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.ExpiresAt == nil:
+		return unauthorized("token has no expiry", jwt.ErrTokenRequiredClaimMissing)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return unauthorized("token not valid yet", jwt.ErrTokenNotValidYet)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer),
+		errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && v.issuer != "" && c.Issuer == "":
+		return unauthorized("token issuer not accepted", jwt.ErrTokenInvalidIssuer)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return unauthorized("token audience not accepted", jwt.ErrTokenInvalidAudience)
+	}
+	return unauthorized("invalid token", jwt.ErrTokenInvalidClaims)
+}
+
+func unauthorized(msg string, cause error) *chat.Error {
+	return &chat.Error{Code: chat.CodeUnauthorized, Op: "auth.verify", Message: msg, Err: cause}
+}
+
+// Issue returns an HS256 token for user that expires after ttl, carrying
+// the configured issuer and audience so that Verify accepts it. It serves
+// development sign-in and fails with ErrNoSecret when no secret is set.
 func (v *Verifier) Issue(user chat.User, ttl time.Duration) (string, error) {
 	if v.secret == nil {
-		return "", &chat.Error{Code: chat.CodeUnavailable, Message: "no secret to sign tokens with"}
+		return "", ErrNoSecret
+	}
+	if !ValidUserID(user.ID) {
+		return "", chat.Errorf(chat.CodeInvalid, "user id must be 1-64 characters of [A-Za-z0-9._@-]")
+	}
+	name := strings.TrimSpace(user.Name)
+	if name == "" {
+		name = user.ID
+	}
+	if utf8.RuneCountInString(name) > MaxNameChars {
+		return "", chat.Errorf(chat.CodeInvalid, "name is longer than %d characters", MaxNameChars)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("auth: issue: ttl %v is not positive", ttl)
 	}
 	now := time.Now()
-	c := claims{Name: user.Name, RegisteredClaims: jwt.RegisteredClaims{
-		Subject:   user.ID,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		Issuer:    v.cfg.Issuer,
-	}}
-	if v.cfg.Audience != "" {
-		c.Audience = jwt.ClaimStrings{v.cfg.Audience}
+	c := claims{
+		Name: name,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   user.ID,
+			Issuer:    v.issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(v.secret)
+	if v.audience != "" {
+		c.Audience = jwt.ClaimStrings{v.audience}
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(v.secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: issue: %w", err)
+	}
+	return tok, nil
 }
 
-// FromRequest returns the bearer token of r: the Authorization header, or,
-// when allowQuery (the realtime endpoints), the access_token parameter.
-func FromRequest(r *http.Request, allowQuery bool) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			return strings.TrimSpace(h[7:])
-		}
-		return ""
-	}
-	if allowQuery {
-		return r.URL.Query().Get("access_token")
-	}
-	return ""
-}
-
-// ValidUserID reports whether s is 1–64 chars of [A-Za-z0-9._@-].
+// ValidUserID reports whether s can be a token's sub: 1–64 characters of
+// [A-Za-z0-9._@-]. It is chat.ValidUserID, so the rule lives in one place.
 func ValidUserID(s string) bool { return chat.ValidUserID(s) }
-
-// DevSecret returns the development signing secret kept in dataDir,
-// creating it on first use, so dev tokens survive restarts.
-func DevSecret(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "dev-auth-secret")
-	if b, err := os.ReadFile(path); err == nil {
-		s := strings.TrimSpace(string(b))
-		if len(s) >= 32 {
-			return s, nil
-		}
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	s := hex.EncodeToString(raw[:])
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
-		return "", fmt.Errorf("auth: write dev secret: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("auth: write dev secret: %w", err)
-	}
-	return s, nil
-}

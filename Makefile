@@ -1,0 +1,35 @@
+# Parley — `make test` is the one command that proves the tree.
+GO      ?= go
+PKGS    ?= ./...
+TIMEOUT ?= 20m
+
+.PHONY: test vet fmt-check test-go test-web run bench build clean
+
+test: fmt-check vet test-go test-web
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+test-go:
+	$(GO) test -race -timeout $(TIMEOUT) -count=1 $(PKGS)
+
+# Browser end-to-end tests: Playwright driving Debian's Chromium against a
+# real `parley serve` (web/e2e/setup.sh installs what is missing).
+test-web:
+	@if [ -f web/e2e/package.json ]; then bash web/e2e/setup.sh && cd web/e2e && npm test; fi
+
+build:
+	$(GO) build -o bin/parley ./cmd/parley
+
+run:
+	$(GO) run ./cmd/parley
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin parley-data

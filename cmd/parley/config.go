@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/gateway"
+)
+
+// Roles a node can run.
+var allRoles = []string{"gateway", "sequencer", "indexer", "media"}
+
+// config is everything `parley serve` is told.
+type config struct {
+	Addr       string
+	DataDir    string
+	Roles      string
+	DevAuth    string
+	DevAuthAny bool
+	Partitions int
+	LogFormat  string
+	LogLevel   string
+
+	KafkaBrokers      string
+	CassandraHosts    string
+	CassandraKeyspace string
+	ElasticsearchURLs string
+	S3Endpoint        string
+	S3AccessKey       string
+	S3SecretKey       string
+	S3Bucket          string
+
+	Auth    auth.Config
+	Gateway gateway.Config
+}
+
+func (c *config) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "localhost:8080", "address to listen on")
+	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "data folder of embedded mode")
+	fs.StringVar(&c.Roles, "roles", "all", "comma-separated roles to run: gateway, sequencer, indexer, media, or all")
+	fs.StringVar(&c.DevAuth, "dev-auth", "auto", "development sign-in (POST /v1/auth/dev): auto (on when listening on loopback), true or false")
+	fs.BoolVar(&c.DevAuthAny, "dev-auth.allow-non-loopback", false, "allow --dev-auth=true on a non-loopback address (never in production)")
+	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
+	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
+	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.KafkaBrokers, "kafka.brokers", "", "Kafka brokers (host:port, comma-separated); replaces the embedded log")
+	fs.StringVar(&c.CassandraHosts, "cassandra.hosts", "", "Cassandra hosts (comma-separated); replaces the embedded store")
+	fs.StringVar(&c.CassandraKeyspace, "cassandra.keyspace", "parley", "Cassandra keyspace")
+	fs.StringVar(&c.ElasticsearchURLs, "elasticsearch.urls", "", "Elasticsearch URLs (comma-separated); replaces the embedded index")
+	fs.StringVar(&c.S3Endpoint, "s3.endpoint", "", "S3/MinIO endpoint URL; replaces the embedded blob folder")
+	fs.StringVar(&c.S3AccessKey, "s3.access-key", "", "S3 access key")
+	fs.StringVar(&c.S3SecretKey, "s3.secret-key", "", "S3 secret key")
+	fs.StringVar(&c.S3Bucket, "s3.bucket", "parley", "S3 bucket")
+	c.Auth.RegisterFlags(fs)
+	c.Gateway.RegisterFlags(fs)
+}
+
+// envName is a flag's environment twin: PARLEY_ + upper case, with dots
+// and dashes as underscores.
+func envName(flagName string) string {
+	return "PARLEY_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(flagName))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment twin.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %v", envName(f.Name), e)
+			}
+		}
+	})
+	return err
+}
+
+func (c *config) roles() (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, r := range strings.Split(c.Roles, ",") {
+		r = strings.TrimSpace(r)
+		switch r {
+		case "all":
+			for _, a := range allRoles {
+				out[a] = true
+			}
+		case "gateway", "sequencer", "indexer", "media":
+			out[r] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown role %q (want gateway, sequencer, indexer, media or all)", r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--roles names no role")
+	}
+	return out, nil
+}
+
+// loopback reports whether addr listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// devAuthOn decides whether dev sign-in is on, refusing a dangerous setup.
+func (c *config) devAuthOn() (bool, error) {
+	lb := loopback(c.Addr)
+	switch strings.ToLower(c.DevAuth) {
+	case "auto", "":
+		return lb && c.distributed() == "", nil
+	case "false", "0", "off", "no":
+		return false, nil
+	case "true", "1", "on", "yes":
+		if !lb && !c.DevAuthAny {
+			return false, fmt.Errorf("refusing dev auth on non-loopback address %s: anyone could sign in as anyone (add --dev-auth.allow-non-loopback to insist)", c.Addr)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("--dev-auth must be auto, true or false, not %q", c.DevAuth)
+}
+
+// distributed names the first real engine configured, "" in embedded mode.
+func (c *config) distributed() string {
+	switch {
+	case c.KafkaBrokers != "":
+		return "kafka"
+	case c.CassandraHosts != "":
+		return "cassandra"
+	case c.ElasticsearchURLs != "":
+		return "elasticsearch"
+	case c.S3Endpoint != "":
+		return "s3"
+	}
+	return ""
+}
+
+func (c *config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q is not host:port", c.Addr)
+	}
+	if c.Partitions < 1 || c.Partitions > 4096 {
+		return errors.New("--partitions must be from 1 to 4096")
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if _, err := c.roles(); err != nil {
+		return err
+	}
+	if _, err := c.devAuthOn(); err != nil {
+		return err
+	}
+	if engine := c.distributed(); engine != "" {
+		return fmt.Errorf("the %s adapter is not built yet; distributed mode is on the roadmap (unset its address to run embedded)", engine)
+	}
+	if err := c.Gateway.Validate(); err != nil {
+		return err
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		return errors.New("--log.format must be auto, json or text")
+	}
+	return nil
+}

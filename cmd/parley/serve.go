@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/gateway"
+	"github.com/parleychat/parley/delivery/indexer"
+	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/search/bleve"
+	"github.com/parleychat/parley/storage/fsblob"
+	"github.com/parleychat/parley/storage/pebble"
+	"github.com/parleychat/parley/web"
+)
+
+var errHelp = errors.New("help requested")
+
+// shutdownGrace bounds a clean shutdown.
+const shutdownGrace = 8 * time.Second
+
+// run is the whole program; tests call it too. It returns when ctx is done
+// (after a clean shutdown) or on a configuration or start-up error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+	case "help":
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)")
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (want serve)", cmd)
+	}
+	var cfg config
+	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.registerFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: parley serve [flags]\n\nEvery flag has an environment twin: PARLEY_ + its name in upper case, dots and dashes as underscores (--kafka.brokers -> PARLEY_KAFKA_BROKERS).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, logger, stdout)
+}
+
+func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log.level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	roles, _ := cfg.roles()
+	devAuth, _ := cfg.devAuthOn()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.Auth.Secret == "" && devAuth {
+		secret, err := auth.DevSecret(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.Auth.Secret = secret
+	}
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeys == nil {
+		return errors.New("no way to verify tokens: set --auth-secret / PARLEY_AUTH_SECRET or --auth.public-keys (or use dev auth on loopback)")
+	}
+	if err := cfg.Auth.Validate(); err != nil {
+		return err
+	}
+	verifier, err := auth.Open(cfg.Auth)
+	if err != nil {
+		return err
+	}
+
+	log, err := memlog.Open(ctx, memlog.Config{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions})
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer log.Close()
+	store, err := pebble.Open(ctx, pebble.Config{Dir: filepath.Join(cfg.DataDir, "store")})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+
+	index, err := bleve.Open(ctx, bleve.Config{Dir: filepath.Join(cfg.DataDir, "index")})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer index.Close()
+	blobs, err := fsblob.Open(ctx, fsblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs"), MaxSize: cfg.Gateway.MaxAttachment, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open blobs: %w", err)
+	}
+	defer blobs.Close()
+
+	deployment, err := deploymentID(ctx, store, cfg.Partitions)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Gateway.DevAuth = devAuth
+
+	work, workCtx := errgroup.WithContext(context.Background())
+	workCtx, stopWork := context.WithCancel(workCtx)
+	defer stopWork()
+
+	if roles["sequencer"] {
+		seq := sequencer.New(log, store, logger)
+		work.Go(func() error { return seq.Run(workCtx) })
+	}
+	if roles["indexer"] {
+		ix := indexer.New(log, index, logger)
+		work.Go(func() error { return ix.Run(workCtx) })
+	}
+	if roles["media"] {
+		mw := media.New(log, store, blobs, logger)
+		work.Go(func() error { return mw.Run(workCtx) })
+	}
+	if !roles["gateway"] {
+		logger.Info("running without the gateway role", "roles", cfg.Roles)
+		select {
+		case <-ctx.Done():
+		case <-workCtx.Done():
+		}
+		stopWork()
+		return work.Wait()
+	}
+	gw := gateway.New(cfg.Gateway, gateway.Deps{
+		Log:        log,
+		Store:      store,
+		Index:      index,
+		Blobs:      blobs,
+		Verifier:   verifier,
+		Logger:     logger,
+		Registerer: reg,
+		Deployment: deployment,
+		Checks: map[string]func(context.Context) error{
+			"log":   log.Ping,
+			"store": store.Ping,
+			"index": index.Ping,
+			"blobs": blobs.Ping,
+		},
+		Static: web.Handler(),
+	})
+	work.Go(func() error { return gw.Run(workCtx) })
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		stopWork()
+		_ = work.Wait()
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(fsblob.MountPath, blobs.Handler()) // signed URLs: no bearer token
+	mux.Handle("/", gw.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	select {
+	case <-gw.Hub().Ready():
+	case <-ctx.Done():
+	case <-workCtx.Done():
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "Parley is serving on %s\n", url)
+	logger.Info("serving", "url", url, "roles", cfg.Roles, "dev_auth", devAuth, "partitions", cfg.Partitions, "data_dir", cfg.DataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		stopWork()
+		_ = work.Wait()
+		return fmt.Errorf("http server: %w", err)
+	case <-workCtx.Done():
+	}
+
+	// Stop accepting, close realtime connections with 1001, let in-flight
+	// sends finish, then stop the workers and flush the store (deferred).
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	gw.BeginShutdown()
+	_ = srv.Shutdown(sctx)
+	gw.Drain(sctx)
+	stopWork()
+	if err := work.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// deploymentID is the deployment's identity in cursors, made once.
+func deploymentID(ctx context.Context, store chat.Store, partitions int) (uint32, error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	v, err := store.Meta(ctx, "deployment", hex.EncodeToString(b[:]))
+	if err != nil {
+		return 0, fmt.Errorf("deployment id: %w", err)
+	}
+	raw, err := hex.DecodeString(v)
+	if err != nil || len(raw) != 4 {
+		return 0, fmt.Errorf("deployment id %q is corrupt", v)
+	}
+	p, err := store.Meta(ctx, "partitions", strconv.Itoa(partitions))
+	if err != nil {
+		return 0, fmt.Errorf("partitions: %w", err)
+	}
+	if p != strconv.Itoa(partitions) {
+		return 0, fmt.Errorf("this deployment has %s partitions; --partitions %d would scatter conversations", p, partitions)
+	}
+	return binary.BigEndian.Uint32(raw), nil
+}

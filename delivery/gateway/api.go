@@ -1,0 +1,651 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+func (g *Gateway) devSignIn(w http.ResponseWriter, r *http.Request) {
+	if !g.cfg.DevAuth {
+		g.writeCode(w, r, chat.CodeNotFound, "dev sign-in is disabled")
+		return
+	}
+	var req struct {
+		UserID string `json:"user_id"`
+		Name   string `json:"name"`
+	}
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if !chat.ValidUserID(req.UserID) {
+		g.writeCode(w, r, chat.CodeInvalid, "user_id must be 1-64 characters of [A-Za-z0-9._@-]")
+		return
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		name = req.UserID
+	}
+	if len(name) > 128 {
+		g.writeCode(w, r, chat.CodeInvalid, "name is longer than 128 bytes")
+		return
+	}
+	user := chat.User{ID: req.UserID, Name: name}
+	tok, err := g.verifier.Issue(user, g.cfg.TokenTTL)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user})
+}
+
+func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, userOf(r))
+}
+
+// submit appends cmd to the commands log and waits for its result.
+func (g *Gateway) submit(ctx context.Context, cmd *chat.Command) (chat.Result, error) {
+	ch := make(chan submitted, 1)
+	g.submitAsync(ctx, cmd, func(res chat.Result, err error) { ch <- submitted{res, err} })
+	s := <-ch
+	return s.res, s.err
+}
+
+type submitted struct {
+	res chat.Result
+	err error
+}
+
+// submitAsync appends cmd to the commands log; done is called exactly once
+// with the sequencer's result, or with 503 when none comes in time.
+func (g *Gateway) submitAsync(ctx context.Context, cmd *chat.Command, done func(chat.Result, error)) {
+	g.inflight.Add(1)
+	cmd.ID = chat.NewID("cmd")
+	cmd.Gateway = g.hub.id
+	cmd.At = time.Now().UTC()
+	var once sync.Once
+	finish := func(res chat.Result, err error) {
+		once.Do(func() {
+			done(res, err)
+			g.inflight.Done()
+		})
+	}
+	val, err := jsonMarshal(cmd)
+	if err != nil {
+		finish(chat.Result{}, err)
+		return
+	}
+	timer := time.AfterFunc(g.cfg.CommandTimeout, func() {
+		g.hub.forget(cmd.ID)
+		finish(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "timed out waiting for the sequencer"))
+	})
+	g.hub.expect(cmd.ID, func(res chat.Result) {
+		timer.Stop()
+		finish(res, res.Err())
+	})
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.CommandTimeout)
+	defer cancel()
+	if err := g.log.Append(actx, chat.TopicCommands, &chat.Record{Key: cmd.ConversationID, Value: val}); err != nil {
+		g.logger.Warn("appending command failed", "err", err)
+		timer.Stop()
+		g.hub.forget(cmd.ID)
+		finish(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the command log is unavailable"))
+	}
+}
+
+// member loads a conversation the caller belongs to; 404 otherwise, so
+// non-members cannot learn that it exists.
+func (g *Gateway) member(ctx context.Context, cid, uid string) (chat.Conversation, error) {
+	if !chat.ValidID(cid) {
+		return chat.Conversation{}, chat.Errorf(chat.CodeNotFound, "conversation not found")
+	}
+	c, err := g.store.Conversation(ctx, cid)
+	if err != nil {
+		if chat.IsNotFound(err) {
+			return c, chat.Errorf(chat.CodeNotFound, "conversation not found")
+		}
+		return c, unavailable(err)
+	}
+	if !c.HasMember(uid) {
+		return c, chat.Errorf(chat.CodeNotFound, "conversation not found")
+	}
+	return c, nil
+}
+
+// unavailable classifies a store failure as 503 unless already classified.
+func unavailable(err error) error {
+	if chat.ErrorCode(err) != chat.CodeInternal {
+		return err
+	}
+	return &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
+}
+
+// view fills the caller's read state into a conversation.
+func (g *Gateway) view(ctx context.Context, c chat.Conversation, uid string) chat.Conversation {
+	if c.Members == nil {
+		c.Members = []string{}
+	}
+	if m, err := g.store.Membership(ctx, c.ID, uid); err == nil {
+		c.ReadSeq = m.ReadSeq
+	}
+	if c.ReadSeq < c.LastSeq {
+		msgs, _, err := g.store.Messages(ctx, c.ID, chat.MessagePage{After: c.ReadSeq, Forward: true, Limit: 200})
+		if err == nil {
+			for _, m := range msgs {
+				if m.SenderID != uid && !m.Deleted {
+					c.Unread++
+				}
+			}
+		}
+	}
+	return c
+}
+
+func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	ms, err := g.store.Memberships(r.Context(), u.ID)
+	if err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	out := make([]chat.Conversation, 0, len(ms))
+	for _, m := range ms {
+		if !m.Active {
+			continue
+		}
+		c, err := g.store.Conversation(r.Context(), m.ConversationID)
+		if err != nil {
+			if chat.IsNotFound(err) {
+				continue
+			}
+			g.writeErr(w, r, unavailable(err))
+			return
+		}
+		out = append(out, g.view(r.Context(), c, u.ID))
+	}
+	slices.SortStableFunc(out, func(a, b chat.Conversation) int { return b.LastActivity.Compare(a.LastActivity) })
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	var req struct {
+		Kind    string   `json:"kind"`
+		Title   string   `json:"title"`
+		Members []string `json:"members"`
+	}
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if req.Kind == "" {
+		req.Kind = chat.KindGroup
+	}
+	if req.Kind != chat.KindGroup && req.Kind != chat.KindDirect {
+		g.writeCode(w, r, chat.CodeInvalid, `kind must be "group" or "direct"`)
+		return
+	}
+	title, err := chat.CleanTitle(req.Title)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	members := []string{}
+	for _, m := range req.Members {
+		if !chat.ValidUserID(m) {
+			g.writeCode(w, r, chat.CodeInvalid, "members must be valid user ids")
+			return
+		}
+		if m != u.ID && !slices.Contains(members, m) {
+			members = append(members, m)
+		}
+	}
+	if len(members) > chat.MaxCreateMembers-1 {
+		g.writeCode(w, r, chat.CodeInvalid, "too many members; add more after creating")
+		return
+	}
+	cmd := &chat.Command{Op: chat.OpCreate, Actor: u.ID, Kind: req.Kind, Title: &title, Members: members}
+	if req.Kind == chat.KindDirect {
+		if len(members) != 1 {
+			g.writeCode(w, r, chat.CodeInvalid, "a direct conversation has exactly one other member")
+			return
+		}
+		cmd.ConversationID = chat.DirectConversationID(u.ID, members[0])
+		if c, err := g.member(r.Context(), cmd.ConversationID, u.ID); err == nil {
+			writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID))
+			return
+		}
+	} else {
+		cmd.ConversationID = chat.NewID("cnv")
+	}
+	res, err := g.submit(r.Context(), cmd)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	c := *res.Conversation
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/conversations/"+c.ID)
+	}
+	writeJSON(w, status, g.view(r.Context(), c, u.ID))
+}
+
+func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	c, err := g.member(r.Context(), r.PathValue("cid"), u.ID)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID))
+}
+
+func (g *Gateway) patchConversation(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid := r.PathValue("cid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	var req struct {
+		Title *string `json:"title"`
+	}
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if req.Title == nil {
+		g.writeCode(w, r, chat.CodeInvalid, "title is required")
+		return
+	}
+	title, err := chat.CleanTitle(*req.Title)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	res, err := g.submit(r.Context(), &chat.Command{Op: chat.OpRename, ConversationID: cid, Actor: u.ID, Title: &title})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.view(r.Context(), *res.Conversation, u.ID))
+}
+
+func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid, uid := r.PathValue("cid"), r.PathValue("uid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if !chat.ValidUserID(uid) {
+		g.writeCode(w, r, chat.CodeInvalid, "invalid user id")
+		return
+	}
+	res, err := g.submit(r.Context(), &chat.Command{Op: chat.OpAddMember, ConversationID: cid, Actor: u.ID, UserID: uid})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, g.view(r.Context(), *res.Conversation, u.ID))
+}
+
+func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid, uid := r.PathValue("cid"), r.PathValue("uid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if !chat.ValidUserID(uid) {
+		g.writeCode(w, r, chat.CodeNotFound, "not a member")
+		return
+	}
+	if _, err := g.submit(r.Context(), &chat.Command{Op: chat.OpRemoveMember, ConversationID: cid, Actor: u.ID, UserID: uid}); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sendRequest is a send over REST or WebSocket.
+type sendRequest struct {
+	ConversationID string   `json:"conversation_id"`
+	ClientID       string   `json:"client_id"`
+	Text           string   `json:"text"`
+	Attachments    []string `json:"attachments"`
+	ReplyTo        *string  `json:"reply_to"`
+}
+
+// sendCommand validates a send and makes its command.
+func (g *Gateway) sendCommand(ctx context.Context, u chat.User, req sendRequest) (*chat.Command, error) {
+	if ok, wait := g.limiter.allow(u.ID); !ok {
+		return nil, &rateLimited{wait: wait}
+	}
+	if _, err := g.member(ctx, req.ConversationID, u.ID); err != nil {
+		return nil, err
+	}
+	if !chat.ValidClientID(req.ClientID) {
+		return nil, chat.Errorf(chat.CodeInvalid, "client_id must be at most %d bytes", chat.MaxClientIDLen)
+	}
+	if len(req.Attachments) > chat.MaxAttachments {
+		return nil, chat.Errorf(chat.CodeInvalid, "at most %d attachments", chat.MaxAttachments)
+	}
+	text, err := chat.CleanText(req.Text, len(req.Attachments) > 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkUploads(ctx, u.ID, req.Attachments); err != nil {
+		return nil, err
+	}
+	cmd := &chat.Command{Op: chat.OpSend, ConversationID: req.ConversationID, Actor: u.ID, ClientID: req.ClientID, Text: text, Attachments: req.Attachments}
+	if req.ReplyTo != nil {
+		if !chat.ValidID(*req.ReplyTo) {
+			return nil, chat.Errorf(chat.CodeInvalid, "reply_to names no message of this conversation")
+		}
+		cmd.ReplyTo = *req.ReplyTo
+	}
+	return cmd, nil
+}
+
+// send validates and submits a send; created reports a new message.
+func (g *Gateway) send(ctx context.Context, u chat.User, req sendRequest) (*chat.Message, bool, error) {
+	cmd, err := g.sendCommand(ctx, u, req)
+	if err != nil {
+		return nil, false, err
+	}
+	res, err := g.submit(ctx, cmd)
+	if err != nil {
+		return nil, false, err
+	}
+	g.metrics.sends.Inc()
+	res.Message.Normalize()
+	return res.Message, res.Created, nil
+}
+
+// rateLimited is a 429 with a Retry-After.
+type rateLimited struct{ wait time.Duration }
+
+func (e *rateLimited) Error() string { return "rate limited" }
+
+func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	var req sendRequest
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	req.ConversationID = r.PathValue("cid")
+	if req.ClientID == "" {
+		req.ClientID = r.Header.Get("Idempotency-Key")
+	}
+	msg, created, err := g.send(r.Context(), u, req)
+	if err != nil {
+		g.writeSendErr(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/conversations/"+msg.ConversationID+"/messages/"+msg.ID)
+	}
+	writeJSON(w, status, msg)
+}
+
+func (g *Gateway) writeSendErr(w http.ResponseWriter, r *http.Request, err error) {
+	if rl, ok := err.(*rateLimited); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(rl.wait/time.Second)+1))
+		g.writeCode(w, r, chat.CodeRateLimited, "too many messages; slow down")
+		return
+	}
+	g.writeErr(w, r, err)
+}
+
+// intParam parses an optional integer query parameter within [lo, hi].
+func intParam(q url.Values, name string, def, lo, hi int64) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		return 0, chat.Errorf(chat.CodeInvalid, "%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return v, nil
+}
+
+func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid := r.PathValue("cid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var page chat.MessagePage
+	var err error
+	limit, err := intParam(q, "limit", 50, 1, 200)
+	if err == nil {
+		page.Before, err = intParam(q, "before", 0, 1, 1<<62)
+	}
+	if err == nil {
+		page.After, err = intParam(q, "after", 0, 0, 1<<62)
+	}
+	if err == nil && q.Has("before") && q.Has("after") {
+		err = chat.Errorf(chat.CodeInvalid, "use before or after, not both")
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	page.Limit = int(limit)
+	page.Forward = q.Has("after")
+	msgs, more, err := g.store.Messages(r.Context(), cid, page)
+	if err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	for i := range msgs {
+		msgs[i].Normalize()
+	}
+	if msgs == nil {
+		msgs = []chat.Message{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "has_more": more})
+}
+
+func (g *Gateway) getMessage(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid, mid := r.PathValue("cid"), r.PathValue("mid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	m, err := g.store.Message(r.Context(), cid, mid)
+	if err != nil {
+		if chat.IsNotFound(err) {
+			g.writeCode(w, r, chat.CodeNotFound, "message not found")
+			return
+		}
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	m.Normalize()
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (g *Gateway) listEvents(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid := r.PathValue("cid")
+	if _, err := g.member(r.Context(), cid, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	after, err := intParam(q, "after", 0, 0, 1<<62)
+	var limit int64
+	if err == nil {
+		limit, err = intParam(q, "limit", 200, 1, 1000)
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	evs, err := g.store.Events(r.Context(), cid, after, int(limit)+1)
+	if err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	more := len(evs) > int(limit)
+	if more {
+		evs = evs[:limit]
+	}
+	out := make([]rawJSON, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, rawJSON(append(wireEvent(ev), '}')))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "has_more": more})
+}
+
+// messageCommand checks membership and the message id, then submits.
+func (g *Gateway) messageCommand(w http.ResponseWriter, r *http.Request, cmd *chat.Command) (chat.Result, bool) {
+	u := userOf(r)
+	cmd.ConversationID, cmd.MessageID, cmd.Actor = r.PathValue("cid"), r.PathValue("mid"), u.ID
+	if _, err := g.member(r.Context(), cmd.ConversationID, u.ID); err != nil {
+		g.writeErr(w, r, err)
+		return chat.Result{}, false
+	}
+	if !chat.ValidID(cmd.MessageID) {
+		g.writeCode(w, r, chat.CodeNotFound, "message not found")
+		return chat.Result{}, false
+	}
+	res, err := g.submit(r.Context(), cmd)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return res, false
+	}
+	return res, true
+}
+
+func (g *Gateway) editMessage(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Text *string `json:"text"`
+	}
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if req.Text == nil {
+		g.writeCode(w, r, chat.CodeInvalid, "text is required")
+		return
+	}
+	text, err := chat.CleanText(*req.Text, false)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	cmd := &chat.Command{Op: chat.OpEdit, Text: text}
+	if im := strings.TrimSpace(r.Header.Get("If-Match")); im != "" {
+		im = strings.TrimPrefix(im, "W/")
+		v, err := strconv.Atoi(strings.Trim(im, `"`))
+		if err != nil || v < 1 {
+			g.writeCode(w, r, chat.CodeInvalid, "If-Match must be a message version number")
+			return
+		}
+		cmd.IfMatch = v
+	}
+	res, ok := g.messageCommand(w, r, cmd)
+	if !ok {
+		return
+	}
+	res.Message.Normalize()
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Message.Version)))
+	writeJSON(w, http.StatusOK, res.Message)
+}
+
+func (g *Gateway) deleteMessage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := g.messageCommand(w, r, &chat.Command{Op: chat.OpDelete}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (g *Gateway) reaction(w http.ResponseWriter, r *http.Request, op string) {
+	emoji := r.PathValue("emoji")
+	if !chat.ValidEmoji(emoji) {
+		g.writeCode(w, r, chat.CodeInvalid, "emoji must be 1-32 bytes")
+		return
+	}
+	if _, ok := g.messageCommand(w, r, &chat.Command{Op: op, Emoji: emoji}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (g *Gateway) addReaction(w http.ResponseWriter, r *http.Request) { g.reaction(w, r, chat.OpReact) }
+func (g *Gateway) removeReaction(w http.ResponseWriter, r *http.Request) {
+	g.reaction(w, r, chat.OpUnreact)
+}
+
+func (g *Gateway) markRead(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	cid := r.PathValue("cid")
+	var req struct {
+		Seq *int64 `json:"seq"`
+	}
+	if err := g.decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if req.Seq == nil || *req.Seq < 0 {
+		g.writeCode(w, r, chat.CodeInvalid, "seq must be a non-negative integer")
+		return
+	}
+	if err := g.read(r.Context(), u, cid, *req.Seq); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) read(ctx context.Context, u chat.User, cid string, seq int64) error {
+	if _, err := g.member(ctx, cid, u.ID); err != nil {
+		return err
+	}
+	_, err := g.submit(ctx, &chat.Command{Op: chat.OpRead, ConversationID: cid, Actor: u.ID, Seq: seq})
+	return err
+}
+
+func (g *Gateway) typing(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	if err := g.sendTyping(r.Context(), u, r.PathValue("cid")); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sendTyping emits an ephemeral typing event to the conversation's members.
+func (g *Gateway) sendTyping(ctx context.Context, u chat.User, cid string) error {
+	c, err := g.member(ctx, cid, u.ID)
+	if err != nil {
+		return err
+	}
+	if ok, _ := g.typingRate.allow(u.ID); !ok {
+		return chat.Errorf(chat.CodeRateLimited, "typing notifications are limited to 2 per second")
+	}
+	g.hub.Ephemeral(c.Members, chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: u.ID})
+	return nil
+}

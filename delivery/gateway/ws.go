@@ -1,0 +1,306 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/chat"
+)
+
+const (
+	wsSubprotocol     = "parley.v1"
+	wsWriteTimeout    = 10 * time.Second
+	wsPingInterval    = 25 * time.Second
+	wsMaxInvalidInRow = 20
+	wsHelloWait       = 500 * time.Millisecond
+)
+
+// originAllowed implements the cross-site WebSocket hijacking check: no
+// Origin (native clients), the server's own origin, or an allowed one.
+func (g *Gateway) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, pat := range g.origins {
+		target := u.Host
+		if strings.Contains(pat, "://") {
+			target = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+		if ok, _ := path.Match(strings.ToLower(pat), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// wsClientFrame is any frame a client sends.
+type wsClientFrame struct {
+	Type           string          `json:"type"`
+	Ref            json.RawMessage `json:"ref,omitempty"`
+	Cursor         string          `json:"cursor,omitempty"`
+	ConversationID string          `json:"conversation_id"`
+	ClientID       string          `json:"client_id"`
+	Text           string          `json:"text"`
+	Attachments    []string        `json:"attachments"`
+	ReplyTo        *string         `json:"reply_to"`
+	Seq            *int64          `json:"seq"`
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !g.originAllowed(r) {
+		g.writeCode(w, r, chat.CodeForbidden, "origin not allowed")
+		return
+	}
+	u := userOf(r)
+	if g.hub.Connections(u.ID) >= g.cfg.MaxConnsPerUser {
+		g.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
+		return
+	}
+	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{wsSubprotocol},
+		InsecureSkipVerify: true, // origin checked above, with our own error body
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(g.cfg.MaxBody)
+	s := &wsSession{g: g, ws: ws, user: u, expires: expiryOf(r), conn: newConn(u.ID, g.cfg.QueueSize)}
+	s.conn.keepalive = s.keepalive
+	go s.run(cursor)
+}
+
+type wsSession struct {
+	g       *Gateway
+	ws      *websocket.Conn
+	user    chat.User
+	expires time.Time
+	conn    *Conn
+}
+
+// control queues a non-event frame (ack, pong, error) for the writer.
+func (s *wsSession) control(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.conn.enqueue(item{data: b, typ: "control"})
+}
+
+func (s *wsSession) run(cursor string) {
+	g := s.g
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g.metrics.connections.WithLabelValues("websocket").Inc()
+	defer g.metrics.connections.WithLabelValues("websocket").Dec()
+
+	// The reader starts at once; an optional hello frame may carry the
+	// cursor instead of the query. (A read with a deadline would close the
+	// socket when it expires, so the wait is on a channel.)
+	hello := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.readLoop(ctx, hello)
+	}()
+	if cursor == "" {
+		select {
+		case cursor = <-hello:
+		case <-time.After(wsHelloWait):
+		case <-done:
+			return
+		}
+	}
+	if err := g.open(ctx, s.conn, cursor); err != nil {
+		code := chat.ErrorCode(err)
+		if code == chat.CodeCursorExpired {
+			b := errorJSON(code, chat.ErrorMessage(err), "")
+			_ = s.ws.Write(ctx, websocket.MessageText, append([]byte(`{"type":"error",`), b[1:]...))
+		}
+		cc, ok := closeCodeOf[code]
+		if !ok {
+			cc = websocket.StatusTryAgainLater
+		}
+		s.ws.Close(cc, chat.ErrorMessage(err))
+		return
+	}
+	defer g.hub.unregister(s.conn)
+	if err := s.ws.Write(ctx, websocket.MessageText, s.conn.readyFrame()); err != nil {
+		s.ws.CloseNow()
+		return
+	}
+	s.writeLoop(ctx)
+	cancel()
+	<-done
+}
+
+func (s *wsSession) writeLoop(ctx context.Context) {
+	g := s.g
+	var buf []item
+	var frame []byte
+	for {
+		items, err := s.conn.next(ctx, buf)
+		switch {
+		case errors.Is(err, errTooSlow):
+			g.metrics.slowClosed.Inc()
+			s.ws.Close(websocket.StatusTryAgainLater, "too slow to keep up; resume with your cursor")
+			return
+		case errors.Is(err, errClosed):
+			s.ws.Close(s.conn.closeCode(), s.conn.closeReason())
+			return
+		case err != nil:
+			s.ws.CloseNow()
+			return
+		}
+		buf = items
+		frame = s.conn.renderBatch(frame[:0], items)
+		if len(frame) == 0 {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err = s.ws.Write(wctx, websocket.MessageText, frame)
+		wcancel()
+		if err != nil {
+			s.ws.CloseNow()
+			return
+		}
+		if cap(frame) > 256<<10 {
+			frame = nil
+		}
+	}
+}
+
+// keepalive pings the session and closes it with 4401 once its token has
+// expired. The gateway calls it for every WebSocket from one ticker, so an
+// idle connection costs no goroutine of its own for this.
+func (s *wsSession) keepalive() {
+	if !s.expires.IsZero() && time.Now().After(s.expires) {
+		s.conn.closeWith(4401, "token expired")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	if err := s.ws.Ping(ctx); err != nil {
+		s.conn.close()
+	}
+}
+
+// readLoop reads client frames until the socket closes. The first frame,
+// if it is a hello, hands its cursor to the session's setup.
+func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
+	invalid := 0
+	firstFrame := true
+	handle := func(f *wsClientFrame) {
+		if s.handleFrame(ctx, f) {
+			invalid = 0
+			return
+		}
+		invalid++
+		if invalid > wsMaxInvalidInRow {
+			s.conn.closeWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
+		}
+	}
+	for {
+		typ, data, err := s.ws.Read(ctx)
+		if err != nil {
+			s.conn.closeWith(int(websocket.StatusNormalClosure), "")
+			return
+		}
+		var f wsClientFrame
+		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+			f = wsClientFrame{Type: "\x00invalid"}
+		}
+		if firstFrame {
+			firstFrame = false
+			if f.Type == "hello" {
+				hello <- f.Cursor
+				continue
+			}
+		}
+		handle(&f)
+	}
+}
+
+func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {
+	type errFrame struct {
+		Type  string          `json:"type"`
+		Ref   json.RawMessage `json:"ref,omitempty"`
+		Error errorDetail     `json:"error"`
+	}
+	s.control(errFrame{Type: "error", Ref: ref, Error: errorDetail{Code: code, Message: msg}})
+}
+
+// handleFrame acts on one client frame; it reports whether it was valid.
+func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
+	g := s.g
+	switch f.Type {
+	case "ping":
+		s.control(map[string]any{"type": "pong", "ref": f.Ref})
+	case "hello":
+		// Only meaningful as the first frame; later ones are harmless.
+	case "send":
+		req := sendRequest{ConversationID: f.ConversationID, ClientID: f.ClientID, Text: f.Text, Attachments: f.Attachments, ReplyTo: f.ReplyTo}
+		cmd, err := g.sendCommand(ctx, s.user, req)
+		if err != nil {
+			s.sendFailed(f.Ref, err)
+			return true
+		}
+		ref := f.Ref
+		g.submitAsync(ctx, cmd, func(res chat.Result, err error) {
+			if err != nil {
+				s.sendFailed(ref, err)
+				return
+			}
+			g.metrics.sends.Inc()
+			res.Message.Normalize()
+			s.control(map[string]any{"type": "ack", "ref": ref, "message": res.Message})
+		})
+	case "typing":
+		if err := g.sendTyping(ctx, s.user, f.ConversationID); err != nil {
+			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+		}
+	case "read":
+		if f.Seq == nil || *f.Seq < 0 {
+			s.frameError(f.Ref, chat.CodeInvalid, "seq must be a non-negative integer")
+			return false
+		}
+		cid, seq, ref := f.ConversationID, *f.Seq, f.Ref
+		go func() {
+			if err := g.read(ctx, s.user, cid, seq); err != nil {
+				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+			}
+		}()
+	case "\x00invalid":
+		s.frameError(nil, chat.CodeInvalid, "a frame must be one JSON object")
+		return false
+	default:
+		s.frameError(f.Ref, chat.CodeInvalid, "unknown frame type")
+		return false
+	}
+	return true
+}
+
+func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
+	if _, ok := err.(*rateLimited); ok {
+		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")
+		return
+	}
+	s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+}

@@ -1,0 +1,101 @@
+// Package indexer is the indexer role: it follows the events log in
+// consumer group "indexer" and keeps the search Index in step with the
+// messages — new and edited messages are (re)indexed, deleted ones removed.
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// Group is the consumer group of the indexer role.
+const Group = "indexer"
+
+// Indexer feeds the Index from the events log.
+type Indexer struct {
+	log    chat.Log
+	index  chat.Index
+	logger *slog.Logger
+}
+
+// New returns an indexer.
+func New(log chat.Log, index chat.Index, logger *slog.Logger) *Indexer {
+	return &Indexer{log: log, index: index, logger: logger.With("component", "indexer")}
+}
+
+// Run consumes until ctx is done, retrying a failed batch (its offsets are
+// not committed, so nothing is skipped).
+func (x *Indexer) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := x.log.Consume(ctx, chat.TopicEvents, Group, x.handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		x.logger.Warn("indexing failed; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (x *Indexer) handle(ctx context.Context, _ int, recs []chat.Record) error {
+	// Later events of a message win within the batch; a delete is sent as
+	// a tombstone Put so a stale earlier Put in the same batch cannot bring
+	// the text back.
+	latest := map[string]chat.Message{}
+	var order []string
+	for _, rec := range recs {
+		var s chat.Sequenced
+		if err := json.Unmarshal(rec.Value, &s); err != nil {
+			continue
+		}
+		for _, ev := range s.Events {
+			var m chat.Message
+			switch ev.Type {
+			case chat.EventMessageCreated, chat.EventMessageUpdated:
+				if ev.Message == nil {
+					continue
+				}
+				m = *ev.Message
+			case chat.EventMessageDeleted:
+				m = chat.Message{ID: ev.MessageID, ConversationID: ev.ConversationID, Deleted: true}
+			default:
+				continue
+			}
+			key := m.ConversationID + "/" + m.ID
+			if _, seen := latest[key]; !seen {
+				order = append(order, key)
+			}
+			latest[key] = m
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	var puts []chat.Message
+	for _, k := range order {
+		m := latest[k]
+		if m.Deleted {
+			if err := x.index.Delete(ctx, m.ConversationID, m.ID); err != nil && !chat.IsNotFound(err) {
+				return fmt.Errorf("indexer: delete: %w", err)
+			}
+			continue
+		}
+		puts = append(puts, m)
+	}
+	if len(puts) > 0 {
+		if err := x.index.Put(ctx, puts); err != nil {
+			return fmt.Errorf("indexer: put: %w", err)
+		}
+	}
+	return nil
+}

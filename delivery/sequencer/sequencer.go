@@ -1,0 +1,238 @@
+// Package sequencer applies commands in log order: it deduplicates, assigns
+// each conversation's gap-free seq, writes events and state to the Store,
+// and only then appends the sequenced events to the events log.
+package sequencer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// Group is the consumer group of the sequencer role.
+const Group = "sequencer"
+
+// Sequencer is the sequencer role: one owner per commands partition.
+type Sequencer struct {
+	log    chat.Log
+	store  chat.Store
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a sequencer reading commands from log and writing to store.
+func New(log chat.Log, store chat.Store, logger *slog.Logger) *Sequencer {
+	return &Sequencer{log: log, store: store, logger: logger.With("component", "sequencer"), now: time.Now}
+}
+
+// Run consumes the commands log until ctx is done. A failed batch (store or
+// log down, or a fencing conflict) is retried after a pause: its offsets
+// were not committed, so its commands are handled again and, being
+// idempotent, are applied once.
+func (s *Sequencer) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.logger.Warn("sequencer batch failed; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// convState is one conversation's state within a batch.
+type convState struct {
+	conv     chat.Conversation
+	exists   bool
+	members  map[string]bool
+	messages map[string]*chat.Message // by id, touched in this batch
+	dedups   map[string]string        // sender+"\x00"+client_id -> message id, added in this batch
+	mships   map[string]*chat.Membership
+}
+
+type batch struct {
+	s         *Sequencer
+	ctx       context.Context
+	partition int
+	states    map[string]*convState
+}
+
+func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}}
+	changes := make([]chat.Change, 0, len(recs))
+	outs := make([]*chat.Record, 0, len(recs))
+	var head int64
+	for i := range recs {
+		rec := &recs[i]
+		var cmd chat.Command
+		if err := json.Unmarshal(rec.Value, &cmd); err != nil || cmd.ConversationID == "" {
+			s.logger.Warn("dropping undecodable command", "partition", partition, "offset", rec.Offset)
+			continue
+		}
+		seqd, change, err := b.apply(&cmd, rec.Offset)
+		if err != nil {
+			return err // infrastructure failure: retry the whole batch
+		}
+		if change != nil {
+			changes = append(changes, *change)
+			for _, ev := range change.Events {
+				head = max(head, ev.Position)
+			}
+		}
+		val, err := json.Marshal(seqd)
+		if err != nil {
+			return fmt.Errorf("sequencer: encode: %w", err)
+		}
+		outs = append(outs, &chat.Record{Key: cmd.ConversationID, Value: val})
+	}
+	if len(changes) > 0 {
+		if err := s.store.Commit(ctx, partition, head, changes); err != nil {
+			return fmt.Errorf("sequencer: commit: %w", err)
+		}
+	}
+	if len(outs) > 0 {
+		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
+			return fmt.Errorf("sequencer: append events: %w", err)
+		}
+	}
+	return nil
+}
+
+func (b *batch) state(cid string) (*convState, error) {
+	if st, ok := b.states[cid]; ok {
+		return st, nil
+	}
+	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
+	conv, err := b.s.store.Conversation(b.ctx, cid)
+	switch {
+	case err == nil:
+		st.conv, st.exists = conv, true
+		for _, m := range conv.Members {
+			st.members[m] = true
+		}
+	case chat.IsNotFound(err):
+	default:
+		return nil, err
+	}
+	b.states[cid] = st
+	return st, nil
+}
+
+func (b *batch) message(st *convState, mid string) (*chat.Message, error) {
+	if m, ok := st.messages[mid]; ok {
+		return m, nil
+	}
+	m, err := b.s.store.Message(b.ctx, st.conv.ID, mid)
+	if err != nil {
+		return nil, err
+	}
+	st.messages[mid] = &m
+	return &m, nil
+}
+
+func (b *batch) membership(st *convState, uid string) (*chat.Membership, error) {
+	if m, ok := st.mships[uid]; ok {
+		return m, nil
+	}
+	m, err := b.s.store.Membership(b.ctx, st.conv.ID, uid)
+	if err != nil && !chat.IsNotFound(err) {
+		return nil, err
+	}
+	if err != nil {
+		m = chat.Membership{ConversationID: st.conv.ID, UserID: uid}
+	}
+	st.mships[uid] = &m
+	return &m, nil
+}
+
+// failed is a command refused for a reason the client must hear.
+func failed(cmd *chat.Command, code, format string, args ...any) *chat.Sequenced {
+	return &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway, Result: chat.Result{ErrCode: code, ErrMessage: fmt.Sprintf(format, args...)}}
+}
+
+// isStorageErr separates infrastructure failures (retry) from refusals.
+func isStorageErr(err error) bool {
+	return err != nil && !chat.IsNotFound(err)
+}
+
+// apply turns one command into its sequenced output and store change.
+func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.Change, error) {
+	st, err := b.state(cmd.ConversationID)
+	if err != nil {
+		return nil, nil, err
+	}
+	base := chat.Position(offset, 0)
+	if st.exists && base <= st.conv.LastPosition {
+		out, err := b.replayed(cmd, st, offset)
+		return out, nil, err
+	}
+	a := &applier{b: b, st: st, cmd: cmd, offset: offset, at: cmd.At.UTC()}
+	if a.at.IsZero() {
+		a.at = b.s.now().UTC()
+	}
+	out, err := a.run()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(a.change.Events) == 0 {
+		return out, nil, nil
+	}
+	out.Events = a.change.Events
+	out.Recipients = a.recipients()
+	a.change.Conversation = st.conv
+	return out, &a.change, nil
+}
+
+// replayed answers a command that a previous owner already applied (the
+// store is ahead of the committed log offset): it re-emits the stored
+// events so live delivery and the waiting gateway still see them.
+func (b *batch) replayed(cmd *chat.Command, st *convState, offset int64) (*chat.Sequenced, error) {
+	from := chat.Position(offset, 0) - 1
+	to := chat.Position(offset, chat.MaxEventsPerCommand-1)
+	evs, err := b.s.store.EventsAfter(b.ctx, cmd.ConversationID, from, to, chat.MaxEventsPerCommand)
+	if err != nil {
+		return nil, err
+	}
+	out := &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway, Events: evs}
+	out.Result.Created = len(evs) > 0
+	for i := range evs {
+		if evs[i].Message != nil {
+			out.Result.Message = evs[i].Message
+		}
+	}
+	conv := st.conv
+	out.Result.Conversation = &conv
+	recips := map[string]bool{}
+	for m := range st.members {
+		recips[m] = true
+	}
+	for _, ev := range evs {
+		if ev.Type == chat.EventMemberRemoved {
+			recips[ev.UserID] = true
+		}
+	}
+	out.Recipients = sortedKeys(recips)
+	return out, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

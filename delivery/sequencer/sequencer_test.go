@@ -1,0 +1,226 @@
+package sequencer
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/storage/pebble"
+)
+
+type rig struct {
+	t     *testing.T
+	log   *memlog.Log
+	store *pebble.Store
+	seq   *Sequencer
+	off   int64
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ctx := context.Background()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(); lg.Close() })
+	return &rig{t: t, log: lg, store: st, seq: New(lg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))}
+}
+
+// apply hands commands to the sequencer as one batch of records at
+// consecutive offsets and returns what it appended to the events log.
+func (r *rig) apply(cmds ...chat.Command) []chat.Sequenced {
+	r.t.Helper()
+	recs := r.records(cmds...)
+	return r.handle(recs)
+}
+
+func (r *rig) records(cmds ...chat.Command) []chat.Record {
+	var recs []chat.Record
+	for i := range cmds {
+		c := cmds[i]
+		if c.ID == "" {
+			c.ID = chat.NewID("cmd")
+		}
+		if c.At.IsZero() {
+			c.At = time.Now()
+		}
+		b, _ := json.Marshal(c)
+		recs = append(recs, chat.Record{Key: c.ConversationID, Value: b, Partition: 0, Offset: r.off})
+		r.off++
+	}
+	return recs
+}
+
+func (r *rig) handle(recs []chat.Record) []chat.Sequenced {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan []chat.Record, 1)
+	ready := make(chan struct{})
+	go func() {
+		_ = r.log.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(p int, rs []chat.Record) {
+			got <- append([]chat.Record(nil), rs...)
+		})
+	}()
+	<-ready
+	if err := r.seq.handle(ctx, 0, recs); err != nil {
+		r.t.Fatalf("handle: %v", err)
+	}
+	byID := map[string]chat.Sequenced{}
+	var out []chat.Sequenced
+	for len(out) < len(recs) {
+		select {
+		case rs := <-got:
+			for _, rec := range rs {
+				var s chat.Sequenced
+				if err := json.Unmarshal(rec.Value, &s); err != nil {
+					r.t.Fatal(err)
+				}
+				out = append(out, s)
+				byID[s.CommandID] = s
+			}
+		case <-time.After(5 * time.Second):
+			r.t.Fatalf("got %d sequenced records of %d", len(out), len(recs))
+		}
+	}
+	// Records of different conversations may sit in different partitions:
+	// answer in command order.
+	for i, rec := range recs {
+		var c chat.Command
+		_ = json.Unmarshal(rec.Value, &c)
+		out[i] = byID[c.ID]
+	}
+	return out
+}
+
+func create(cid, actor string, members ...string) chat.Command {
+	title := "t"
+	return chat.Command{Op: chat.OpCreate, ConversationID: cid, Actor: actor, Kind: chat.KindGroup, Title: &title, Members: members}
+}
+
+func send(cid, actor, text, clientID string) chat.Command {
+	return chat.Command{Op: chat.OpSend, ConversationID: cid, Actor: actor, Text: text, ClientID: clientID}
+}
+
+func TestSeqIsGapFreeAndDedupAnswersTheOriginal(t *testing.T) {
+	r := newRig(t)
+	out := r.apply(create("c1", "alice", "bob"), send("c1", "alice", "a", "k1"), send("c1", "bob", "b", ""), send("c1", "alice", "a again", "k1"))
+	if n := len(out[0].Events); n != 2 {
+		t.Fatalf("create made %d events, want member.added for both", n)
+	}
+	if out[1].Events[0].Seq != 3 || out[2].Events[0].Seq != 4 {
+		t.Fatalf("seqs %d, %d; want 3, 4", out[1].Events[0].Seq, out[2].Events[0].Seq)
+	}
+	if len(out[3].Events) != 0 || out[3].Result.Message.ID != out[1].Result.Message.ID || out[3].Result.Created {
+		t.Fatalf("a duplicate client_id must answer the original without an event: %+v", out[3])
+	}
+	c, _ := r.store.Conversation(context.Background(), "c1")
+	if c.LastSeq != 4 {
+		t.Fatalf("last seq %d", c.LastSeq)
+	}
+}
+
+func TestReplayedBatchAppliesOnce(t *testing.T) {
+	r := newRig(t)
+	recs := r.records(create("c1", "alice"), send("c1", "alice", "x", ""), send("c1", "alice", "y", ""))
+	first := r.handle(recs)
+	again := r.handle(recs) // a crash before the offsets were committed
+	evs, err := r.store.Events(context.Background(), "c1", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 {
+		t.Fatalf("%d stored events after a replay, want 3", len(evs))
+	}
+	for i := range first {
+		if len(first[i].Events) != len(again[i].Events) || (len(first[i].Events) > 0 && first[i].Events[0].EventID != again[i].Events[0].EventID) {
+			t.Fatalf("replay of command %d re-emitted different events", i)
+		}
+	}
+	if again[1].Result.Message == nil || again[1].Result.Message.Text != "x" {
+		t.Fatalf("replayed send must still answer its message: %+v", again[1].Result)
+	}
+}
+
+func TestRulesAreEnforced(t *testing.T) {
+	r := newRig(t)
+	out := r.apply(create("c1", "alice", "bob"), create("c2", "alice"), send("c1", "alice", "hello", ""), send("c2", "alice", "elsewhere", ""))
+	mid, other := out[2].Result.Message.ID, out[3].Result.Message.ID
+	cases := []struct {
+		name string
+		cmd  chat.Command
+		code string
+	}{
+		{"non-member sends", send("c1", "eve", "hi", ""), chat.CodeNotFound},
+		{"edit by someone else", chat.Command{Op: chat.OpEdit, ConversationID: "c1", Actor: "bob", MessageID: mid, Text: "x"}, chat.CodeForbidden},
+		{"stale If-Match", chat.Command{Op: chat.OpEdit, ConversationID: "c1", Actor: "alice", MessageID: mid, Text: "x", IfMatch: 5}, chat.CodeConflict},
+		{"reply across conversations", chat.Command{Op: chat.OpSend, ConversationID: "c1", Actor: "alice", Text: "re", ReplyTo: other}, chat.CodeInvalid},
+		{"delete by non-sender non-creator", chat.Command{Op: chat.OpDelete, ConversationID: "c1", Actor: "bob", MessageID: mid}, chat.CodeForbidden},
+		{"others removed by non-creator", chat.Command{Op: chat.OpRemoveMember, ConversationID: "c1", Actor: "bob", UserID: "alice"}, chat.CodeForbidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := r.apply(c.cmd)[0]
+			if got.Result.ErrCode != c.code || len(got.Events) != 0 {
+				t.Fatalf("code %q events %d, want %q and none", got.Result.ErrCode, len(got.Events), c.code)
+			}
+		})
+	}
+	edit := r.apply(chat.Command{Op: chat.OpEdit, ConversationID: "c1", Actor: "alice", MessageID: mid, Text: "edited", IfMatch: 1})[0]
+	if edit.Result.Message == nil || edit.Result.Message.Version != 2 || edit.Events[0].Type != chat.EventMessageUpdated {
+		t.Fatalf("edit: %+v", edit)
+	}
+}
+
+func TestReadOnlyMovesForwardAndNeverPastLastSeq(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice", "bob"), send("c1", "alice", "x", ""))
+	read := func(seq int64) []chat.Event {
+		return r.apply(chat.Command{Op: chat.OpRead, ConversationID: "c1", Actor: "bob", Seq: seq})[0].Events
+	}
+	if evs := read(99); len(evs) != 1 || evs[0].ReadSeq != 3 {
+		t.Fatalf("read past the end: %+v", evs)
+	}
+	if evs := read(2); len(evs) != 0 {
+		t.Fatal("read position moved backwards")
+	}
+	m, _ := r.store.Membership(context.Background(), "c1", "bob")
+	if m.ReadSeq != 3 {
+		t.Fatalf("stored read seq %d", m.ReadSeq)
+	}
+}
+
+func TestRemovedMemberHearsItsRemovalThenNothing(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice", "bob"))
+	out := r.apply(chat.Command{Op: chat.OpRemoveMember, ConversationID: "c1", Actor: "alice", UserID: "bob"}, send("c1", "alice", "after", ""))
+	if !contains(out[0].Recipients, "bob") {
+		t.Fatal("the removed user must receive member.removed")
+	}
+	if contains(out[1].Recipients, "bob") {
+		t.Fatal("a removed user still receives messages")
+	}
+	m, _ := r.store.Membership(context.Background(), "c1", "bob")
+	if m.Active || m.LeftPosition != out[0].Events[0].Position {
+		t.Fatalf("left membership %+v", m)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

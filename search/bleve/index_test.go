@@ -1,0 +1,313 @@
+package bleve
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/chattest"
+)
+
+func openAt(t testing.TB, dir string) *Index {
+	t.Helper()
+	x, err := Open(context.Background(), Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return x
+}
+
+func openTemp(t testing.TB) *Index {
+	t.Helper()
+	x := openAt(t, t.TempDir())
+	t.Cleanup(func() {
+		if err := x.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return x
+}
+
+func TestIndex(t *testing.T) {
+	chattest.TestIndex(t, func(t *testing.T) chat.Index { return openTemp(t) })
+}
+
+func testMessage(cid, text string, at time.Time) chat.Message {
+	m := chat.Message{ID: chat.NewID("msg"), ConversationID: cid, SenderID: "alice", Text: text, CreatedAt: at, Version: 1}
+	m.Normalize()
+	return m
+}
+
+func mustSearch(t *testing.T, x *Index, q chat.SearchQuery) []chat.SearchHit {
+	t.Helper()
+	hits, _, err := x.Search(t.Context(), q)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	return hits
+}
+
+func TestIndexSurvivesReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "search") // missing: Open creates it
+	x := openAt(t, dir)
+	cid := chat.NewID("cnv")
+	m := testMessage(cid, "durable words", time.Now())
+	if err := x.Put(t.Context(), []chat.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x = openAt(t, dir)
+	defer x.Close()
+	hits := mustSearch(t, x, chat.SearchQuery{Text: "durable", ConversationIDs: []string{cid}})
+	if len(hits) != 1 || hits[0].MessageID != m.ID {
+		t.Fatalf("after reopen: hits %+v, want %s", hits, m.ID)
+	}
+}
+
+func TestOpenRefusesOtherMappingVersion(t *testing.T) {
+	dir := t.TempDir()
+	x := openAt(t, dir)
+	if err := x.idx.SetInternal([]byte(mappingVersionKey), []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if y, err := Open(t.Context(), Config{Dir: dir}); err == nil {
+		y.Close()
+		t.Fatal("Open accepted an index of another mapping version")
+	}
+}
+
+func TestOpenRefusesForeignFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if y, err := Open(t.Context(), Config{Dir: dir}); err == nil {
+		y.Close()
+		t.Fatal("Open made an index in a folder holding other files")
+	}
+	if _, err := Open(t.Context(), Config{}); err == nil {
+		t.Fatal("Open accepted an empty dir")
+	}
+}
+
+func TestClosedIndexIsUnavailable(t *testing.T) {
+	x := openAt(t, t.TempDir())
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ctx := t.Context()
+	_, _, searchErr := x.Search(ctx, chat.SearchQuery{Text: "x", ConversationIDs: []string{"c"}})
+	for name, err := range map[string]error{
+		"Ping":   x.Ping(ctx),
+		"Put":    x.Put(ctx, []chat.Message{testMessage("c", "x", time.Now())}),
+		"Delete": x.Delete(ctx, "c", "m"),
+		"Search": searchErr,
+	} {
+		if chat.ErrorCode(err) != chat.CodeUnavailable {
+			t.Errorf("%s after Close: %v, want %s", name, err, chat.CodeUnavailable)
+		}
+	}
+}
+
+func TestPutRefusesMessageWithoutIDs(t *testing.T) {
+	x := openTemp(t)
+	for _, m := range []chat.Message{{ConversationID: "c", Text: "x"}, {ID: "m", Text: "x"}} {
+		if err := x.Put(t.Context(), []chat.Message{m}); chat.ErrorCode(err) != chat.CodeInvalid {
+			t.Errorf("Put(%+v): %v, want %s", m, err, chat.CodeInvalid)
+		}
+	}
+}
+
+func TestOverlongQueryIsInvalid(t *testing.T) {
+	x := openTemp(t)
+	q := chat.SearchQuery{Text: strings.Repeat("a", maxQueryChars+1), ConversationIDs: []string{"c"}}
+	if _, _, err := x.Search(t.Context(), q); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Fatalf("Search of %d characters: %v, want %s", len(q.Text), err, chat.CodeInvalid)
+	}
+}
+
+func TestLimitIsCappedAtFifty(t *testing.T) {
+	x := openTemp(t)
+	cid := chat.NewID("cnv")
+	var ms []chat.Message
+	for i := range 60 {
+		ms = append(ms, testMessage(cid, "many", time.Unix(int64(i), 0)))
+	}
+	if err := x.Put(t.Context(), ms); err != nil {
+		t.Fatal(err)
+	}
+	hits, next, err := x.Search(t.Context(), chat.SearchQuery{Text: "many", ConversationIDs: []string{cid}, Limit: 1000})
+	if err != nil || len(hits) != maxLimit || next == "" {
+		t.Fatalf("limit 1000: %d hits, next %q, err %v; want %d hits and a next page", len(hits), next, err, maxLimit)
+	}
+}
+
+func TestSearchOverManyConversations(t *testing.T) {
+	x := openTemp(t)
+	cids := make([]string, 5000)
+	for i := range cids {
+		cids[i] = chat.NewID("cnv")
+	}
+	m := testMessage(cids[4321], "needle", time.Now())
+	if err := x.Put(t.Context(), []chat.Message{m, testMessage(chat.NewID("cnv"), "needle", time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	hits := mustSearch(t, x, chat.SearchQuery{Text: "needle", ConversationIDs: cids})
+	if len(hits) != 1 || hits[0].MessageID != m.ID {
+		t.Fatalf("hits %+v, want only %s", hits, m.ID)
+	}
+	t.Logf("search over %d conversations took %v", len(cids), time.Since(start))
+}
+
+func TestPageTokensRoundTrip(t *testing.T) {
+	for _, off := range []int{1, 20, 127, 128, 9999} {
+		got, err := decodePageToken(encodePageToken(off))
+		if err != nil || got != off {
+			t.Errorf("offset %d: decoded %d, %v", off, got, err)
+		}
+	}
+	for _, s := range []string{
+		encodePageToken(0),
+		encodePageToken(maxWindow),
+		encodePageToken(1) + "A",
+		"AQ",   // version, no offset
+		"AgE",  // unknown version
+		"AQE=", // padded
+		"AQF",  // non-canonical trailing bits
+	} {
+		if off, err := decodePageToken(s); err == nil {
+			t.Errorf("token %q accepted as offset %d", s, off)
+		}
+	}
+}
+
+func TestHighlight(t *testing.T) {
+	long := strings.Repeat("filler ", 100) + "needle " + strings.Repeat("tail ", 100)
+	at := strings.Index(long, "needle")
+	for _, tc := range []struct {
+		name  string
+		text  string
+		spans []span
+		want  []string
+	}{
+		{"escapes everything but marks", `<a href="x">hi</a> & 'you'`, []span{{12, 14}},
+			[]string{`&lt;a href=&#34;x&#34;&gt;<mark>hi</mark>&lt;/a&gt; &amp; &#39;you&#39;`}},
+		{"several matches, unordered and overlapping", "one two three", []span{{8, 13}, {0, 3}, {1, 3}},
+			[]string{"<mark>one</mark> two <mark>three</mark>"}},
+		{"replacement character does not lose the snippet", "a � b word", []span{{8, 12}},
+			[]string{"a � b <mark>word</mark>"}},
+		{"multibyte text", "grüße, Grüße!", []span{{0, 7}, {9, 16}},
+			[]string{"<mark>grüße</mark>, <mark>Grüße</mark>!"}},
+		{"spans off rune boundaries or out of range are dropped", "ümlaut word", []span{{1, 3}, {5, 99}, {3, 2}},
+			[]string{}},
+		{"no spans", "text", nil, []string{}},
+		{"long text gives a snippet cut at words", long, []span{{at, at + 6}},
+			[]string{"…" + strings.Repeat("filler ", 8) + "<mark>needle</mark>" + strings.Repeat(" tail", 11) + "…"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := highlight(tc.text, tc.spans)
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+				t.Errorf("highlight\n got  %q\n want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHighlightOfManyMatchesIsBounded(t *testing.T) {
+	text := strings.TrimSpace(strings.Repeat("word ", 800))
+	var spans []span
+	for i := 0; i < len(text); i += 5 {
+		spans = append(spans, span{i, i + 4})
+	}
+	got := highlight(text, spans)
+	if len(got) != maxSnippets {
+		t.Fatalf("%d snippets, want %d", len(got), maxSnippets)
+	}
+	for _, s := range got {
+		plain := strings.NewReplacer("<mark>", "", "</mark>", "").Replace(s)
+		if n := len([]rune(plain)); n > 2*contextRunes+20 {
+			t.Errorf("snippet of %d characters: %q", n, s)
+		}
+		if strings.Contains(s, "<mark>wor</mark>") || strings.Contains(s, "<mark>word</mark>…<mark>") {
+			t.Errorf("snippet cuts a match: %q", s)
+		}
+	}
+}
+
+// benchMessages returns n messages of realistic length in conversations.
+func benchMessages(n, conversations int) []chat.Message {
+	words := strings.Fields("the deploy of the new search service is planned for friday evening after the " +
+		"review meeting please check the dashboard and the alerts before merging anything risky")
+	ms := make([]chat.Message, n)
+	now := time.Now()
+	for i := range ms {
+		var sb strings.Builder
+		for j := range 12 + i%20 {
+			sb.WriteString(words[(i*7+j*3)%len(words)])
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "ticket%d", i%500)
+		ms[i] = testMessage(fmt.Sprintf("cnv_%d", i%conversations), sb.String(), now.Add(time.Duration(i)*time.Millisecond))
+	}
+	return ms
+}
+
+// BenchmarkPut indexes batches of 100 messages (the indexer's batch).
+func BenchmarkPut(b *testing.B) {
+	x := openTemp(b)
+	ms := benchMessages(100*b.N, 50)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := x.Put(context.Background(), ms[i*100:(i+1)*100]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(100*b.N), "ns/msg")
+}
+
+// BenchmarkSearch searches 20,000 messages in 200 conversations as a user
+// who is a member of 50 of them.
+func BenchmarkSearch(b *testing.B) {
+	x := openTemp(b)
+	ms := benchMessages(20_000, 200)
+	for i := 0; i < len(ms); i += 1000 {
+		if err := x.Put(context.Background(), ms[i:i+1000]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cids := make([]string, 50)
+	for i := range cids {
+		cids[i] = fmt.Sprintf("cnv_%d", i*4)
+	}
+	for _, tc := range []struct{ name, text string }{
+		{"OneWord", "deploy"},
+		{"TwoWords", "friday dashboard"},
+		{"RareWord", "ticket42"},
+		{"Blank", ""},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			q := chat.SearchQuery{Text: tc.text, ConversationIDs: cids}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := x.Search(context.Background(), q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

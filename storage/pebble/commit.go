@@ -1,0 +1,339 @@
+package pebble
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// storedConversation is a conversation as stored: chat.Conversation keeps
+// LastPosition and LastActivity out of its JSON, but the store must keep
+// them (the sequencer skips replayed commands by LastPosition).
+type storedConversation struct {
+	chat.Conversation
+	LastPosition int64     `json:"last_position"`
+	LastActivity time.Time `json:"last_activity"`
+}
+
+func (sc *storedConversation) conversation() chat.Conversation {
+	c := sc.Conversation
+	c.LastPosition, c.LastActivity = sc.LastPosition, sc.LastActivity
+	return c
+}
+
+// Commit writes changes in one synced batch: all of them or, on any error,
+// none. Each change is fenced: when its events' seqs are already stored
+// with the same positions it is a replay and is skipped; otherwise the
+// stored LastSeq must equal its PrevSeq, or the Commit fails with
+// CodeConflict. A change that stores a deleted message also scrubs the
+// message's text and attachments from the stored events that carry it.
+// The partition's head moves to head unless it is already higher.
+func (s *Store) Commit(ctx context.Context, partition int, head int64, changes []chat.Change) error {
+	const op = "pebble: commit"
+	if partition < 0 {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
+	}
+	for i := range changes {
+		if err := checkChange(&changes[i]); err != nil {
+			return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: fmt.Sprintf("change %d: %v", i, err)}
+		}
+	}
+	if err := s.enter(ctx, op); err != nil {
+		return err
+	}
+	defer s.leave()
+
+	locks := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
+	for i := range changes {
+		locks |= 1 << stripeOf(changes[i].Conversation.ID)
+	}
+	s.lock(locks)
+	defer s.unlock(locks)
+
+	// An indexed batch reads its own writes: a later change of the same
+	// Commit sees the events of an earlier one (replay checks, scrubbing).
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	lastSeqs := make(map[string]int64, len(changes))
+	for i := range changes {
+		if err := stageChange(b, &changes[i], lastSeqs); err != nil {
+			if chat.ErrorCode(err) == chat.CodeConflict {
+				return err
+			}
+			return fmt.Errorf("%s: change %d: %w", op, i, err)
+		}
+	}
+	if err := stageHead(b, partition, head); err != nil {
+		return fmt.Errorf("%s: head: %w", op, err)
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// stripeOf hashes a name (FNV-1a) onto a fence stripe.
+func stripeOf(name string) uint {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return uint(h % stripes)
+}
+
+// lock takes the stripes in mask in ascending order, so Commits that share
+// stripes cannot deadlock.
+func (s *Store) lock(mask uint64) {
+	for m := mask; m != 0; m &= m - 1 {
+		s.fence[bits.TrailingZeros64(m)].Lock()
+	}
+}
+
+func (s *Store) unlock(mask uint64) {
+	for m := mask; m != 0; m &= m - 1 {
+		s.fence[bits.TrailingZeros64(m)].Unlock()
+	}
+}
+
+// checkChange refuses a change that is not self-consistent. Besides
+// catching bugs, it keeps every key a change writes inside the
+// conversation whose fence the Commit holds.
+func checkChange(ch *chat.Change) error {
+	cid := ch.Conversation.ID
+	if cid == "" {
+		return fmt.Errorf("conversation id is empty")
+	}
+	if ch.PrevSeq < 0 {
+		return fmt.Errorf("prev_seq %d is negative", ch.PrevSeq)
+	}
+	if want := ch.PrevSeq + int64(len(ch.Events)); ch.Conversation.LastSeq != want {
+		return fmt.Errorf("conversation last_seq is %d, want prev_seq + events = %d", ch.Conversation.LastSeq, want)
+	}
+	var prevPos int64
+	for i := range ch.Events {
+		ev := &ch.Events[i]
+		switch {
+		case ev.ConversationID != cid:
+			return fmt.Errorf("event %d belongs to conversation %q", i, ev.ConversationID)
+		case ev.Seq != ch.PrevSeq+1+int64(i):
+			return fmt.Errorf("event %d has seq %d, want %d", i, ev.Seq, ch.PrevSeq+1+int64(i))
+		case ev.Position <= prevPos:
+			return fmt.Errorf("event %d has position %d, not above %d", i, ev.Position, prevPos)
+		case ev.Message != nil && ev.Message.ID == "":
+			return fmt.Errorf("event %d carries a message without id", i)
+		}
+		prevPos = ev.Position
+	}
+	for i := range ch.Messages {
+		m := &ch.Messages[i]
+		if m.ConversationID != cid || m.ID == "" || m.Seq <= 0 {
+			return fmt.Errorf("message %d (%q of %q, seq %d) is not a message of this conversation", i, m.ID, m.ConversationID, m.Seq)
+		}
+	}
+	for i := range ch.Memberships {
+		m := &ch.Memberships[i]
+		if m.ConversationID != cid || m.UserID == "" {
+			return fmt.Errorf("membership %d (%q in %q) is not a membership of this conversation", i, m.UserID, m.ConversationID)
+		}
+	}
+	for i := range ch.Dedups {
+		d := &ch.Dedups[i]
+		if d.ConversationID != cid || d.MessageID == "" {
+			return fmt.Errorf("dedup %d (%q in %q) is not a record of this conversation", i, d.MessageID, d.ConversationID)
+		}
+	}
+	return nil
+}
+
+// stageChange adds one change to b, or nothing if it replays a stored one.
+// lastSeqs holds the LastSeq of the conversations this Commit has read or
+// staged, so a busy conversation is read once per Commit.
+func stageChange(b *pebble.Batch, ch *chat.Change, lastSeqs map[string]int64) error {
+	cid := ch.Conversation.ID
+	storedSeq, known := lastSeqs[cid]
+	if !known {
+		var cur struct {
+			LastSeq int64 `json:"last_seq"`
+		}
+		if _, err := getJSON(b, convKey(cid), &cur); err != nil {
+			return fmt.Errorf("read conversation: %w", err)
+		}
+		storedSeq = cur.LastSeq
+		lastSeqs[cid] = storedSeq
+	}
+	if n := len(ch.Events); n > 0 && storedSeq >= ch.Events[n-1].Seq {
+		return checkReplay(b, ch, storedSeq)
+	}
+	if storedSeq != ch.PrevSeq {
+		return conflict(cid, storedSeq, ch.PrevSeq)
+	}
+
+	lastSeqs[cid] = ch.Conversation.LastSeq
+	if err := setJSON(b, convKey(cid), storedConversation{
+		Conversation: ch.Conversation,
+		LastPosition: ch.Conversation.LastPosition,
+		LastActivity: ch.Conversation.LastActivity,
+	}); err != nil {
+		return err
+	}
+	for i := range ch.Events {
+		ev := &ch.Events[i]
+		seq := uint64(ev.Seq)
+		if err := setJSON(b, evKey(cid, seq), ev); err != nil {
+			return err
+		}
+		if err := b.Set(evPosKey(cid, uint64(ev.Position)), encodeUint(seq), nil); err != nil {
+			return err
+		}
+		if ev.Message != nil {
+			if err := b.Set(msgEvKey(cid, ev.Message.ID, seq), nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	// Messages after events, so that scrubbing sees this change's events.
+	for _, m := range ch.Messages {
+		if err := stageMessage(b, m); err != nil {
+			return err
+		}
+	}
+	for i := range ch.Memberships {
+		m := &ch.Memberships[i]
+		if err := setJSON(b, memKey(m.UserID, cid), m); err != nil {
+			return err
+		}
+	}
+	for _, d := range ch.Dedups {
+		if err := b.Set(dedupKey(cid, d.SenderID, d.ClientID), []byte(d.MessageID), nil); err != nil {
+			return err
+		}
+	}
+	for i := range ch.Attachments {
+		a := &ch.Attachments[i]
+		if err := setJSON(b, attKey(a.ID), a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkReplay accepts a change whose events are all stored at the same
+// seqs with the same positions and types: the same commands, applied
+// again. A change whose seqs hold other events was built by a stale
+// sequencer on an old state, and is a conflict.
+func checkReplay(b *pebble.Batch, ch *chat.Change, storedSeq int64) error {
+	cid := ch.Conversation.ID
+	for i := range ch.Events {
+		ev := &ch.Events[i]
+		var got chat.Event
+		found, err := getJSON(b, evKey(cid, uint64(ev.Seq)), &got)
+		if err != nil {
+			return fmt.Errorf("read event %d: %w", ev.Seq, err)
+		}
+		if !found || got.Position != ev.Position || got.Type != ev.Type {
+			return conflict(cid, storedSeq, ch.PrevSeq)
+		}
+	}
+	return nil
+}
+
+func conflict(cid string, stored, prev int64) error {
+	return &chat.Error{
+		Code:    chat.CodeConflict,
+		Op:      "pebble: commit",
+		Message: fmt.Sprintf("conversation %s is at seq %d; the change was based on seq %d", cid, stored, prev),
+	}
+}
+
+// stageMessage stores m whole, replacing its previous state: a message
+// keeps the seq of its message.created event for life, so its key never
+// moves and no read is needed. A deleted message is stored as a tombstone
+// without text or attachments, and its content is scrubbed from the events
+// that carry it.
+func stageMessage(b *pebble.Batch, m chat.Message) error {
+	cid := m.ConversationID
+	if m.Deleted {
+		m.Text = ""
+		m.Attachments = []chat.Attachment{}
+	}
+	seq := uint64(m.Seq)
+	if err := setJSON(b, msgKey(cid, seq), &m); err != nil {
+		return err
+	}
+	if err := b.Set(msgIDKey(cid, m.ID), encodeUint(seq), nil); err != nil {
+		return err
+	}
+	if m.Deleted {
+		return scrub(b, cid, m.ID)
+	}
+	return nil
+}
+
+// scrub removes the text and attachments of message mid from every stored
+// event that carries it (message.created, message.updated), including
+// events staged earlier in b, and forgets the index that found them.
+func scrub(b *pebble.Batch, cid, mid string) error {
+	prefix := msgEvPrefix(cid, mid)
+	var keys [][]byte
+	err := scan(b, prefix, prefixEnd(prefix), false, func(k, _ []byte) (bool, error) {
+		keys = append(keys, append([]byte(nil), k...))
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("scrub message %s: %w", mid, err)
+	}
+	for _, k := range keys {
+		key := evKey(cid, trailingUint(k))
+		var ev chat.Event
+		found, err := getJSON(b, key, &ev)
+		if err != nil {
+			return fmt.Errorf("scrub message %s: %w", mid, err)
+		}
+		if found && ev.Message != nil && ev.Message.ID == mid && (ev.Message.Text != "" || len(ev.Message.Attachments) > 0) {
+			ev.Message.Text = ""
+			ev.Message.Attachments = []chat.Attachment{}
+			if err := setJSON(b, key, &ev); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stageHead raises the partition's head to head.
+func stageHead(b *pebble.Batch, partition int, head int64) error {
+	if head <= 0 {
+		return nil
+	}
+	key := headKey(partition)
+	cur, _, err := getUint(b, key)
+	if err != nil {
+		return err
+	}
+	if uint64(head) <= cur {
+		return nil
+	}
+	return b.Set(key, encodeUint(uint64(head)), nil)
+}
+
+func setJSON(b *pebble.Batch, key []byte, v any) error {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return b.Set(key, val, nil)
+}

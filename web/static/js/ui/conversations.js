@@ -1,0 +1,354 @@
+// The conversation list (sidebar) and the dialogs that create, rename and
+// change the members of a conversation.
+import { h, $, avatar, errorText, announce } from './dom.js';
+
+export class Conversations {
+  constructor(app) {
+    this.app = app;
+    this.map = new Map(); // id → conversation
+    this.order = [];      // ids, newest activity first
+    this.snippets = new Map(); // id → last message text seen live
+    this.listEl = $('#conv-list');
+    this.emptyEl = $('#conv-empty');
+    this._bindList();
+    this._bindNewDialog();
+    this._bindRenameDialog();
+    this._bindMembersDialog();
+  }
+
+  get(cid) { return this.map.get(cid); }
+
+  /** The name a person sees for a conversation. */
+  title(c) {
+    if (!c) return '';
+    if (c.title) return c.title;
+    const others = (c.members || []).filter((m) => m !== this.app.me.id);
+    if (c.kind === 'direct') return others[0] || this.app.me.id;
+    return others.length ? others.join(', ') : 'Just you';
+  }
+
+  otherMember(c) {
+    return c && c.kind === 'direct' ? (c.members || []).find((m) => m !== this.app.me.id) : null;
+  }
+
+  /** Reloads the whole list over REST (at start and after cursor_expired). */
+  async load() {
+    const list = await this.app.client.listConversations();
+    this.map.clear();
+    this.order = [];
+    for (const c of list) {
+      this.map.set(c.id, c);
+      this.order.push(c.id);
+      this.app.client.setFloor(c.id, c.last_seq || 0);
+    }
+    this.render();
+  }
+
+  /** Adds or refreshes one conversation, keeping the caller's own counters
+   * when the update carries none. */
+  upsert(c, { toFront = false } = {}) {
+    const old = this.map.get(c.id);
+    const merged = old ? { ...old, ...c } : { unread: 0, read_seq: 0, last_seq: 0, ...c };
+    if (old) {
+      for (const k of ['unread', 'read_seq']) if (c[k] === undefined) merged[k] = old[k];
+      merged.last_seq = Math.max(old.last_seq || 0, c.last_seq || 0);
+    }
+    this.map.set(c.id, merged);
+    if (!this.order.includes(c.id)) this.order.unshift(c.id);
+    else if (toFront) this.touch(c.id);
+    this.render();
+    return merged;
+  }
+
+  touch(cid) {
+    const i = this.order.indexOf(cid);
+    if (i > 0) { this.order.splice(i, 1); this.order.unshift(cid); }
+  }
+
+  remove(cid) {
+    this.map.delete(cid);
+    this.order = this.order.filter((x) => x !== cid);
+    this.render();
+  }
+
+  /** Makes sure a conversation named by a stream event is known. */
+  // Events that arrive while it is being fetched are kept and applied after,
+  // if the fetched state (as of its last_seq) does not include them yet.
+  async ensure(cid, ev = null) {
+    if (this.map.has(cid)) return this.map.get(cid);
+    if (!this._fetching) { this._fetching = new Map(); this._held = new Map(); }
+    if (ev) {
+      if (!this._held.has(cid)) this._held.set(cid, []);
+      this._held.get(cid).push(ev);
+    }
+    if (!this._fetching.has(cid)) {
+      this._fetching.set(cid, this.app.client.getConversation(cid).then((c) => {
+        this._fetching.delete(cid);
+        const held = this._held.get(cid) || [];
+        this._held.delete(cid);
+        const fetchedSeq = c.last_seq || 0;
+        const merged = this.upsert(c, { toFront: true });
+        for (const e of held) if (typeof e.seq === 'number' && e.seq > fetchedSeq) this.handleEvent(e);
+        return merged;
+      }, () => { this._fetching.delete(cid); this._held.delete(cid); return null; }));
+    }
+    return this._fetching.get(cid);
+  }
+
+  /** Applies one stream event to the list. */
+  handleEvent(ev) {
+    const cid = ev.conversation_id;
+    if (!cid || ev.type === 'typing') return;
+    const me = this.app.me.id;
+    if (ev.type === 'member.removed' && ev.user_id === me) {
+      this.remove(cid);
+      if (this.app.currentCid === cid) this.app.closeConversation({ notice: 'You left the conversation, or were removed from it.' });
+      return;
+    }
+    const c = this.map.get(cid);
+    if (!c && ev.type === 'member.added' && ev.user_id === me && ev.conversation) {
+      // The event carries a snapshot of the conversation we were added to.
+      this.upsert({ unread: 0, read_seq: 0, ...ev.conversation, last_seq: Math.max(ev.conversation.last_seq || 0, ev.seq) }, { toFront: true });
+      return;
+    }
+    if (!c) { this.ensure(cid, ev); return; }
+    if (typeof ev.seq === 'number') c.last_seq = Math.max(c.last_seq || 0, ev.seq);
+    switch (ev.type) {
+      case 'message.created': {
+        const m = ev.message;
+        this.snippets.set(cid, { sender: m.sender_id, text: m.text || (m.attachments && m.attachments.length ? '📎 ' + m.attachments[0].name : '') });
+        if (m.sender_id !== me) {
+          if (this.app.isReading(cid)) this.app.markRead(cid);
+          else c.unread = (c.unread || 0) + 1;
+        }
+        this.touch(cid);
+        break;
+      }
+      case 'member.added':
+        if (!c.members.includes(ev.user_id)) c.members = [...c.members, ev.user_id];
+        break;
+      case 'member.removed':
+        c.members = c.members.filter((m) => m !== ev.user_id);
+        break;
+      case 'conversation.updated':
+        if (ev.conversation) this.upsert({ ...ev.conversation, last_seq: Math.max(c.last_seq, ev.conversation.last_seq || 0) });
+        break;
+      case 'read.updated':
+        if (ev.user_id === me) {
+          c.read_seq = Math.max(c.read_seq || 0, typeof ev.read_seq === 'number' ? ev.read_seq : ev.seq);
+          if (c.read_seq >= c.last_seq) c.unread = 0;
+        }
+        break;
+      default:
+    }
+    this.render();
+  }
+
+  render() {
+    const focusedCid = document.activeElement && document.activeElement.closest
+      && document.activeElement.closest('#conv-list') ? document.activeElement.dataset.cid : null;
+    const items = this.order.map((id) => this.map.get(id)).filter(Boolean).map((c) => this._item(c));
+    this.listEl.replaceChildren(...items);
+    this.emptyEl.hidden = items.length > 0;
+    if (focusedCid) {
+      const b = this.listEl.querySelector(`button[data-cid="${CSS.escape(focusedCid)}"]`);
+      if (b) b.focus();
+    }
+    this.app.onConversationsChanged();
+  }
+
+  _item(c) {
+    const title = this.title(c);
+    const other = this.otherMember(c);
+    const current = c.id === this.app.currentCid;
+    const unread = current ? 0 : (c.unread || 0);
+    const snippet = this.snippets.get(c.id);
+    const online = other ? this.app.online.has(other) : (c.members || []).some((m) => m !== this.app.me.id && this.app.online.has(m));
+    const av = avatar(other || title, 'conv-avatar');
+    const dot = h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' });
+    return h('li', null,
+      h('button', {
+        type: 'button', class: 'conv-item' + (unread ? ' has-unread' : ''), dataset: { cid: c.id },
+        'aria-current': current ? 'page' : null,
+      },
+      h('span', { class: 'conv-avatar-wrap' }, av, dot),
+      h('span', { class: 'conv-text' },
+        h('span', { class: 'conv-name' }, title),
+        h('span', { class: 'conv-snippet muted' },
+          snippet ? `${snippet.sender === this.app.me.id ? 'You' : snippet.sender}: ${snippet.text}`
+            : (c.kind === 'direct' ? 'Direct message' : `${(c.members || []).length} members`))),
+      online && other ? h('span', { class: 'visually-hidden' }, ', online') : null,
+      unread ? h('span', { class: 'badge' }, h('span', { 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)),
+        h('span', { class: 'visually-hidden' }, `, ${unread} unread`)) : null));
+  }
+
+  _bindList() {
+    this.listEl.addEventListener('click', (e) => {
+      const b = e.target.closest('button[data-cid]');
+      if (b) this.app.openConversation(b.dataset.cid, { focusComposer: true });
+    });
+    // Arrow keys move between conversations.
+    this.listEl.addEventListener('keydown', (e) => {
+      if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(e.key)) return;
+      const buttons = [...this.listEl.querySelectorAll('button[data-cid]')];
+      const i = buttons.indexOf(document.activeElement);
+      if (i < 0) return;
+      e.preventDefault();
+      const j = e.key === 'Home' ? 0 : e.key === 'End' ? buttons.length - 1
+        : Math.max(0, Math.min(buttons.length - 1, i + (e.key === 'ArrowDown' ? 1 : -1)));
+      buttons[j].focus();
+    });
+  }
+
+  // ---------------------------------------------------------------- dialogs
+
+  _bindNewDialog() {
+    const dlg = $('#new-conv-dialog');
+    const form = $('#new-conv-form');
+    const name = $('#new-conv-name');
+    const nameLabel = $('#new-conv-name-label');
+    const members = $('#new-conv-members');
+    const err = $('#new-conv-error');
+    const syncKind = () => {
+      const direct = form.elements.kind.value === 'direct';
+      name.hidden = direct;
+      nameLabel.hidden = direct;
+      members.placeholder = direct ? 'bob' : 'bob, carol';
+      $('#new-conv-members').previousElementSibling.textContent = direct ? 'With' : 'Members';
+    };
+    form.addEventListener('change', syncKind);
+    $('#new-conv-btn').addEventListener('click', () => {
+      form.reset();
+      err.textContent = '';
+      syncKind();
+      dlg.showModal();
+      name.focus();
+    });
+    $('#new-conv-cancel').addEventListener('click', () => dlg.close());
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const kind = form.elements.kind.value;
+      const ids = members.value.split(/[\s,;]+/).map((s) => s.trim()).filter((s) => s && s !== this.app.me.id);
+      if (kind === 'direct' && ids.length !== 1) { err.textContent = 'A direct conversation has exactly one other person.'; members.focus(); return; }
+      const bad = ids.find((id) => !/^[A-Za-z0-9._@-]{1,64}$/.test(id));
+      if (bad) { err.textContent = `“${bad}” is not a valid user id.`; members.focus(); return; }
+      err.textContent = '';
+      try {
+        const c = await this.app.client.createConversation({ kind, title: kind === 'group' ? name.value.trim() : '', members: ids });
+        this.upsert(c, { toFront: true });
+        dlg.close();
+        this.app.openConversation(c.id, { focusComposer: true });
+        announce(`Conversation ${this.title(c)} opened`);
+      } catch (ex) {
+        err.textContent = errorText(ex);
+      }
+    });
+  }
+
+  _bindRenameDialog() {
+    const dlg = $('#rename-dialog');
+    const input = $('#rename-input');
+    const err = $('#rename-error');
+    $('#rename-btn').addEventListener('click', () => {
+      const c = this.get(this.app.currentCid);
+      if (!c) return;
+      input.value = c.title || '';
+      err.textContent = '';
+      dlg.showModal();
+      input.select();
+    });
+    $('#rename-cancel').addEventListener('click', () => dlg.close());
+    $('#rename-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const cid = this.app.currentCid;
+      try {
+        const c = await this.app.client.renameConversation(cid, input.value.trim());
+        this.upsert(c);
+        dlg.close();
+      } catch (ex) {
+        err.textContent = errorText(ex);
+      }
+    });
+  }
+
+  _bindMembersDialog() {
+    const dlg = $('#members-dialog');
+    const err = $('#members-error');
+    const input = $('#add-member-input');
+    this.membersDialog = dlg;
+    $('#members-btn').addEventListener('click', () => {
+      err.textContent = '';
+      this.renderMembers();
+      dlg.showModal();
+    });
+    $('#members-close').addEventListener('click', () => dlg.close());
+    $('#add-member-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const uid = input.value.trim();
+      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(uid)) { err.textContent = 'Enter a valid user id.'; return; }
+      const cid = this.app.currentCid;
+      try {
+        await this.app.client.addMember(cid, uid);
+        const c = this.get(cid);
+        if (c && !c.members.includes(uid)) c.members = [...c.members, uid];
+        input.value = '';
+        err.textContent = '';
+        this.renderMembers();
+        this.render();
+      } catch (ex) {
+        err.textContent = errorText(ex);
+      }
+    });
+    $('#members-list').addEventListener('click', async (e) => {
+      const b = e.target.closest('button[data-remove]');
+      if (!b) return;
+      await this._removeMember(b.dataset.remove);
+    });
+    $('#leave-btn').addEventListener('click', async () => {
+      if (!confirm('Leave this conversation?')) return;
+      if (await this._removeMember(this.app.me.id)) dlg.close();
+    });
+  }
+
+  async _removeMember(uid) {
+    const cid = this.app.currentCid;
+    const err = $('#members-error');
+    try {
+      await this.app.client.removeMember(cid, uid);
+      if (uid === this.app.me.id) {
+        this.remove(cid);
+        this.app.closeConversation();
+        return true;
+      }
+      const c = this.get(cid);
+      if (c) c.members = c.members.filter((m) => m !== uid);
+      this.renderMembers();
+      this.render();
+      return true;
+    } catch (ex) {
+      err.textContent = errorText(ex);
+      return false;
+    }
+  }
+
+  renderMembers() {
+    const c = this.get(this.app.currentCid);
+    if (!c) return;
+    const me = this.app.me.id;
+    const direct = c.kind === 'direct';
+    const canRemoveOthers = c.created_by === me;
+    $('#members-title').textContent = `Members of ${this.title(c)}`;
+    $('#add-member-form').hidden = direct;
+    $('#leave-btn').hidden = direct;
+    $('#members-list').replaceChildren(...c.members.map((m) => {
+      const online = this.app.online.has(m) || m === me;
+      return h('li', { class: 'member' },
+        h('span', { class: 'conv-avatar-wrap' }, avatar(m), h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' })),
+        h('span', { class: 'member-name' }, m === me ? `${m} (you)` : m,
+          h('span', { class: 'muted member-state' }, online ? ' online' : ' offline'),
+          m === c.created_by ? h('span', { class: 'muted' }, ' · creator') : null),
+        !direct && m !== me && canRemoveOthers
+          ? h('button', { type: 'button', class: 'small', dataset: { remove: m }, 'aria-label': `Remove ${m}` }, 'Remove') : null);
+    }));
+  }
+}
