@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,12 +251,14 @@ func TestSlowReaderIsClosedWith1013(t *testing.T) {
 			sent <- i
 		}
 	}()
-	// The slow reader reads nothing while ~5 MB pile up: its queue (64)
-	// overflows once the kernel buffers are full.
-	for i := range sent {
-		if i == 1300 {
-			break
+	// The slow reader reads nothing until its queue (64) has overflowed,
+	// which happens once the kernel buffers are full.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(string(s.do(t, "GET", "/metrics", "", nil, "Accept", "").body), "parley_connection_queue_overflows_total 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow reader's queue never overflowed")
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// Now the slow reader drains what the kernel buffered: it must end in
 	// close code 1013, not a hang, while the fast reader gets everything.

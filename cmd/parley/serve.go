@@ -216,6 +216,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	mux.Handle("/", gw.Handler())
 	srv := &http.Server{
 		Handler:           mux,
+		ConnContext:       gateway.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

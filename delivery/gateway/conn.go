@@ -38,6 +38,8 @@ type Conn struct {
 	// keepalive, if set, pings the client (WebSocket); the gateway's
 	// keepalive ticker calls it.
 	keepalive func()
+	// onOverflow, if set, is called once when the queue overflows.
+	onOverflow func()
 
 	// Owned by the writer goroutine.
 	cursor chat.Cursor
@@ -46,6 +48,13 @@ type Conn struct {
 
 func newConn(user string, maxQueue int) *Conn {
 	return &Conn{user: user, session: chat.NewID("ses"), max: maxQueue, notify: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// newConn returns a connection whose overflows are counted.
+func (g *Gateway) newConn(user string) *Conn {
+	c := newConn(user, g.cfg.QueueSize)
+	c.onOverflow = g.metrics.overflows.Inc
+	return c
 }
 
 func (c *Conn) enqueue(it item) {
@@ -57,6 +66,9 @@ func (c *Conn) enqueue(it item) {
 	if len(c.queue) >= c.max {
 		c.overflow = true
 		c.queue = nil
+		if c.onOverflow != nil {
+			go c.onOverflow()
+		}
 	} else {
 		c.queue = append(c.queue, it)
 	}

@@ -21,7 +21,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		cursor = last
 	}
-	conn := newConn(u.ID, g.cfg.QueueSize)
+	conn := g.newConn(u.ID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if err := g.open(ctx, conn, cursor); err != nil {
@@ -138,7 +138,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor := q.Get("cursor")
-	conn := newConn(u.ID, g.cfg.QueueSize)
+	conn := g.newConn(u.ID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if err := g.open(ctx, conn, cursor); err != nil {

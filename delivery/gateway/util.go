@@ -71,6 +71,7 @@ type metrics struct {
 	sends       prometheus.Counter
 	connections *prometheus.GaugeVec
 	slowClosed  prometheus.Counter
+	overflows   prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -79,6 +80,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		sends:       prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sends_total", Help: "Messages sent (acknowledged)."}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_connections", Help: "Open realtime connections by transport."}, []string{"transport"}),
 		slowClosed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up."}),
+		overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_queue_overflows_total", Help: "Connection queues that overflowed (the connection is then closed with 1013)."}),
 	}
 	if r == nil {
 		reg := prometheus.NewRegistry()
@@ -86,7 +88,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	} else if g, ok := r.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	}
-	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed)
+	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed, m.overflows)
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -21,7 +22,18 @@ const (
 	wsPingInterval    = 25 * time.Second
 	wsMaxInvalidInRow = 20
 	wsHelloWait       = 500 * time.Millisecond
+	wsSendBuffer      = 128 << 10
 )
+
+type connKey struct{}
+
+var keyConn connKey
+
+// ConnContext, set as http.Server.ConnContext, lets the gateway tune the
+// TCP connection under a WebSocket.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, keyConn, c)
+}
 
 // originAllowed implements the cross-site WebSocket hijacking check: no
 // Origin (native clients), the server's own origin, or an allowed one.
@@ -73,6 +85,11 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
+	// A small kernel send buffer keeps what a slow client can pile up on
+	// the server small; the bounded queue then notices it is slow.
+	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(wsSendBuffer)
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{wsSubprotocol},
 		InsecureSkipVerify: true, // origin checked above, with our own error body
@@ -82,7 +99,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(g.cfg.MaxBody)
-	s := &wsSession{g: g, ws: ws, user: u, expires: expiryOf(r), conn: newConn(u.ID, g.cfg.QueueSize)}
+	s := &wsSession{g: g, ws: ws, user: u, expires: expiryOf(r), conn: g.newConn(u.ID)}
 	s.conn.keepalive = s.keepalive
 	go s.run(cursor)
 }

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nextOfType reads until an object of type typ arrives.
+func nextOfType(t *testing.T, st stream, typ string) map[string]any {
+	t.Helper()
+	for {
+		m, err := st.next(15 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if m["type"] == typ {
+			return m
+		}
+	}
+}
+
+func TestEditAndDeleteReachEveryTransportLiveAndOnResume(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "edits", "bob")
+	var streams []stream
+	var cursors []string
+	for _, tr := range transports {
+		st, _ := s.connect(t, tr, bob, "")
+		streams = append(streams, st)
+	}
+	_, m := s.send(t, alice, cid, "first draft", "d1")
+	mid := m["id"].(string)
+	for _, st := range streams {
+		cursors = append(cursors, nextOfType(t, st, "message.created")["cursor"].(string))
+	}
+	path := "/v1/conversations/" + cid + "/messages/" + mid
+	r := s.do(t, "PATCH", path, alice, map[string]string{"text": "final words"}, "If-Match", "1")
+	if r.status != 200 || r.json(t)["version"].(float64) != 2 {
+		t.Fatalf("edit: %d %s", r.status, r.body)
+	}
+	for i, st := range streams {
+		if up := nextOfType(t, st, "message.updated"); textOf(up) != "final words" {
+			t.Fatalf("%s: update carries %q", transports[i], textOf(up))
+		}
+	}
+	if r := s.do(t, "DELETE", path, alice, nil); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	for i, st := range streams {
+		if del := nextOfType(t, st, "message.deleted"); del["message_id"] != mid {
+			t.Fatalf("%s: delete event %v", transports[i], del)
+		}
+		st.close()
+	}
+	// Resume from just after the create, on the next transport along: the
+	// update is replayed with its text scrubbed (the message is deleted for
+	// good), then the delete.
+	for i, c := range cursors {
+		st, _ := s.connect(t, transports[(i+1)%3], bob, c)
+		if up := nextOfType(t, st, "message.updated"); textOf(up) != "" {
+			t.Fatalf("resume: a deleted message's old text %q was replayed", textOf(up))
+		}
+		nextOfType(t, st, "message.deleted")
+	}
+	hist := s.do(t, "GET", "/v1/conversations/"+cid+"/messages", bob, nil).json(t)["messages"].([]any)
+	tomb := hist[0].(map[string]any)
+	if tomb["deleted"] != true || tomb["text"] != "" || len(tomb["attachments"].([]any)) != 0 {
+		t.Fatalf("history shows %v, want a tombstone", tomb)
+	}
+}
+
+func TestReactionsRepliesAndReadState(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "react", "bob")
+	_, m := s.send(t, alice, cid, "question?", "q")
+	mid := m["id"].(string)
+	react := "/v1/conversations/" + cid + "/messages/" + mid + "/reactions/" + url.PathEscape("👍")
+	for i := 0; i < 2; i++ { // idempotent
+		if r := s.do(t, "PUT", react, bob, nil); r.status != 204 {
+			t.Fatalf("react: %d %s", r.status, r.body)
+		}
+	}
+	got := s.do(t, "GET", "/v1/conversations/"+cid+"/messages/"+mid, alice, nil).json(t)
+	if fmt.Sprint(got["reactions"]) != "map[👍:[bob]]" {
+		t.Fatalf("reactions %v", got["reactions"])
+	}
+	r := s.do(t, "POST", "/v1/conversations/"+cid+"/messages", bob, map[string]any{"text": "answer", "reply_to": mid})
+	if r.status != 201 || r.json(t)["reply_to"] != mid {
+		t.Fatalf("reply: %d %s", r.status, r.body)
+	}
+	conv := s.do(t, "GET", "/v1/conversations", alice, nil).json(t)["conversations"].([]any)[0].(map[string]any)
+	if conv["unread"].(float64) != 1 {
+		t.Fatalf("alice has %v unread, want 1 (bob's answer)", conv["unread"])
+	}
+	last := conv["last_seq"].(float64)
+	if r := s.do(t, "POST", "/v1/conversations/"+cid+"/read", alice, map[string]any{"seq": last}); r.status != 204 {
+		t.Fatalf("read: %d %s", r.status, r.body)
+	}
+	s.restart()
+	conv = s.do(t, "GET", "/v1/conversations/"+cid, alice, nil).json(t)
+	if conv["read_seq"].(float64) != last || conv["unread"].(float64) != 0 {
+		t.Fatalf("after restart read_seq %v unread %v", conv["read_seq"], conv["unread"])
+	}
+}
+
+func TestSearchFindsMembersMessagesOnly(t *testing.T) {
+	s := startServer(t)
+	alice, bob, eve := s.signIn(t, "alice"), s.signIn(t, "bob"), s.signIn(t, "eve")
+	cid := s.createGroup(t, alice, "search", "bob")
+	evesOwn := s.createGroup(t, eve, "eve's")
+	s.send(t, eve, evesOwn, "pineapple in eve's room", "e1")
+	_, m := s.send(t, alice, cid, "the pineapple plan", "p1")
+	_, gone := s.send(t, alice, cid, "secret zucchini recipe", "z1")
+	find := func(token, q string) []any {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			res := s.do(t, "GET", "/v1/search?q="+url.QueryEscape(q), token, nil).json(t)["results"].([]any)
+			if len(res) > 0 || time.Now().After(deadline) {
+				return res
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	res := find(bob, "pineapple")
+	if len(res) != 1 || res[0].(map[string]any)["message"].(map[string]any)["id"] != m["id"] {
+		t.Fatalf("bob's search: %v", res)
+	}
+	if hl := fmt.Sprint(res[0].(map[string]any)["highlights"]); !strings.Contains(hl, "<mark>pineapple</mark>") {
+		t.Fatalf("highlights %s", hl)
+	}
+	for _, q := range []string{"pineapple conversation_id:" + evesOwn, "*", "eve's"} {
+		for _, r := range find(bob, q) {
+			if r.(map[string]any)["message"].(map[string]any)["conversation_id"] != cid {
+				t.Fatalf("query %q leaked %v", q, r)
+			}
+		}
+	}
+	if res := s.do(t, "GET", "/v1/search?q=pineapple&conversation_id="+cid, eve, nil).json(t)["results"].([]any); len(res) != 0 {
+		t.Fatalf("a non-member found %v", res)
+	}
+	s.do(t, "DELETE", "/v1/conversations/"+cid+"/messages/"+gone["id"].(string), alice, nil)
+	time.Sleep(300 * time.Millisecond)
+	if res := find(bob, "zucchini"); len(res) != 0 {
+		t.Fatalf("a deleted message is still found: %v", res)
+	}
+	// Edited messages are found by their new text only.
+	s.do(t, "PATCH", "/v1/conversations/"+cid+"/messages/"+m["id"].(string), alice, map[string]string{"text": "the mango plan"})
+	if res := find(bob, "mango"); len(res) != 1 {
+		t.Fatalf("edit not searchable: %v", res)
+	}
+	if res := s.do(t, "GET", "/v1/search?q=pineapple&conversation_id="+cid, bob, nil).json(t)["results"].([]any); len(res) != 0 {
+		t.Fatalf("old text still found: %v", res)
+	}
+}
+
+// upload creates an attachment and PUTs body to its URL; it returns the id
+// and the upload status.
+func (s *server) upload(t *testing.T, token, name, ct string, declared int64, body []byte) (string, int) {
+	t.Helper()
+	r := s.do(t, "POST", "/v1/attachments", token, map[string]any{"name": name, "content_type": ct, "size": declared})
+	if r.status != 201 {
+		return "", r.status
+	}
+	a := r.json(t)
+	u := a["upload_url"].(string)
+	if strings.HasPrefix(u, "/") {
+		u = s.url + u
+	}
+	req, _ := http.NewRequest("PUT", u, bytes.NewReader(body))
+	for k, v := range a["headers"].(map[string]any) {
+		req.Header.Set(k, v.(string))
+	}
+	req.Header.Set("Content-Type", ct)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return a["id"].(string), res.StatusCode
+}
+
+func pngBytes(w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for x := 0; x < w; x++ {
+		img.Set(x, x%h, color.RGBA{200, 30, 30, 255})
+	}
+	var b bytes.Buffer
+	_ = png.Encode(&b, img)
+	return b.Bytes()
+}
+
+func TestAttachmentsThumbnailsAndAccess(t *testing.T) {
+	s := startServer(t)
+	alice, bob, eve := s.signIn(t, "alice"), s.signIn(t, "bob"), s.signIn(t, "eve")
+	cid := s.createGroup(t, alice, "files", "bob")
+	st, _ := s.connect(t, transportSSE, bob, "")
+
+	img := pngBytes(800, 600)
+	id, status := s.upload(t, alice, "photo.png", "image/png", int64(len(img)), img)
+	if status/100 != 2 {
+		t.Fatalf("upload: %d", status)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(token, path string) *http.Response {
+		req, _ := http.NewRequest("GET", s.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	if res := get(bob, "/v1/attachments/"+id); res.StatusCode != 404 {
+		t.Fatalf("bob sees an unposted attachment: %d", res.StatusCode)
+	}
+	if res := get(alice, "/v1/attachments/"+id); res.StatusCode != 302 {
+		t.Fatalf("the uploader gets %d", res.StatusCode)
+	}
+	r := s.do(t, "POST", "/v1/conversations/"+cid+"/messages", alice, map[string]any{"text": "look", "attachments": []string{id}})
+	if r.status != 201 {
+		t.Fatalf("post with attachment: %d %s", r.status, r.body)
+	}
+	if again := s.do(t, "POST", "/v1/conversations/"+cid+"/messages", alice, map[string]any{"text": "again", "attachments": []string{id}}); again.status != 400 {
+		t.Fatalf("an attachment posted twice: %d", again.status)
+	}
+	nextOfType(t, st, "message.created")
+	up := nextOfType(t, st, "message.updated")
+	att := up["message"].(map[string]any)["attachments"].([]any)[0].(map[string]any)
+	if att["thumbnail"] != true {
+		t.Fatalf("update does not announce the thumbnail: %v", att)
+	}
+	res := get(bob, "/v1/attachments/"+id+"/thumbnail")
+	if res.StatusCode != 302 {
+		t.Fatalf("thumbnail: %d", res.StatusCode)
+	}
+	thumb, err := http.Get(res.Header.Get("Location"))
+	if strings.HasPrefix(res.Header.Get("Location"), "/") {
+		thumb, err = http.Get(s.url + res.Header.Get("Location"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := image.DecodeConfig(thumb.Body)
+	thumb.Body.Close()
+	if err != nil || cfg.Width > 320 || cfg.Height > 320 {
+		t.Fatalf("thumbnail %dx%d %v", cfg.Width, cfg.Height, err)
+	}
+	if thumb.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatal("download without nosniff")
+	}
+	if res := get(eve, "/v1/attachments/"+id); res.StatusCode != 404 {
+		t.Fatalf("a non-member gets %d", res.StatusCode)
+	}
+
+	// Limits and forgeries.
+	if _, status := s.upload(t, alice, "big.bin", "application/octet-stream", 30<<20, nil); status != 413 {
+		t.Fatalf("30 MiB declared: %d, want 413", status)
+	}
+	if _, status := s.upload(t, alice, "x.png", "image/png", 10, []byte("0123456789abcdef")); status/100 == 2 {
+		t.Fatal("an upload longer than declared was accepted")
+	}
+	r = s.do(t, "POST", "/v1/attachments", alice, map[string]any{"name": "f", "content_type": "application/x-evil", "size": 3})
+	checkError(t, r, 400, "invalid_request")
+	r = s.do(t, "POST", "/v1/attachments", alice, map[string]any{"name": "f.txt", "content_type": "text/plain", "size": 3})
+	u := r.json(t)["upload_url"].(string)
+	forged := strings.Replace(u, "sig=", "sig=0", 1)
+	req, _ := http.NewRequest("PUT", s.url+strings.TrimPrefix(forged, s.url), strings.NewReader("abc"))
+	req.Header.Set("Content-Type", "text/plain")
+	fres, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fres.Body.Close()
+	if fres.StatusCode != 403 {
+		t.Fatalf("forged upload URL: %d", fres.StatusCode)
+	}
+}
+
+func TestDecompressionBombGetsNoThumbnail(t *testing.T) {
+	s := startServer(t)
+	alice := s.signIn(t, "alice")
+	cid := s.createGroup(t, alice, "bomb")
+	// A PNG whose header claims 20000x20000 pixels (400 MP): refused before decoding.
+	bomb := pngBytes(20000, 20000)
+	id, status := s.upload(t, alice, "bomb.png", "image/png", int64(len(bomb)), bomb)
+	if status/100 != 2 {
+		t.Fatalf("upload %d", status)
+	}
+	s.do(t, "POST", "/v1/conversations/"+cid+"/messages", alice, map[string]any{"text": "boom", "attachments": []string{id}})
+	small := pngBytes(50, 50)
+	id2, _ := s.upload(t, alice, "ok.png", "image/png", int64(len(small)), small)
+	s.do(t, "POST", "/v1/conversations/"+cid+"/messages", alice, map[string]any{"text": "fine", "attachments": []string{id2}})
+	deadline := time.Now().Add(10 * time.Second)
+	for s.do(t, "GET", "/v1/attachments/"+id2+"/thumbnail", alice, nil, "Accept", "").status == 404 {
+		if time.Now().After(deadline) {
+			t.Fatal("the media role stalled after a bomb")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := s.do(t, "GET", "/v1/attachments/"+id+"/thumbnail", alice, nil, "Accept", ""); r.status != 404 {
+		t.Fatalf("bomb thumbnail: %d", r.status)
+	}
+}
+
+func TestPresenceOnlineOfflineWithGrace(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "presence", "bob")
+	watch, _ := s.connect(t, transportSSE, alice, "")
+	online := func() string {
+		return fmt.Sprint(s.do(t, "GET", "/v1/conversations/"+cid+"/presence", alice, nil).json(t)["online"])
+	}
+	bs, _ := s.connect(t, transportWS, bob, "")
+	for {
+		m := nextOfType(t, watch, "presence")
+		if m["user_id"] == "bob" && m["online"] == true {
+			break
+		}
+	}
+	if got := online(); got != "[alice bob]" {
+		t.Fatalf("online %s", got)
+	}
+	bs.close()
+	time.Sleep(2 * time.Second)
+	if got := online(); got != "[alice bob]" {
+		t.Fatalf("bob went offline without the grace period: %s", got)
+	}
+	start := time.Now()
+	for {
+		m := nextOfType(t, watch, "presence")
+		if m["user_id"] == "bob" && m["online"] == false {
+			break
+		}
+	}
+	if d := time.Since(start) + 2*time.Second; d < 9*time.Second || d > 13*time.Second {
+		t.Fatalf("offline after %v, want about 10s", d)
+	}
+}
+
