@@ -347,4 +347,3 @@ func TestPresenceOnlineOfflineWithGrace(t *testing.T) {
 		t.Fatalf("offline after %v, want about 10s", d)
 	}
 }
-
