@@ -126,6 +126,10 @@ func dial(ctx context.Context, base, token string) (*websocket.Conn, error) {
 		return nil, err
 	}
 	c.SetReadLimit(64 << 20)
+	// An immediate hello spares the server's wait for one.
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
+		return nil, err
+	}
 	// Wait for ready.
 	if _, _, err := c.Read(ctx); err != nil {
 		return nil, err
