@@ -121,10 +121,7 @@ func (c *Conn) next(ctx context.Context, buf []item) ([]item, error) {
 		case c.overflow:
 			c.mu.Unlock()
 			return nil, errTooSlow
-		case c.closed:
-			c.mu.Unlock()
-			return nil, errClosed
-		case len(c.queue) > 0:
+		case len(c.queue) > 0: // drained even when closed: a last error frame goes out
 			buf = append(buf[:0], c.queue...)
 			c.queue = c.queue[:0]
 			if cap(c.queue) > 1024 {
@@ -132,6 +129,9 @@ func (c *Conn) next(ctx context.Context, buf []item) ([]item, error) {
 			}
 			c.mu.Unlock()
 			return buf, nil
+		case c.closed:
+			c.mu.Unlock()
+			return nil, errClosed
 		}
 		c.mu.Unlock()
 		select {

@@ -34,6 +34,7 @@ type Config struct {
 	QueueSize       int
 	MaxBody         int64
 	MaxAttachment   int64
+	SSEHeartbeat    time.Duration
 	CommandTimeout  time.Duration
 	DevAuth         bool
 	TokenTTL        time.Duration
@@ -49,6 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long a send waits for its sequenced result before 503")
 	fs.DurationVar(&c.TokenTTL, "dev-auth.token-ttl", 24*time.Hour, "lifetime of dev sign-in tokens")
 	fs.Int64Var(&c.MaxAttachment, "attachments.max-size", 25<<20, "largest attachment in bytes")
+	fs.DurationVar(&c.SSEHeartbeat, "sse.heartbeat", 15*time.Second, "interval of the comment line that keeps SSE streams open through proxies")
 }
 
 // Validate checks the configuration.
@@ -69,6 +71,9 @@ func (c *Config) Validate() error {
 func (c *Config) defaults() {
 	if c.MaxBody == 0 {
 		c.MaxBody = 64 << 10
+	}
+	if c.SSEHeartbeat <= 0 {
+		c.SSEHeartbeat = 15 * time.Second
 	}
 	if c.MaxAttachment == 0 {
 		c.MaxAttachment = 25 << 20

@@ -8,10 +8,7 @@ import (
 	"time"
 )
 
-const (
-	sseHeartbeat    = 15 * time.Second
-	sseWriteTimeout = 10 * time.Second
-)
+const sseWriteTimeout = 10 * time.Second
 
 // serveSSE streams events as Server-Sent Events. Each durable event's id is
 // its cursor, so EventSource's Last-Event-ID resumes exactly.
@@ -55,7 +52,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if !flush() {
 		return
 	}
-	beat := time.NewTicker(sseHeartbeat)
+	beat := time.NewTicker(g.cfg.SSEHeartbeat)
 	defer beat.Stop()
 	var buf []item
 	var one []byte

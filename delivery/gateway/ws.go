@@ -316,7 +316,10 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 
 func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
 	if _, ok := err.(*rateLimited); ok {
+		// The WebSocket twin of 429: an error frame for the send, then
+		// close 4429; the client reconnects later with its cursor.
 		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")
+		s.conn.closeWith(4429, "rate limited")
 		return
 	}
 	s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/storage/pebble"
+)
+
+// TestDownDependencyAnswers503WithRetryAfter: when the command log is
+// gone, a send answers 503 with Retry-After promptly (never a 500, never a
+// hang), and /readyz names the failing dependency.
+func TestDownDependencyAnswers503WithRetryAfter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 3 * time.Second, DevAuth: true}
+	g := New(cfg, Deps{Log: lg, Store: st, Verifier: v, Logger: logger, Checks: map[string]func(context.Context) error{"log": lg.Ping, "store": st.Ping}})
+	go func() { _ = g.Run(ctx) }()
+	go func() { _ = sequencer.New(lg, st, logger).Run(ctx) }()
+	<-g.Hub().Ready()
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+
+	tok, _ := v.Issue(chat.User{ID: "alice"}, time.Hour)
+	call := func(method, path string, body any) *http.Response {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := call("POST", "/v1/conversations", map[string]any{"kind": "group", "title": "t"})
+	var conv chat.Conversation
+	_ = json.NewDecoder(res.Body).Decode(&conv)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("create: %d", res.StatusCode)
+	}
+
+	lg.Close() // the log goes down
+	start := time.Now()
+	res = call("POST", "/v1/conversations/"+conv.ID+"/messages", map[string]string{"text": "hi"})
+	res.Body.Close()
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("send with the log down: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the 503 took %v", d)
+	}
+	res = call("GET", "/readyz", nil)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 503 || !bytes.Contains(body, []byte(`"log"`)) {
+		t.Fatalf("readyz: %d %s", res.StatusCode, body)
+	}
+}
