@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cockroachdb/errors/oserror"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -79,7 +81,62 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	var purge []string
+	for i := range changes {
+		for _, m := range changes[i].Messages {
+			if m.Deleted {
+				purge = append(purge, changes[i].Conversation.ID)
+				break
+			}
+		}
+	}
+	if len(purge) > 0 {
+		if err := s.purge(purge); err != nil {
+			return fmt.Errorf("%s: purge deleted text: %w", op, err)
+		}
+	}
 	return nil
+}
+
+// purge makes deleted text leave the files, not just the live view: the
+// memtable is flushed (the WAL that held the text becomes obsolete), a
+// second rotation makes the WAL manager reuse the obsolete log, which
+// noRecycleFS turns into a removal, and the conversation's key ranges are
+// compacted so older versions in sstables are dropped. Deletes are rare,
+// so their cost stays off the send path.
+func (s *Store) purge(cids []string) error {
+	s.purgeMu.Lock()
+	defer s.purgeMu.Unlock()
+	if err := s.db.Flush(); err != nil {
+		return err
+	}
+	if err := s.db.Set(metaKey("purge"), []byte(strconv.FormatInt(time.Now().UnixNano(), 10)), pebble.Sync); err != nil {
+		return err
+	}
+	if err := s.db.Flush(); err != nil {
+		return err
+	}
+	for _, cid := range cids {
+		for _, p := range [][]byte{evPrefix(cid), msgPrefix(cid)} {
+			if err := s.db.Compact(context.Background(), p, prefixEnd(p), false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// noRecycleFS never reuses an old WAL file for a new one: a recycled log
+// keeps the bytes of deleted messages on disk until it happens to be
+// overwritten. The contract of ReuseForWrite allows removing the old file
+// and creating a new one.
+type noRecycleFS struct{ vfs.FS }
+
+func (fs noRecycleFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if err := fs.FS.Remove(oldname); err != nil && !oserror.IsNotExist(err) {
+		return nil, err
+	}
+	return fs.FS.Create(newname, category)
 }
 
 // stripeOf hashes a name (FNV-1a) onto a fence stripe.

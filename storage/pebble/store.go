@@ -20,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -48,6 +49,9 @@ const stripes = 64
 // concurrent use.
 type Store struct {
 	db *pebble.DB
+
+	// purgeMu serializes purges of deleted text (flushes and compactions).
+	purgeMu sync.Mutex
 
 	// life is held shared by every operation and exclusively by Close, so
 	// Close waits for operations in flight and none starts after it (Pebble
@@ -81,6 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// Pinned rather than left to the library's default, which may change.
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
+		FS:                 noRecycleFS{vfs.Default},
 	}
 	// Bloom filters (inherited by every level) spare point reads of absent
 	// keys, such as a dedup miss, a block read per level.
