@@ -109,3 +109,63 @@ func TestLogsNeverHoldTokensOrSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiredTokenClosesTheWebSocketWith4401(t *testing.T) {
+	s := startServer(t, "--auth-secret", testSecret, "--ws.ping-interval", "300ms")
+	tok := hs256(t, testSecret, "alice", time.Now().Add(2*time.Second))
+	st, _ := s.connect(t, transportWS, tok, "")
+	start := time.Now()
+	var err error
+	for err == nil {
+		_, err = st.next(10 * time.Second)
+	}
+	if websocket.CloseStatus(err) != 4401 {
+		t.Fatalf("ended with %v, want 4401", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+}
+
+func TestTypingIsEphemeralAndLimited(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "typing", "bob")
+	bs, _ := s.connect(t, transportWS, bob, "")
+	if r := s.do(t, "POST", "/v1/conversations/"+cid+"/typing", alice, nil); r.status != 204 {
+		t.Fatalf("typing: %d %s", r.status, r.body)
+	}
+	m := nextOfType(t, bs, "typing")
+	if m["user_id"] != "alice" || m["conversation_id"] != cid || m["seq"] != nil || m["cursor"] != nil {
+		t.Fatalf("typing event %v", m)
+	}
+	evs := s.do(t, "GET", "/v1/conversations/"+cid+"/events", bob, nil).json(t)["events"].([]any)
+	for _, e := range evs {
+		if e.(map[string]any)["type"] == "typing" {
+			t.Fatal("a typing event was stored")
+		}
+	}
+	var last resp
+	for i := 0; i < 10; i++ {
+		last = s.do(t, "POST", "/v1/conversations/"+cid+"/typing", alice, nil)
+	}
+	checkError(t, last, 429, "rate_limited")
+	if r := s.do(t, "POST", "/v1/conversations/"+cid+"/typing", s.signIn(t, "eve"), nil); r.status != 404 {
+		t.Fatalf("a non-member's typing: %d", r.status)
+	}
+}
+
+func TestOnlyTheUploaderPostsAnAttachment(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "mine", "bob")
+	id, status := s.upload(t, alice, "notes.txt", "text/plain", 5, []byte("hello"))
+	if status/100 != 2 {
+		t.Fatalf("upload %d", status)
+	}
+	r := s.do(t, "POST", "/v1/conversations/"+cid+"/messages", bob, map[string]any{"text": "stolen", "attachments": []string{id}})
+	checkError(t, r, 400, "invalid_request")
+	notUploaded := s.do(t, "POST", "/v1/attachments", alice, map[string]any{"name": "later.txt", "content_type": "text/plain", "size": 3}).json(t)["id"].(string)
+	r = s.do(t, "POST", "/v1/conversations/"+cid+"/messages", alice, map[string]any{"text": "too soon", "attachments": []string{notUploaded}})
+	checkError(t, r, 400, "invalid_request")
+}

@@ -35,6 +35,7 @@ type Config struct {
 	MaxBody         int64
 	MaxAttachment   int64
 	SSEHeartbeat    time.Duration
+	PingInterval    time.Duration
 	CommandTimeout  time.Duration
 	DevAuth         bool
 	TokenTTL        time.Duration
@@ -50,6 +51,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long a send waits for its sequenced result before 503")
 	fs.DurationVar(&c.TokenTTL, "dev-auth.token-ttl", 24*time.Hour, "lifetime of dev sign-in tokens")
 	fs.Int64Var(&c.MaxAttachment, "attachments.max-size", 25<<20, "largest attachment in bytes")
+	fs.DurationVar(&c.PingInterval, "ws.ping-interval", 25*time.Second, "WebSocket keepalive ping interval; expired tokens are closed with 4401 on this tick")
 	fs.DurationVar(&c.SSEHeartbeat, "sse.heartbeat", 15*time.Second, "interval of the comment line that keeps SSE streams open through proxies")
 }
 
@@ -71,6 +73,9 @@ func (c *Config) Validate() error {
 func (c *Config) defaults() {
 	if c.MaxBody == 0 {
 		c.MaxBody = 64 << 10
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
 	}
 	if c.SSEHeartbeat <= 0 {
 		c.SSEHeartbeat = 15 * time.Second
@@ -172,7 +177,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 // keepalive pings every WebSocket and closes those whose token expired,
 // from one ticker and a few workers rather than a goroutine per connection.
 func (g *Gateway) keepalive(ctx context.Context) {
-	tick := time.NewTicker(wsPingInterval)
+	tick := time.NewTicker(g.cfg.PingInterval)
 	defer tick.Stop()
 	for {
 		select {

@@ -19,7 +19,6 @@ import (
 const (
 	wsSubprotocol     = "parley.v1"
 	wsWriteTimeout    = 10 * time.Second
-	wsPingInterval    = 25 * time.Second
 	wsMaxInvalidInRow = 20
 	wsHelloWait       = 500 * time.Millisecond
 	wsSendBuffer      = 128 << 10
