@@ -347,3 +347,70 @@ func TestPresenceOnlineOfflineWithGrace(t *testing.T) {
 		t.Fatalf("offline after %v, want about 10s", d)
 	}
 }
+
+func TestSearchFiltersAndPaging(t *testing.T) {
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	c1 := s.createGroup(t, alice, "one", "bob")
+	c2 := s.createGroup(t, alice, "two", "bob")
+	s.send(t, alice, c1, "kiwi from alice in one", "a1")
+	_, mid := s.send(t, bob, c1, "kiwi from bob in one", "b1")
+	s.send(t, alice, c2, "kiwi from alice in two", "a2")
+	img := pngBytes(10, 10)
+	id, _ := s.upload(t, alice, "k.png", "image/png", int64(len(img)), img)
+	s.do(t, "POST", "/v1/conversations/"+c2+"/messages", alice, map[string]any{"text": "kiwi picture", "attachments": []string{id}})
+	search := func(query string) map[string]any {
+		t.Helper()
+		r := s.do(t, "GET", "/v1/search?q=kiwi"+query, bob, nil)
+		if r.status != 200 {
+			t.Fatalf("search %s: %d %s", query, r.status, r.body)
+		}
+		return r.json(t)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(search("")["results"].([]any)) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("not searchable within 2 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	count := func(query string) int { return len(search(query)["results"].([]any)) }
+	if n := count("&conversation_id=" + c1); n != 2 {
+		t.Fatalf("conversation filter: %d", n)
+	}
+	if n := count("&sender_id=bob"); n != 1 {
+		t.Fatalf("sender filter: %d", n)
+	}
+	if n := count("&has=attachment"); n != 1 {
+		t.Fatalf("attachment filter: %d", n)
+	}
+	created := mid["created_at"].(string)
+	if n := count("&after=" + url.QueryEscape(created)); n != 2 {
+		t.Fatalf("after filter: %d", n)
+	}
+	if n := count("&before=" + url.QueryEscape(created)); n != 1 {
+		t.Fatalf("before filter: %d", n)
+	}
+	seen := map[any]bool{}
+	page := search("&limit=3")
+	for {
+		for _, r := range page["results"].([]any) {
+			id := r.(map[string]any)["message"].(map[string]any)["id"]
+			if seen[id] {
+				t.Fatalf("%v on two pages", id)
+			}
+			seen[id] = true
+		}
+		next, _ := page["next_page_token"].(string)
+		if next == "" {
+			break
+		}
+		page = search("&limit=3&page_token=" + url.QueryEscape(next))
+	}
+	if len(seen) != 4 {
+		t.Fatalf("paging saw %d of 4", len(seen))
+	}
+	for _, bad := range []string{"&limit=51", "&after=yesterday", "&has=link", "&page_token=%21%21"} {
+		checkError(t, s.do(t, "GET", "/v1/search?q=kiwi"+bad, bob, nil), 400, "invalid_request")
+	}
+}
