@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/parleychat/parley/chat"
 )
 
 const sseWriteTimeout = 10 * time.Second
@@ -18,16 +20,13 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		cursor = last
 	}
-	conn := g.newConn(u.ID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if err := g.open(ctx, conn, cursor); err != nil {
-		g.writeErr(w, r, err)
+	conn, ok := g.openHTTPStream(ctx, w, r, u, cursor, "sse")
+	if !ok {
 		return
 	}
-	defer g.hub.unregister(conn)
-	g.metrics.connections.WithLabelValues("sse").Inc()
-	defer g.metrics.connections.WithLabelValues("sse").Dec()
+	defer g.closeHTTPStream(conn, "sse")
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -135,16 +134,13 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor := q.Get("cursor")
-	conn := g.newConn(u.ID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if err := g.open(ctx, conn, cursor); err != nil {
-		g.writeErr(w, r, err)
+	conn, ok := g.openHTTPStream(ctx, w, r, u, cursor, "longpoll")
+	if !ok {
 		return
 	}
-	defer g.hub.unregister(conn)
-	g.metrics.connections.WithLabelValues("longpoll").Inc()
-	defer g.metrics.connections.WithLabelValues("longpoll").Dec()
+	defer g.closeHTTPStream(conn, "longpoll")
 
 	const maxEvents = 500
 	events := make([]rawJSON, 0)
@@ -178,4 +174,21 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.cursor.Encode()})
+}
+
+// openHTTPStream opens a connection for an SSE or long-poll request,
+// answering the error itself when it cannot.
+func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*Conn, bool) {
+	conn := g.newConn(u.ID)
+	if err := g.open(ctx, conn, cursor); err != nil {
+		g.writeErr(w, r, err)
+		return nil, false
+	}
+	g.metrics.connections.WithLabelValues(transport).Inc()
+	return conn, true
+}
+
+func (g *Gateway) closeHTTPStream(conn *Conn, transport string) {
+	g.hub.unregister(conn)
+	g.metrics.connections.WithLabelValues(transport).Dec()
 }

@@ -288,7 +288,7 @@ func TestSymlinksDoNotEscapeTheFolder(t *testing.T) {
 	dir := filepath.Join(parent, "blobs")
 	b := openIn(t, dir)
 	if err := os.Symlink(outsideDir, filepath.Join(dir, objectsDir, "dirlink")); err != nil {
-		t.Skipf("no symlinks here: %v", err)
+		t.Fatalf("making a symlink: %v", err)
 	}
 	if err := os.Symlink(filepath.Join(outsideDir, "secret"), filepath.Join(dir, objectsDir, "filelink")); err != nil {
 		t.Fatal(err)
