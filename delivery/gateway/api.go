@@ -120,6 +120,25 @@ func (g *Gateway) member(ctx context.Context, cid, uid string) (chat.Conversatio
 	return c, nil
 }
 
+// isMember is member without loading the conversation: one small
+// membership row, for the send path (a big group's record is large).
+func (g *Gateway) isMember(ctx context.Context, cid, uid string) error {
+	if !chat.ValidID(cid) {
+		return chat.Errorf(chat.CodeNotFound, "conversation not found")
+	}
+	m, err := g.store.Membership(ctx, cid, uid)
+	if err != nil {
+		if chat.IsNotFound(err) {
+			return chat.Errorf(chat.CodeNotFound, "conversation not found")
+		}
+		return unavailable(err)
+	}
+	if !m.Active {
+		return chat.Errorf(chat.CodeNotFound, "conversation not found")
+	}
+	return nil
+}
+
 // unavailable classifies a store failure as 503 unless already classified.
 func unavailable(err error) error {
 	if chat.ErrorCode(err) != chat.CodeInternal {
@@ -336,7 +355,7 @@ func (g *Gateway) sendCommand(ctx context.Context, u chat.User, req sendRequest)
 	if ok, wait := g.limiter.allow(u.ID); !ok {
 		return nil, &rateLimited{wait: wait}
 	}
-	if _, err := g.member(ctx, req.ConversationID, u.ID); err != nil {
+	if err := g.isMember(ctx, req.ConversationID, u.ID); err != nil {
 		return nil, err
 	}
 	if !chat.ValidClientID(req.ClientID) {
