@@ -3,9 +3,16 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: test vet fmt-check test-go test-web run bench build clean
+.PHONY: test vet fmt-check services test-go test-web run bench build clean
 
-test: fmt-check vet test-go test-web
+test: fmt-check vet services test-go test-web
+
+# The real engines the distributed adapters are tested against, started
+# natively on loopback when they are not running (deploy/local/README.md).
+SERVICES ?= cassandra
+
+services:
+	deploy/local/services up $(SERVICES)
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -14,7 +21,7 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-test-go:
+test-go: services
 	$(GO) test -race -timeout $(TIMEOUT) -count=1 $(PKGS)
 
 # Browser end-to-end tests: Playwright driving Debian's Chromium against a

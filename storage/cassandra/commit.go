@@ -1,0 +1,527 @@
+package cassandra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gocql/gocql"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// storedConversation is a conversation as stored: chat.Conversation keeps
+// LastPosition and LastActivity out of its JSON, but the store must keep
+// them (the sequencer skips replayed commands by LastPosition).
+type storedConversation struct {
+	chat.Conversation
+	LastPosition int64     `json:"last_position"`
+	LastActivity time.Time `json:"last_activity"`
+}
+
+func (sc *storedConversation) conversation() chat.Conversation {
+	c := sc.Conversation
+	c.LastPosition, c.LastActivity = sc.LastPosition, sc.LastActivity
+	return c
+}
+
+// intent is a claimed Change, kept in the conversation row's pending
+// column until it is written everywhere. TS is the write timestamp (µs) of
+// all its rows: it grows with every claim of the conversation, so a late
+// duplicate write of an older Change can never overwrite a newer one (a
+// scrubbed event stays scrubbed).
+type intent struct {
+	Change chat.Change `json:"change"`
+	TS     int64       `json:"ts"`
+	// LastPosition and LastActivity of the conversation, which its JSON
+	// leaves out.
+	LastPosition int64     `json:"last_position"`
+	LastActivity time.Time `json:"last_activity"`
+}
+
+// convRow is the fencing part of a conversation row.
+type convRow struct {
+	exists  bool
+	lastSeq int64
+	lastTS  int64
+	pending string
+}
+
+// commitParallelism bounds how many conversations of one Commit are
+// written at once.
+const commitParallelism = 8
+
+// maxClaimAttempts bounds how often a Commit retries a claim that lost to
+// another writer's claim it then found settled or finished.
+const maxClaimAttempts = 20
+
+// Commit writes changes in order. Each change is fenced: when its events'
+// seqs are already stored with the same positions it is a replay and is
+// skipped; otherwise the stored LastSeq must equal its PrevSeq, or the
+// Commit fails with CodeConflict and the change is not written. A change
+// is claimed by a lightweight transaction on its conversation row (LastSeq
+// moves from PrevSeq to the new LastSeq, and the change is recorded as
+// pending), then written in one logged batch (several, in order, for a
+// change above 40 KiB), then settled by a second lightweight transaction
+// that makes the conversation's new state readable. Once claimed, a change
+// is certain to be written whole: if its writer fails, the next Commit on
+// the conversation (the sequencer's retry or replay) finishes it first. A
+// change that stores a deleted message also scrubs the message's text and
+// attachments from the stored events that carry it, in the same batch.
+// Changes of one conversation are written in order, conversations side by
+// side. The partition's head moves to head, never back, once every change
+// is written.
+//
+// Unlike the embedded store, changes of one Commit are atomic one by one,
+// not together: when a change conflicts, changes of the Commit that were
+// written stay written (each is a valid, fenced step, and replaying it is
+// a no-op), and the head is not moved.
+func (s *Store) Commit(ctx context.Context, partition int, head int64, changes []chat.Change) error {
+	const op = "cassandra: commit"
+	if partition < 0 {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
+	}
+	for i := range changes {
+		if err := checkChange(&changes[i]); err != nil {
+			return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: fmt.Sprintf("change %d: %v", i, err)}
+		}
+	}
+	// Changes of one conversation go in order; conversations are
+	// independent, so they are committed side by side.
+	var order []string
+	byConv := map[string][]int{}
+	for i := range changes {
+		cid := changes[i].Conversation.ID
+		if _, ok := byConv[cid]; !ok {
+			order = append(order, cid)
+		}
+		byConv[cid] = append(byConv[cid], i)
+	}
+	errs := make([]error, len(order))
+	var g errgroup.Group
+	g.SetLimit(commitParallelism)
+	for k, cid := range order {
+		g.Go(func() error {
+			for _, i := range byConv[cid] {
+				if err := s.commitChange(ctx, &changes[i]); err != nil {
+					errs[k] = fmt.Errorf("change %d: %w", i, err)
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return classify(op, err)
+		}
+	}
+	if err := s.raiseHead(ctx, partition, head); err != nil {
+		return classify(op, fmt.Errorf("head: %w", err))
+	}
+	return nil
+}
+
+// checkChange refuses a change that is not self-consistent, so every row
+// a change writes belongs to the conversation whose row fences it.
+func checkChange(ch *chat.Change) error {
+	cid := ch.Conversation.ID
+	if cid == "" {
+		return fmt.Errorf("conversation id is empty")
+	}
+	if ch.PrevSeq < 0 {
+		return fmt.Errorf("prev_seq %d is negative", ch.PrevSeq)
+	}
+	if want := ch.PrevSeq + int64(len(ch.Events)); ch.Conversation.LastSeq != want {
+		return fmt.Errorf("conversation last_seq is %d, want prev_seq + events = %d", ch.Conversation.LastSeq, want)
+	}
+	var prevPos int64
+	for i := range ch.Events {
+		ev := &ch.Events[i]
+		switch {
+		case ev.ConversationID != cid:
+			return fmt.Errorf("event %d belongs to conversation %q", i, ev.ConversationID)
+		case ev.Seq != ch.PrevSeq+1+int64(i):
+			return fmt.Errorf("event %d has seq %d, want %d", i, ev.Seq, ch.PrevSeq+1+int64(i))
+		case ev.Position <= prevPos:
+			return fmt.Errorf("event %d has position %d, not above %d", i, ev.Position, prevPos)
+		case ev.Message != nil && ev.Message.ID == "":
+			return fmt.Errorf("event %d carries a message without id", i)
+		}
+		prevPos = ev.Position
+	}
+	for i := range ch.Messages {
+		m := &ch.Messages[i]
+		if m.ConversationID != cid || m.ID == "" || m.Seq <= 0 {
+			return fmt.Errorf("message %d (%q of %q, seq %d) is not a message of this conversation", i, m.ID, m.ConversationID, m.Seq)
+		}
+	}
+	for i := range ch.Memberships {
+		m := &ch.Memberships[i]
+		if m.ConversationID != cid || m.UserID == "" {
+			return fmt.Errorf("membership %d (%q in %q) is not a membership of this conversation", i, m.UserID, m.ConversationID)
+		}
+	}
+	for i := range ch.Dedups {
+		d := &ch.Dedups[i]
+		if d.ConversationID != cid || d.MessageID == "" {
+			return fmt.Errorf("dedup %d (%q in %q) is not a record of this conversation", i, d.MessageID, d.ConversationID)
+		}
+	}
+	for i := range ch.Attachments {
+		if ch.Attachments[i].ID == "" {
+			return fmt.Errorf("attachment %d has no id", i)
+		}
+	}
+	return nil
+}
+
+// readConvRow reads the fencing columns with a serial read, which sees
+// (and completes) every claim that was accepted.
+func (s *Store) readConvRow(ctx context.Context, cid string) (convRow, error) {
+	var (
+		r       convRow
+		lastSeq *int64
+		lastTS  *int64
+		pending *string
+	)
+	err := s.q(ctx, `SELECT last_seq, last_ts, pending FROM {conversations} WHERE id = ?`, cid).
+		Consistency(s.serial).Scan(&lastSeq, &lastTS, &pending)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("read conversation %s: %w", cid, err)
+	}
+	r.exists = true
+	if lastSeq != nil {
+		r.lastSeq = *lastSeq
+	}
+	if lastTS != nil {
+		r.lastTS = *lastTS
+	}
+	if pending != nil {
+		r.pending = *pending
+	}
+	return r, nil
+}
+
+// commitChange commits one change. The first claim is tried blind, as if
+// the row were at PrevSeq with nothing pending (the common case: one
+// round trip); a refused claim returns the row as it is, and the change is
+// then decided on it: finish a pending change, accept a replay, refuse a
+// conflict, or claim again.
+func (s *Store) commitChange(ctx context.Context, ch *chat.Change) error {
+	cid := ch.Conversation.ID
+	row := convRow{exists: ch.PrevSeq > 0, lastSeq: ch.PrevSeq}
+	known := false
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if known {
+			if row.pending != "" {
+				// A claimed change that is not written everywhere yet (its
+				// writer is busy, or crashed): finish it, then look again.
+				if err := s.finish(ctx, cid, row.pending); err != nil {
+					return err
+				}
+				var err error
+				if row, err = s.readConvRow(ctx, cid); err != nil {
+					return err
+				}
+				continue
+			}
+			if n := len(ch.Events); n > 0 && row.lastSeq >= ch.Events[n-1].Seq {
+				return s.checkReplay(ctx, ch, row.lastSeq)
+			}
+			if row.lastSeq != ch.PrevSeq || (!row.exists && ch.PrevSeq != 0) {
+				return conflict(cid, row.lastSeq, ch.PrevSeq)
+			}
+		}
+		if attempt >= maxClaimAttempts {
+			return &chat.Error{Code: chat.CodeUnavailable, Op: "cassandra: commit", Message: fmt.Sprintf("conversation %s: too much contention", cid)}
+		}
+
+		ts := max(time.Now().UnixMicro(), row.lastTS+1)
+		raw, err := json.Marshal(intent{Change: *ch, TS: ts,
+			LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity})
+		if err != nil {
+			return fmt.Errorf("encode change: %w", err)
+		}
+		pending := string(raw)
+		cur := map[string]any{}
+		var applied bool
+		if !row.exists {
+			applied, err = s.q(ctx, `INSERT INTO {conversations} (id, last_seq, last_ts, pending) VALUES (?, ?, ?, ?) IF NOT EXISTS`,
+				cid, ch.Conversation.LastSeq, ts, pending).MapScanCAS(cur)
+		} else {
+			// last_ts < ts keeps write timestamps growing even if clocks
+			// of writers disagree.
+			applied, err = s.q(ctx, `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null AND last_ts < ?`,
+				ch.Conversation.LastSeq, ts, pending, cid, ch.PrevSeq, ts).MapScanCAS(cur)
+		}
+		if err != nil {
+			// The claim may or may not have been accepted; the caller's
+			// retry finds it pending (and finishes it) or not.
+			return fmt.Errorf("claim: %w", err)
+		}
+		if applied {
+			return s.finish(ctx, cid, pending)
+		}
+		row, known = rowOfCAS(cur), true
+	}
+}
+
+// rowOfCAS reads the row a refused conditional write returned: the
+// columns of its conditions, none when the row does not exist.
+func rowOfCAS(cur map[string]any) convRow {
+	var r convRow
+	v, ok := cur["last_seq"]
+	if !ok {
+		return r
+	}
+	r.exists = true
+	r.lastSeq, _ = v.(int64)
+	r.lastTS, _ = cur["last_ts"].(int64)
+	r.pending, _ = cur["pending"].(string)
+	return r
+}
+
+// checkReplay accepts a change whose events are all stored at the same
+// seqs with the same positions and types: the same commands, applied
+// again. A change whose seqs hold other events was built by a stale
+// sequencer on an old state, and is a conflict.
+func (s *Store) checkReplay(ctx context.Context, ch *chat.Change, storedSeq int64) error {
+	cid := ch.Conversation.ID
+	for i := range ch.Events {
+		ev := &ch.Events[i]
+		var (
+			pos int64
+			typ string
+		)
+		err := s.q(ctx, `SELECT position, type FROM {events} WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+			cid, bucketOf(ev.Seq), ev.Seq).Scan(&pos, &typ)
+		if errors.Is(err, gocql.ErrNotFound) {
+			return conflict(cid, storedSeq, ch.PrevSeq)
+		}
+		if err != nil {
+			return fmt.Errorf("read event %d: %w", ev.Seq, err)
+		}
+		if pos != ev.Position || typ != ev.Type {
+			return conflict(cid, storedSeq, ch.PrevSeq)
+		}
+	}
+	return nil
+}
+
+func conflict(cid string, stored, prev int64) error {
+	return &chat.Error{
+		Code:    chat.CodeConflict,
+		Op:      "cassandra: commit",
+		Message: fmt.Sprintf("conversation %s is at seq %d; the change was based on seq %d", cid, stored, prev),
+	}
+}
+
+// finish writes a claimed change everywhere and settles the claim. It is
+// idempotent, so the claimer and anyone who finds the claim pending may
+// run it, even at once: they write the same rows with the same timestamp.
+func (s *Store) finish(ctx context.Context, cid, pending string) error {
+	var in intent
+	if err := json.Unmarshal([]byte(pending), &in); err != nil {
+		return fmt.Errorf("decode pending change of %s: %w", cid, err)
+	}
+	stmts, err := s.statements(ctx, &in)
+	if err != nil {
+		return err
+	}
+	if err := s.write(ctx, in.TS, stmts); err != nil {
+		return fmt.Errorf("write change: %w", err)
+	}
+	state, err := json.Marshal(storedConversation{
+		Conversation: in.Change.Conversation,
+		LastPosition: in.LastPosition,
+		LastActivity: in.LastActivity,
+	})
+	if err != nil {
+		return fmt.Errorf("encode conversation: %w", err)
+	}
+	// Settled only if still pending: a helper may have settled it already,
+	// and then a later change may be pending.
+	if _, err := s.q(ctx, `UPDATE {conversations} SET state = ?, pending = null WHERE id = ? IF pending = ?`,
+		string(state), cid, pending).MapScanCAS(map[string]any{}); err != nil {
+		return fmt.Errorf("settle change: %w", err)
+	}
+	return nil
+}
+
+// statement is one write of a change.
+type statement struct {
+	stmt string
+	args []any
+	size int // approximate, in bytes
+}
+
+// maxBatchBytes keeps logged batches under Cassandra's default
+// batch_size_fail_threshold (50 KiB).
+const maxBatchBytes = 40 << 10
+
+// write writes a change's statements at timestamp ts in logged batches
+// of at most maxBatchBytes, one after the other in order: one batch for
+// an ordinary change; a huge one (a group created with hundreds of
+// members) goes in several, events in seq order first, so readers see a
+// gap-free log. Either way the change is complete in the end: its claim
+// stays pending until it is, and whoever finds it pending writes it again.
+func (s *Store) write(ctx context.Context, ts int64, stmts []statement) error {
+	for len(stmts) > 0 {
+		b := s.session.NewBatch(gocql.LoggedBatch).WithContext(ctx).WithTimestamp(ts)
+		size := 0
+		for len(stmts) > 0 && (len(b.Entries) == 0 || size+stmts[0].size <= maxBatchBytes) {
+			b.Query(stmts[0].stmt, stmts[0].args...)
+			size += stmts[0].size
+			stmts = stmts[1:]
+		}
+		if err := s.session.ExecuteBatch(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statements lists the writes of a claimed change.
+func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error) {
+	ch := &in.Change
+	cid := ch.Conversation.ID
+	var stmts []statement
+	add := func(stmt string, args ...any) {
+		size := 32
+		for _, a := range args {
+			if v, ok := a.(string); ok {
+				size += len(v)
+			} else {
+				size += 8
+			}
+		}
+		stmts = append(stmts, statement{s.stmt(stmt), args, size})
+	}
+
+	deleted := map[string]bool{}
+	for _, m := range ch.Messages {
+		if m.Deleted {
+			deleted[m.ID] = true
+		}
+	}
+	own := map[int64]bool{}
+	for i := range ch.Events {
+		ev := ch.Events[i]
+		if ev.Message != nil && deleted[ev.Message.ID] {
+			ev.Message = scrubbed(ev.Message)
+		}
+		data, err := json.Marshal(&ev)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
+		}
+		bucket := bucketOf(ev.Seq)
+		own[ev.Seq] = true
+		add(`INSERT INTO {events} (conversation_id, bucket, seq, position, type, data) VALUES (?, ?, ?, ?, ?, ?)`,
+			cid, bucket, ev.Seq, ev.Position, ev.Type, string(data))
+		add(`INSERT INTO {event_positions} (conversation_id, bucket, position, seq) VALUES (?, ?, ?, ?)`,
+			cid, bucket, ev.Position, ev.Seq)
+		if ev.Message != nil && !deleted[ev.Message.ID] {
+			add(`INSERT INTO {message_events} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, ev.Message.ID, ev.Seq)
+		}
+	}
+	for _, m := range ch.Messages {
+		if m.Deleted {
+			m.Text = ""
+			m.Attachments = []chat.Attachment{}
+		}
+		data, err := json.Marshal(&m)
+		if err != nil {
+			return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+		}
+		add(`INSERT INTO {messages} (conversation_id, bucket, seq, data) VALUES (?, ?, ?, ?)`, cid, bucketOf(m.Seq), m.Seq, string(data))
+		add(`INSERT INTO {message_ids} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, m.ID, m.Seq)
+		if m.Deleted {
+			if err := s.scrub(ctx, cid, m.ID, own, add); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := range ch.Memberships {
+		m := &ch.Memberships[i]
+		data, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encode membership: %w", err)
+		}
+		add(`INSERT INTO {memberships} (user_id, conversation_id, data) VALUES (?, ?, ?)`, m.UserID, cid, string(data))
+	}
+	for _, d := range ch.Dedups {
+		add(`INSERT INTO {dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL ?`,
+			cid, d.SenderID, d.ClientID, d.MessageID, s.dedupTTL)
+	}
+	for i := range ch.Attachments {
+		a := &ch.Attachments[i]
+		data, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encode attachment: %w", err)
+		}
+		add(`INSERT INTO {attachments} (id, data) VALUES (?, ?)`, a.ID, string(data))
+	}
+	return stmts, nil
+}
+
+// scrub adds to the batch the rewrite, without text and attachments, of
+// every stored event that carries message mid (message.created,
+// message.updated), except the change's own events (skip), which are
+// written scrubbed already, and forgets the index that found them.
+func (s *Store) scrub(ctx context.Context, cid, mid string, skip map[int64]bool, add func(string, ...any)) error {
+	iter := s.q(ctx, `SELECT seq FROM {message_events} WHERE conversation_id = ? AND message_id = ?`, cid, mid).Iter()
+	var seqs []int64
+	var seq int64
+	for iter.Scan(&seq) {
+		seqs = append(seqs, seq)
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("scrub message %s: %w", mid, err)
+	}
+	for _, seq := range seqs {
+		if skip[seq] {
+			continue
+		}
+		var data string
+		err := s.q(ctx, `SELECT data FROM {events} WHERE conversation_id = ? AND bucket = ? AND seq = ?`, cid, bucketOf(seq), seq).Scan(&data)
+		if errors.Is(err, gocql.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("scrub message %s: %w", mid, err)
+		}
+		var ev chat.Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return fmt.Errorf("scrub message %s: decode event %d: %w", mid, seq, err)
+		}
+		if ev.Message != nil && ev.Message.ID == mid {
+			ev.Message = scrubbed(ev.Message)
+			raw, err := json.Marshal(&ev)
+			if err != nil {
+				return err
+			}
+			add(`UPDATE {events} SET data = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`, string(raw), cid, bucketOf(seq), seq)
+		}
+	}
+	add(`DELETE FROM {message_events} WHERE conversation_id = ? AND message_id = ?`, cid, mid)
+	return nil
+}
+
+// scrubbed is a copy of m without its content.
+func scrubbed(m *chat.Message) *chat.Message {
+	c := *m
+	c.Text = ""
+	c.Attachments = []chat.Attachment{}
+	return &c
+}

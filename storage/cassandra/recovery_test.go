@@ -1,0 +1,226 @@
+package cassandra
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// sharedStore opens a store in a keyspace of its own for one test.
+func sharedStore(t *testing.T) *Store {
+	t.Helper()
+	ks := testKeyspace(t)
+	s := openTest(t, ks)
+	t.Cleanup(func() {
+		dropKeyspace(t, s, ks)
+		s.Close()
+	})
+	return s
+}
+
+var testEpoch = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+
+// createChange creates conversation cid with members, one member.added
+// event each, at command offset off (and the next ones, 256 events each).
+func createChange(cid string, off int64, members ...string) chat.Change {
+	conv := chat.Conversation{ID: cid, Kind: chat.KindGroup, CreatedBy: members[0], CreatedAt: testEpoch, Members: members}
+	ch := chat.Change{}
+	for i, m := range members {
+		conv.LastSeq++
+		conv.LastPosition = chat.Position(off+int64(i/256), i%256)
+		conv.LastActivity = testEpoch
+		ch.Events = append(ch.Events, chat.Event{Type: chat.EventMemberAdded, ConversationID: cid, Seq: conv.LastSeq,
+			EventID: chat.NewID("evt"), At: testEpoch, Actor: members[0], UserID: m, Position: conv.LastPosition})
+		ch.Memberships = append(ch.Memberships, chat.Membership{ConversationID: cid, UserID: m, Active: true, JoinedPosition: conv.LastPosition})
+	}
+	snap := conv
+	for i := range ch.Events {
+		if len(members) <= 200 { // snapshots of huge groups would make a huge test
+			ch.Events[i].Conversation = &snap
+		}
+	}
+	ch.Conversation = conv
+	return ch
+}
+
+// sendChange sends text in conversation conv (the state after prev) at
+// command offset off.
+func sendChange(prev chat.Conversation, off int64, sender, text string) (chat.Change, chat.Message) {
+	conv := prev
+	conv.LastSeq++
+	conv.LastPosition = chat.Position(off, 0)
+	conv.LastActivity = testEpoch.Add(time.Duration(off) * time.Millisecond)
+	m := chat.Message{ID: chat.NewID("msg"), ConversationID: conv.ID, Seq: conv.LastSeq, SenderID: sender, Text: text, CreatedAt: conv.LastActivity, Version: 1}
+	m.Normalize()
+	mc := m
+	ev := chat.Event{Type: chat.EventMessageCreated, ConversationID: conv.ID, Seq: conv.LastSeq, EventID: chat.NewID("evt"),
+		At: conv.LastActivity, Actor: sender, Message: &mc, Position: conv.LastPosition}
+	return chat.Change{Conversation: conv, PrevSeq: prev.LastSeq, Events: []chat.Event{ev}, Messages: []chat.Message{m}}, m
+}
+
+// claimOnly does what a writer that crashes right after its claim did:
+// the change is claimed (pending) but written nowhere else.
+func claimOnly(t *testing.T, s *Store, ch chat.Change) {
+	t.Helper()
+	raw, err := json.Marshal(intent{Change: ch, TS: time.Now().UnixMicro(),
+		LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := s.q(t.Context(), `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null`,
+		ch.Conversation.LastSeq, time.Now().UnixMicro(), string(raw), ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
+	if err != nil || !applied {
+		t.Fatalf("claim: applied %v, %v", applied, err)
+	}
+}
+
+func TestChangeClaimedByACrashedWriterIsFinishedByItsReplay(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_crash", 0, "alice", "bob")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	send, m := sendChange(create.Conversation, 1, "alice", "claimed, then the writer died")
+	claimOnly(t, s, send)
+
+	c, err := s.Conversation(ctx, "cnv_crash")
+	if err != nil || c.LastSeq != create.Conversation.LastSeq {
+		t.Fatalf("a claimed change is visible before it is written: %+v, %v", c, err)
+	}
+	// The next sequencer applies the same command again: a replay.
+	if err := s.Commit(ctx, 0, send.Conversation.LastPosition, []chat.Change{send}); err != nil {
+		t.Fatalf("replay of the claimed change: %v", err)
+	}
+	c, err = s.Conversation(ctx, "cnv_crash")
+	if err != nil || c.LastSeq != send.Conversation.LastSeq || c.LastPosition != send.Conversation.LastPosition {
+		t.Errorf("conversation after the replay: %+v, %v", c, err)
+	}
+	if got, err := s.Message(ctx, "cnv_crash", m.ID); err != nil || got.Text != m.Text {
+		t.Errorf("message after the replay: %+v, %v", got, err)
+	}
+	evs, err := s.Events(ctx, "cnv_crash", 0, 100)
+	if err != nil || len(evs) != 3 || evs[2].EventID != send.Events[0].EventID {
+		t.Errorf("events after the replay: %d, %v", len(evs), err)
+	}
+}
+
+func TestChangeClaimedByACrashedWriterWinsOverAStaleOne(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_crash2", 0, "alice")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, m := sendChange(create.Conversation, 1, "alice", "claimed first")
+	claimOnly(t, s, claimed)
+	other, _ := sendChange(create.Conversation, 2, "alice", "built on the same state")
+	if err := s.Commit(ctx, 0, other.Conversation.LastPosition, []chat.Change{other}); !chat.IsConflict(err) {
+		t.Fatalf("a change at the claimed seq: %v, want a conflict", err)
+	}
+	if got, err := s.Message(ctx, "cnv_crash2", m.ID); err != nil || got.Text != m.Text {
+		t.Errorf("the claimed change was not finished: %+v, %v", got, err)
+	}
+	next, _ := sendChange(claimed.Conversation, 3, "alice", "after")
+	if err := s.Commit(ctx, 0, next.Conversation.LastPosition, []chat.Change{next}); err != nil {
+		t.Errorf("the next change: %v", err)
+	}
+}
+
+func TestChangeLargerThanABatchIsWrittenWhole(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	members := make([]string, 120)
+	for i := range members {
+		members[i] = fmt.Sprintf("user_%03d_%s", i, strings.Repeat("x", 20))
+	}
+	create := createChange("cnv_big", 0, members...)
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	evs, err := s.Events(ctx, "cnv_big", 0, 1000)
+	if err != nil || len(evs) != len(members) {
+		t.Fatalf("Events: %d, %v; want %d", len(evs), err, len(members))
+	}
+	if got := len(evs[len(evs)-1].Conversation.Members); got != len(members) {
+		t.Errorf("snapshot in the last event has %d members", got)
+	}
+	c, err := s.Conversation(ctx, "cnv_big")
+	if err != nil || c.LastSeq != int64(len(members)) {
+		t.Errorf("Conversation: %+v, %v", c.LastSeq, err)
+	}
+	ms, err := s.Memberships(ctx, members[77])
+	if err != nil || len(ms) != 1 {
+		t.Errorf("Memberships: %v, %v", ms, err)
+	}
+}
+
+func TestEventsAndMessagesCrossBuckets(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	// A conversation whose log already reaches past one bucket: members
+	// fill most of bucket 0 cheaply, then messages cross into bucket 1.
+	members := make([]string, bucketSize-3)
+	for i := range members {
+		members[i] = fmt.Sprintf("u%d", i)
+	}
+	create := createChange("cnv_buckets", 0, members...)
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	conv := create.Conversation
+	var msgs []chat.Message
+	for i := range 6 { // seqs 4094 … 4099
+		ch, m := sendChange(conv, int64(100+i), "u0", fmt.Sprintf("m%d", i))
+		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
+			t.Fatal(err)
+		}
+		conv, msgs = ch.Conversation, append(msgs, m)
+	}
+	evs, err := s.Events(ctx, "cnv_buckets", bucketSize-5, 100)
+	if err != nil || len(evs) != 8 || evs[0].Seq != bucketSize-4 || evs[7].Seq != bucketSize+3 {
+		t.Fatalf("Events across buckets: %d events, %v", len(evs), err)
+	}
+	evs, err = s.EventsAfter(ctx, "cnv_buckets", create.Conversation.LastPosition, conv.LastPosition, 100)
+	if err != nil || len(evs) != 6 || evs[0].Seq != bucketSize-2 {
+		t.Fatalf("EventsAfter across buckets: %d events, %v", len(evs), err)
+	}
+	got, more, err := s.Messages(ctx, "cnv_buckets", chat.MessagePage{Limit: 4})
+	if err != nil || len(got) != 4 || !more || got[0].ID != msgs[2].ID || got[3].ID != msgs[5].ID {
+		t.Errorf("newest messages across buckets: %d, %v, %v", len(got), more, err)
+	}
+	got, more, err = s.Messages(ctx, "cnv_buckets", chat.MessagePage{After: msgs[0].Seq, Limit: 10})
+	if err != nil || len(got) != 5 || more || got[0].ID != msgs[1].ID {
+		t.Errorf("messages after, across buckets: %d, %v, %v", len(got), more, err)
+	}
+}
+
+// BenchmarkCommitSend measures one send committed on its own, the
+// sequencer's slowest case (no batching of changes per Commit).
+func BenchmarkCommitSend(b *testing.B) {
+	ks := testKeyspace(b)
+	s := openTest(b, ks)
+	b.Cleanup(func() {
+		dropKeyspace(b, s, ks)
+		s.Close()
+	})
+	ctx := context.Background()
+	create := createChange("cnv_bench", 0, "alice", "bob")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		b.Fatal(err)
+	}
+	conv := create.Conversation
+	b.ResetTimer()
+	for i := range b.N {
+		ch, _ := sendChange(conv, int64(i+1), "alice", "hello there")
+		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
+			b.Fatal(err)
+		}
+		conv = ch.Conversation
+	}
+}

@@ -1,0 +1,117 @@
+package cassandra
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// bucketSize is how many seqs share one partition of events or messages:
+// a conversation's log is split into partitions of at most 4096 events, so
+// no partition grows without bound (Discord's message-store layout, with
+// seqs in place of snowflake times).
+const bucketSize = 4096
+
+func bucketOf(seq int64) int64 {
+	if seq < 0 {
+		return 0
+	}
+	return seq / bucketSize
+}
+
+// schema is applied in order at Open; every statement is idempotent.
+// Values that the domain encodes as JSON elsewhere (events, messages,
+// memberships, attachments, the conversation snapshot) are stored as JSON
+// text next to the columns that queries and fencing need.
+//
+//	conversations   the fence (last_seq, claimed by LWT), the committed
+//	                snapshot (state) and the claimed change not yet applied
+//	                everywhere (pending, written at write time ts)
+//	events          ((conversation_id, bucket), seq DESC)
+//	event_positions ((conversation_id, bucket), position): position -> seq
+//	message_events  ((conversation_id, message_id), seq): events carrying a message
+//	messages        ((conversation_id, bucket), seq DESC)
+//	message_ids     ((conversation_id, message_id)) -> seq
+//	memberships     ((user_id), conversation_id)
+//	dedups          ((conversation_id, sender_id, client_id)) -> message_id, TTL
+//	heads           ((partition)) -> head
+//	meta            ((key)) -> value, set-if-absent by LWT
+//	attachments     ((id)) -> record
+func schema(keyspace string, replication int) []string {
+	stmts := []string{
+		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`, keyspace, replication),
+		`CREATE TABLE IF NOT EXISTS %s.conversations (
+			id text PRIMARY KEY,
+			last_seq bigint,
+			last_ts bigint,
+			state text,
+			pending text)`,
+		`CREATE TABLE IF NOT EXISTS %s.events (
+			conversation_id text,
+			bucket bigint,
+			seq bigint,
+			position bigint,
+			type text,
+			data text,
+			PRIMARY KEY ((conversation_id, bucket), seq)
+		) WITH CLUSTERING ORDER BY (seq DESC)`,
+		`CREATE TABLE IF NOT EXISTS %s.event_positions (
+			conversation_id text,
+			bucket bigint,
+			position bigint,
+			seq bigint,
+			PRIMARY KEY ((conversation_id, bucket), position))`,
+		`CREATE TABLE IF NOT EXISTS %s.message_events (
+			conversation_id text,
+			message_id text,
+			seq bigint,
+			PRIMARY KEY ((conversation_id, message_id), seq))`,
+		`CREATE TABLE IF NOT EXISTS %s.messages (
+			conversation_id text,
+			bucket bigint,
+			seq bigint,
+			data text,
+			PRIMARY KEY ((conversation_id, bucket), seq)
+		) WITH CLUSTERING ORDER BY (seq DESC)`,
+		`CREATE TABLE IF NOT EXISTS %s.message_ids (
+			conversation_id text,
+			message_id text,
+			seq bigint,
+			PRIMARY KEY ((conversation_id, message_id)))`,
+		`CREATE TABLE IF NOT EXISTS %s.memberships (
+			user_id text,
+			conversation_id text,
+			data text,
+			PRIMARY KEY ((user_id), conversation_id))`,
+		`CREATE TABLE IF NOT EXISTS %s.dedups (
+			conversation_id text,
+			sender_id text,
+			client_id text,
+			message_id text,
+			PRIMARY KEY ((conversation_id, sender_id, client_id)))`,
+		`CREATE TABLE IF NOT EXISTS %s.heads (
+			partition int PRIMARY KEY,
+			head bigint)`,
+		`CREATE TABLE IF NOT EXISTS %s.meta (
+			key text PRIMARY KEY,
+			value text)`,
+		`CREATE TABLE IF NOT EXISTS %s.attachments (
+			id text PRIMARY KEY,
+			data text)`,
+	}
+	for i := 1; i < len(stmts); i++ {
+		stmts[i] = fmt.Sprintf(stmts[i], keyspace)
+	}
+	return stmts
+}
+
+// applySchema creates the keyspace and tables that are missing.
+func (s *Store) applySchema(ctx context.Context, keyspace string, replication int) error {
+	for _, stmt := range schema(keyspace, replication) {
+		if err := s.session.Query(stmt).WithContext(ctx).Exec(); err != nil {
+			name := strings.Fields(stmt)
+			return fmt.Errorf("cassandra: schema: %s: %w", strings.Join(name[:min(len(name), 6)], " "), classify("cassandra: schema", err))
+		}
+	}
+	return nil
+}
