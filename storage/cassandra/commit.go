@@ -91,23 +91,34 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 	}
 	// Changes of one conversation go in order; conversations are
 	// independent, so they are committed side by side.
+	// Consecutive changes of one conversation are merged (mergeRuns).
 	var order []string
-	byConv := map[string][]int{}
+	byConv := map[string][]*chat.Change{}
 	for i := range changes {
 		cid := changes[i].Conversation.ID
 		if _, ok := byConv[cid]; !ok {
 			order = append(order, cid)
 		}
-		byConv[cid] = append(byConv[cid], i)
+		byConv[cid] = append(byConv[cid], &changes[i])
 	}
 	errs := make([]error, len(order))
 	var g errgroup.Group
 	g.SetLimit(commitParallelism)
 	for k, cid := range order {
 		g.Go(func() error {
-			for _, i := range byConv[cid] {
-				if err := s.commitChange(ctx, &changes[i]); err != nil {
-					errs[k] = fmt.Errorf("change %d: %w", i, err)
+			for _, r := range mergeRuns(byConv[cid]) {
+				err := s.commitChange(ctx, r.merged, len(r.parts) > 1)
+				if errors.Is(err, errPartialReplay) {
+					// Part of the run is stored: commit it change by
+					// change, which skips the stored ones.
+					for _, ch := range r.parts {
+						if err = s.commitChange(ctx, ch, false); err != nil {
+							break
+						}
+					}
+				}
+				if err != nil {
+					errs[k] = fmt.Errorf("conversation %s, seqs from %d: %w", cid, r.merged.PrevSeq+1, err)
 					return nil
 				}
 			}
@@ -215,7 +226,11 @@ func (s *Store) readConvRow(ctx context.Context, cid string) (convRow, error) {
 // round trip); a refused claim returns the row as it is, and the change is
 // then decided on it: finish a pending change, accept a replay, refuse a
 // conflict, or claim again.
-func (s *Store) commitChange(ctx context.Context, ch *chat.Change) error {
+//
+// merged says that ch is several changes merged; when the stored
+// conversation ends inside it, commitChange returns errPartialReplay
+// instead of a conflict, and the caller commits the parts one by one.
+func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) error {
 	cid := ch.Conversation.ID
 	row := convRow{exists: ch.PrevSeq > 0, lastSeq: ch.PrevSeq}
 	known := false
@@ -238,6 +253,9 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change) error {
 			}
 			if n := len(ch.Events); n > 0 && row.lastSeq >= ch.Events[n-1].Seq {
 				return s.checkReplay(ctx, ch, row.lastSeq)
+			}
+			if merged && row.exists && row.lastSeq > ch.PrevSeq && row.lastSeq < ch.Conversation.LastSeq {
+				return errPartialReplay
 			}
 			if row.lastSeq != ch.PrevSeq || (!row.exists && ch.PrevSeq != 0) {
 				return conflict(cid, row.lastSeq, ch.PrevSeq)
