@@ -1,0 +1,264 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// groupCloseWait bounds how long Consume waits for its group member to
+// leave the group before returning; the rest of the leave runs under the
+// Log (Close waits for it).
+const groupCloseWait = 3 * time.Second
+
+// joinPatience is how long Consume keeps trying to join a group through
+// errors before it returns unavailable.
+const joinPatience = 30 * time.Second
+
+// Consume joins group on topic and hands each assigned partition's fetched
+// batches to handle, in offset order, one call at a time. A batch's next
+// offset is committed in the member's generation right after handle
+// returns nil; a commit refused because the generation ended leaves the
+// batch to the partition's next owner. When the group rebalances, handle's
+// ctx is cancelled and every partition reader of this member stops before
+// it joins the next generation, so no partition is handled twice at once.
+//
+// When ctx is done or handle fails, the readers stop first and the member
+// then leaves the group from the generation it is in: it never joins
+// another one on its way out, which would make the rest of the group
+// rebalance twice.
+//
+// It returns nil when ctx is done, the error of handle (unless handle
+// failed because a rebalance cancelled its ctx), or unavailable when the
+// group cannot be joined or the log is closed.
+func (l *Log) Consume(ctx context.Context, topic, group string, handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if group == "" {
+		return chat.Errorf(chat.CodeInvalid, "kafka: empty group name")
+	}
+	if !l.enter() {
+		return errClosed("kafka: consume")
+	}
+	defer l.calls.Done()
+	topic, group = l.name(topic), l.name(group)
+	if err := l.ensureTopic(ctx, topic); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	op := "kafka: consume " + topic + " as " + group
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                group,
+		Brokers:           l.cfg.Brokers,
+		Dialer:            l.dialer,
+		Topics:            []string{topic},
+		HeartbeatInterval: l.cfg.HeartbeatInterval,
+		SessionTimeout:    l.cfg.SessionTimeout,
+		RebalanceTimeout:  l.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  l.cfg.HeartbeatInterval,
+		StartOffset:       kafkago.FirstOffset,
+		Timeout:           requestTimeout,
+	})
+	if err != nil {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Err: err}
+	}
+	defer l.closeGroup(cg)
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.life, cancel)
+	defer stop()
+
+	var handleMu sync.Mutex
+	var failingSince time.Time
+	for {
+		gen, err := cg.Next(cctx)
+		switch {
+		case cctx.Err() != nil:
+			return l.doneErr(ctx, op)
+		case err != nil:
+			// The group rejoins by itself (after JoinGroupBackoff, with a
+			// fresh member id when it was evicted): a rebalance, a
+			// coordinator that moved or is still loading, or a broker
+			// restart is waited out for a while.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if !joinRetriable(err) || time.Since(failingSince) > joinPatience {
+				return unavailable(op, err)
+			}
+			continue
+		}
+		failingSince = time.Time{}
+		if err := l.runGeneration(cctx, gen, topic, handle, &handleMu); err != nil {
+			return err
+		}
+		if cctx.Err() != nil {
+			return l.doneErr(ctx, op)
+		}
+	}
+}
+
+// joinRetriable reports whether a failed attempt to join a group is worth
+// another: anything but a refusal that stays (bad group id or timeouts, no
+// authorization).
+func joinRetriable(err error) bool {
+	var ke kafkago.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kafkago.InvalidGroupId, kafkago.InvalidSessionTimeout, kafkago.InconsistentGroupProtocol,
+			kafkago.GroupAuthorizationFailed, kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
+			kafkago.GroupMaxSizeReached:
+			return false
+		}
+		return true
+	}
+	return retriable(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// doneErr is what Consume returns once its own ctx or the log is done.
+func (l *Log) doneErr(ctx context.Context, op string) error {
+	if ctx.Err() == nil && l.life.Err() != nil {
+		return errClosed(op)
+	}
+	return nil
+}
+
+// closeGroup leaves the group, waiting a bounded time so that Consume
+// returns promptly; a slow leave finishes under the Log, whose Close waits
+// for it (kafka-go bounds every group request by its Timeout).
+func (l *Log) closeGroup(cg *kafkago.ConsumerGroup) {
+	done := make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(done)
+		cg.Close()
+	}()
+	t := time.NewTimer(groupCloseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// runGeneration reads this member's partitions until the generation ends,
+// ctx is done or handle fails, and returns the first error of handle. It
+// returns only once every partition reader has stopped handling.
+//
+// In kafka-go, a function started in a generation that returns ends the
+// generation, and the member then joins the next one. So a reader returns
+// at once only when the generation is over for it (a rebalance, or a
+// commit the coordinator refused); when it stops because ctx is done or
+// handle failed, it holds on until closeGroup ends the generation, so the
+// member leaves without joining again.
+func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic string,
+	handle func(ctx context.Context, partition int, recs []chat.Record) error, handleMu *sync.Mutex) error {
+	rctx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	var readers sync.WaitGroup
+	var errOnce sync.Once
+	var handleErr error
+	ended := make(chan struct{})
+	gen.Start(func(gctx context.Context) {
+		<-gctx.Done()
+		close(ended)
+	})
+	for _, pa := range gen.Assignments[topic] {
+		readers.Add(1)
+		gen.Start(func(gctx context.Context) {
+			pctx, cancel := context.WithCancel(rctx)
+			stop := context.AfterFunc(gctx, cancel)
+			err := l.consumePartition(pctx, gen, topic, pa.ID, pa.Offset, handle, handleMu)
+			stop()
+			cancel()
+			if err != nil {
+				errOnce.Do(func() { handleErr = err })
+				stopReaders()
+			}
+			stopping := rctx.Err() != nil
+			readers.Done()
+			if stopping {
+				<-gctx.Done()
+			}
+		})
+	}
+	select {
+	case <-ended:
+	case <-rctx.Done():
+	}
+	readers.Wait()
+	return handleErr
+}
+
+// consumePartition fetches one partition from offset and hands each batch
+// to handle, committing after each success. It returns handle's error, or
+// nil when ctx is done or the generation can no longer commit.
+func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, topic string, partition int, offset int64,
+	handle func(ctx context.Context, partition int, recs []chat.Record) error, handleMu *sync.Mutex) error {
+	var backoff fetchBackoff
+	for offset < 0 && ctx.Err() == nil { // no committed offset: the start of what is retained
+		first, err := l.offsets(ctx, topic, kafkago.FirstOffset)
+		if err == nil {
+			offset = first[partition]
+			break
+		}
+		if !backoff.wait(ctx) {
+			return nil
+		}
+	}
+	for ctx.Err() == nil {
+		recs, err := l.fetch(ctx, topic, partition, offset)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, kafkago.OffsetOutOfRange) {
+				if first, err := l.offsets(ctx, topic, kafkago.FirstOffset); err == nil && offset < first[partition] {
+					offset = first[partition]
+				}
+			}
+			if !backoff.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		if len(recs) == 0 {
+			continue
+		}
+		handleMu.Lock()
+		if ctx.Err() != nil { // the generation ended while we waited our turn
+			handleMu.Unlock()
+			return nil
+		}
+		err = handle(ctx, partition, recs)
+		handleMu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				// Most likely failed because a rebalance or shutdown
+				// cancelled it; the batch stays uncommitted either way.
+				return nil
+			}
+			return err
+		}
+		next := recs[len(recs)-1].Offset + 1
+		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: next}}); err != nil {
+			// The generation is over (or the coordinator gone): whoever
+			// owns the partition next starts from the last commit.
+			return nil
+		}
+		offset = next
+	}
+	return nil
+}
