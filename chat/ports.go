@@ -10,6 +10,9 @@ import (
 const (
 	TopicCommands = "commands"
 	TopicEvents   = "events"
+	// TopicEphemeral carries what is not stored: presence and typing,
+	// shared by the gateways (read with Subscribe only).
+	TopicEphemeral = "ephemeral"
 )
 
 // Record is one entry of a Log topic.

@@ -187,6 +187,13 @@ func (h *Hub) unregister(c *Conn) {
 	}
 }
 
+// anyLocal reports whether any connection is open on this gateway.
+func (h *Hub) anyLocal() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users) > 0
+}
+
 // Connections returns the number of local connections of user.
 func (h *Hub) Connections(user string) int {
 	h.mu.Lock()

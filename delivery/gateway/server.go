@@ -171,6 +171,7 @@ func (g *Gateway) Hub() *Hub { return g.hub }
 // Run runs the fan-out and the WebSocket keepalive until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.keepalive(ctx)
+	go g.presence.run(ctx)
 	return g.hub.Run(ctx)
 }
 
@@ -482,14 +483,7 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	failing := map[string]string{}
-	for name, check := range g.checks {
-		if err := check(ctx); err != nil {
-			failing[name] = err.Error()
-		}
-	}
+	failing := failingChecks(r.Context(), g.checks)
 	select {
 	case <-g.hub.Ready():
 	default:
@@ -498,10 +492,5 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	if g.shuttingDown() {
 		failing["server"] = "shutting down"
 	}
-	if len(failing) > 0 {
-		w.Header().Set("Retry-After", "2")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeReadiness(w, failing)
 }

@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// failingChecks runs every dependency check with a shared 2 s bound and
+// returns the failing ones by name.
+func failingChecks(ctx context.Context, checks map[string]func(context.Context) error) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	failing := map[string]string{}
+	for name, check := range checks {
+		if err := check(ctx); err != nil {
+			failing[name] = err.Error()
+		}
+	}
+	return failing
+}
+
+func writeReadiness(w http.ResponseWriter, failing map[string]string) {
+	if len(failing) > 0 {
+		w.Header().Set("Retry-After", "2")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// OpsHandler serves /healthz, /readyz and /metrics for a node that runs no
+// gateway role (sequencer, indexer, media), so that it can be probed and
+// scraped like a gateway. Every other path is 404.
+func OpsHandler(checks map[string]func(context.Context) error, g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		writeReadiness(w, failingChecks(r.Context(), checks))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "not_found", "message": "this node runs no gateway role"}})
+	})
+	return mux
+}
