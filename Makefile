@@ -9,7 +9,7 @@ test: fmt-check vet services test-go test-web
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
-SERVICES ?= cassandra minio
+SERVICES ?= kafka cassandra elasticsearch minio
 
 services:
 	deploy/local/services up $(SERVICES)

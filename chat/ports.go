@@ -36,7 +36,9 @@ type Log interface {
 	// with Partition and Offset filled in. Unavailable when the log is down.
 	Append(ctx context.Context, topic string, recs ...*Record) error
 	// Consume joins consumer group group on topic and calls handle with
-	// batches of records of one partition in offset order. Each partition
+	// batches of records of one partition in offset order. Calls for one
+	// partition never overlap; calls for different partitions may run at
+	// once (handle must be safe for that). Each partition
 	// is handled by one member of the group at a time; a batch's offsets
 	// are committed only after handle returns nil, so after a crash or a
 	// rebalance the uncommitted records are handled again (at least once).

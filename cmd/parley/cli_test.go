@@ -26,12 +26,18 @@ func TestServeHelpListsFlagsWithTheirEnvironmentTwins(t *testing.T) {
 
 func TestInvalidConfigurationIsRefusedWithOneLine(t *testing.T) {
 	cases := map[string][]string{
-		"zero partitions":         {"--partitions", "0"},
-		"unknown role":            {"--roles", "gateway,chef"},
-		"bad address":             {"--addr", "nowhere"},
-		"dev auth on public addr": {"--addr", "0.0.0.0:0", "--dev-auth", "true"},
-		"no verification":         {"--addr", "0.0.0.0:0"},
-		"unknown flag":            {"--frobnicate"},
+		"zero partitions":             {"--partitions", "0"},
+		"unknown role":                {"--roles", "gateway,chef"},
+		"bad address":                 {"--addr", "nowhere"},
+		"dev auth on public addr":     {"--addr", "0.0.0.0:0", "--dev-auth", "true"},
+		"no verification":             {"--addr", "0.0.0.0:0"},
+		"unknown flag":                {"--frobnicate"},
+		"log without store":           {"--kafka.brokers", "127.0.0.1:9092"},
+		"store without log":           {"--cassandra.hosts", "127.0.0.1"},
+		"broker without port":         {"--kafka.brokers", "kafka", "--cassandra.hosts", "127.0.0.1"},
+		"bad keyspace":                {"--kafka.brokers", "127.0.0.1:9092", "--cassandra.hosts", "127.0.0.1", "--cassandra.keyspace", "no-dash"},
+		"batch timeout over 1s":       {"--kafka.brokers", "127.0.0.1:9092", "--cassandra.hosts", "127.0.0.1", "--kafka.batch-timeout", "2s"},
+		"part of the roles, embedded": {"--roles", "gateway"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

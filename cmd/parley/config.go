@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
+	"github.com/parleychat/parley/delivery/kafka"
+	"github.com/parleychat/parley/search/elastic"
+	"github.com/parleychat/parley/storage/cassandra"
+	"github.com/parleychat/parley/storage/minio"
 )
 
 // Roles a node can run.
@@ -27,16 +32,24 @@ type config struct {
 	LogLevel   string
 
 	KafkaBrokers      string
-	CassandraHosts    string
-	CassandraKeyspace string
+	KafkaReplication  int
+	KafkaBatchTimeout time.Duration
+	KafkaTopicPrefix  string
+	KafkaSession      time.Duration
 	ElasticsearchURLs string
+	ESIndexPrefix     string
+	ESUsername        string
+	ESPassword        string
 	S3Endpoint        string
 	S3AccessKey       string
 	S3SecretKey       string
 	S3Bucket          string
+	S3PublicEndpoint  string
+	S3Region          string
 
-	Auth    auth.Config
-	Gateway gateway.Config
+	Cassandra cassandra.Config
+	Auth      auth.Config
+	Gateway   gateway.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
@@ -49,13 +62,21 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.KafkaBrokers, "kafka.brokers", "", "Kafka brokers (host:port, comma-separated); replaces the embedded log")
-	fs.StringVar(&c.CassandraHosts, "cassandra.hosts", "", "Cassandra hosts (comma-separated); replaces the embedded store")
-	fs.StringVar(&c.CassandraKeyspace, "cassandra.keyspace", "parley", "Cassandra keyspace")
+	fs.IntVar(&c.KafkaReplication, "kafka.replication-factor", kafka.DefaultReplicationFactor, "replication factor of the topics Parley creates")
+	fs.DurationVar(&c.KafkaBatchTimeout, "kafka.batch-timeout", kafka.DefaultBatchTimeout, "how long a produce waits for more records to the same partition (at most 1s)")
+	fs.StringVar(&c.KafkaTopicPrefix, "kafka.topic-prefix", "", "put before every topic and consumer group name, so that deployments can share a cluster")
+	fs.DurationVar(&c.KafkaSession, "kafka.session-timeout", kafka.DefaultSessionTimeout, "consumer group session timeout: how soon the partitions of a dead node move to a live one (at least the broker's group.min.session.timeout.ms, 6s by default)")
+	c.Cassandra.RegisterFlags(fs)
 	fs.StringVar(&c.ElasticsearchURLs, "elasticsearch.urls", "", "Elasticsearch URLs (comma-separated); replaces the embedded index")
+	fs.StringVar(&c.ESIndexPrefix, "elasticsearch.index-prefix", elastic.DefaultIndexPrefix, "put before the index, alias and template names, so that deployments can share a cluster")
+	fs.StringVar(&c.ESUsername, "elasticsearch.username", "", "Elasticsearch user (basic auth), if security is on")
+	fs.StringVar(&c.ESPassword, "elasticsearch.password", "", "Elasticsearch password")
 	fs.StringVar(&c.S3Endpoint, "s3.endpoint", "", "S3/MinIO endpoint URL; replaces the embedded blob folder")
 	fs.StringVar(&c.S3AccessKey, "s3.access-key", "", "S3 access key")
 	fs.StringVar(&c.S3SecretKey, "s3.secret-key", "", "S3 secret key")
-	fs.StringVar(&c.S3Bucket, "s3.bucket", "parley", "S3 bucket")
+	fs.StringVar(&c.S3Bucket, "s3.bucket", "parley", "S3 bucket, created when missing")
+	fs.StringVar(&c.S3PublicEndpoint, "s3.public-endpoint", "", "S3/MinIO endpoint URL as browsers reach it, for attachment URLs (default: --s3.endpoint)")
+	fs.StringVar(&c.S3Region, "s3.region", minio.DefaultRegion, "S3 region")
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 }
@@ -142,7 +163,7 @@ func (c *config) distributed() string {
 	switch {
 	case c.KafkaBrokers != "":
 		return "kafka"
-	case c.CassandraHosts != "":
+	case len(c.Cassandra.Hosts) > 0:
 		return "cassandra"
 	case c.ElasticsearchURLs != "":
 		return "elasticsearch"
@@ -168,8 +189,8 @@ func (c *config) validate() error {
 	if _, err := c.devAuthOn(); err != nil {
 		return err
 	}
-	if engine := c.distributed(); engine != "" {
-		return fmt.Errorf("the %s adapter is not built yet; distributed mode is on the roadmap (unset its address to run embedded)", engine)
+	if err := c.validateEngines(); err != nil {
+		return err
 	}
 	if err := c.Gateway.Validate(); err != nil {
 		return err

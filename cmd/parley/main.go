@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -14,7 +15,8 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if err != errHelp {
-			fmt.Fprintln(os.Stderr, "parley:", err)
+			// One line, whatever the error joins (errors.Join uses newlines).
+			fmt.Fprintln(os.Stderr, "parley:", strings.ReplaceAll(err.Error(), "\n", "; "))
 			os.Exit(1)
 		}
 	}

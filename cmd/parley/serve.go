@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +26,8 @@ import (
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
-	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
-	"github.com/parleychat/parley/search/bleve"
 	"github.com/parleychat/parley/storage/fsblob"
-	"github.com/parleychat/parley/storage/pebble"
 	"github.com/parleychat/parley/web"
 )
 
@@ -50,10 +46,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
 		return nil
+	case "probe":
+		return probe(ctx, args, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, probe or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
@@ -130,27 +128,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
-	log, err := memlog.Open(ctx, memlog.Config{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions})
+	eng, err := openEngines(ctx, cfg, logger)
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return err
 	}
-	defer log.Close()
-	store, err := pebble.Open(ctx, pebble.Config{Dir: filepath.Join(cfg.DataDir, "store")})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
-
-	index, err := bleve.Open(ctx, bleve.Config{Dir: filepath.Join(cfg.DataDir, "index")})
-	if err != nil {
-		return fmt.Errorf("open index: %w", err)
-	}
-	defer index.Close()
-	blobs, err := fsblob.Open(ctx, fsblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs"), MaxSize: cfg.Gateway.MaxAttachment, Logger: logger})
-	if err != nil {
-		return fmt.Errorf("open blobs: %w", err)
-	}
-	defer blobs.Close()
+	defer eng.close()
+	log, store, index, blobs := eng.log, eng.store, eng.index, eng.blobs
 
 	deployment, err := deploymentID(ctx, store, cfg.Partitions)
 	if err != nil {
@@ -177,33 +160,45 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		mw := media.New(log, store, blobs, logger)
 		work.Go(func() error { return mw.Run(workCtx) })
 	}
-	if !roles["gateway"] {
-		logger.Info("running without the gateway role", "roles", cfg.Roles)
-		select {
-		case <-ctx.Done():
-		case <-workCtx.Done():
-		}
-		stopWork()
-		return work.Wait()
+	checks := map[string]func(context.Context) error{
+		"log":   log.Ping,
+		"store": store.Ping,
+		"index": index.Ping,
+		"blobs": blobs.Ping,
 	}
-	gw := gateway.New(cfg.Gateway, gateway.Deps{
-		Log:        log,
-		Store:      store,
-		Index:      index,
-		Blobs:      blobs,
-		Verifier:   verifier,
-		Logger:     logger,
-		Registerer: reg,
-		Deployment: deployment,
-		Checks: map[string]func(context.Context) error{
-			"log":   log.Ping,
-			"store": store.Ping,
-			"index": index.Ping,
-			"blobs": blobs.Ping,
-		},
-		Static: web.Handler(),
-	})
-	work.Go(func() error { return gw.Run(workCtx) })
+	mux := http.NewServeMux()
+	var gw *gateway.Gateway
+	ready := make(chan struct{})
+	if roles["gateway"] {
+		gw = gateway.New(cfg.Gateway, gateway.Deps{
+			Log:        log,
+			Store:      store,
+			Index:      index,
+			Blobs:      blobs,
+			Verifier:   verifier,
+			Logger:     logger,
+			Registerer: reg,
+			Deployment: deployment,
+			Checks:     checks,
+			Static:     web.NewHandler(web.Options{MediaOrigins: cfg.mediaOrigins()}),
+		})
+		work.Go(func() error { return gw.Run(workCtx) })
+		if eng.blobHandler != nil {
+			mux.Handle(fsblob.MountPath, eng.blobHandler) // signed URLs: no bearer token
+		}
+		mux.Handle("/", gw.Handler())
+		go func() {
+			select {
+			case <-gw.Hub().Ready():
+				close(ready)
+			case <-workCtx.Done():
+			}
+		}()
+	} else {
+		// A worker node answers probes and scrapes only.
+		mux.Handle("/", gateway.OpsHandler(checks, reg))
+		close(ready)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -211,9 +206,6 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		_ = work.Wait()
 		return fmt.Errorf("listen: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(fsblob.MountPath, blobs.Handler()) // signed URLs: no bearer token
-	mux.Handle("/", gw.Handler())
 	srv := &http.Server{
 		Handler:           mux,
 		ConnContext:       gateway.ConnContext,
@@ -226,13 +218,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	go func() { srvErr <- srv.Serve(ln) }()
 
 	select {
-	case <-gw.Hub().Ready():
+	case <-ready:
 	case <-ctx.Done():
 	case <-workCtx.Done():
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "Parley is serving on %s\n", url)
-	logger.Info("serving", "url", url, "roles", cfg.Roles, "dev_auth", devAuth, "partitions", cfg.Partitions, "data_dir", cfg.DataDir)
+	logger.Info("serving", "url", url, "roles", cfg.Roles, "dev_auth", devAuth, "partitions", cfg.Partitions, "data_dir", cfg.DataDir,
+		"log", eng.names["log"], "store", eng.names["store"], "index", eng.names["index"], "blobs", eng.names["blobs"])
 
 	select {
 	case <-ctx.Done():
@@ -248,9 +241,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	gw.BeginShutdown()
+	if gw != nil {
+		gw.BeginShutdown()
+	}
 	_ = srv.Shutdown(sctx)
-	gw.Drain(sctx)
+	if gw != nil {
+		gw.Drain(sctx)
+	}
 	stopWork()
 	if err := work.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -279,4 +276,28 @@ func deploymentID(ctx context.Context, store chat.Store, partitions int) (uint32
 		return 0, fmt.Errorf("this deployment has %s partitions; --partitions %d would scatter conversations", p, partitions)
 	}
 	return binary.BigEndian.Uint32(raw), nil
+}
+
+// probe GETs one URL and succeeds only on a 200 within 5 s: the health
+// check of container images that have no curl.
+func probe(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: parley probe URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	if err != nil {
+		return fmt.Errorf("probe: %v", err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %v", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe: %s answered %d", args[0], res.StatusCode)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
 }

@@ -22,7 +22,8 @@ const groupCloseWait = 3 * time.Second
 const joinPatience = 30 * time.Second
 
 // Consume joins group on topic and hands each assigned partition's fetched
-// batches to handle, in offset order, one call at a time. A batch's next
+// batches to handle, in offset order, one call at a time per partition
+// (partitions side by side). A batch's next
 // offset is committed in the member's generation right after handle
 // returns nil; a commit refused because the generation ended leaves the
 // batch to the partition's next owner. When the group rebalances, handle's
@@ -78,7 +79,6 @@ func (l *Log) Consume(ctx context.Context, topic, group string, handle func(ctx 
 	stop := context.AfterFunc(l.life, cancel)
 	defer stop()
 
-	var handleMu sync.Mutex
 	var failingSince time.Time
 	for {
 		gen, err := cg.Next(cctx)
@@ -99,7 +99,7 @@ func (l *Log) Consume(ctx context.Context, topic, group string, handle func(ctx 
 			continue
 		}
 		failingSince = time.Time{}
-		if err := l.runGeneration(cctx, gen, topic, handle, &handleMu); err != nil {
+		if err := l.runGeneration(cctx, gen, topic, handle); err != nil {
 			return err
 		}
 		if cctx.Err() != nil {
@@ -163,7 +163,7 @@ func (l *Log) closeGroup(cg *kafkago.ConsumerGroup) {
 // handle failed, it holds on until closeGroup ends the generation, so the
 // member leaves without joining again.
 func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic string,
-	handle func(ctx context.Context, partition int, recs []chat.Record) error, handleMu *sync.Mutex) error {
+	handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	rctx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 	var readers sync.WaitGroup
@@ -179,7 +179,7 @@ func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic 
 		gen.Start(func(gctx context.Context) {
 			pctx, cancel := context.WithCancel(rctx)
 			stop := context.AfterFunc(gctx, cancel)
-			err := l.consumePartition(pctx, gen, topic, pa.ID, pa.Offset, handle, handleMu)
+			err := l.consumePartition(pctx, gen, topic, pa.ID, pa.Offset, handle)
 			stop()
 			cancel()
 			if err != nil {
@@ -205,7 +205,7 @@ func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic 
 // to handle, committing after each success. It returns handle's error, or
 // nil when ctx is done or the generation can no longer commit.
 func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, topic string, partition int, offset int64,
-	handle func(ctx context.Context, partition int, recs []chat.Record) error, handleMu *sync.Mutex) error {
+	handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	var backoff fetchBackoff
 	for offset < 0 && ctx.Err() == nil { // no committed offset: the start of what is retained
 		first, err := l.offsets(ctx, topic, kafkago.FirstOffset)
@@ -237,13 +237,7 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 		if len(recs) == 0 {
 			continue
 		}
-		handleMu.Lock()
-		if ctx.Err() != nil { // the generation ended while we waited our turn
-			handleMu.Unlock()
-			return nil
-		}
 		err = handle(ctx, partition, recs)
-		handleMu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				// Most likely failed because a rebalance or shutdown

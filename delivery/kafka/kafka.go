@@ -17,8 +17,10 @@
 // result is one batch, and a batch's offset is committed, in the
 // generation, right after handle returns nil. A generation ends only when
 // every partition reader of this member has returned, so a partition is
-// never handled by two members at once. Handle calls of one Consume are
-// serialized, as in the embedded log.
+// never handled by two members at once. Handle calls for different
+// partitions run side by side (one partition's calls never overlap), so a
+// sequencer that owns many partitions is not bounded by one partition's
+// round trips.
 //
 // Subscribe fetches every partition from the end offsets it lists before
 // calling ready; it keeps no group and commits nothing.

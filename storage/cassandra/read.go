@@ -28,19 +28,31 @@ func checkLimit(op string, limit int) error {
 // claimed but not written yet does not exist.
 func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation, error) {
 	const op = "cassandra: conversation"
-	var state *string
-	err := s.q(ctx, `SELECT state FROM {conversations} WHERE id = ?`, id).Scan(&state)
-	if errors.Is(err, gocql.ErrNotFound) || (err == nil && (state == nil || *state == "")) {
-		return chat.Conversation{}, notFound(op, "conversation")
+	for attempt := 0; ; attempt++ {
+		var state, pending *string
+		err := s.q(ctx, `SELECT state, pending FROM {conversations} WHERE id = ?`, id).Scan(&state, &pending)
+		if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+			return chat.Conversation{}, classify(op, err)
+		}
+		// A claimed change that is not settled (its writer was cut off,
+		// say by a rebalance) is certain to be written: finish it, so that
+		// a reader never sees the state from before it. Otherwise a new
+		// partition owner would apply the claimed commands a second time.
+		if pending != nil && *pending != "" && attempt < maxClaimAttempts {
+			if err := s.finish(ctx, id, *pending); err != nil {
+				return chat.Conversation{}, classify(op, err)
+			}
+			continue
+		}
+		if errors.Is(err, gocql.ErrNotFound) || state == nil || *state == "" {
+			return chat.Conversation{}, notFound(op, "conversation")
+		}
+		var sc storedConversation
+		if err := json.Unmarshal([]byte(*state), &sc); err != nil {
+			return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
+		}
+		return sc.conversation(), nil
 	}
-	if err != nil {
-		return chat.Conversation{}, classify(op, err)
-	}
-	var sc storedConversation
-	if err := json.Unmarshal([]byte(*state), &sc); err != nil {
-		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
-	}
-	return sc.conversation(), nil
 }
 
 // lastSeq is the highest seq claimed in a conversation (0 if unknown): the

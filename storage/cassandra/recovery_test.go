@@ -89,11 +89,18 @@ func TestChangeClaimedByACrashedWriterIsFinishedByItsReplay(t *testing.T) {
 	send, m := sendChange(create.Conversation, 1, "alice", "claimed, then the writer died")
 	claimOnly(t, s, send)
 
+	// Reading the conversation finishes the claimed change first: a new
+	// partition owner must see the state after it, or it would apply the
+	// claimed commands again, with new ids (what the store keeps and what
+	// the events log carries would then differ).
 	c, err := s.Conversation(ctx, "cnv_crash")
-	if err != nil || c.LastSeq != create.Conversation.LastSeq {
-		t.Fatalf("a claimed change is visible before it is written: %+v, %v", c, err)
+	if err != nil || c.LastSeq != send.Conversation.LastSeq || c.LastPosition != send.Conversation.LastPosition {
+		t.Fatalf("a claimed change must be finished by a read: %+v, %v", c, err)
 	}
-	// The next sequencer applies the same command again: a replay.
+	if got, err := s.Message(ctx, "cnv_crash", m.ID); err != nil || got.Text != m.Text {
+		t.Fatalf("message after the read finished the claim: %+v, %v", got, err)
+	}
+	// A sequencer that applies the same command again anyway: a replay.
 	if err := s.Commit(ctx, 0, send.Conversation.LastPosition, []chat.Change{send}); err != nil {
 		t.Fatalf("replay of the claimed change: %v", err)
 	}
