@@ -3,9 +3,9 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: test vet fmt-check services test-go test-web run bench build clean
+.PHONY: test vet fmt-check services test-go test-outage test-web run bench build clean
 
-test: fmt-check vet services test-go test-web
+test: fmt-check vet services test-go test-outage test-web
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
@@ -20,9 +20,16 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags outage ./cmd/parley
 
 test-go: services
 	$(GO) test -race -timeout $(TIMEOUT) -count=1 $(PKGS)
+
+# Engine outages under load: these stop and restart the shared engines, so
+# they run alone, after the other Go tests (built only with -tags outage).
+test-outage: services
+	$(GO) test -tags outage -run TestOutage -timeout $(TIMEOUT) -count=1 -v ./cmd/parley
+	deploy/local/services up $(SERVICES)
 
 # Browser end-to-end tests: Playwright driving Debian's Chromium against a
 # real `parley serve` (web/e2e/setup.sh installs what is missing).

@@ -231,6 +231,12 @@ func (n *node) api(t *testing.T) *server { return &server{t: t, url: n.url} }
 // trySend sends once and reports the status and the message, without
 // failing on an error status.
 func trySend(base, token, cid, text, clientID string) (int, map[string]any, error) {
+	status, m, _, err := trySendH(base, token, cid, text, clientID)
+	return status, m, err
+}
+
+// trySendH is trySend that also returns the answer's header.
+func trySendH(base, token, cid, text, clientID string) (int, map[string]any, http.Header, error) {
 	body, _ := json.Marshal(map[string]string{"text": text, "client_id": clientID})
 	req, _ := http.NewRequest("POST", base+"/v1/conversations/"+cid+"/messages", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -239,13 +245,13 @@ func trySend(base, token, cid, text, clientID string) (int, map[string]any, erro
 	defer cancel()
 	res, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	return res.StatusCode, m, nil
+	return res.StatusCode, m, res.Header, nil
 }
 
 // checkOrder asserts that evs are message.created events with seqs from

@@ -183,7 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg:       cfg,
 		client:    newClient(cfg),
-		dialer:    &kafkago.Dialer{ClientID: cfg.ClientID, Timeout: 5 * time.Second, DualStack: true},
+		dialer:    newDialer(cfg),
 		life:      life,
 		cancel:    cancel,
 		topics:    map[string]bool{},
@@ -196,6 +196,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		}
 	}
 	return l, nil
+}
+
+func newDialer(cfg Config) *kafkago.Dialer {
+	return &kafkago.Dialer{ClientID: cfg.ClientID, Timeout: 5 * time.Second, DualStack: true}
 }
 
 func newClient(cfg Config) *kafkago.Client {
@@ -213,17 +217,31 @@ func newClient(cfg Config) *kafkago.Client {
 // Partitions is the partition count of every topic.
 func (l *Log) Partitions() int { return l.cfg.Partitions }
 
-// Ping asks the brokers for cluster metadata.
+// Ping opens a fresh connection to a broker and asks for its API versions:
+// the client's pooled connections and cached metadata would hide a broker
+// that is gone.
 func (l *Log) Ping(ctx context.Context) error {
 	if l.isClosed() {
 		return errClosed("kafka: ping")
 	}
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
-	if _, err := l.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{}}); err != nil {
-		return unavailable("kafka: ping", err)
+	var last error
+	for _, b := range l.cfg.Brokers {
+		conn, err := l.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			last = err
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(pingTimeout))
+		_, err = conn.ApiVersions()
+		conn.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
 	}
-	return nil
+	return unavailable("kafka: ping", last)
 }
 
 // Close stops the producers, makes running Consume and Subscribe calls

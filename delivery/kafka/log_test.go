@@ -26,7 +26,7 @@ func brokers(t *testing.T) []string {
 	}
 	list := strings.Split(addrs, ",")
 	l := &Log{cfg: testConfig(t, list, 1).withDefaults()}
-	l.client = newClient(l.cfg)
+	l.client, l.dialer = newClient(l.cfg), newDialer(l.cfg)
 	defer l.client.Transport.(*kafkago.Transport).CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
