@@ -166,6 +166,10 @@ func (a *applier) send() (*chat.Sequenced, error) {
 		key := cmd.Actor + "\x00" + cmd.ClientID
 		mid, ok := st.dedups[key]
 		if !ok {
+			mid, ok = a.b.prefetched[dedupKey(st.conv.ID, cmd.Actor, cmd.ClientID)]
+			ok = ok && mid != ""
+		}
+		if !ok && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
 			var err error
 			mid, err = a.b.s.store.Dedup(a.b.ctx, st.conv.ID, cmd.Actor, cmd.ClientID)
 			if isStorageErr(err) {

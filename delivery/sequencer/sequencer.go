@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -68,21 +71,85 @@ type batch struct {
 	ctx       context.Context
 	partition int
 	states    map[string]*convState
+	// prefetched holds dedup lookups made side by side before the batch
+	// is applied (conversation+sender+client_id -> message id, "" when
+	// there is none): one by one, they were most of a batch's time on a
+	// networked store.
+	prefetched map[string]string
+}
+
+// prefetchParallelism bounds the store reads a batch makes at once.
+const prefetchParallelism = 16
+
+// prefetch reads, side by side, the states of the batch's conversations
+// and the dedup records of its sends. A failed read is left to apply,
+// which reads again and reports it.
+func (b *batch) prefetch(cmds []*chat.Command) {
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(prefetchParallelism)
+	seen := map[string]bool{}
+	for _, cmd := range cmds {
+		if cid := cmd.ConversationID; !seen[cid] {
+			seen[cid] = true
+			g.Go(func() error {
+				st, err := b.loadState(cid)
+				if err == nil {
+					mu.Lock()
+					b.states[cid] = st
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+		if cmd.Op != chat.OpSend || cmd.ClientID == "" {
+			continue
+		}
+		key := dedupKey(cmd.ConversationID, cmd.Actor, cmd.ClientID)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		g.Go(func() error {
+			mid, err := b.s.store.Dedup(b.ctx, cmd.ConversationID, cmd.Actor, cmd.ClientID)
+			if err == nil || chat.IsNotFound(err) {
+				mu.Lock()
+				b.prefetched[key] = mid
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+func dedupKey(cid, sender, clientID string) string {
+	return cid + "\x00" + sender + "\x00" + clientID
 }
 
 func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}}
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
+	cmds := make([]*chat.Command, len(recs))
+	var valid []*chat.Command
 	for i := range recs {
-		rec := &recs[i]
 		var cmd chat.Command
-		if err := json.Unmarshal(rec.Value, &cmd); err != nil || cmd.ConversationID == "" {
-			s.logger.Warn("dropping undecodable command", "partition", partition, "offset", rec.Offset)
+		if err := json.Unmarshal(recs[i].Value, &cmd); err != nil || cmd.ConversationID == "" {
+			s.logger.Warn("dropping undecodable command", "partition", partition, "offset", recs[i].Offset)
 			continue
 		}
-		seqd, change, err := b.apply(&cmd, rec.Offset)
+		cmds[i] = &cmd
+		valid = append(valid, &cmd)
+	}
+	b.prefetch(valid)
+	for i := range recs {
+		rec, cmd := &recs[i], cmds[i]
+		if cmd == nil {
+			continue
+		}
+		seqd, change, err := b.apply(cmd, rec.Offset)
 		if err != nil {
 			return err // infrastructure failure: retry the whole batch
 		}
@@ -115,6 +182,16 @@ func (b *batch) state(cid string) (*convState, error) {
 	if st, ok := b.states[cid]; ok {
 		return st, nil
 	}
+	st, err := b.loadState(cid)
+	if err != nil {
+		return nil, err
+	}
+	b.states[cid] = st
+	return st, nil
+}
+
+// loadState reads a conversation's state from the store.
+func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	conv, err := b.s.store.Conversation(b.ctx, cid)
 	switch {
@@ -127,7 +204,6 @@ func (b *batch) state(cid string) (*convState, error) {
 	default:
 		return nil, err
 	}
-	b.states[cid] = st
 	return st, nil
 }
 
@@ -235,4 +311,11 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// hasPrefetched reports whether the dedup record of a send was looked up
+// before the batch (found or not).
+func (b *batch) hasPrefetched(cid, sender, clientID string) bool {
+	_, ok := b.prefetched[dedupKey(cid, sender, clientID)]
+	return ok
 }
