@@ -381,9 +381,10 @@ func TestClusterMessagesCrossGatewaysInOrder(t *testing.T) {
 // is closed; a send that fails (a 503 while partitions move, a timeout) is
 // retried with the same client_id until it is acknowledged. It returns the
 // acknowledged message ids per conversation.
-func load(t *testing.T, bases []string, tokens []string, convs []string, senders int, stop <-chan struct{}) (map[string]map[string]bool, int) {
+func load(t *testing.T, bases []string, tokens []string, convs []string, senders int, stop <-chan struct{}) (map[string]map[string]bool, int, []time.Time) {
 	t.Helper()
 	var mu sync.Mutex
+	var ackTimes []time.Time
 	acked := map[string]map[string]bool{}
 	for _, c := range convs {
 		acked[c] = map[string]bool{}
@@ -409,6 +410,7 @@ func load(t *testing.T, bases []string, tokens []string, convs []string, senders
 					if err == nil && (status == 201 || status == 200) {
 						mu.Lock()
 						acked[cid][m["id"].(string)] = true
+						ackTimes = append(ackTimes, time.Now())
 						mu.Unlock()
 						break
 					}
@@ -425,7 +427,18 @@ func load(t *testing.T, bases []string, tokens []string, convs []string, senders
 		}()
 	}
 	wg.Wait()
-	return acked, retries
+	return acked, retries, ackTimes
+}
+
+// rateBetween is how many acknowledgements per second came in [from, to).
+func rateBetween(times []time.Time, from, to time.Time) float64 {
+	n := 0
+	for _, at := range times {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return float64(n) / to.Sub(from).Seconds()
 }
 
 // reader reads a stream from the start, as a client does, keeping its
@@ -539,14 +552,16 @@ func TestClusterSequencerKillLosesNothing(t *testing.T) {
 	done := make(chan struct{})
 	var acked map[string]map[string]bool
 	var retries int
+	var ackTimes []time.Time
 	start := time.Now()
 	go func() {
-		acked, retries = load(t, []string{a.url, b.url}, []string{alice, bob}, convs, 48, stop)
+		acked, retries, ackTimes = load(t, []string{a.url, b.url}, []string{alice, bob}, convs, 48, stop)
 		close(done)
 	}()
-	time.Sleep(3 * time.Second)
+	time.Sleep(4 * time.Second)
+	killedAt := time.Now()
 	seq1.kill() // kill -9 under load: sequencer-2 takes its partitions
-	time.Sleep(10 * time.Second)
+	time.Sleep(12 * time.Second)
 	close(stop)
 	<-done
 	elapsed := time.Since(start)
@@ -555,6 +570,8 @@ func TestClusterSequencerKillLosesNothing(t *testing.T) {
 		total += len(ids)
 	}
 	t.Logf("%d messages acknowledged in %v (%.0f/s), %d retried sends around the kill", total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), retries)
+	t.Logf("acknowledged/s: %.0f in the 3 s before the kill (two sequencers), %.0f in the last 3 s (one)",
+		rateBetween(ackTimes, killedAt.Add(-3*time.Second), killedAt), rateBetween(ackTimes, start.Add(elapsed-3*time.Second), start.Add(elapsed)))
 	drain(t, "carol on gateway B (websocket)", carolR, acked)
 	drain(t, "dave on gateway A (SSE)", daveR, acked)
 }

@@ -159,6 +159,10 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 	}); err != nil {
 		return nil, err
 	}
+	if e.names["log"] == "kafka" && (e.names["index"] == "embedded" || e.names["blobs"] == "embedded") {
+		logger.Warn("the log and store are shared but the search index or attachments are in this node's data folder: run one node only, or set --elasticsearch.urls and --s3.endpoint",
+			"index", e.names["index"], "blobs", e.names["blobs"])
+	}
 	return e, nil
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +15,23 @@ import (
 func failingChecks(ctx context.Context, checks map[string]func(context.Context) error) map[string]string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	// Side by side, so one engine that hangs cannot use up the others'
+	// time and get them reported as failing too.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	failing := map[string]string{}
 	for name, check := range checks {
-		if err := check(ctx); err != nil {
-			failing[name] = err.Error()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := check(ctx); err != nil {
+				mu.Lock()
+				failing[name] = err.Error()
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return failing
 }
 

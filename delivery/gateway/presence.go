@@ -23,6 +23,15 @@ const (
 	goneAfter  = 12 * time.Second
 )
 
+// publishChunk bounds the records of one Append (all of a gateway's
+// records share a key, so they go in one produce request); maxQueued is
+// how many may wait while the log is down before typing and heartbeats
+// are dropped.
+const (
+	publishChunk = 256
+	maxQueued    = 10000
+)
+
 // presenceRecord is one record of the ephemeral topic, keyed by the
 // gateway that wrote it, so one gateway's records stay in order.
 type presenceRecord struct {
@@ -98,7 +107,7 @@ func (p *presence) run(ctx context.Context) {
 		err := p.g.hub.log.Subscribe(ctx, chat.TopicEphemeral, func() {
 			// Ask the others for what they know, and tell them ours.
 			p.publish(presenceRecord{Kind: "hello"})
-			p.publish(p.snapshot())
+			p.publishSnapshot()
 		}, p.apply)
 		if ctx.Err() != nil {
 			return
@@ -165,17 +174,32 @@ func (p *presence) disconnected(user string) {
 	})
 }
 
-// snapshot lists the users online on this gateway.
-func (p *presence) snapshot() presenceRecord {
+// publishSnapshot queues the list of users online on this gateway. It is
+// made and queued under p.mu, so no online or offline record of this
+// gateway can fall between the two and be overtaken by a stale list.
+func (p *presence) publishSnapshot() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.publishSnapshotLocked()
+}
+
+func (p *presence) publishSnapshotLocked() {
 	users := make([]string, 0, len(p.local))
 	for u, st := range p.local {
 		if st.online {
 			users = append(users, u)
 		}
 	}
-	return presenceRecord{Kind: "snapshot", Users: users}
+	// Big gateways send their list in parts; the first part replaces
+	// what others knew of this gateway, the rest add to it.
+	const part = 2000
+	for i := 0; i == 0 || i < len(users); i += part {
+		kind := "snapshot"
+		if i > 0 {
+			kind = "snapshot+"
+		}
+		p.publish(presenceRecord{Kind: kind, Users: users[i:min(i+part, len(users))]})
+	}
 }
 
 // broadcast sends an ephemeral event to the connections of users on every
@@ -188,6 +212,12 @@ func (p *presence) broadcast(users []string, e chat.Ephemeral) {
 func (p *presence) publish(rec presenceRecord) {
 	rec.Gateway = p.g.hub.id
 	p.outMu.Lock()
+	if len(p.out) >= maxQueued && (rec.Kind == "event" || rec.Kind == "alive") {
+		// The log has been down a while: typing and heartbeats are stale
+		// by the time it is back; presence changes are kept.
+		p.outMu.Unlock()
+		return
+	}
 	p.out = append(p.out, rec)
 	p.outMu.Unlock()
 	select {
@@ -208,7 +238,7 @@ func (p *presence) publisher(ctx context.Context) {
 		}
 		for {
 			p.outMu.Lock()
-			batch := p.out
+			batch := p.out[:min(len(p.out), publishChunk)]
 			p.outMu.Unlock()
 			if len(batch) == 0 {
 				break
@@ -224,6 +254,11 @@ func (p *presence) publisher(ctx context.Context) {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := p.g.hub.log.Append(actx, chat.TopicEphemeral, recs...)
 			cancel()
+			if err != nil && (chat.ErrorCode(err) == chat.CodeInvalid || chat.ErrorCode(err) == chat.CodeTooLarge) {
+				// Never deliverable: drop it rather than stall behind it.
+				p.g.logger.Warn("presence: dropping records the log refuses", "err", err, "records", len(recs))
+				err = nil
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -259,6 +294,12 @@ func (p *presence) heartbeat(ctx context.Context) {
 		p.publish(presenceRecord{Kind: "alive"})
 		p.mu.Lock()
 		now := time.Now()
+		if at, ok := p.seen[p.g.hub.id]; !ok || now.Sub(at) > goneAfter/2 {
+			// Our own heartbeats are not coming back: it is our reading
+			// (or writing) that lags, not the others that died.
+			p.mu.Unlock()
+			continue
+		}
 		for gw, at := range p.seen {
 			if gw != p.g.hub.id && now.Sub(at) > goneAfter {
 				delete(p.seen, gw)
@@ -289,6 +330,11 @@ func (p *presence) apply(_ int, recs []chat.Record) {
 			continue
 		}
 		p.mu.Lock()
+		if _, known := p.seen[r.Gateway]; !known && r.Gateway != p.g.hub.id && r.Kind != "snapshot" && r.Kind != "hello" {
+			// A gateway we do not know (or took for dead, say while our
+			// reader lagged) is alive: ask everyone for their lists again.
+			p.publish(presenceRecord{Kind: "hello"})
+		}
 		p.seen[r.Gateway] = time.Now()
 		switch r.Kind {
 		case "online":
@@ -306,10 +352,13 @@ func (p *presence) apply(_ int, recs []chat.Record) {
 					p.removeLocked(user, r.Gateway)
 				}
 			}
+		case "snapshot+":
+			for _, u := range r.Users {
+				p.addLocked(u, r.Gateway)
+			}
 		case "hello":
 			if r.Gateway != p.g.hub.id {
-				// snapshot takes p.mu, held here: answer from another goroutine.
-				go func() { p.publish(p.snapshot()) }()
+				p.publishSnapshotLocked()
 			}
 		}
 		p.mu.Unlock()

@@ -28,8 +28,8 @@ type produceReq struct {
 type rawRecord struct{ key, value []byte }
 
 type produceResult struct {
-	base int64 // offset of recs[0]
-	err  error
+	offsets []int64 // of the request's records, in order
+	err     error
 }
 
 // producer owns one partition's produce requests: one in flight at a time,
@@ -92,7 +92,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs ...*chat.Record) er
 			return errClosed("kafka: append")
 		}
 	}
-	base := map[int]int64{}
+	offsets := map[int][]int64{}
 	var firstErr error
 	for _, p := range order {
 		select {
@@ -100,7 +100,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs ...*chat.Record) er
 			if res.err != nil && firstErr == nil {
 				firstErr = res.err
 			}
-			base[p] = res.base
+			offsets[p] = res.offsets
 		case <-ctx.Done():
 			return unavailable("kafka: append", ctx.Err())
 		case <-l.life.Done(): // a producer that stops leaves queued requests unanswered
@@ -113,7 +113,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs ...*chat.Record) er
 	for i, r := range recs {
 		p := chat.PartitionOf(r.Key, n)
 		r.Partition = p
-		r.Offset = base[p] + int64(index[i])
+		r.Offset = offsets[p][index[i]]
 	}
 	return nil
 }
@@ -175,20 +175,40 @@ func (l *Log) runProducer(p *producer) {
 	}
 }
 
-// produce sends batch as one request and reports each request's base offset.
+// splitBytes bounds one produce request well below the broker's default
+// message.max.bytes (1 MiB), whatever one Append hands over: a sequencer
+// batch of big messages must not become a request the broker refuses
+// for ever.
+const splitBytes = 512 << 10
+
+// produce sends batch in order, in requests of at most splitBytes (one
+// record at least), and reports each record's offset. Other writers may
+// come between two requests, so offsets are per record.
 func (l *Log) produce(key producerKey, batch []*produceReq, count int) {
 	recs := make([]rawRecord, 0, count)
 	for _, req := range batch {
 		recs = append(recs, req.recs...)
 	}
-	base, err := l.produceRecords(key, recs)
-	if err != nil {
-		l.fail(batch, err)
-		return
+	offs := make([]int64, 0, len(recs))
+	for start := 0; start < len(recs); {
+		end, size := start, 0
+		for end < len(recs) && (end == start || size+len(recs[end].key)+len(recs[end].value) <= splitBytes) {
+			size += len(recs[end].key) + len(recs[end].value)
+			end++
+		}
+		base, err := l.produceRecords(key, recs[start:end])
+		if err != nil {
+			l.fail(batch, err) // what was written stays: producing is at least once
+			return
+		}
+		for i := start; i < end; i++ {
+			offs = append(offs, base+int64(i-start))
+		}
+		start = end
 	}
 	for _, req := range batch {
-		req.done <- produceResult{base: base}
-		base += int64(len(req.recs))
+		req.done <- produceResult{offsets: offs[:len(req.recs):len(req.recs)]}
+		offs = offs[len(req.recs):]
 	}
 }
 

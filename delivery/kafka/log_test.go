@@ -257,3 +257,31 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("default BatchTimeout %v, want 2ms", got)
 	}
 }
+
+// An Append bigger than the broker takes in one request (1 MiB by
+// default) goes out in several requests, in order; without the split the
+// broker refuses it for ever.
+func TestBigAppendIsSplitInOrder(t *testing.T) {
+	l := open(t, testConfig(t, brokers(t), 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	big := make([]byte, 400<<10)
+	var recs []*chat.Record
+	for i := 0; i < 5; i++ {
+		v := append([]byte(nil), big...)
+		v[0] = byte('a' + i)
+		recs = append(recs, &chat.Record{Key: "k", Value: v})
+	}
+	if err := l.Append(ctx, "big", recs...); err != nil {
+		t.Fatalf("Append of 2 MiB to one partition: %v", err)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Offset <= recs[i-1].Offset {
+			t.Fatalf("offsets out of order: %d then %d", recs[i-1].Offset, recs[i].Offset)
+		}
+	}
+	got, err := l.fetch(ctx, l.name("big"), 0, recs[0].Offset)
+	if err != nil || len(got) == 0 || got[0].Value[0] != 'a' {
+		t.Fatalf("fetch of the first record: %d records, %v", len(got), err)
+	}
+}

@@ -100,7 +100,17 @@ func (w *Worker) handle(ctx context.Context, _ int, recs []chat.Record) error {
 
 var errUnusable = errors.New("image unusable")
 
+// decodeSlots bounds how many images are decoded at once: partitions are
+// handled side by side, and each decode may hold a 40-megapixel bitmap.
+var decodeSlots = make(chan struct{}, 2)
+
 func (w *Worker) thumbnail(ctx context.Context, m *chat.Message, a chat.Attachment) error {
+	select {
+	case decodeSlots <- struct{}{}:
+		defer func() { <-decodeSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	rec := chat.AttachmentRecord{Attachment: a}
 	rc, err := w.blobs.Get(ctx, rec.BlobKey())
 	if err != nil {

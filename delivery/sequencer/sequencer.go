@@ -89,38 +89,58 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	var g errgroup.Group
 	g.SetLimit(prefetchParallelism)
 	seen := map[string]bool{}
+	// Per conversation: its state first (a fresh read finishes a claimed
+	// change, which writes its dedup records), then its dedup records side
+	// by side.
+	var order []string
+	sends := map[string][]*chat.Command{}
 	for _, cmd := range cmds {
-		if cid := cmd.ConversationID; !seen[cid] {
-			seen[cid] = true
-			g.Go(func() error {
-				st, err := b.loadState(cid)
-				if err == nil {
-					mu.Lock()
-					b.states[cid] = st
-					mu.Unlock()
-				}
-				return nil
-			})
+		cid := cmd.ConversationID
+		if _, ok := sends[cid]; !ok {
+			order = append(order, cid)
+			sends[cid] = nil
 		}
 		if cmd.Op != chat.OpSend || cmd.ClientID == "" {
 			continue
 		}
-		key := dedupKey(cmd.ConversationID, cmd.Actor, cmd.ClientID)
-		if seen[key] {
-			continue
+		key := dedupKey(cid, cmd.Actor, cmd.ClientID)
+		if !seen[key] {
+			seen[key] = true
+			sends[cid] = append(sends[cid], cmd)
 		}
-		seen[key] = true
+	}
+	for _, cid := range order {
 		g.Go(func() error {
-			mid, err := b.s.store.Dedup(b.ctx, cmd.ConversationID, cmd.Actor, cmd.ClientID)
-			if err == nil || chat.IsNotFound(err) {
-				mu.Lock()
-				b.prefetched[key] = mid
-				mu.Unlock()
+			st, err := b.loadState(cid)
+			if err != nil {
+				return nil
 			}
-			return nil
+			mu.Lock()
+			b.states[cid] = st
+			mu.Unlock()
+			var dg errgroup.Group
+			dg.SetLimit(prefetchParallelism)
+			for _, cmd := range sends[cid] {
+				dg.Go(func() error {
+					mid, err := b.s.store.Dedup(b.ctx, cid, cmd.Actor, cmd.ClientID)
+					if err == nil || chat.IsNotFound(err) {
+						mu.Lock()
+						b.prefetched[dedupKey(cid, cmd.Actor, cmd.ClientID)] = mid
+						mu.Unlock()
+					}
+					return nil
+				})
+			}
+			return dg.Wait()
 		})
 	}
 	_ = g.Wait()
+}
+
+// freshReader is a Store whose plain reads may lag a claimed change; the
+// sequencer reads conversation state through it (storage/cassandra).
+type freshReader interface {
+	FreshConversation(ctx context.Context, id string) (chat.Conversation, error)
 }
 
 func dedupKey(cid, sender, clientID string) string {
@@ -193,7 +213,13 @@ func (b *batch) state(cid string) (*convState, error) {
 // loadState reads a conversation's state from the store.
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
-	conv, err := b.s.store.Conversation(b.ctx, cid)
+	var conv chat.Conversation
+	var err error
+	if fr, ok := b.s.store.(freshReader); ok {
+		conv, err = fr.FreshConversation(b.ctx, cid)
+	} else {
+		conv, err = b.s.store.Conversation(b.ctx, cid)
+	}
 	switch {
 	case err == nil:
 		st.conv, st.exists = conv, true

@@ -27,6 +27,20 @@ func checkLimit(op string, limit int) error {
 // internal LastPosition and LastActivity. A conversation whose creation is
 // claimed but not written yet does not exist.
 func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation, error) {
+	return s.conversation(ctx, id, false)
+}
+
+// FreshConversation is Conversation for a writer: a claimed change that is
+// not settled yet (its writer was cut off, say by a rebalance) is certain
+// to be written, so it is finished first and the state after it returned.
+// Otherwise a new partition owner would apply the claimed commands a
+// second time, with new ids. Readers that only show the state use
+// Conversation, which never writes.
+func (s *Store) FreshConversation(ctx context.Context, id string) (chat.Conversation, error) {
+	return s.conversation(ctx, id, true)
+}
+
+func (s *Store) conversation(ctx context.Context, id string, fresh bool) (chat.Conversation, error) {
 	const op = "cassandra: conversation"
 	for attempt := 0; ; attempt++ {
 		var state, pending *string
@@ -34,11 +48,10 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 		if err != nil && !errors.Is(err, gocql.ErrNotFound) {
 			return chat.Conversation{}, classify(op, err)
 		}
-		// A claimed change that is not settled (its writer was cut off,
-		// say by a rebalance) is certain to be written: finish it, so that
-		// a reader never sees the state from before it. Otherwise a new
-		// partition owner would apply the claimed commands a second time.
-		if pending != nil && *pending != "" && attempt < maxClaimAttempts {
+		if fresh && pending != nil && *pending != "" {
+			if attempt >= maxClaimAttempts {
+				return chat.Conversation{}, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("conversation %s: too much contention", id)}
+			}
 			if err := s.finish(ctx, id, *pending); err != nil {
 				return chat.Conversation{}, classify(op, err)
 			}

@@ -89,11 +89,16 @@ func TestChangeClaimedByACrashedWriterIsFinishedByItsReplay(t *testing.T) {
 	send, m := sendChange(create.Conversation, 1, "alice", "claimed, then the writer died")
 	claimOnly(t, s, send)
 
-	// Reading the conversation finishes the claimed change first: a new
+	// A plain read shows the settled state and writes nothing …
+	c, err := s.Conversation(ctx, "cnv_crash")
+	if err != nil || c.LastSeq != create.Conversation.LastSeq {
+		t.Fatalf("a claimed change is visible to a plain read before it is written: %+v, %v", c, err)
+	}
+	// … a writer's read finishes the claimed change first: a new
 	// partition owner must see the state after it, or it would apply the
 	// claimed commands again, with new ids (what the store keeps and what
 	// the events log carries would then differ).
-	c, err := s.Conversation(ctx, "cnv_crash")
+	c, err = s.FreshConversation(ctx, "cnv_crash")
 	if err != nil || c.LastSeq != send.Conversation.LastSeq || c.LastPosition != send.Conversation.LastPosition {
 		t.Fatalf("a claimed change must be finished by a read: %+v, %v", c, err)
 	}
