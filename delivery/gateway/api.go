@@ -91,13 +91,70 @@ func (g *Gateway) submitAsync(ctx context.Context, cmd *chat.Command, done func(
 		timer.Stop()
 		finish(res, res.Err())
 	})
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.CommandTimeout)
-	defer cancel()
-	if err := g.log.Append(actx, chat.TopicCommands, &chat.Record{Key: cmd.ConversationID, Value: val}); err != nil {
-		g.logger.Warn("appending command failed", "err", err)
+	failed := func() {
 		timer.Stop()
 		g.hub.forget(cmd.ID)
 		finish(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the command log is unavailable"))
+	}
+	// The appender takes it from here, in order: a connection's read loop
+	// never waits on the log, and sends that queue meanwhile share one
+	// Append.
+	lane := g.appends[chat.PartitionOf(cmd.ConversationID, g.log.Partitions())%len(g.appends)]
+	select {
+	case lane <- queuedCommand{rec: &chat.Record{Key: cmd.ConversationID, Value: val}, failed: failed}:
+	case <-time.After(g.cfg.CommandTimeout):
+		failed()
+	}
+}
+
+// queuedCommand is a command waiting for the appender.
+type queuedCommand struct {
+	rec    *chat.Record
+	failed func()
+}
+
+// maxAppendBatch bounds the commands of one Append.
+const maxAppendBatch = 512
+
+// appendLanes is how many appenders run side by side. A conversation's
+// commands always take the lane of its partition, so their order is kept.
+const appendLanes = 16
+
+// appender appends one lane's queued commands to the commands log in queue
+// order, all that queued during the previous Append in the next one, until
+// ctx is done.
+func (g *Gateway) appender(ctx context.Context, lane chan queuedCommand) {
+	batch := make([]queuedCommand, 0, maxAppendBatch)
+	recs := make([]*chat.Record, 0, maxAppendBatch)
+	for {
+		batch, recs = batch[:0], recs[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-lane:
+			batch = append(batch, q)
+		}
+	gather:
+		for len(batch) < maxAppendBatch {
+			select {
+			case q := <-lane:
+				batch = append(batch, q)
+			default:
+				break gather
+			}
+		}
+		for _, q := range batch {
+			recs = append(recs, q.rec)
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.CommandTimeout)
+		err := g.log.Append(actx, chat.TopicCommands, recs...)
+		cancel()
+		if err != nil {
+			g.logger.Warn("appending commands failed", "err", err, "commands", len(batch))
+			for _, q := range batch {
+				q.failed()
+			}
+		}
 	}
 }
 

@@ -111,6 +111,7 @@ type Gateway struct {
 	shutdown  chan struct{}
 	closeOnce sync.Once
 	inflight  sync.WaitGroup
+	appends   []chan queuedCommand // to the appenders, by partition
 }
 
 // Deps are what a gateway is wired to.
@@ -161,6 +162,10 @@ func New(cfg Config, d Deps) *Gateway {
 	g.metrics = newMetrics(d.Registerer)
 	g.hub.onDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
 	g.presence = newPresence(g, presenceGrace)
+	g.appends = make([]chan queuedCommand, min(appendLanes, d.Log.Partitions()))
+	for i := range g.appends {
+		g.appends[i] = make(chan queuedCommand, 1024)
+	}
 	g.hub.onRegister, g.hub.onUnregister = g.presence.connected, g.presence.disconnected
 	return g
 }
@@ -172,6 +177,9 @@ func (g *Gateway) Hub() *Hub { return g.hub }
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.keepalive(ctx)
 	go g.presence.run(ctx)
+	for _, lane := range g.appends {
+		go g.appender(ctx, lane)
+	}
 	return g.hub.Run(ctx)
 }
 
