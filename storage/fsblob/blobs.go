@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/storage/blobname"
 )
 
 // MountPath is the path prefix Handler serves; URLs are PublicURL +
@@ -259,17 +260,17 @@ func (b *Blobs) DownloadURL(ctx context.Context, key, name, contentType string, 
 	if err := b.usable(ctx, op); err != nil {
 		return "", err
 	}
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return "", &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
-	if err := checkContentType(contentType); err != nil {
+	if err := blobname.CheckContentType(contentType); err != nil {
 		return "", &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	exp, err := b.expiry(op, ttl, MaxDownloadTTL)
 	if err != nil {
 		return "", err
 	}
-	g := grant{method: "GET", key: key, contentType: contentType, name: safeFilename(name), expires: exp}
+	g := grant{method: "GET", key: key, contentType: contentType, name: blobname.SafeFilename(name), expires: exp}
 	return b.url(g), nil
 }
 
@@ -283,10 +284,10 @@ func (b *Blobs) expiry(op string, ttl, limit time.Duration) (string, error) {
 }
 
 func (b *Blobs) checkBlob(op, key, contentType string, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
-	if err := checkContentType(contentType); err != nil {
+	if err := blobname.CheckContentType(contentType); err != nil {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	if size < 0 {
@@ -327,7 +328,7 @@ func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // open opens the regular file of key.
 func (b *Blobs) open(op, key string) (*os.File, os.FileInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return nil, nil, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	f, err := b.root.Open(objectPath(key))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/chattest"
+	"github.com/parleychat/parley/storage/blobname"
 )
 
 // serve opens a Blobs on cfg (in a new folder unless cfg.Dir is set) whose
@@ -124,13 +125,13 @@ var badKeys = []string{
 
 func TestKeyValidation(t *testing.T) {
 	for _, k := range badKeys {
-		if checkKey(k) == nil {
-			t.Errorf("checkKey(%q) accepted an unsafe key", k)
+		if blobname.CheckKey(k) == nil {
+			t.Errorf("blobname.CheckKey(%q) accepted an unsafe key", k)
 		}
 	}
 	for _, k := range []string{"att_01jc5m2x", "a/b/c.png", "x-y_z.1", "thumbs/att_1.webp", strings.Repeat("a", 200)} {
-		if err := checkKey(k); err != nil {
-			t.Errorf("checkKey(%q): %v", k, err)
+		if err := blobname.CheckKey(k); err != nil {
+			t.Errorf("blobname.CheckKey(%q): %v", k, err)
 		}
 	}
 }
@@ -445,7 +446,7 @@ func TestDownloadHeaders(t *testing.T) {
 				t.Errorf("download %s: %s %q, want %q", tc.name, k, got, want)
 			}
 		}
-		if _, p, err := mime.ParseMediaType(tc.disposition); err != nil || p["filename"] != safeFilename(tc.name) {
+		if _, p, err := mime.ParseMediaType(tc.disposition); err != nil || p["filename"] != blobname.SafeFilename(tc.name) {
 			t.Errorf("disposition %q reads back as %q (%v)", tc.disposition, p["filename"], err)
 		}
 	}
@@ -471,10 +472,10 @@ func TestSafeFilename(t *testing.T) {
 		strings.Repeat("é", 200):          strings.Repeat("é", 90),
 		strings.Repeat("a", 300) + ".png": strings.Repeat("a", 176) + ".png",
 	} {
-		if got := safeFilename(in); got != want {
-			t.Errorf("safeFilename(%q) = %q, want %q", in, got, want)
+		if got := blobname.SafeFilename(in); got != want {
+			t.Errorf("blobname.SafeFilename(%q) = %q, want %q", in, got, want)
 		}
-		if got := safeFilename(safeFilename(in)); got != safeFilename(in) {
+		if got := blobname.SafeFilename(blobname.SafeFilename(in)); got != blobname.SafeFilename(in) {
 			t.Errorf("safeFilename is not idempotent on %q: %q", in, got)
 		}
 	}

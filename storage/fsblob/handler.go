@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/storage/blobname"
 )
 
 // Handler serves the signed URLs: PUT MountPath+key uploads and GET
@@ -35,7 +36,7 @@ func (b *Blobs) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET to download or PUT to upload")
 		return
 	}
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		writeError(w, http.StatusBadRequest, chat.CodeInvalid, err.Error())
 		return
 	}
@@ -113,7 +114,7 @@ func (b *Blobs) serveDownload(w http.ResponseWriter, r *http.Request, g grant) {
 	h := w.Header()
 	h.Set("Content-Type", g.contentType)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Disposition", contentDisposition(g.contentType, safeFilename(g.name)))
+	h.Set("Content-Disposition", blobname.ContentDisposition(g.contentType, blobname.SafeFilename(g.name)))
 	h.Set("Cache-Control", "private, max-age=300")
 	// Blobs share the server's origin: should a browser ever render one as
 	// a document, it gets no script and no access to the origin.

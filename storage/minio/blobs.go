@@ -48,6 +48,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/storage/blobname"
 )
 
 // Limits and defaults.
@@ -311,10 +312,10 @@ func (b *Blobs) DownloadURL(ctx context.Context, key, name, contentType string, 
 	if err := b.usable(ctx, op); err != nil {
 		return "", err
 	}
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return "", &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
-	if err := checkContentType(contentType); err != nil {
+	if err := blobname.CheckContentType(contentType); err != nil {
 		return "", &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	expires, err := expiry(op, ttl, MaxDownloadTTL)
@@ -323,7 +324,7 @@ func (b *Blobs) DownloadURL(ctx context.Context, key, name, contentType string, 
 	}
 	params := url.Values{
 		"response-content-type":        {contentType},
-		"response-content-disposition": {contentDisposition(contentType, safeFilename(name))},
+		"response-content-disposition": {blobname.ContentDisposition(contentType, blobname.SafeFilename(name))},
 	}
 	u, err := b.presigner.PresignedGetObject(ctx, b.bucket, key, expires, params)
 	if err != nil {
@@ -342,10 +343,10 @@ func expiry(op string, ttl, limit time.Duration) (time.Duration, error) {
 }
 
 func (b *Blobs) checkBlob(op, key, contentType string, size int64) error {
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
-	if err := checkContentType(contentType); err != nil {
+	if err := blobname.CheckContentType(contentType); err != nil {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	if size < 0 {
@@ -394,7 +395,7 @@ func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := b.usable(ctx, op); err != nil {
 		return nil, err
 	}
-	if err := checkKey(key); err != nil {
+	if err := blobname.CheckKey(key); err != nil {
 		return nil, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	}
 	obj, err := b.client.GetObject(ctx, b.bucket, key, miniogo.GetObjectOptions{})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/chattest"
+	"github.com/parleychat/parley/storage/blobname"
 )
 
 const startHint = "is MinIO running? start it with: deploy/local/services up minio"
@@ -519,8 +520,8 @@ func TestSafeFilename(t *testing.T) {
 		{"..", "download"},
 		{"", "download"},
 	} {
-		if got := safeFilename(tc.in); got != tc.want {
-			t.Errorf("safeFilename(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := blobname.SafeFilename(tc.in); got != tc.want {
+			t.Errorf("blobname.SafeFilename(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,8 @@
-package fsblob
+// Package blobname holds the rules every Blobs adapter applies to keys,
+// content types and download names, so that the embedded folder
+// (storage/fsblob) and S3 (storage/minio) accept the same keys and serve
+// the same headers: a key that works in one mode works in the other.
+package blobname
 
 import (
 	"errors"
@@ -17,11 +21,11 @@ const (
 	maxNameBytes  = 180
 )
 
-// checkKey accepts keys of [A-Za-z0-9_./-] whose "/"-separated elements
+// CheckKey accepts keys of [A-Za-z0-9_./-] whose "/"-separated elements
 // are non-empty and do not start with a dot, so a key is always a plain
 // relative path below the objects folder: no "..", no "." element, no
 // leading slash, no hidden file.
-func checkKey(key string) error {
+func CheckKey(key string) error {
 	if key == "" || len(key) > maxKeyLen {
 		return errors.New("key must be 1 to 512 characters")
 	}
@@ -49,9 +53,9 @@ func checkKey(key string) error {
 	return nil
 }
 
-// checkContentType accepts a media type, with optional parameters, made of
+// CheckContentType accepts a media type, with optional parameters, made of
 // printable ASCII, so it is safe to echo as a header.
-func checkContentType(ct string) error {
+func CheckContentType(ct string) error {
 	if ct == "" || len(ct) > maxTypeLen {
 		return errors.New("content type must be 1 to 255 characters")
 	}
@@ -76,17 +80,17 @@ var inlineTypes = map[string]bool{
 	"image/webp": true,
 }
 
-func isInline(contentType string) bool {
+func IsInline(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && inlineTypes[mt]
 }
 
-// safeFilename makes a client's file name safe to offer as a download
+// SafeFilename makes a client's file name safe to offer as a download
 // name: only its last path element, without control or invisible format
 // characters (such as right-to-left overrides), quotes or backslashes,
 // without leading or trailing dots and spaces, at most maxNameBytes long
 // (keeping a short extension), and never empty.
-func safeFilename(name string) string {
+func SafeFilename(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
@@ -127,12 +131,12 @@ func safeFilename(name string) string {
 	return name
 }
 
-// contentDisposition is the Content-Disposition of a download: inline for
+// ContentDisposition is the Content-Disposition of a download: inline for
 // images, attachment otherwise, with name (already safe) as an ASCII
 // fallback and, when it is not ASCII, as RFC 6266 filename* too.
-func contentDisposition(contentType, name string) string {
+func ContentDisposition(contentType, name string) string {
 	kind := "attachment"
-	if isInline(contentType) {
+	if IsInline(contentType) {
 		kind = "inline"
 	}
 	ascii := strings.Map(func(r rune) rune {
