@@ -85,7 +85,7 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
 	}
 	for i := range changes {
-		if err := checkChange(&changes[i]); err != nil {
+		if err := changes[i].Check(); err != nil {
 			return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: fmt.Sprintf("change %d: %v", i, err)}
 		}
 	}
@@ -133,60 +133,6 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 	}
 	if err := s.raiseHead(ctx, partition, head); err != nil {
 		return classify(op, fmt.Errorf("head: %w", err))
-	}
-	return nil
-}
-
-// checkChange refuses a change that is not self-consistent, so every row
-// a change writes belongs to the conversation whose row fences it.
-func checkChange(ch *chat.Change) error {
-	cid := ch.Conversation.ID
-	if cid == "" {
-		return fmt.Errorf("conversation id is empty")
-	}
-	if ch.PrevSeq < 0 {
-		return fmt.Errorf("prev_seq %d is negative", ch.PrevSeq)
-	}
-	if want := ch.PrevSeq + int64(len(ch.Events)); ch.Conversation.LastSeq != want {
-		return fmt.Errorf("conversation last_seq is %d, want prev_seq + events = %d", ch.Conversation.LastSeq, want)
-	}
-	var prevPos int64
-	for i := range ch.Events {
-		ev := &ch.Events[i]
-		switch {
-		case ev.ConversationID != cid:
-			return fmt.Errorf("event %d belongs to conversation %q", i, ev.ConversationID)
-		case ev.Seq != ch.PrevSeq+1+int64(i):
-			return fmt.Errorf("event %d has seq %d, want %d", i, ev.Seq, ch.PrevSeq+1+int64(i))
-		case ev.Position <= prevPos:
-			return fmt.Errorf("event %d has position %d, not above %d", i, ev.Position, prevPos)
-		case ev.Message != nil && ev.Message.ID == "":
-			return fmt.Errorf("event %d carries a message without id", i)
-		}
-		prevPos = ev.Position
-	}
-	for i := range ch.Messages {
-		m := &ch.Messages[i]
-		if m.ConversationID != cid || m.ID == "" || m.Seq <= 0 {
-			return fmt.Errorf("message %d (%q of %q, seq %d) is not a message of this conversation", i, m.ID, m.ConversationID, m.Seq)
-		}
-	}
-	for i := range ch.Memberships {
-		m := &ch.Memberships[i]
-		if m.ConversationID != cid || m.UserID == "" {
-			return fmt.Errorf("membership %d (%q in %q) is not a membership of this conversation", i, m.UserID, m.ConversationID)
-		}
-	}
-	for i := range ch.Dedups {
-		d := &ch.Dedups[i]
-		if d.ConversationID != cid || d.MessageID == "" {
-			return fmt.Errorf("dedup %d (%q in %q) is not a record of this conversation", i, d.MessageID, d.ConversationID)
-		}
-	}
-	for i := range ch.Attachments {
-		if ch.Attachments[i].ID == "" {
-			return fmt.Errorf("attachment %d has no id", i)
-		}
 	}
 	return nil
 }

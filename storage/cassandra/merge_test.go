@@ -31,7 +31,7 @@ func TestMergeRunsFoldsConsecutiveChanges(t *testing.T) {
 	if m.PrevSeq != 0 || m.Conversation.LastSeq != 3 || m.Conversation.Title != "t3" || len(m.Events) != 3 {
 		t.Fatalf("merged change: prev %d, last %d, title %q, %d events", m.PrevSeq, m.Conversation.LastSeq, m.Conversation.Title, len(m.Events))
 	}
-	if err := checkChange(m); err != nil {
+	if err := m.Check(); err != nil {
 		t.Fatalf("merged change is not self-consistent: %v", err)
 	}
 	if len(m.Messages) != 2 || m.Messages[0].Text != "one, edited" {
