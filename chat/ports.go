@@ -129,6 +129,10 @@ type Store interface {
 	Message(ctx context.Context, conversationID, messageID string) (Message, error)
 	// Dedup returns the message id recorded for a client_id.
 	Dedup(ctx context.Context, conversationID, senderID, clientID string) (string, error)
+	// Dedups looks up several client_ids of one sender at once: the
+	// message id of each that has a record, by client_id (the others are
+	// absent from the map).
+	Dedups(ctx context.Context, conversationID, senderID string, clientIDs []string) (map[string]string, error)
 	// PutAttachment creates or replaces an attachment record (an upload
 	// that is not posted yet).
 	PutAttachment(ctx context.Context, a AttachmentRecord) error

@@ -3,6 +3,7 @@ package chattest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -1062,6 +1063,34 @@ func storeTestDedup(t *testing.T, s chat.Store, _ func() chat.Store) {
 		case tc.want != "" && (err != nil || got != tc.want):
 			t.Errorf("Dedup(%s, %s, %s): %q, %v; want %q", tc.cid, tc.sender, tc.client, got, err, tc.want)
 		}
+		many, err := s.Dedups(ctx, tc.cid, tc.sender, []string{"not-this-one", tc.client})
+		want := map[string]string{}
+		if tc.want != "" {
+			want[tc.client] = tc.want
+		}
+		if err != nil || !maps.Equal(many, want) {
+			t.Errorf("Dedups(%s, %s, [not-this-one %s]): %v, %v; want %v", tc.cid, tc.sender, tc.client, many, err, want)
+		}
+	}
+	// Many at once (more than one query's worth on Cassandra), and none.
+	var ids []string
+	want := map[string]string{}
+	var changes []chat.Change
+	for i := range 150 {
+		id := fmt.Sprintf("bulk-%03d", i)
+		ids = append(ids, id)
+		if i%3 == 0 {
+			ch, m := b.send("alice", id, "bulk")
+			changes = append(changes, ch)
+			want[id] = m.ID
+		}
+	}
+	storeCommit(t, s, 1, changes...)
+	if got, err := s.Dedups(ctx, b.conv.ID, "alice", ids); err != nil || !maps.Equal(got, want) {
+		t.Errorf("Dedups of 150 client_ids: %d found, %v; want %d", len(got), err, len(want))
+	}
+	if got, err := s.Dedups(ctx, b.conv.ID, "alice", nil); err != nil || len(got) != 0 {
+		t.Errorf("Dedups of none: %v, %v", got, err)
 	}
 }
 

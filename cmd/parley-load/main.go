@@ -6,6 +6,7 @@
 //	parley-load -mode idle    -conns 5000 -pid $(pgrep parley)
 //	parley-load -mode burst   -members 1000 -messages 600
 //	parley-load -mode latency -members 100 -rate 20000 -duration 10s
+//	parley-load -mode send    -convs 8 -rate 2000 -duration 10s -url http://a,http://b
 package main
 
 import (
@@ -46,26 +47,35 @@ type config struct {
 	Rate     int
 	Duration time.Duration
 	Size     int
+	Convs    int
+	Senders  int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "server URL (dev sign-in must be on)")
-	fs.StringVar(&c.Mode, "mode", "burst", "idle, burst or latency")
+	fs.StringVar(&c.Mode, "mode", "burst", "idle, burst, latency or send")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: WebSocket connections to open")
 	fs.IntVar(&c.PID, "pid", 0, "idle: server process id, to read its RSS")
 	fs.IntVar(&c.Members, "members", 500, "burst/latency: members of the conversation, one connection each")
 	fs.IntVar(&c.Messages, "messages", 400, "burst: messages to send")
-	fs.IntVar(&c.Rate, "rate", 20000, "latency: target deliveries per second")
-	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "latency: how long to send")
+	fs.IntVar(&c.Rate, "rate", 20000, "latency: target deliveries per second; send: target sends per second")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "latency/send: how long to send")
+	fs.IntVar(&c.Convs, "convs", 8, "send: conversations the sends are spread over")
+	fs.IntVar(&c.Senders, "senders", 8, "send: WebSocket connections sending, spread over the URLs")
 	fs.IntVar(&c.Size, "size", 100, "message text size in bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("bad --url %q", c.URL)
+	for _, one := range strings.Split(c.URL, ",") {
+		u, err := url.Parse(one)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("bad --url %q", one)
+		}
+	}
+	if c.Mode != "send" && strings.Contains(c.URL, ",") {
+		return errors.New("only --mode send takes several URLs")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -76,6 +86,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return burst(ctx, c, out)
 	case "latency":
 		return latency(ctx, c, out)
+	case "send":
+		return send(ctx, c, out)
 	}
 	return fmt.Errorf("unknown mode %q", c.Mode)
 }

@@ -414,3 +414,47 @@ func TestSearchFiltersAndPaging(t *testing.T) {
 		checkError(t, s.do(t, "GET", "/v1/search?q=kiwi"+bad, bob, nil), 400, "invalid_request")
 	}
 }
+
+// TestRemovedMemberCannotSendRightAfter: the gateway remembers who may
+// send where, so a member's sends skip the store; a removal (or leaving)
+// must end that at once, over REST and WebSocket alike.
+func TestRemovedMemberCannotSendRightAfter(t *testing.T) {
+	s := startServer(t)
+	alice, bob, carol := s.signIn(t, "alice"), s.signIn(t, "bob"), s.signIn(t, "carol")
+	cid := s.createGroup(t, alice, "kick", "bob", "carol")
+	msgs := "/v1/conversations/" + cid + "/messages"
+	s.send(t, bob, cid, "bob is here", "b1")
+	s.send(t, carol, cid, "carol is here", "c1")
+	bobWS, _ := s.connect(t, transportWS, bob, "")
+	if err := bobWS.(*wsStream).write(map[string]any{"type": "send", "ref": "w1", "conversation_id": cid, "client_id": "bw1", "text": "over ws"}); err != nil {
+		t.Fatal(err)
+	}
+	if ack := nextOfType(t, bobWS, "ack"); ack["ref"] != "w1" {
+		t.Fatalf("ack: %v", ack)
+	}
+
+	if r := s.do(t, "DELETE", "/v1/conversations/"+cid+"/members/bob", alice, nil); r.status != 204 {
+		t.Fatalf("remove bob: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, "POST", msgs, bob, map[string]string{"text": "still here?", "client_id": "b2"}); r.status != 404 {
+		t.Fatalf("send after removal: %d %s, want 404", r.status, r.body)
+	}
+	if err := bobWS.(*wsStream).write(map[string]any{"type": "send", "ref": "w2", "conversation_id": cid, "client_id": "bw2", "text": "over ws"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextOfType(t, bobWS, "error"); e["ref"] != "w2" || e["error"].(map[string]any)["code"] != "not_found" {
+		t.Fatalf("ws send after removal: %v", e)
+	}
+
+	if r := s.do(t, "DELETE", "/v1/conversations/"+cid+"/members/carol", carol, nil); r.status != 204 {
+		t.Fatalf("carol leaves: %d %s", r.status, r.body)
+	}
+	if r := s.do(t, "POST", msgs, carol, map[string]string{"text": "one more", "client_id": "c2"}); r.status != 404 {
+		t.Fatalf("send after leaving: %d %s, want 404", r.status, r.body)
+	}
+	// Added back, bob may send again.
+	if r := s.do(t, "PUT", "/v1/conversations/"+cid+"/members/bob", alice, nil); r.status != 201 {
+		t.Fatalf("add bob back: %d %s", r.status, r.body)
+	}
+	s.send(t, bob, cid, "back", "b3")
+}

@@ -128,6 +128,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
+	if cfg.DebugAddr != "" {
+		dctx, stopDebug := context.WithCancel(ctx)
+		defer stopDebug()
+		if err := serveDebug(dctx, cfg.DebugAddr, logger); err != nil {
+			return fmt.Errorf("--debug.addr: %w", err)
+		}
+	}
 	eng, err := openEngines(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -178,10 +178,14 @@ func (g *Gateway) member(ctx context.Context, cid, uid string) (chat.Conversatio
 }
 
 // isMember is member without loading the conversation: one small
-// membership row, for the send path (a big group's record is large).
+// membership row, for the send path (a big group's record is large), and
+// none while the member cache vouches for the user.
 func (g *Gateway) isMember(ctx context.Context, cid, uid string) error {
 	if !chat.ValidID(cid) {
 		return chat.Errorf(chat.CodeNotFound, "conversation not found")
+	}
+	if g.members.has(cid, uid) {
+		return nil
 	}
 	m, err := g.store.Membership(ctx, cid, uid)
 	if err != nil {
@@ -193,6 +197,7 @@ func (g *Gateway) isMember(ctx context.Context, cid, uid string) error {
 	if !m.Active {
 		return chat.Errorf(chat.CodeNotFound, "conversation not found")
 	}
+	g.members.add(cid, uid)
 	return nil
 }
 

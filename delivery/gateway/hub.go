@@ -39,6 +39,7 @@ type Hub struct {
 
 	onDispatch   func(n int) // metrics hook
 	onRegister   func(user string)
+	onRemoved    func(cid, uid string) // a member.removed event went by
 	onUnregister func(user string)
 }
 
@@ -101,6 +102,13 @@ func (h *Hub) dispatch(partition int, recs []chat.Record) {
 		if err := json.Unmarshal(recs[i].Value, &s); err != nil {
 			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset)
 			continue
+		}
+		// A removal is forgotten before the remover hears it is done, so
+		// the removed member's next send here reads the store again.
+		for _, ev := range s.Events {
+			if ev.Type == chat.EventMemberRemoved && h.onRemoved != nil {
+				h.onRemoved(ev.ConversationID, ev.UserID)
+			}
 		}
 		if s.Gateway == h.id {
 			h.resolve(s.CommandID, s.Result)

@@ -107,6 +107,7 @@ type Gateway struct {
 	static     http.Handler
 	metrics    *metrics
 	presence   *presence
+	members    *memberCache
 
 	shutdown  chan struct{}
 	closeOnce sync.Once
@@ -161,6 +162,8 @@ func New(cfg Config, d Deps) *Gateway {
 	g.hub = NewHub(d.GatewayID, d.Log, d.Store, d.Logger)
 	g.metrics = newMetrics(d.Registerer)
 	g.hub.onDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
+	g.members = newMemberCache()
+	g.hub.onRemoved = g.members.forget
 	g.presence = newPresence(g, presenceGrace)
 	g.appends = make([]chan queuedCommand, min(appendLanes, d.Log.Partitions()))
 	for i := range g.appends {

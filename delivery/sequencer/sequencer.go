@@ -82,33 +82,41 @@ type batch struct {
 const prefetchParallelism = 16
 
 // prefetch reads, side by side, the states of the batch's conversations
-// and the dedup records of its sends. A failed read is left to apply,
-// which reads again and reports it.
+// and the dedup records of its sends, one query per conversation and
+// sender. A failed read is left to apply, which reads again and reports
+// it.
 func (b *batch) prefetch(cmds []*chat.Command) {
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(prefetchParallelism)
-	seen := map[string]bool{}
-	// Per conversation: its state first (a fresh read finishes a claimed
-	// change, which writes its dedup records), then its dedup records side
-	// by side.
+	type senderKey struct{ cid, actor string }
 	var order []string
-	sends := map[string][]*chat.Command{}
+	bySender := map[string][]senderKey{}
+	clientIDs := map[senderKey][]string{}
+	seen := map[string]bool{}
 	for _, cmd := range cmds {
 		cid := cmd.ConversationID
-		if _, ok := sends[cid]; !ok {
+		if _, ok := bySender[cid]; !ok {
 			order = append(order, cid)
-			sends[cid] = nil
+			bySender[cid] = nil
 		}
 		if cmd.Op != chat.OpSend || cmd.ClientID == "" {
 			continue
 		}
 		key := dedupKey(cid, cmd.Actor, cmd.ClientID)
-		if !seen[key] {
-			seen[key] = true
-			sends[cid] = append(sends[cid], cmd)
+		if seen[key] {
+			continue
 		}
+		seen[key] = true
+		sk := senderKey{cid, cmd.Actor}
+		if _, ok := clientIDs[sk]; !ok {
+			bySender[cid] = append(bySender[cid], sk)
+		}
+		clientIDs[sk] = append(clientIDs[sk], cmd.ClientID)
 	}
+	// Per conversation: its state first (a fresh read finishes a claimed
+	// change, which writes its dedup records), then its senders' dedup
+	// records side by side.
 	for _, cid := range order {
 		g.Go(func() error {
 			st, err := b.loadState(cid)
@@ -120,14 +128,18 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 			mu.Unlock()
 			var dg errgroup.Group
 			dg.SetLimit(prefetchParallelism)
-			for _, cmd := range sends[cid] {
+			for _, sk := range bySender[cid] {
 				dg.Go(func() error {
-					mid, err := b.s.store.Dedup(b.ctx, cid, cmd.Actor, cmd.ClientID)
-					if err == nil || chat.IsNotFound(err) {
-						mu.Lock()
-						b.prefetched[dedupKey(cid, cmd.Actor, cmd.ClientID)] = mid
-						mu.Unlock()
+					ids := clientIDs[sk]
+					found, err := b.s.store.Dedups(b.ctx, cid, sk.actor, ids)
+					if err != nil {
+						return nil
 					}
+					mu.Lock()
+					for _, id := range ids {
+						b.prefetched[dedupKey(cid, sk.actor, id)] = found[id] // "" when none
+					}
+					mu.Unlock()
 					return nil
 				})
 			}

@@ -64,7 +64,7 @@ const maxClaimAttempts = 20
 // Commit fails with CodeConflict and the change is not written. A change
 // is claimed by a lightweight transaction on its conversation row (LastSeq
 // moves from PrevSeq to the new LastSeq, and the change is recorded as
-// pending), then written in one logged batch (several, in order, for a
+// pending), then written in one unlogged batch (several, in order, for a
 // change above 40 KiB), then settled by a second lightweight transaction
 // that makes the conversation's new state readable. Once claimed, a change
 // is certain to be written whole: if its writer fails, the next Commit on
@@ -184,6 +184,9 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if attempt >= maxClaimAttempts {
+			return &chat.Error{Code: chat.CodeUnavailable, Op: "cassandra: commit", Message: fmt.Sprintf("conversation %s: too much contention", cid)}
+		}
 		if known {
 			if row.pending != "" {
 				// A claimed change that is not written everywhere yet (its
@@ -206,9 +209,6 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 			if row.lastSeq != ch.PrevSeq || (!row.exists && ch.PrevSeq != 0) {
 				return conflict(cid, row.lastSeq, ch.PrevSeq)
 			}
-		}
-		if attempt >= maxClaimAttempts {
-			return &chat.Error{Code: chat.CodeUnavailable, Op: "cassandra: commit", Message: fmt.Sprintf("conversation %s: too much contention", cid)}
 		}
 
 		ts := max(time.Now().UnixMicro(), row.lastTS+1)
@@ -314,10 +314,12 @@ func (s *Store) finish(ctx context.Context, cid, pending string) error {
 	if err != nil {
 		return fmt.Errorf("encode conversation: %w", err)
 	}
-	// Settled only if still pending: a helper may have settled it already,
-	// and then a later change may be pending.
-	if _, err := s.q(ctx, `UPDATE {conversations} SET state = ?, pending = null WHERE id = ? IF pending = ?`,
-		string(state), cid, pending).MapScanCAS(map[string]any{}); err != nil {
+	// Settled only while this claim is the newest: a helper may have
+	// settled it already, and a later change may be pending by now. The
+	// claim's timestamp names it (every claim raises last_ts), so the
+	// condition need not carry the whole pending change again.
+	if _, err := s.q(ctx, `UPDATE {conversations} SET state = ?, pending = null WHERE id = ? IF last_ts = ?`,
+		string(state), cid, in.TS).MapScanCAS(map[string]any{}); err != nil {
 		return fmt.Errorf("settle change: %w", err)
 	}
 	return nil
@@ -330,19 +332,23 @@ type statement struct {
 	size int // approximate, in bytes
 }
 
-// maxBatchBytes keeps logged batches under Cassandra's default
+// maxBatchBytes keeps batches under Cassandra's default
 // batch_size_fail_threshold (50 KiB).
 const maxBatchBytes = 40 << 10
 
-// write writes a change's statements at timestamp ts in logged batches
-// of at most maxBatchBytes, one after the other in order: one batch for
-// an ordinary change; a huge one (a group created with hundreds of
-// members) goes in several, events in seq order first, so readers see a
-// gap-free log. Either way the change is complete in the end: its claim
-// stays pending until it is, and whoever finds it pending writes it again.
+// write writes a change's statements at timestamp ts in batches of at
+// most maxBatchBytes, one after the other in order: one batch for an
+// ordinary change; a huge one (a group created with hundreds of members)
+// goes in several, events in seq order first, so readers see a gap-free
+// log. The batches are unlogged: the claim is this store's batch log. A
+// change is complete in the end because its claim stays pending until it
+// is, and whoever finds it pending writes it again; Cassandra's own batch
+// log would only write every change twice more (into system.batches and
+// out again). Each partition's part of a batch (a change's events, say)
+// is still applied at once.
 func (s *Store) write(ctx context.Context, ts int64, stmts []statement) error {
 	for len(stmts) > 0 {
-		b := s.session.NewBatch(gocql.LoggedBatch).WithContext(ctx).WithTimestamp(ts)
+		b := s.session.NewBatch(gocql.UnloggedBatch).WithContext(ctx).WithTimestamp(ts)
 		size := 0
 		for len(stmts) > 0 && (len(b.Entries) == 0 || size+stmts[0].size <= maxBatchBytes) {
 			b.Query(stmts[0].stmt, stmts[0].args...)
@@ -425,7 +431,7 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 		add(`INSERT INTO {memberships} (user_id, conversation_id, data) VALUES (?, ?, ?)`, m.UserID, cid, string(data))
 	}
 	for _, d := range ch.Dedups {
-		add(`INSERT INTO {dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL ?`,
+		add(`INSERT INTO {send_dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL ?`,
 			cid, d.SenderID, d.ClientID, d.MessageID, s.dedupTTL)
 	}
 	for i := range ch.Attachments {

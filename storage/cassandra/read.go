@@ -309,7 +309,7 @@ func (s *Store) Message(ctx context.Context, conversationID, messageID string) (
 func (s *Store) Dedup(ctx context.Context, conversationID, senderID, clientID string) (string, error) {
 	const op = "cassandra: dedup"
 	var mid string
-	err := s.q(ctx, `SELECT message_id FROM {dedups} WHERE conversation_id = ? AND sender_id = ? AND client_id = ?`,
+	err := s.q(ctx, `SELECT message_id FROM {send_dedups} WHERE conversation_id = ? AND sender_id = ? AND client_id = ?`,
 		conversationID, senderID, clientID).Scan(&mid)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return "", notFound(op, "client_id")
@@ -318,6 +318,31 @@ func (s *Store) Dedup(ctx context.Context, conversationID, senderID, clientID st
 		return "", classify(op, err)
 	}
 	return mid, nil
+}
+
+// maxDedupsPerQuery bounds the client_ids of one IN query.
+const maxDedupsPerQuery = 100
+
+// Dedups returns the message ids recorded for several client_ids of one
+// sender: one query per 100, as they share a partition (the sequencer
+// looked them up one by one before, a round trip per send).
+func (s *Store) Dedups(ctx context.Context, conversationID, senderID string, clientIDs []string) (map[string]string, error) {
+	const op = "cassandra: dedups"
+	out := make(map[string]string, len(clientIDs))
+	for len(clientIDs) > 0 {
+		chunk := clientIDs[:min(len(clientIDs), maxDedupsPerQuery)]
+		clientIDs = clientIDs[len(chunk):]
+		iter := s.q(ctx, `SELECT client_id, message_id FROM {send_dedups} WHERE conversation_id = ? AND sender_id = ? AND client_id IN ?`,
+			conversationID, senderID, chunk).Iter()
+		var cid, mid string
+		for iter.Scan(&cid, &mid) {
+			out[cid] = mid
+		}
+		if err := iter.Close(); err != nil {
+			return nil, classify(op, err)
+		}
+	}
+	return out, nil
 }
 
 // PutAttachment creates or replaces an attachment record.

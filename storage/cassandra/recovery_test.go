@@ -67,13 +67,14 @@ func sendChange(prev chat.Conversation, off int64, sender, text string) (chat.Ch
 // the change is claimed (pending) but written nowhere else.
 func claimOnly(t *testing.T, s *Store, ch chat.Change) {
 	t.Helper()
-	raw, err := json.Marshal(intent{Change: ch, TS: time.Now().UnixMicro(),
+	ts := time.Now().UnixMicro() // a claim's last_ts is its intent's TS
+	raw, err := json.Marshal(intent{Change: ch, TS: ts,
 		LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity})
 	if err != nil {
 		t.Fatal(err)
 	}
 	applied, err := s.q(t.Context(), `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null`,
-		ch.Conversation.LastSeq, time.Now().UnixMicro(), string(raw), ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
+		ch.Conversation.LastSeq, ts, string(raw), ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
 	if err != nil || !applied {
 		t.Fatalf("claim: applied %v, %v", applied, err)
 	}

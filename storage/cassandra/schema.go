@@ -33,8 +33,10 @@ func bucketOf(seq int64) int64 {
 //	messages        ((conversation_id, bucket), seq DESC)
 //	message_ids     ((conversation_id, message_id)) -> seq
 //	memberships     ((user_id), conversation_id)
-//	dedups          ((conversation_id, sender_id, client_id)) -> message_id, TTL
-//	heads           ((partition)) -> head
+//	send_dedups     ((conversation_id, sender_id), client_id) -> message_id,
+//	                TTL; a sender's records share a partition, so a batch
+//	                of sends is checked in one query
+//	partition_heads ((partition)) -> head, written at timestamp head
 //	meta            ((key)) -> value, set-if-absent by LWT
 //	attachments     ((id)) -> record
 func schema(keyspace string, replication int) []string {
@@ -83,13 +85,13 @@ func schema(keyspace string, replication int) []string {
 			conversation_id text,
 			data text,
 			PRIMARY KEY ((user_id), conversation_id))`,
-		`CREATE TABLE IF NOT EXISTS %s.dedups (
+		`CREATE TABLE IF NOT EXISTS %s.send_dedups (
 			conversation_id text,
 			sender_id text,
 			client_id text,
 			message_id text,
-			PRIMARY KEY ((conversation_id, sender_id, client_id)))`,
-		`CREATE TABLE IF NOT EXISTS %s.heads (
+			PRIMARY KEY ((conversation_id, sender_id), client_id))`,
+		`CREATE TABLE IF NOT EXISTS %s.partition_heads (
 			partition int PRIMARY KEY,
 			head bigint)`,
 		`CREATE TABLE IF NOT EXISTS %s.meta (

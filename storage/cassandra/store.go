@@ -6,7 +6,7 @@
 // seq / 4096) clustered by seq descending. Commits are fenced per
 // conversation by a lightweight transaction on the conversation row that
 // claims the next seqs and records the whole Change as pending; the Change
-// is then written in a logged batch and the claim is settled by a second
+// is then written in an unlogged batch (the claim is the batch log) and the claim is settled by a second
 // lightweight transaction. Whoever finds a pending Change (a later Commit,
 // after a crash) finishes it first, so a claimed Change is never lost and
 // a refused one is never written. All rows of a Change carry one write
@@ -134,6 +134,9 @@ type Store struct {
 	ks       string
 	dedupTTL int
 	serial   gocql.Consistency
+	// stmts caches qualified statements: statement text -> with the
+	// keyspace written in (a Replacer per query showed up in profiles).
+	stmts sync.Map
 
 	closeOnce sync.Once
 }
@@ -211,7 +214,12 @@ func (s *Store) q(ctx context.Context, stmt string, args ...any) *gocql.Query {
 
 // stmt qualifies the table names of stmt (written {name}) with the keyspace.
 func (s *Store) stmt(stmt string) string {
-	return strings.NewReplacer("{", s.ks+".", "}", "").Replace(stmt)
+	if q, ok := s.stmts.Load(stmt); ok {
+		return q.(string)
+	}
+	q := strings.NewReplacer("{", s.ks+".", "}", "").Replace(stmt)
+	s.stmts.Store(stmt, q)
+	return q
 }
 
 // Ping reports whether the store answers.
@@ -260,7 +268,7 @@ func (s *Store) Heads(ctx context.Context, partitions int) ([]int64, error) {
 	for i := range ids {
 		ids[i] = i
 	}
-	iter := s.q(ctx, `SELECT partition, head FROM {heads} WHERE partition IN ?`, ids).Iter()
+	iter := s.q(ctx, `SELECT partition, head FROM {partition_heads} WHERE partition IN ?`, ids).Iter()
 	var p int
 	var h int64
 	for iter.Scan(&p, &h) {
@@ -274,31 +282,17 @@ func (s *Store) Heads(ctx context.Context, partitions int) ([]int64, error) {
 	return heads, nil
 }
 
-// raiseHead moves the partition's head up to head, never down: a
-// compare-and-set loop of lightweight transactions.
+// raiseHead moves the partition's head up to head, never down, with no
+// lightweight transaction: the head is written with head itself as its
+// write timestamp, and Cassandra keeps the cell with the highest
+// timestamp, so a lower head written later (a stale owner, a replay)
+// loses to the higher one whatever the order of arrival. The table takes
+// no other writes, whose wall-clock timestamps would beat every head.
 func (s *Store) raiseHead(ctx context.Context, partition int, head int64) error {
 	if head <= 0 {
 		return nil
 	}
-	existing := map[string]any{}
-	applied, err := s.q(ctx, `INSERT INTO {heads} (partition, head) VALUES (?, ?) IF NOT EXISTS`, partition, head).MapScanCAS(existing)
-	for attempt := 0; ; attempt++ {
-		if err != nil {
-			return err
-		}
-		if applied {
-			return nil
-		}
-		cur, _ := existing["head"].(int64)
-		if cur >= head {
-			return nil
-		}
-		if attempt > 50 {
-			return &chat.Error{Code: chat.CodeUnavailable, Message: fmt.Sprintf("head of partition %d: too much contention", partition)}
-		}
-		clear(existing)
-		applied, err = s.q(ctx, `UPDATE {heads} SET head = ? WHERE partition = ? IF head = ?`, head, partition, cur).MapScanCAS(existing)
-	}
+	return s.q(ctx, `UPDATE {partition_heads} USING TIMESTAMP ? SET head = ? WHERE partition = ?`, head, head, partition).Exec()
 }
 
 // classify turns driver errors into chat errors: missing rows are

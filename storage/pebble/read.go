@@ -245,6 +245,26 @@ func (s *Store) Dedup(ctx context.Context, conversationID, senderID, clientID st
 	return string(v), nil
 }
 
+// Dedups returns the message ids recorded for several client_ids.
+func (s *Store) Dedups(ctx context.Context, conversationID, senderID string, clientIDs []string) (map[string]string, error) {
+	const op = "pebble: dedups"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := make(map[string]string, len(clientIDs))
+	for _, id := range clientIDs {
+		v, found, err := getRaw(s.db, dedupKey(conversationID, senderID, id))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if found {
+			out[id] = string(v)
+		}
+	}
+	return out, nil
+}
+
 // PutAttachment creates or replaces an attachment record.
 func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) error {
 	const op = "pebble: put attachment"

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// send measures the send path: --rate sends a second, open loop, spread
+// over --convs conversations and --senders WebSocket connections (round
+// robin over the URLs, so several gateways share the load). It reports the
+// acknowledged rate and the send→ack latency; a send that is refused or
+// never acknowledged is an error.
+func send(ctx context.Context, c config, out io.Writer) error {
+	if c.Rate < 1 || c.Convs < 1 || c.Senders < 1 {
+		return errors.New("send mode needs --rate, --convs and --senders of at least 1")
+	}
+	urls := strings.Split(c.URL, ",")
+	tokens := make([]string, c.Senders)
+	names := make([]string, c.Senders)
+	for i := range tokens {
+		names[i] = fmt.Sprintf("send%d", i)
+		t, err := signIn(ctx, urls[i%len(urls)], names[i])
+		if err != nil {
+			return err
+		}
+		tokens[i] = t
+	}
+	// Conversation j belongs to sender j mod --senders alone, which sends
+	// only to its own: every connection then hears its own sends' events,
+	// not everyone's, and the tool stays cheaper than the servers.
+	convs := make([]string, c.Convs)
+	for j := range convs {
+		var conv struct {
+			ID string `json:"id"`
+		}
+		k := j % c.Senders
+		if err := call(ctx, urls[k%len(urls)], "POST", "/v1/conversations", tokens[k], map[string]any{"kind": "group", "title": fmt.Sprint("send ", j), "members": []string{}}, &conv); err != nil {
+			return err
+		}
+		convs[j] = conv.ID
+	}
+	mine := make([][]string, c.Senders)
+	for j, cid := range convs {
+		mine[j%c.Senders] = append(mine[j%c.Senders], cid)
+	}
+	for i := range mine {
+		if len(mine[i]) == 0 { // more senders than conversations
+			mine[i] = []string{convs[i%len(convs)]}
+		}
+	}
+	if c.Senders > c.Convs {
+		return errors.New("send mode needs --convs of at least --senders (each conversation has one sender)")
+	}
+	var mu sync.Mutex
+	sentAt := map[string]time.Time{}
+	var lat []time.Duration
+	var refused, closed []string
+	conns := make([]*websocket.Conn, c.Senders)
+	var readers sync.WaitGroup
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	for i := range conns {
+		ws, err := dial(ctx, urls[i%len(urls)], tokens[i])
+		if err != nil {
+			return err
+		}
+		defer ws.CloseNow()
+		conns[i] = ws
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				_, data, err := ws.Read(rctx)
+				now := time.Now()
+				if err != nil {
+					if rctx.Err() == nil {
+						mu.Lock()
+						closed = append(closed, err.Error())
+						mu.Unlock()
+					}
+					return
+				}
+				if !strings.Contains(string(data), `"ref"`) {
+					continue // an event: only acks and errors are timed
+				}
+				for _, line := range strings.Split(string(data), "\n") {
+					var f struct {
+						Type  string          `json:"type"`
+						Ref   string          `json:"ref"`
+						Error json.RawMessage `json:"error"`
+					}
+					if json.Unmarshal([]byte(line), &f) != nil || f.Ref == "" || (f.Type != "ack" && f.Type != "error") {
+						continue
+					}
+					mu.Lock()
+					if at, ok := sentAt[f.Ref]; ok {
+						delete(sentAt, f.Ref)
+						if f.Type == "ack" {
+							lat = append(lat, now.Sub(at))
+						} else {
+							refused = append(refused, string(f.Error))
+						}
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	pad := strings.Repeat("x", max(0, c.Size-10))
+	total := int(float64(c.Rate) * c.Duration.Seconds())
+	start := time.Now()
+	var writers sync.WaitGroup
+	lanes := make([]chan int, len(conns))
+	var writeErr error
+	var once sync.Once
+	for i := range lanes {
+		lanes[i] = make(chan int, 1024)
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for n := range lanes[i] {
+				ref := strconv.Itoa(n)
+				f, _ := json.Marshal(map[string]any{"type": "send", "ref": ref, "conversation_id": mine[i][(n/len(lanes))%len(mine[i])], "client_id": "c" + ref, "text": ref + " " + pad})
+				mu.Lock()
+				sentAt[ref] = time.Now()
+				mu.Unlock()
+				if err := conns[i].Write(ctx, websocket.MessageText, f); err != nil {
+					once.Do(func() { writeErr = err })
+				}
+			}
+		}()
+	}
+	for n := 0; n < total; n++ {
+		if d := time.Until(start.Add(time.Duration(n) * time.Second / time.Duration(c.Rate))); d > 0 {
+			time.Sleep(d)
+		}
+		lanes[n%len(lanes)] <- n
+	}
+	for _, l := range lanes {
+		close(l)
+	}
+	writers.Wait()
+	sendTime := time.Since(start)
+	// Acks still owed are waited for a while.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		left := len(sentAt)
+		mu.Unlock()
+		if left == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	rcancel()
+	for _, ws := range conns {
+		ws.CloseNow()
+	}
+	readers.Wait()
+	if writeErr != nil {
+		return writeErr
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return errors.New("no send was acknowledged")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
+	}
+	fmt.Fprintf(out, "send: %d sends offered at %d/s over %v to %d conversations via %d connections on %d gateways: %d acknowledged in %v (%.0f/s), ack latency p50 %v p99 %v max %v\n",
+		total, c.Rate, sendTime.Round(time.Millisecond), c.Convs, c.Senders, len(urls), len(lat), elapsed.Round(time.Millisecond),
+		float64(len(lat))/elapsed.Seconds(), pct(0.5), pct(0.99), lat[len(lat)-1].Round(time.Millisecond))
+	if len(refused) > 0 || len(sentAt) > 0 || len(closed) > 0 {
+		return fmt.Errorf("%d sends refused (first: %s), %d never acknowledged, %d connections closed by the server (first: %s)",
+			len(refused), first(refused), len(sentAt), len(closed), first(closed))
+	}
+	return nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return s[0]
+}
