@@ -401,7 +401,10 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 			cid, bucket, ev.Seq, ev.Position, ev.Type, string(data))
 		add(`INSERT INTO {event_positions} (conversation_id, bucket, position, seq) VALUES (?, ?, ?, ?)`,
 			cid, bucket, ev.Position, ev.Seq)
-		if ev.Message != nil && !deleted[ev.Message.ID] {
+		// The created event of a message sits at the message's own seq,
+		// which scrub knows; only later events that carry it (edits) are
+		// indexed, which spares every send one more row.
+		if ev.Message != nil && !deleted[ev.Message.ID] && ev.Seq != ev.Message.Seq {
 			add(`INSERT INTO {message_events} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, ev.Message.ID, ev.Seq)
 		}
 	}
@@ -417,7 +420,7 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 		add(`INSERT INTO {messages} (conversation_id, bucket, seq, data) VALUES (?, ?, ?, ?)`, cid, bucketOf(m.Seq), m.Seq, string(data))
 		add(`INSERT INTO {message_ids} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, m.ID, m.Seq)
 		if m.Deleted {
-			if err := s.scrub(ctx, cid, m.ID, own, add); err != nil {
+			if err := s.scrub(ctx, cid, m.ID, m.Seq, own, add); err != nil {
 				return nil, err
 			}
 		}
@@ -446,15 +449,18 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 }
 
 // scrub adds to the batch the rewrite, without text and attachments, of
-// every stored event that carries message mid (message.created,
-// message.updated), except the change's own events (skip), which are
-// written scrubbed already, and forgets the index that found them.
-func (s *Store) scrub(ctx context.Context, cid, mid string, skip map[int64]bool, add func(string, ...any)) error {
+// every stored event that carries message mid (message.created at the
+// message's seq, message.updated found in message_events), except the
+// change's own events (skip), which are written scrubbed already, and
+// forgets the index that found them.
+func (s *Store) scrub(ctx context.Context, cid, mid string, mseq int64, skip map[int64]bool, add func(string, ...any)) error {
 	iter := s.q(ctx, `SELECT seq FROM {message_events} WHERE conversation_id = ? AND message_id = ?`, cid, mid).Iter()
-	var seqs []int64
+	seqs := []int64{mseq}
 	var seq int64
 	for iter.Scan(&seq) {
-		seqs = append(seqs, seq)
+		if seq != mseq {
+			seqs = append(seqs, seq)
+		}
 	}
 	if err := iter.Close(); err != nil {
 		return fmt.Errorf("scrub message %s: %w", mid, err)

@@ -29,7 +29,8 @@ func bucketOf(seq int64) int64 {
 //	                everywhere (pending, written at write time ts)
 //	events          ((conversation_id, bucket), seq DESC)
 //	event_positions ((conversation_id, bucket), position): position -> seq
-//	message_events  ((conversation_id, message_id), seq): events carrying a message
+//	message_events  ((conversation_id, message_id), seq): later events carrying
+//	                a message (its created event is at the message's seq)
 //	messages        ((conversation_id, bucket), seq DESC)
 //	message_ids     ((conversation_id, message_id)) -> seq
 //	memberships     ((user_id), conversation_id)
