@@ -175,7 +175,9 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		cmds[i] = &cmd
 		valid = append(valid, &cmd)
 	}
+	t0 := time.Now()
 	b.prefetch(valid)
+	t1 := time.Now()
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
 		if cmd == nil {
@@ -197,16 +199,20 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 		outs = append(outs, &chat.Record{Key: cmd.ConversationID, Value: val})
 	}
+	t2 := time.Now()
 	if len(changes) > 0 {
 		if err := s.store.Commit(ctx, partition, head, changes); err != nil {
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
 	}
+	t3 := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
 	}
+	s.logger.Debug("batch applied", "partition", partition, "commands", len(recs), "convs", len(b.states),
+		"read", t1.Sub(t0), "apply", t2.Sub(t1), "commit", t3.Sub(t2), "append", time.Since(t3))
 	return nil
 }
 

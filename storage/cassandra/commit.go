@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -212,12 +214,21 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 		}
 
 		ts := max(time.Now().UnixMicro(), row.lastTS+1)
-		raw, err := json.Marshal(intent{Change: *ch, TS: ts,
-			LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity})
+		in := &intent{Change: *ch, TS: ts, LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity}
+		raw, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode change: %w", err)
 		}
-		pending := string(raw)
+		// The change goes to the intents table first, with a plain write;
+		// the claim then names it by its timestamp. A claim that carried
+		// the change itself sent it through Paxos (written twice more, in
+		// system.paxos and in the row, then deleted), which was most of the
+		// store's work.
+		if err := s.q(ctx, `INSERT INTO {intents} (conversation_id, ts, body) VALUES (?, ?, ?) USING TTL ?`,
+			cid, ts, string(raw), intentTTL).Exec(); err != nil {
+			return fmt.Errorf("record change: %w", err)
+		}
+		pending := pendingRef(ts)
 		cur := map[string]any{}
 		var applied bool
 		if !row.exists {
@@ -235,8 +246,9 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 			return fmt.Errorf("claim: %w", err)
 		}
 		if applied {
-			return s.finish(ctx, cid, pending)
+			return s.finishIntent(ctx, cid, in, true)
 		}
+		s.forgetIntent(ctx, cid, ts) // refused: nobody will look for it
 		row, known = rowOfCAS(cur), true
 	}
 }
@@ -291,15 +303,60 @@ func conflict(cid string, stored, prev int64) error {
 	}
 }
 
-// finish writes a claimed change everywhere and settles the claim. It is
-// idempotent, so the claimer and anyone who finds the claim pending may
-// run it, even at once: they write the same rows with the same timestamp.
+// intentTTL bounds how long a recorded change outlives its claim when
+// nobody deletes it (a writer that died between recording and claiming).
+// A claimed change is finished long before: the partition's next owner
+// handles the same commands again within a rebalance.
+const intentTTL = 7 * 24 * 3600
+
+// pendingPrefix marks a pending column that names a change in the intents
+// table; older rows hold the change's JSON itself (it starts with "{").
+const pendingPrefix = "intent:"
+
+func pendingRef(ts int64) string { return pendingPrefix + strconv.FormatInt(ts, 10) }
+
+// finish finishes the claimed change a pending column names. When the
+// change is no longer recorded, whoever claimed it has finished it (and
+// deleted the record) since the column was read: nothing is left to do,
+// and the caller reads the row again.
 func (s *Store) finish(ctx context.Context, cid, pending string) error {
+	if !strings.HasPrefix(pending, pendingPrefix) {
+		var in intent
+		if err := json.Unmarshal([]byte(pending), &in); err != nil {
+			return fmt.Errorf("decode pending change of %s: %w", cid, err)
+		}
+		return s.finishIntent(ctx, cid, &in, false)
+	}
+	ts, err := strconv.ParseInt(strings.TrimPrefix(pending, pendingPrefix), 10, 64)
+	if err != nil {
+		return fmt.Errorf("pending change of %s: bad reference %q", cid, pending)
+	}
+	var body string
+	err = s.q(ctx, `SELECT body FROM {intents} WHERE conversation_id = ? AND ts = ?`, cid, ts).Scan(&body)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pending change of %s: %w", cid, err)
+	}
 	var in intent
-	if err := json.Unmarshal([]byte(pending), &in); err != nil {
+	if err := json.Unmarshal([]byte(body), &in); err != nil {
 		return fmt.Errorf("decode pending change of %s: %w", cid, err)
 	}
-	stmts, err := s.statements(ctx, &in)
+	return s.finishIntent(ctx, cid, &in, true)
+}
+
+// forgetIntent deletes a recorded change, at best: a leftover expires.
+func (s *Store) forgetIntent(ctx context.Context, cid string, ts int64) {
+	_ = s.q(ctx, `DELETE FROM {intents} WHERE conversation_id = ? AND ts = ?`, cid, ts).Exec()
+}
+
+// finishIntent writes a claimed change everywhere, settles the claim and
+// deletes the change's record (recorded). It is idempotent, so the
+// claimer and anyone who finds the claim pending may run it, even at
+// once: they write the same rows with the same timestamp.
+func (s *Store) finishIntent(ctx context.Context, cid string, in *intent, recorded bool) error {
+	stmts, err := s.statements(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -321,6 +378,9 @@ func (s *Store) finish(ctx context.Context, cid, pending string) error {
 	if _, err := s.q(ctx, `UPDATE {conversations} SET state = ?, pending = null WHERE id = ? IF last_ts = ?`,
 		string(state), cid, in.TS).MapScanCAS(map[string]any{}); err != nil {
 		return fmt.Errorf("settle change: %w", err)
+	}
+	if recorded {
+		s.forgetIntent(ctx, cid, in.TS)
 	}
 	return nil
 }

@@ -64,8 +64,15 @@ func sendChange(prev chat.Conversation, off int64, sender, text string) (chat.Ch
 }
 
 // claimOnly does what a writer that crashes right after its claim did:
-// the change is claimed (pending) but written nowhere else.
+// the change is recorded and claimed (pending) but written nowhere else.
 func claimOnly(t *testing.T, s *Store, ch chat.Change) {
+	t.Helper()
+	claimWith(t, s, ch, true)
+}
+
+// claimWith claims ch, recorded in the intents table or, as earlier
+// versions did, inline in the pending column.
+func claimWith(t *testing.T, s *Store, ch chat.Change, recorded bool) {
 	t.Helper()
 	ts := time.Now().UnixMicro() // a claim's last_ts is its intent's TS
 	raw, err := json.Marshal(intent{Change: ch, TS: ts,
@@ -73,8 +80,15 @@ func claimOnly(t *testing.T, s *Store, ch chat.Change) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pending := string(raw)
+	if recorded {
+		if err := s.q(t.Context(), `INSERT INTO {intents} (conversation_id, ts, body) VALUES (?, ?, ?)`, ch.Conversation.ID, ts, pending).Exec(); err != nil {
+			t.Fatal(err)
+		}
+		pending = pendingRef(ts)
+	}
 	applied, err := s.q(t.Context(), `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null`,
-		ch.Conversation.LastSeq, ts, string(raw), ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
+		ch.Conversation.LastSeq, ts, pending, ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
 	if err != nil || !applied {
 		t.Fatalf("claim: applied %v, %v", applied, err)
 	}
@@ -235,5 +249,54 @@ func BenchmarkCommitSend(b *testing.B) {
 			b.Fatal(err)
 		}
 		conv = ch.Conversation
+	}
+}
+
+// TestChangeClaimedInlineByAnOlderVersionIsFinished: rows written before
+// changes were recorded apart hold the change in the pending column
+// itself; such a claim is still finished.
+func TestChangeClaimedInlineByAnOlderVersionIsFinished(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_inline", 0, "alice")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	send, m := sendChange(create.Conversation, 1, "alice", "claimed inline")
+	claimWith(t, s, send, false)
+	c, err := s.FreshConversation(ctx, "cnv_inline")
+	if err != nil || c.LastSeq != send.Conversation.LastSeq {
+		t.Fatalf("an inline claim must be finished by a fresh read: %+v, %v", c, err)
+	}
+	if got, err := s.Message(ctx, "cnv_inline", m.ID); err != nil || got.Text != m.Text {
+		t.Fatalf("message of the inline claim: %+v, %v", got, err)
+	}
+}
+
+// TestSettledChangeLeavesNoRecord: a change's record in the intents
+// table goes once the change is settled, so the log is not kept twice.
+func TestSettledChangeLeavesNoRecord(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_records", 0, "alice")
+	send, _ := sendChange(create.Conversation, 1, "alice", "hello")
+	for _, ch := range []chat.Change{create, send} {
+		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := s.q(ctx, `SELECT count(*) FROM {intents}`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("records left after settled changes: %d, %v", n, err)
+	}
+	// A recorded claim that a crashed writer left is finished, and its
+	// record goes too.
+	next, _ := sendChange(send.Conversation, 2, "alice", "claimed, then the writer died")
+	claimOnly(t, s, next)
+	if c, err := s.FreshConversation(ctx, "cnv_records"); err != nil || c.LastSeq != next.Conversation.LastSeq {
+		t.Fatalf("fresh read: %+v, %v", c, err)
+	}
+	if err := s.q(ctx, `SELECT count(*) FROM {intents}`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("records left after a finished claim: %d, %v", n, err)
 	}
 }

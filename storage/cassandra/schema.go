@@ -26,7 +26,9 @@ func bucketOf(seq int64) int64 {
 //
 //	conversations   the fence (last_seq, claimed by LWT), the committed
 //	                snapshot (state) and the claimed change not yet applied
-//	                everywhere (pending, written at write time ts)
+//	                everywhere (pending: "intent:<ts>", the intents row)
+//	intents         ((conversation_id, ts)) -> a change, recorded before its
+//	                claim, deleted once it is settled, TTL
 //	events          ((conversation_id, bucket), seq DESC)
 //	event_positions ((conversation_id, bucket), position): position -> seq
 //	message_events  ((conversation_id, message_id), seq): later events carrying
@@ -49,6 +51,11 @@ func schema(keyspace string, replication int) []string {
 			last_ts bigint,
 			state text,
 			pending text)`,
+		`CREATE TABLE IF NOT EXISTS %s.intents (
+			conversation_id text,
+			ts bigint,
+			body text,
+			PRIMARY KEY ((conversation_id, ts)))`,
 		`CREATE TABLE IF NOT EXISTS %s.events (
 			conversation_id text,
 			bucket bigint,
