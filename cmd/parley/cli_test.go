@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,7 @@ func TestInvalidConfigurationIsRefusedWithOneLine(t *testing.T) {
 		"bad keyspace":                {"--kafka.brokers", "127.0.0.1:9092", "--cassandra.hosts", "127.0.0.1", "--cassandra.keyspace", "no-dash"},
 		"batch timeout over 1s":       {"--kafka.brokers", "127.0.0.1:9092", "--cassandra.hosts", "127.0.0.1", "--kafka.batch-timeout", "2s"},
 		"part of the roles, embedded": {"--roles", "gateway"},
+		"profiles on a public addr":   {"--debug.addr", "0.0.0.0:6060"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -115,5 +118,26 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	}
 	if r := s.do(t, "GET", "/", "", nil, "Accept", "text/html"); r.status != 200 || !strings.Contains(string(r.body), "<html") {
 		t.Fatalf("web client at / answered %d", r.status)
+	}
+}
+
+// TestDebugAddrServesProfilesOnLoopback: --debug.addr serves Go's
+// profiles next to the API, for an operator on the machine.
+func TestDebugAddrServesProfilesOnLoopback(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	startServer(t, "--debug.addr", addr)
+	res, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !bytes.Contains(body, []byte("goroutine profile")) {
+		t.Fatalf("profiles: %d %.200s", res.StatusCode, body)
 	}
 }
