@@ -3,9 +3,9 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: test vet fmt-check services test-go test-outage test-web run bench build clean
+.PHONY: test vet fmt-check services test-go test-cluster test-outage test-web run bench build clean
 
-test: fmt-check vet services test-go test-outage test-web
+test: fmt-check vet services test-go test-cluster test-outage test-web
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
@@ -22,8 +22,17 @@ vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags outage ./cmd/parley
 
+# Multi-process topologies (cmd/parley's TestCluster* and the nginx of
+# docker-compose.yml) run in test-cluster, alone: they offer thousands of
+# sends a second to separate parley processes, which must not share the
+# two cores with the other packages' tests (or with the race detector).
+CLUSTER_TESTS = ^(TestCluster|TestComposeNginx)
+
 test-go: services
-	$(GO) test -race -timeout $(TIMEOUT) -count=1 $(PKGS)
+	$(GO) test -race -timeout $(TIMEOUT) -count=1 -skip '$(CLUSTER_TESTS)' $(PKGS)
+
+test-cluster: services
+	$(GO) test -run '$(CLUSTER_TESTS)' -timeout $(TIMEOUT) -count=1 -v ./cmd/parley
 
 # Engine outages under load: these stop and restart the shared engines, so
 # they run alone, after the other Go tests (built only with -tags outage).

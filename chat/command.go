@@ -27,6 +27,12 @@ type Command struct {
 	ConversationID string    `json:"conversation_id"`
 	Actor          string    `json:"actor"`
 	At             time.Time `json:"at"`
+	// Deadline is when the gateway stops waiting for the result and
+	// answers 503 (zero: nobody waits). The sequencer refuses a command it
+	// reaches after its deadline instead of applying it, so a 503 means
+	// "not done": the client's retry is applied, not a stale copy that
+	// would also have cost a place in a log that is catching up.
+	Deadline time.Time `json:"deadline,omitzero"`
 
 	Kind        string   `json:"kind,omitempty"`
 	Title       *string  `json:"title,omitempty"`

@@ -71,6 +71,7 @@ func (g *Gateway) submitAsync(ctx context.Context, cmd *chat.Command, done func(
 	cmd.ID = chat.NewID("cmd")
 	cmd.Gateway = g.hub.id
 	cmd.At = time.Now().UTC()
+	cmd.Deadline = cmd.At.Add(g.cfg.CommandTimeout)
 	var once sync.Once
 	finish := func(res chat.Result, err error) {
 		once.Do(func() {

@@ -100,7 +100,7 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 			order = append(order, cid)
 			bySender[cid] = nil
 		}
-		if cmd.Op != chat.OpSend || cmd.ClientID == "" {
+		if cmd.Op != chat.OpSend || cmd.ClientID == "" || b.s.expired(cmd) {
 			continue
 		}
 		key := dedupKey(cid, cmd.Actor, cmd.ClientID)
@@ -147,6 +147,13 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 		})
 	}
 	_ = g.Wait()
+}
+
+// expired reports whether the gateway gave up waiting for cmd: it has
+// answered 503 already, so the command is refused rather than applied
+// (the client sends it again, with the same client_id).
+func (s *Sequencer) expired(cmd *chat.Command) bool {
+	return !cmd.Deadline.IsZero() && s.now().After(cmd.Deadline)
 }
 
 // freshReader is a Store whose plain reads may lag a claimed change; the
@@ -298,6 +305,12 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 	if st.exists && base <= st.conv.LastPosition {
 		out, err := b.replayed(cmd, st, offset)
 		return out, nil, err
+	}
+	if b.s.expired(cmd) {
+		// Not applied before (that is the replay above): refused now, as
+		// the gateway answered. A new owner catching up after a rebalance
+		// thus skips what nobody waits for any more.
+		return failed(cmd, chat.CodeUnavailable, "the command expired in the log before it was applied; send it again"), nil, nil
 	}
 	a := &applier{b: b, st: st, cmd: cmd, offset: offset, at: cmd.At.UTC()}
 	if a.at.IsZero() {

@@ -224,3 +224,47 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// TestExpiredCommandIsRefusedNotApplied: a command that reaches the
+// sequencer after its gateway stopped waiting (and answered 503) is
+// refused, so the client's retry with the same client_id is what gets
+// applied; one applied before its deadline is still answered on replay.
+func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.apply(create("c1", "alice", "bob"))
+	now := time.Now()
+	late := send("c1", "alice", "too late", "k1")
+	late.Gateway, late.At, late.Deadline = "gw", now.Add(-5*time.Second), now.Add(-time.Second)
+	inTime := send("c1", "alice", "in time", "k2")
+	inTime.Gateway, inTime.Deadline = "gw", now.Add(time.Minute)
+	recs := r.records(late, inTime)
+	out := r.handle(recs)
+	if out[0].Result.ErrCode != chat.CodeUnavailable || len(out[0].Events) != 0 {
+		t.Fatalf("expired send: %+v, want unavailable and no event", out[0])
+	}
+	if out[1].Result.ErrCode != "" || len(out[1].Events) != 1 {
+		t.Fatalf("send in time: %+v", out[1])
+	}
+	if _, err := r.store.Dedup(ctx, "c1", "alice", "k1"); !chat.IsNotFound(err) {
+		t.Fatalf("the expired send left a dedup record: %v", err)
+	}
+	// The retry, with the same client_id, is applied.
+	retry := send("c1", "alice", "too late", "k1")
+	retry.Gateway, retry.Deadline = "gw", time.Now().Add(time.Minute)
+	if got := r.apply(retry); got[0].Result.ErrCode != "" || !got[0].Result.Created {
+		t.Fatalf("retry: %+v", got[0])
+	}
+	// The batch again after its deadlines passed (a new owner catching
+	// up): what was applied is answered as before, not refused.
+	time.Sleep(10 * time.Millisecond)
+	r.seq.now = func() time.Time { return now.Add(2 * time.Minute) }
+	again := r.handle(recs)
+	if again[1].Result.ErrCode != "" || len(again[1].Events) != 1 || again[1].Events[0].EventID != out[1].Events[0].EventID {
+		t.Fatalf("replayed send after its deadline: %+v", again[1])
+	}
+	evs, _ := r.store.Events(ctx, "c1", 0, 100)
+	if len(evs) != 4 { // two member.added, "in time", the retry
+		t.Fatalf("%d events stored, want 4", len(evs))
+	}
+}
