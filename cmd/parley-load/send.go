@@ -24,6 +24,9 @@ func send(ctx context.Context, c config, out io.Writer) error {
 	if c.Rate < 1 || c.Convs < 1 || c.Senders < 1 {
 		return errors.New("send mode needs --rate, --convs and --senders of at least 1")
 	}
+	if c.Senders > c.Convs {
+		return errors.New("send mode needs --convs of at least --senders (each conversation has one sender)")
+	}
 	urls := strings.Split(c.URL, ",")
 	tokens := make([]string, c.Senders)
 	names := make([]string, c.Senders)
@@ -57,9 +60,6 @@ func send(ctx context.Context, c config, out io.Writer) error {
 		if len(mine[i]) == 0 { // more senders than conversations
 			mine[i] = []string{convs[i%len(convs)]}
 		}
-	}
-	if c.Senders > c.Convs {
-		return errors.New("send mode needs --convs of at least --senders (each conversation has one sender)")
 	}
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
