@@ -29,9 +29,10 @@ type Command struct {
 	At             time.Time `json:"at"`
 	// Deadline is when the gateway stops waiting for the result and
 	// answers 503 (zero: nobody waits). The sequencer refuses a command it
-	// reaches after its deadline instead of applying it, so a 503 means
-	// "not done": the client's retry is applied, not a stale copy that
-	// would also have cost a place in a log that is catching up.
+	// reaches well after its deadline instead of applying it, so that a
+	// log that is catching up skips what nobody waits for; a 503 usually
+	// means "not done", and a retry with the same client_id is safe either
+	// way.
 	Deadline time.Time `json:"deadline,omitzero"`
 
 	Kind        string   `json:"kind,omitempty"`

@@ -58,6 +58,9 @@ type pacedConn struct {
 // bases[k]) and offers rate sends a second round robin over convs.
 func startPacedLoad(t *testing.T, bases, tokens, convs []string, conns, rate int, stop <-chan struct{}) (*pacedLoad, <-chan struct{}) {
 	t.Helper()
+	if rate < 1 || conns < 1 || len(convs) == 0 || len(bases) != len(tokens) {
+		t.Fatalf("startPacedLoad: rate %d, %d connections per token, %d conversations, %d bases for %d tokens", rate, conns, len(convs), len(bases), len(tokens))
+	}
 	l := &pacedLoad{t: t, acked: map[string]map[string]bool{}, refs: map[string]*pacedSend{}}
 	for _, c := range convs {
 		l.acked[c] = map[string]bool{}
@@ -96,6 +99,14 @@ func startPacedLoad(t *testing.T, bases, tokens, convs []string, conns, rate int
 		}
 	}
 	done := make(chan struct{})
+	// A test that fails before it closes stop still stops the load, before
+	// the cluster's nodes go (cleanups run last-registered first): the load
+	// must not report into a test that has ended.
+	quit := make(chan struct{})
+	t.Cleanup(func() {
+		close(quit)
+		<-done
+	})
 	go func() {
 		defer close(done)
 		defer func() {
@@ -113,6 +124,8 @@ func startPacedLoad(t *testing.T, bases, tokens, convs []string, conns, rate int
 			select {
 			case <-stop:
 				l.finish()
+				return
+			case <-quit:
 				return
 			default:
 			}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,6 +27,8 @@ type Sequencer struct {
 	store  chat.Store
 	logger *slog.Logger
 	now    func() time.Time
+
+	lastExpiredWarn atomic.Int64 // unix nanoseconds
 }
 
 // New returns a sequencer reading commands from log and writing to store.
@@ -71,6 +74,7 @@ type batch struct {
 	ctx       context.Context
 	partition int
 	states    map[string]*convState
+	expired   int // commands refused because their gateway stopped waiting
 	// prefetched holds dedup lookups made side by side before the batch
 	// is applied (conversation+sender+client_id -> message id, "" when
 	// there is none): one by one, they were most of a batch's time on a
@@ -149,11 +153,31 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	_ = g.Wait()
 }
 
+// expiryGrace is how long after its deadline a command is still applied:
+// the deadline is on the gateway's clock, the check on the sequencer's,
+// and clocks that disagree by less than this (NTP keeps them within
+// milliseconds) never make the sequencer refuse what a gateway still waits
+// for.
+const expiryGrace = 2 * time.Second
+
 // expired reports whether the gateway gave up waiting for cmd: it has
 // answered 503 already, so the command is refused rather than applied
 // (the client sends it again, with the same client_id).
 func (s *Sequencer) expired(cmd *chat.Command) bool {
-	return !cmd.Deadline.IsZero() && s.now().After(cmd.Deadline)
+	return !cmd.Deadline.IsZero() && s.now().After(cmd.Deadline.Add(expiryGrace))
+}
+
+// warnExpired says, at most every 10 s, that commands expired: normal
+// while the sequencer catches up (after a rebalance or an engine outage),
+// a sign of clocks that disagree when it happens without load.
+func (s *Sequencer) warnExpired(partition, n int) {
+	now := s.now()
+	last := s.lastExpiredWarn.Load()
+	if now.UnixNano()-last < int64(10*time.Second) || !s.lastExpiredWarn.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	s.logger.Warn("refused commands that expired in the log (their gateways had answered 503); expected while catching up, otherwise check that the nodes' clocks agree",
+		"partition", partition, "commands", n)
 }
 
 // freshReader is a Store whose plain reads may lag a claimed change; the
@@ -217,6 +241,9 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
+	}
+	if b.expired > 0 {
+		s.warnExpired(partition, b.expired)
 	}
 	s.logger.Debug("batch applied", "partition", partition, "commands", len(recs), "convs", len(b.states),
 		"read", t1.Sub(t0), "apply", t2.Sub(t1), "commit", t3.Sub(t2), "append", time.Since(t3))
@@ -310,6 +337,7 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 		// Not applied before (that is the replay above): refused now, as
 		// the gateway answered. A new owner catching up after a rebalance
 		// thus skips what nobody waits for any more.
+		b.expired++
 		return failed(cmd, chat.CodeUnavailable, "the command expired in the log before it was applied; send it again"), nil, nil
 	}
 	a := &applier{b: b, st: st, cmd: cmd, offset: offset, at: cmd.At.UTC()}

@@ -235,11 +235,17 @@ func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
 	r.apply(create("c1", "alice", "bob"))
 	now := time.Now()
 	late := send("c1", "alice", "too late", "k1")
-	late.Gateway, late.At, late.Deadline = "gw", now.Add(-5*time.Second), now.Add(-time.Second)
+	late.Gateway, late.At, late.Deadline = "gw", now.Add(-8*time.Second), now.Add(-expiryGrace-time.Second)
+	// Past its deadline by less than the grace (clocks may disagree): applied.
+	skewed := send("c1", "alice", "skewed clocks", "k3")
+	skewed.Gateway, skewed.Deadline = "gw", now.Add(-expiryGrace/2)
 	inTime := send("c1", "alice", "in time", "k2")
 	inTime.Gateway, inTime.Deadline = "gw", now.Add(time.Minute)
-	recs := r.records(late, inTime)
+	recs := r.records(late, inTime, skewed)
 	out := r.handle(recs)
+	if out[2].Result.ErrCode != "" || len(out[2].Events) != 1 {
+		t.Fatalf("send within the grace after its deadline: %+v", out[2])
+	}
 	if out[0].Result.ErrCode != chat.CodeUnavailable || len(out[0].Events) != 0 {
 		t.Fatalf("expired send: %+v, want unavailable and no event", out[0])
 	}
@@ -264,7 +270,7 @@ func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
 		t.Fatalf("replayed send after its deadline: %+v", again[1])
 	}
 	evs, _ := r.store.Events(ctx, "c1", 0, 100)
-	if len(evs) != 4 { // two member.added, "in time", the retry
-		t.Fatalf("%d events stored, want 4", len(evs))
+	if len(evs) != 5 { // two member.added, "in time", "skewed clocks", the retry
+		t.Fatalf("%d events stored, want 5", len(evs))
 	}
 }

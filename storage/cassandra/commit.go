@@ -2,6 +2,8 @@ package cassandra
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -219,16 +221,20 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 		if err != nil {
 			return fmt.Errorf("encode change: %w", err)
 		}
-		// The change goes to the intents table first, with a plain write;
+		// The change goes to the claimed_changes table first, with a plain write;
 		// the claim then names it by its timestamp. A claim that carried
 		// the change itself sent it through Paxos (written twice more, in
 		// system.paxos and in the row, then deleted), which was most of the
 		// store's work.
-		if err := s.q(ctx, `INSERT INTO {intents} (conversation_id, ts, body) VALUES (?, ?, ?) USING TTL ?`,
-			cid, ts, string(raw), intentTTL).Exec(); err != nil {
+		// The reference is unique to this attempt: two writers may pick the
+		// same ts (lastTS+1 when their clocks lag), and neither may touch
+		// the other's record.
+		ref := newIntentRef(ts)
+		if err := s.q(ctx, `INSERT INTO {claimed_changes} (conversation_id, ref, body) VALUES (?, ?, ?) USING TTL ?`,
+			cid, ref, string(raw), intentTTL).Exec(); err != nil {
 			return fmt.Errorf("record change: %w", err)
 		}
-		pending := pendingRef(ts)
+		pending := pendingPrefix + ref
 		cur := map[string]any{}
 		var applied bool
 		if !row.exists {
@@ -246,9 +252,9 @@ func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) 
 			return fmt.Errorf("claim: %w", err)
 		}
 		if applied {
-			return s.finishIntent(ctx, cid, in, true)
+			return s.finishIntent(ctx, cid, in, ref)
 		}
-		s.forgetIntent(ctx, cid, ts) // refused: nobody will look for it
+		s.forgetIntent(ctx, cid, ref) // refused: nobody will look for it
 		row, known = rowOfCAS(cur), true
 	}
 }
@@ -309,31 +315,42 @@ func conflict(cid string, stored, prev int64) error {
 // handles the same commands again within a rebalance.
 const intentTTL = 7 * 24 * 3600
 
-// pendingPrefix marks a pending column that names a change in the intents
-// table; older rows hold the change's JSON itself (it starts with "{").
+// pendingPrefix marks a pending column that names a change in the
+// claimed_changes table; older rows hold the change's JSON itself (it starts with "{").
 const pendingPrefix = "intent:"
 
-func pendingRef(ts int64) string { return pendingPrefix + strconv.FormatInt(ts, 10) }
+// newIntentRef names one recorded change: its claim's timestamp and 64
+// random bits.
+func newIntentRef(ts int64) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strconv.FormatInt(ts, 10) + "." + hex.EncodeToString(b[:])
+}
 
 // finish finishes the claimed change a pending column names. When the
-// change is no longer recorded, whoever claimed it has finished it (and
-// deleted the record) since the column was read: nothing is left to do,
-// and the caller reads the row again.
+// change is no longer recorded, either whoever claimed it has finished it
+// (and deleted the record) since the column was read, and the caller reads
+// the row again, or the record is lost (it outlived intentTTL unfinished),
+// which is reported.
 func (s *Store) finish(ctx context.Context, cid, pending string) error {
 	if !strings.HasPrefix(pending, pendingPrefix) {
 		var in intent
 		if err := json.Unmarshal([]byte(pending), &in); err != nil {
 			return fmt.Errorf("decode pending change of %s: %w", cid, err)
 		}
-		return s.finishIntent(ctx, cid, &in, false)
+		return s.finishIntent(ctx, cid, &in, "")
 	}
-	ts, err := strconv.ParseInt(strings.TrimPrefix(pending, pendingPrefix), 10, 64)
-	if err != nil {
-		return fmt.Errorf("pending change of %s: bad reference %q", cid, pending)
-	}
+	ref := strings.TrimPrefix(pending, pendingPrefix)
 	var body string
-	err = s.q(ctx, `SELECT body FROM {intents} WHERE conversation_id = ? AND ts = ?`, cid, ts).Scan(&body)
+	err := s.q(ctx, `SELECT body FROM {claimed_changes} WHERE conversation_id = ? AND ref = ?`, cid, ref).Scan(&body)
 	if errors.Is(err, gocql.ErrNotFound) {
+		row, err := s.readConvRow(ctx, cid)
+		if err != nil {
+			return err
+		}
+		if row.pending == pending {
+			return fmt.Errorf("the pending change %s of conversation %s has no record (it expired unfinished)", ref, cid)
+		}
 		return nil
 	}
 	if err != nil {
@@ -343,19 +360,19 @@ func (s *Store) finish(ctx context.Context, cid, pending string) error {
 	if err := json.Unmarshal([]byte(body), &in); err != nil {
 		return fmt.Errorf("decode pending change of %s: %w", cid, err)
 	}
-	return s.finishIntent(ctx, cid, &in, true)
+	return s.finishIntent(ctx, cid, &in, ref)
 }
 
 // forgetIntent deletes a recorded change, at best: a leftover expires.
-func (s *Store) forgetIntent(ctx context.Context, cid string, ts int64) {
-	_ = s.q(ctx, `DELETE FROM {intents} WHERE conversation_id = ? AND ts = ?`, cid, ts).Exec()
+func (s *Store) forgetIntent(ctx context.Context, cid, ref string) {
+	_ = s.q(ctx, `DELETE FROM {claimed_changes} WHERE conversation_id = ? AND ref = ?`, cid, ref).Exec()
 }
 
 // finishIntent writes a claimed change everywhere, settles the claim and
-// deletes the change's record (recorded). It is idempotent, so the
-// claimer and anyone who finds the claim pending may run it, even at
-// once: they write the same rows with the same timestamp.
-func (s *Store) finishIntent(ctx context.Context, cid string, in *intent, recorded bool) error {
+// deletes the change's record (ref; "" for a change claimed inline). It is
+// idempotent, so the claimer and anyone who finds the claim pending may
+// run it, even at once: they write the same rows with the same timestamp.
+func (s *Store) finishIntent(ctx context.Context, cid string, in *intent, ref string) error {
 	stmts, err := s.statements(ctx, in)
 	if err != nil {
 		return err
@@ -379,8 +396,8 @@ func (s *Store) finishIntent(ctx context.Context, cid string, in *intent, record
 		string(state), cid, in.TS).MapScanCAS(map[string]any{}); err != nil {
 		return fmt.Errorf("settle change: %w", err)
 	}
-	if recorded {
-		s.forgetIntent(ctx, cid, in.TS)
+	if ref != "" {
+		s.forgetIntent(ctx, cid, ref)
 	}
 	return nil
 }

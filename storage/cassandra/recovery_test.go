@@ -70,7 +70,7 @@ func claimOnly(t *testing.T, s *Store, ch chat.Change) {
 	claimWith(t, s, ch, true)
 }
 
-// claimWith claims ch, recorded in the intents table or, as earlier
+// claimWith claims ch, recorded in claimed_changes or, as earlier
 // versions did, inline in the pending column.
 func claimWith(t *testing.T, s *Store, ch chat.Change, recorded bool) {
 	t.Helper()
@@ -82,10 +82,11 @@ func claimWith(t *testing.T, s *Store, ch chat.Change, recorded bool) {
 	}
 	pending := string(raw)
 	if recorded {
-		if err := s.q(t.Context(), `INSERT INTO {intents} (conversation_id, ts, body) VALUES (?, ?, ?)`, ch.Conversation.ID, ts, pending).Exec(); err != nil {
+		ref := newIntentRef(ts)
+		if err := s.q(t.Context(), `INSERT INTO {claimed_changes} (conversation_id, ref, body) VALUES (?, ?, ?)`, ch.Conversation.ID, ref, pending).Exec(); err != nil {
 			t.Fatal(err)
 		}
-		pending = pendingRef(ts)
+		pending = pendingPrefix + ref
 	}
 	applied, err := s.q(t.Context(), `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null`,
 		ch.Conversation.LastSeq, ts, pending, ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
@@ -273,8 +274,8 @@ func TestChangeClaimedInlineByAnOlderVersionIsFinished(t *testing.T) {
 	}
 }
 
-// TestSettledChangeLeavesNoRecord: a change's record in the intents
-// table goes once the change is settled, so the log is not kept twice.
+// TestSettledChangeLeavesNoRecord: a change's record in claimed_changes
+// goes once the change is settled, so the log is not kept twice.
 func TestSettledChangeLeavesNoRecord(t *testing.T) {
 	s := sharedStore(t)
 	ctx := t.Context()
@@ -286,7 +287,7 @@ func TestSettledChangeLeavesNoRecord(t *testing.T) {
 		}
 	}
 	var n int
-	if err := s.q(ctx, `SELECT count(*) FROM {intents}`).Scan(&n); err != nil || n != 0 {
+	if err := s.q(ctx, `SELECT count(*) FROM {claimed_changes}`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("records left after settled changes: %d, %v", n, err)
 	}
 	// A recorded claim that a crashed writer left is finished, and its
@@ -296,7 +297,32 @@ func TestSettledChangeLeavesNoRecord(t *testing.T) {
 	if c, err := s.FreshConversation(ctx, "cnv_records"); err != nil || c.LastSeq != next.Conversation.LastSeq {
 		t.Fatalf("fresh read: %+v, %v", c, err)
 	}
-	if err := s.q(ctx, `SELECT count(*) FROM {intents}`).Scan(&n); err != nil || n != 0 {
+	if err := s.q(ctx, `SELECT count(*) FROM {claimed_changes}`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("records left after a finished claim: %d, %v", n, err)
+	}
+}
+
+// TestClaimWithoutItsRecordIsReported: a pending claim whose record is
+// gone (it outlived its TTL unfinished) is an error a reader reports, not
+// a change silently dropped or a loop; two claims at one timestamp never
+// share a record.
+func TestClaimWithoutItsRecordIsReported(t *testing.T) {
+	if newIntentRef(42) == newIntentRef(42) {
+		t.Fatal("two records of one timestamp share a name")
+	}
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_lost", 0, "alice")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	send, _ := sendChange(create.Conversation, 1, "alice", "its record expires")
+	claimOnly(t, s, send)
+	if err := s.q(ctx, `TRUNCATE {claimed_changes}`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.FreshConversation(ctx, "cnv_lost")
+	if err == nil || !strings.Contains(err.Error(), "no record") {
+		t.Fatalf("fresh read of a claim without its record: %v", err)
 	}
 }

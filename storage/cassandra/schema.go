@@ -26,9 +26,10 @@ func bucketOf(seq int64) int64 {
 //
 //	conversations   the fence (last_seq, claimed by LWT), the committed
 //	                snapshot (state) and the claimed change not yet applied
-//	                everywhere (pending: "intent:<ts>", the intents row)
-//	intents         ((conversation_id, ts)) -> a change, recorded before its
-//	                claim, deleted once it is settled, TTL
+//	                everywhere (pending: "intent:<ref>", its claimed_changes row)
+//	claimed_changes ((conversation_id, ref)) -> a change, recorded before its
+//	                claim, deleted once it is settled, TTL; ref is the
+//	                claim's ts and random bits
 //	events          ((conversation_id, bucket), seq DESC)
 //	event_positions ((conversation_id, bucket), position): position -> seq
 //	message_events  ((conversation_id, message_id), seq): later events carrying
@@ -51,11 +52,11 @@ func schema(keyspace string, replication int) []string {
 			last_ts bigint,
 			state text,
 			pending text)`,
-		`CREATE TABLE IF NOT EXISTS %s.intents (
+		`CREATE TABLE IF NOT EXISTS %s.claimed_changes (
 			conversation_id text,
-			ts bigint,
+			ref text,
 			body text,
-			PRIMARY KEY ((conversation_id, ts)))`,
+			PRIMARY KEY ((conversation_id, ref)))`,
 		`CREATE TABLE IF NOT EXISTS %s.events (
 			conversation_id text,
 			bucket bigint,
