@@ -410,7 +410,10 @@ func readAll(st stream) *reader {
 	go func() {
 		defer close(r.done)
 		for {
-			m, err := st.next(60 * time.Second)
+			// Long: no message comes while an engine is down, and a
+			// restarted Cassandra takes most of a minute to serve again
+			// (drain, not this, decides how long delivery may take).
+			m, err := st.next(5 * time.Minute)
 			r.mu.Lock()
 			if err != nil {
 				r.err = err

@@ -75,6 +75,9 @@ type batch struct {
 	partition int
 	states    map[string]*convState
 	expired   int // commands refused because their gateway stopped waiting
+	// serial names the conversations with expired commands, whose state
+	// is read serially (serialReader).
+	serial map[string]bool
 	// prefetched holds dedup lookups made side by side before the batch
 	// is applied (conversation+sender+client_id -> message id, "" when
 	// there is none): one by one, they were most of a batch's time on a
@@ -186,12 +189,20 @@ type freshReader interface {
 	FreshConversation(ctx context.Context, id string) (chat.Conversation, error)
 }
 
+// serialReader is a Store whose fresh reads may still miss a claim in
+// flight; SerialConversation sees it (storage/cassandra). The sequencer
+// uses it for conversations with expired commands, which it refuses
+// without a commit to fence them.
+type serialReader interface {
+	SerialConversation(ctx context.Context, id string) (chat.Conversation, error)
+}
+
 func dedupKey(cid, sender, clientID string) string {
 	return cid + "\x00" + sender + "\x00" + clientID
 }
 
 func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, serial: map[string]bool{}}
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
@@ -207,6 +218,11 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		valid = append(valid, &cmd)
 	}
 	t0 := time.Now()
+	for _, cmd := range valid {
+		if s.expired(cmd) {
+			b.serial[cmd.ConversationID] = true
+		}
+	}
 	b.prefetch(valid)
 	t1 := time.Now()
 	for i := range recs {
@@ -267,7 +283,9 @@ func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	var conv chat.Conversation
 	var err error
-	if fr, ok := b.s.store.(freshReader); ok {
+	if sr, ok := b.s.store.(serialReader); ok && b.serial[cid] {
+		conv, err = sr.SerialConversation(b.ctx, cid)
+	} else if fr, ok := b.s.store.(freshReader); ok {
 		conv, err = fr.FreshConversation(b.ctx, cid)
 	} else {
 		conv, err = b.s.store.Conversation(b.ctx, cid)

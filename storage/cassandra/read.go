@@ -40,6 +40,19 @@ func (s *Store) FreshConversation(ctx context.Context, id string) (chat.Conversa
 	return s.conversation(ctx, id, true)
 }
 
+// SerialConversation is FreshConversation after a serial read of the
+// conversation row, which completes a claim that Paxos accepted but had
+// not committed when its writer gave up (a timeout during an outage): a
+// plain read cannot see such a claim yet. The sequencer reads this way
+// before it refuses an expired command, which no commit fences: the
+// command may be in that claim.
+func (s *Store) SerialConversation(ctx context.Context, id string) (chat.Conversation, error) {
+	if _, err := s.readConvRow(ctx, id); err != nil {
+		return chat.Conversation{}, classify("cassandra: conversation", err)
+	}
+	return s.conversation(ctx, id, true)
+}
+
 func (s *Store) conversation(ctx context.Context, id string, fresh bool) (chat.Conversation, error) {
 	const op = "cassandra: conversation"
 	for attempt := 0; ; attempt++ {

@@ -326,3 +326,23 @@ func TestClaimWithoutItsRecordIsReported(t *testing.T) {
 		t.Fatalf("fresh read of a claim without its record: %v", err)
 	}
 }
+
+// TestSerialReadFinishesAClaim: the serial read the sequencer makes before
+// refusing an expired command sees and finishes a pending claim too.
+func TestSerialReadFinishesAClaim(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	create := createChange("cnv_serial", 0, "alice")
+	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	send, m := sendChange(create.Conversation, 1, "alice", "claimed")
+	claimOnly(t, s, send)
+	c, err := s.SerialConversation(ctx, "cnv_serial")
+	if err != nil || c.LastSeq != send.Conversation.LastSeq {
+		t.Fatalf("serial read: %+v, %v", c, err)
+	}
+	if got, err := s.Message(ctx, "cnv_serial", m.ID); err != nil || got.Text != m.Text {
+		t.Fatalf("message of the finished claim: %+v, %v", got, err)
+	}
+}
