@@ -16,9 +16,9 @@ import (
 // pacedLoad offers sends at a fixed rate over WebSocket connections, each
 // connection behaving like a chat client's outbox: up to pacedWindow sends
 // in flight, acknowledged by ref, the rest queued in order. A send
-// refused as unavailable (503's twin) keeps its place and is sent again a
-// second later with the same client_id, so it is stored once whatever
-// became of the first try. New sends queue meanwhile instead of piling
+// refused as unavailable (503's twin) keeps its place and is sent again
+// with the same client_id after a backoff (1 s, doubling up to 8 s), so it
+// is stored once whatever became of the first try. New sends queue meanwhile instead of piling
 // retries onto a server that is catching up. It runs until stop is
 // closed, then waits for every send to be acknowledged.
 type pacedLoad struct {
@@ -38,8 +38,13 @@ type pacedLoad struct {
 // pacedWindow is how many sends a connection has in flight at most.
 const pacedWindow = 512
 
-// pacedRetryAfter is how long a refused send waits before its next try.
-const pacedRetryAfter = time.Second
+// pacedRetryAfter is how long a refused send waits before its second
+// try; each later try waits twice as long, up to pacedRetryMax, as a
+// client backs off from a server that is catching up.
+const (
+	pacedRetryAfter = time.Second
+	pacedRetryMax   = 8 * time.Second
+)
 
 type pacedSend struct {
 	cid, clientID string
@@ -218,7 +223,8 @@ func (l *pacedLoad) read(ctx context.Context, pc *pacedConn) {
 				l.pump(pc)
 			case f.Error.Code == "unavailable" || f.Error.Code == "rate_limited":
 				l.retries++
-				time.AfterFunc(pacedRetryAfter, func() {
+				wait := pacedRetryAfter << min(s.attempt-1, 3)
+				time.AfterFunc(min(wait, pacedRetryMax), func() {
 					l.mu.Lock()
 					l.transmit(s)
 					l.mu.Unlock()
@@ -231,10 +237,10 @@ func (l *pacedLoad) read(ctx context.Context, pc *pacedConn) {
 	}
 }
 
-// finish waits up to a minute for every queued and open send to be
+// finish waits up to two minutes for every queued and open send to be
 // acknowledged.
 func (l *pacedLoad) finish() {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		l.mu.Lock()
 		left := 0
@@ -246,7 +252,7 @@ func (l *pacedLoad) finish() {
 			return
 		}
 		if time.Now().After(deadline) {
-			l.failLocked("%d sends still unacknowledged a minute after the load stopped", left)
+			l.failLocked("%d sends still unacknowledged two minutes after the load stopped", left)
 			l.mu.Unlock()
 			return
 		}
