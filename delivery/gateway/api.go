@@ -101,9 +101,17 @@ func (g *Gateway) submitAsync(ctx context.Context, cmd *chat.Command, done func(
 	// never waits on the log, and sends that queue meanwhile share one
 	// Append.
 	lane := g.appends[chat.PartitionOf(cmd.ConversationID, g.log.Partitions())%len(g.appends)]
+	q := queuedCommand{rec: &chat.Record{Key: cmd.ConversationID, Value: val}, failed: failed}
 	select {
-	case lane <- queuedCommand{rec: &chat.Record{Key: cmd.ConversationID, Value: val}, failed: failed}:
-	case <-time.After(g.cfg.CommandTimeout):
+	case lane <- q: // the usual case: no timer for it
+		return
+	default:
+	}
+	wait := time.NewTimer(g.cfg.CommandTimeout)
+	defer wait.Stop()
+	select {
+	case lane <- q:
+	case <-wait.C:
 		failed()
 	}
 }
