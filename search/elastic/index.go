@@ -37,7 +37,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/parleychat/parley/chat"
@@ -228,10 +228,23 @@ func docID(conversationID, messageID string) string {
 	return fmt.Sprintf("%d:%s:%s", len(conversationID), conversationID, messageID)
 }
 
+// parseURLs turns the validated -elasticsearch.urls into the transport's form.
+func parseURLs(raw []string) ([]*url.URL, error) {
+	urls := make([]*url.URL, 0, len(raw))
+	for _, s := range raw {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("elastic: open: url %q: %w", s, err)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
 // Index is a chat.Index on Elasticsearch. Open it with Open; it is safe
 // for concurrent use.
 type Index struct {
-	client  *elasticsearch.Client
+	client  *elastictransport.Client
 	alias   string
 	timeout time.Duration
 
@@ -259,8 +272,15 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	client, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses:    cfg.URLs,
+	urls, err := parseURLs(cfg.URLs)
+	if err != nil {
+		return nil, err
+	}
+	// The transport alone, with esapi's requests on top: the typed client
+	// (elasticsearch.NewClient) links hundreds of generated packages that
+	// Parley never calls.
+	client, err := elastictransport.New(elastictransport.Config{
+		URLs:         urls,
 		Username:     cfg.Username,
 		Password:     cfg.Password,
 		MaxRetries:   2,

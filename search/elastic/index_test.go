@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/parleychat/parley/chat"
@@ -34,9 +34,13 @@ func testURLs() []string {
 	return []string{"http://127.0.0.1:9200"}
 }
 
-func newTestClient(t testing.TB) *elasticsearch.Client {
+func newTestClient(t testing.TB) *elastictransport.Client {
 	t.Helper()
-	c, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: testURLs()})
+	urls, err := parseURLs(testURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := elastictransport.New(elastictransport.Config{URLs: urls})
 	if err != nil {
 		t.Fatal(err)
 	}
