@@ -43,25 +43,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = "version", args[1:]
+	}
 	switch cmd {
 	case "serve":
+	case "version":
+		fmt.Fprintln(stdout, versionLine())
+		return nil
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
 		return nil
 	case "probe":
 		return probe(ctx, args, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, probe or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, probe, version or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfg.registerFlags(fs)
-	fs.Usage = func() {
+	usage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprintln(stderr, "usage: parley serve [flags]\n\nEvery flag has an environment twin: PARLEY_ + its name in upper case, dots and dashes as underscores (--kafka.brokers -> PARLEY_KAFKA_BROKERS).\n\nflags:")
 		fs.PrintDefaults()
 	}
+	// The flag package prints a parse error before the usage; the error is
+	// what a person needs, so the usage goes first and main prints the
+	// error last.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		usage()
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
 		}
@@ -86,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log.level: %v", err)
+		return nil, fmt.Errorf("--log.level %q is not a level (want debug, info, warn or error)", cfg.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	format := cfg.LogFormat
@@ -110,6 +122,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if cfg.Auth.Secret == "" && devAuth {
 		secret, err := auth.DevSecret(cfg.DataDir)
 		if err != nil {
