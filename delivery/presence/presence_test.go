@@ -280,7 +280,7 @@ func TestIndexFollowsMembershipEvents(t *testing.T) {
 // list. A room under the cut-off still tells its members, as before.
 func TestConnectingABigRoomCostsLinearly(t *testing.T) {
 	for _, tc := range []struct {
-		members, max int
+		members, max   int
 		wantDeliveries func(n int) int
 	}{
 		{1000, 100, func(n int) int { return n }},
