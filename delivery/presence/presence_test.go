@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -469,5 +470,19 @@ func TestOnlineMembersPages(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %d online members, want %d", len(got), len(want))
+	}
+}
+
+// TestConfigFlag: --presence.max-members defaults to 100 and must be at
+// least 1.
+func TestConfigFlag(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil || c.MaxMembers != 100 || c.Validate() != nil {
+		t.Fatalf("default: %d, %v", c.MaxMembers, c.Validate())
+	}
+	if err := fs.Parse([]string{"--presence.max-members", "0"}); err != nil || c.Validate() == nil {
+		t.Fatalf("0 accepted: %v", err)
 	}
 }
