@@ -44,12 +44,16 @@ func (t *Tracker) announcer(ctx context.Context) {
 		case <-tick.C:
 		}
 		ops := t.takeOps()
-		if len(retry) > 0 && time.Now().After(retryAt) {
-			ops, retry = append(retry, ops...), nil
+		if len(retry) > 0 {
+			// Updates stay in order: new ones wait behind those to retry.
+			retry, ops = append(retry, ops...), nil
+			if time.Now().After(retryAt) {
+				ops, retry = retry, nil
+			}
 		}
 		if len(ops) > 0 {
 			if failed := t.applyOps(ctx, ops); len(failed) > 0 {
-				retry, retryAt = append(retry, failed...), time.Now().Add(time.Second)
+				retry, retryAt = failed, time.Now().Add(time.Second)
 			}
 		}
 		now := time.Now()

@@ -80,10 +80,12 @@ func (t *Tracker) isLocal(user string) bool {
 	return t.local[user] != nil
 }
 
-// applyOps applies the queued index updates in order. A load that fails
-// (the Store is down) is returned to be tried again.
+// applyOps applies the queued index updates in order. After an update
+// that fails (the Store is down), it and the rest are returned, in order,
+// to be tried again later: announcements never wait behind a Store that
+// answers no read.
 func (t *Tracker) applyOps(ctx context.Context, ops []op) (retry []op) {
-	for _, o := range ops {
+	for i, o := range ops {
 		var err error
 		switch o.kind {
 		case opLoad:
@@ -101,11 +103,12 @@ func (t *Tracker) applyOps(ctx context.Context, ops []op) (retry []op) {
 			if ctx.Err() != nil {
 				return nil
 			}
-			t.logger.Warn("updating the contact index; will retry", "err", err)
-			retry = append(retry, o)
+			t.logger.Warn("updating the contact index; will retry", "err", err, "updates", len(ops)-i)
+			ops[i] = o // keeps what a membership event still needs read
+			return ops[i:]
 		}
 	}
-	return retry
+	return nil
 }
 
 // loadUser reads the conversations of a user who connected here, and those

@@ -24,6 +24,8 @@ type fakeDir struct {
 	rooms map[string]*fakeRoom
 
 	conversations, room, isMember, members atomic.Int64
+	// down makes every read fail, as a Store that is down.
+	down atomic.Bool
 }
 
 type fakeRoom struct {
@@ -41,6 +43,9 @@ func (d *fakeDir) set(cid string, seq int64, members ...string) {
 
 func (d *fakeDir) Conversations(_ context.Context, user string) ([]string, error) {
 	d.conversations.Add(1)
+	if d.down.Load() {
+		return nil, chat.Errorf(chat.CodeUnavailable, "down")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []string
@@ -54,6 +59,9 @@ func (d *fakeDir) Conversations(_ context.Context, user string) ([]string, error
 
 func (d *fakeDir) Room(_ context.Context, cid string, max int) (Room, error) {
 	d.room.Add(1)
+	if d.down.Load() {
+		return Room{}, chat.Errorf(chat.CodeUnavailable, "down")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.rooms[cid]
@@ -484,5 +492,26 @@ func TestConfigFlag(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--presence.max-members", "0"}); err != nil || c.Validate() == nil {
 		t.Fatalf("0 accepted: %v", err)
+	}
+}
+
+// TestStoreDownDelaysTheIndexNotAnnouncements: while the Directory fails,
+// changes are still announced (to the users themselves); once it answers,
+// the index is loaded and contacts hear of changes again.
+func TestStoreDownDelaysTheIndexNotAnnouncements(t *testing.T) {
+	dir := newFakeDir()
+	dir.set("dm", 1, "alice", "bob")
+	dir.down.Store(true)
+	out := newFakeOut()
+	tr, lg := start(t, Config{Window: 10 * time.Millisecond}, dir, out)
+	out.connect("alice")
+	tr.Connected("alice")
+	eventually(t, "alice hears of herself with the store down", func() bool { return len(out.events("alice")) == 1 })
+	dir.down.Store(false)
+	eventually(t, "alice's conversations are loaded", func() bool { return tr.idx.loaded("alice") })
+	appendRecords(t, lg, record{Kind: "online", Gateway: "gw-other", User: "bob"})
+	eventually(t, "alice hears of bob", func() bool { return len(out.events("alice")) == 2 })
+	if got := out.events("alice"); !slices.Equal(got, []string{"alice:true", "bob:true"}) {
+		t.Fatalf("alice got %v", got)
 	}
 }
