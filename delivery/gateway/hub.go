@@ -40,6 +40,7 @@ type Hub struct {
 	onDispatch   func(n int) // metrics hook
 	onRegister   func(user string)
 	onRemoved    func(cid, uid string) // a member.removed event went by
+	onMembership func(chat.Event)      // a member.added or member.removed event went by
 	onUnregister func(user string)
 }
 
@@ -108,6 +109,9 @@ func (h *Hub) dispatch(partition int, recs []chat.Record) {
 		for _, ev := range s.Events {
 			if ev.Type == chat.EventMemberRemoved && h.onRemoved != nil {
 				h.onRemoved(ev.ConversationID, ev.UserID)
+			}
+			if (ev.Type == chat.EventMemberAdded || ev.Type == chat.EventMemberRemoved) && h.onMembership != nil {
+				h.onMembership(ev)
 			}
 		}
 		if s.Gateway == h.id {

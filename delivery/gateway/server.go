@@ -23,6 +23,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/presence"
 )
 
 // Config holds the gateway's settings.
@@ -39,6 +40,7 @@ type Config struct {
 	CommandTimeout  time.Duration
 	DevAuth         bool
 	TokenTTL        time.Duration
+	Presence        presence.Config
 }
 
 // RegisterFlags registers the gateway's flags on fs.
@@ -53,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxAttachment, "attachments.max-size", 25<<20, "largest attachment in bytes")
 	fs.DurationVar(&c.PingInterval, "ws.ping-interval", 25*time.Second, "WebSocket keepalive ping interval; expired tokens are closed with 4401 on this tick")
 	fs.DurationVar(&c.SSEHeartbeat, "sse.heartbeat", 15*time.Second, "interval of the comment line that keeps SSE streams open through proxies")
+	c.Presence.RegisterFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -67,7 +70,7 @@ func (c *Config) Validate() error {
 	case c.CommandTimeout <= 0:
 		return errors.New("command-timeout must be positive")
 	}
-	return nil
+	return c.Presence.Validate()
 }
 
 func (c *Config) defaults() {
@@ -106,7 +109,7 @@ type Gateway struct {
 	checks     map[string]func(context.Context) error
 	static     http.Handler
 	metrics    *metrics
-	presence   *presence
+	presence   *presence.Tracker
 	members    *memberCache
 
 	shutdown  chan struct{}
@@ -164,12 +167,13 @@ func New(cfg Config, d Deps) *Gateway {
 	g.hub.onDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
 	g.members = newMemberCache()
 	g.hub.onRemoved = g.members.forget
-	g.presence = newPresence(g, presenceGrace)
+	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
 	g.appends = make([]chan queuedCommand, min(appendLanes, d.Log.Partitions()))
 	for i := range g.appends {
 		g.appends[i] = make(chan queuedCommand, 1024)
 	}
-	g.hub.onRegister, g.hub.onUnregister = g.presence.connected, g.presence.disconnected
+	g.hub.onRegister, g.hub.onUnregister = g.presence.Connected, g.presence.Disconnected
+	g.hub.onMembership = g.presence.MembershipChanged
 	return g
 }
 
@@ -179,7 +183,7 @@ func (g *Gateway) Hub() *Hub { return g.hub }
 // Run runs the fan-out and the WebSocket keepalive until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.keepalive(ctx)
-	go g.presence.run(ctx)
+	go func() { _ = g.presence.Run(ctx) }()
 	for _, lane := range g.appends {
 		go g.appender(ctx, lane)
 	}

@@ -71,6 +71,7 @@ type wsClientFrame struct {
 	Attachments    []string        `json:"attachments"`
 	ReplyTo        *string         `json:"reply_to"`
 	Seq            *int64          `json:"seq"`
+	UserIDs        []string        `json:"user_ids"`
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +110,8 @@ type wsSession struct {
 	user    chat.User
 	expires time.Time
 	conn    *Conn
+	// watching: a presence.watch ends with the session (read loop only).
+	watching bool
 }
 
 // control queues a non-event frame (ack, pong, error) for the writer.
@@ -303,6 +306,11 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
 			}
 		}()
+	case "presence.watch":
+		if err := s.watchPresence(ctx, f.UserIDs); err != nil {
+			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+			return chat.ErrorCode(err) != chat.CodeInvalid
+		}
 	case "\x00invalid":
 		s.frameError(nil, chat.CodeInvalid, "a frame must be one JSON object")
 		return false
