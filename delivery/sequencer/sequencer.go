@@ -224,6 +224,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 	}
 	b.prefetch(valid)
+	b.prefetchSenders(valid)
 	t1 := time.Now()
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
