@@ -35,13 +35,13 @@ func (s *countingStore) Messages(ctx context.Context, cid string, page chat.Mess
 // restHarness is a gateway with an embedded store, log and sequencer,
 // served over HTTP; the gateway reads the store through a countingStore.
 type restHarness struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	store *countingStore
 	v     *auth.Verifier
 }
 
-func newRESTHarness(t *testing.T) *restHarness {
+func newRESTHarness(t testing.TB) *restHarness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -58,7 +58,7 @@ func newRESTHarness(t *testing.T) *restHarness {
 	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cs := &countingStore{Store: st}
-	cfg := Config{MaxConnsPerUser: 5, SendRate: 1000, SendBurst: 1000, QueueSize: 64, CommandTimeout: 10 * time.Second, DevAuth: true}
+	cfg := Config{MaxConnsPerUser: 5, SendRate: 1e6, SendBurst: 1e6, QueueSize: 64, CommandTimeout: 10 * time.Second, DevAuth: true}
 	g := New(cfg, Deps{Log: lg, Store: cs, Verifier: v, Logger: logger})
 	go func() { _ = g.Run(ctx) }()
 	go func() { _ = sequencer.New(lg, st, logger).Run(ctx) }()
