@@ -785,6 +785,10 @@ func (g *Gateway) sendTyping(ctx context.Context, u chat.User, cid string) error
 	if ok, _ := g.typingRate.allow(u.ID); !ok {
 		return chat.Errorf(chat.CodeRateLimited, "typing notifications are limited to 2 per second")
 	}
-	g.presence.broadcast(c.Members, chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: u.ID})
+	members, err := g.conversationMembers(ctx, &c)
+	if err != nil {
+		return err
+	}
+	g.presence.broadcast(members, chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: u.ID})
 	return nil
 }

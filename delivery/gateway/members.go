@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -112,4 +113,26 @@ func legacyMembersPage(members []string, after string, limit int) []string {
 		i++
 	}
 	return sorted[i:min(len(sorted), i+limit)]
+}
+
+// conversationMembers returns every member of c: its list when its state
+// holds one, otherwise (a conversation of more than chat.MaxListedMembers)
+// its member rows, page by page.
+func (g *Gateway) conversationMembers(ctx context.Context, c *chat.Conversation) ([]string, error) {
+	if c.Members != nil || c.MemberCount == 0 {
+		return c.Members, nil
+	}
+	const page = 1000
+	all := make([]string, 0, c.MemberCount)
+	for after := ""; ; {
+		ms, err := g.store.Members(ctx, c.ID, after, page)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		all = append(all, ms...)
+		if len(ms) < page {
+			return all, nil
+		}
+		after = ms[len(ms)-1]
+	}
 }

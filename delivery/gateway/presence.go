@@ -447,7 +447,11 @@ func (p *presence) contacts(ctx context.Context, user string) ([]string, error) 
 		if err != nil {
 			continue
 		}
-		for _, u := range c.Members {
+		members, err := p.g.conversationMembers(ctx, &c)
+		if err != nil {
+			continue
+		}
+		for _, u := range members {
 			if !seen[u] {
 				seen[u] = true
 				to = append(to, u)
@@ -464,8 +468,13 @@ func (g *Gateway) getPresence(w http.ResponseWriter, r *http.Request) {
 		g.writeErr(w, r, err)
 		return
 	}
+	members, err := g.conversationMembers(r.Context(), &c)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
 	online := []string{}
-	for _, m := range c.Members {
+	for _, m := range members {
 		if g.presence.isOnline(m) {
 			online = append(online, m)
 		}
