@@ -58,3 +58,24 @@ func (ch *Change) Check() error {
 	}
 	return nil
 }
+
+// MemberMoves lists the users whose membership this change starts (active,
+// joined at one of its events) and ends (left at one of its events), so a
+// store can keep a conversation's member rows without writing them again
+// for every other membership update (a read position, say).
+func (ch *Change) MemberMoves() (joined, left []string) {
+	if len(ch.Events) == 0 {
+		return nil, nil
+	}
+	lo, hi := ch.Events[0].Position, ch.Events[len(ch.Events)-1].Position
+	for i := range ch.Memberships {
+		m := &ch.Memberships[i]
+		switch {
+		case m.Active && m.JoinedPosition >= lo && m.JoinedPosition <= hi:
+			joined = append(joined, m.UserID)
+		case !m.Active && m.LeftPosition >= lo && m.LeftPosition <= hi:
+			left = append(left, m.UserID)
+		}
+	}
+	return joined, left
+}

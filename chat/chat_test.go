@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -116,5 +118,60 @@ func TestValidation(t *testing.T) {
 	}
 	if PartitionOf("cnv_x", 64) != PartitionOf("cnv_x", 64) || PartitionOf("cnv_x", 1) != 0 {
 		t.Error("PartitionOf is not stable")
+	}
+}
+
+func TestUnreadOfCountsMessagesAfterTheReadPositionLessDeletions(t *testing.T) {
+	dels := func(ds ...Deletion) []Deletion { return ds }
+	cases := []struct {
+		name   string
+		tally  *Tally
+		m      Membership
+		want   int64
+		wantOK bool
+	}{
+		{"no tally (stored before tallies)", nil, Membership{}, 0, false},
+		{"nothing read", &Tally{Messages: 5}, Membership{ReadAt: 1}, 5, true},
+		{"read all", &Tally{Messages: 5}, Membership{ReadSeq: 9, ReadCount: 5, ReadAt: 9}, 0, true},
+		{"deleted before the read counts nothing", &Tally{Messages: 5, Deleted: 1, Deletions: dels(Deletion{At: 12, Seq: 3})},
+			Membership{ReadSeq: 6, ReadCount: 3, ReadAt: 8}, 2, true},
+		{"deleted after the read counts off", &Tally{Messages: 5, Deleted: 1, Deletions: dels(Deletion{At: 12, Seq: 7})},
+			Membership{ReadSeq: 6, ReadCount: 3, ReadAt: 8}, 1, true},
+		{"deleted before the read was taken in ReadDeleted", &Tally{Messages: 5, Deleted: 1, Deletions: dels(Deletion{At: 7, Seq: 7})},
+			Membership{ReadSeq: 6, ReadCount: 3, ReadDeleted: 1, ReadAt: 8}, 1, true},
+		{"dropped deletions older than the read are not needed", &Tally{Messages: 5, Deleted: 3, Deletions: dels(Deletion{At: 9, Seq: 7})},
+			Membership{ReadSeq: 6, ReadCount: 3, ReadAt: 9}, 2, true},
+		{"dropped deletions newer than the read cannot be told", &Tally{Messages: 5, Deleted: 3, Deletions: dels(Deletion{At: 12, Seq: 7})},
+			Membership{ReadSeq: 6, ReadCount: 3, ReadAt: 8}, 0, false},
+		{"never negative", &Tally{Messages: 1}, Membership{ReadCount: 3}, 0, true},
+	}
+	for _, tc := range cases {
+		c := Conversation{Tally: tc.tally}
+		got, ok := c.UnreadOf(&tc.m)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("%s: UnreadOf = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func TestPublicListsMembersOnlyUpTo256AndHidesTheTally(t *testing.T) {
+	members := make([]string, MaxListedMembers+1)
+	for i := range members {
+		members[i] = fmt.Sprint("u", i)
+	}
+	c := Conversation{Members: members[:MaxListedMembers], MemberCount: MaxListedMembers, Tally: &Tally{Messages: 1}}
+	if p := c.Public(); len(p.Members) != MaxListedMembers || p.Tally != nil {
+		t.Errorf("256 members: %d listed, tally %v", len(p.Members), p.Tally)
+	}
+	c.Members, c.MemberCount = members, len(members)
+	b, _ := json.Marshal(c.Public())
+	if strings.Contains(string(b), `"members"`) || strings.Contains(string(b), `"tally"`) || !strings.Contains(string(b), `"member_count":257`) {
+		t.Errorf("257 members: %s", b)
+	}
+	if p := (Conversation{Members: []string{"a", "b"}}).Public(); p.MemberCount != 2 {
+		t.Errorf("stored before member_count: member_count %d, want 2", p.MemberCount)
+	}
+	if p := (Conversation{}).Public(); p.Members == nil {
+		t.Error("no members: members is null, want []")
 	}
 }

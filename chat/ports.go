@@ -116,6 +116,14 @@ type Store interface {
 	Memberships(ctx context.Context, userID string) ([]Membership, error)
 	// Membership returns one membership row.
 	Membership(ctx context.Context, conversationID, userID string) (Membership, error)
+	// Members returns up to limit active members of a conversation whose
+	// user ids sort after after ("" for the first page), in user-id order.
+	// They are kept in rows of their own, written from the Memberships of
+	// each Change (a member joins with an active row and leaves with an
+	// inactive one), so a page costs no more in a conversation of
+	// thousands. An unknown conversation has no members (not an error);
+	// limit must be positive.
+	Members(ctx context.Context, conversationID, after string, limit int) ([]string, error)
 	// Events returns up to limit events of a conversation with seq > afterSeq,
 	// in seq order.
 	Events(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Event, error)

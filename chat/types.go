@@ -14,24 +14,59 @@ const (
 	KindGroup  = "group"
 )
 
+// MaxListedMembers is the largest member_count whose conversation object
+// lists its members; bigger conversations are paged through
+// GET /v1/conversations/{cid}/members (Store.Members).
+const MaxListedMembers = 256
+
 // Conversation is a group or direct conversation. LastSeq is the newest
-// durable event's seq; ReadSeq and Unread are filled per caller by the API.
+// durable event's seq; ReadSeq, Unread and Muted are filled per caller by
+// the API. LastMessage is the newest message (its tombstone once deleted),
+// kept up to date by the sequencer so that a listing reads no message.
 type Conversation struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Title     string    `json:"title"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-	Members   []string  `json:"members"`
-	LastSeq   int64     `json:"last_seq"`
-	ReadSeq   int64     `json:"read_seq"`
-	Unread    int64     `json:"unread"`
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Title       string    `json:"title"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	Members     []string  `json:"members,omitempty"`
+	MemberCount int       `json:"member_count"`
+	LastSeq     int64     `json:"last_seq"`
+	ReadSeq     int64     `json:"read_seq"`
+	Unread      int64     `json:"unread"`
+	Muted       bool      `json:"muted"`
+	LastMessage *Message  `json:"last_message"`
+	// Tally holds the counts behind unread, for stored state only: Public
+	// drops it, so clients never see it.
+	Tally *Tally `json:"tally,omitempty"`
 
 	// LastPosition is the partition position of the newest event; commands
 	// at or below it are already applied (replays are skipped).
 	LastPosition int64 `json:"-"`
 	// LastActivity is the time of the newest event, for "newest first".
 	LastActivity time.Time `json:"-"`
+}
+
+// Public is the conversation as clients see it, in REST answers and in
+// events alike: members listed only while there are at most
+// MaxListedMembers (an empty list rather than none when there are no
+// members), and no internal counts.
+func (c Conversation) Public() Conversation {
+	c.Tally = nil
+	if c.MemberCount == 0 {
+		c.MemberCount = len(c.Members) // stored before member_count existed
+	}
+	if c.MemberCount > MaxListedMembers {
+		c.Members = nil
+	} else if c.Members == nil {
+		c.Members = []string{}
+	}
+	if c.LastMessage != nil {
+		m := *c.LastMessage
+		m.Normalize()
+		c.LastMessage = &m
+	}
+	return c
 }
 
 // HasMember reports whether uid is a current member.
@@ -42,6 +77,51 @@ func (c *Conversation) HasMember(uid string) bool {
 		}
 	}
 	return false
+}
+
+// MaxTalliedDeletions bounds Tally.Deletions.
+const MaxTalliedDeletions = 128
+
+// Tally counts a conversation's messages so that each member's unread
+// count follows from its Membership without reading messages: unread is
+// the messages created after the member's read position minus those of
+// them deleted. The sequencer keeps it as it applies commands.
+type Tally struct {
+	// Messages is how many messages were ever created (deleted ones too).
+	Messages int64 `json:"messages"`
+	// Deleted is how many messages were ever deleted.
+	Deleted int64 `json:"deleted"`
+	// Deletions are the newest deletions (at most MaxTalliedDeletions),
+	// oldest first.
+	Deletions []Deletion `json:"deletions,omitempty"`
+}
+
+// Deletion is one message deletion: At is the seq of its message.deleted
+// event, Seq the message's own seq.
+type Deletion struct {
+	At  int64 `json:"at"`
+	Seq int64 `json:"seq"`
+}
+
+// UnreadOf returns how many messages after m's read position are not
+// deleted, and whether the tally can tell: it cannot for a conversation
+// without one (stored before tallies existed) or when deletions that
+// happened since the member's read were dropped from the tally.
+func (c *Conversation) UnreadOf(m *Membership) (int64, bool) {
+	t := c.Tally
+	if t == nil {
+		return 0, false
+	}
+	if dropped := t.Deleted > int64(len(t.Deletions)); dropped && (len(t.Deletions) == 0 || t.Deletions[0].At > m.ReadAt) {
+		return 0, false
+	}
+	n := t.Messages - m.ReadCount - m.ReadDeleted
+	for _, d := range t.Deletions {
+		if d.At > m.ReadAt && d.Seq > m.ReadSeq {
+			n--
+		}
+	}
+	return max(n, 0), true
 }
 
 // Membership is one user's relation to one conversation. Left memberships
@@ -56,6 +136,13 @@ type Membership struct {
 	// LeftPosition is the position of the user's member.removed, 0 while active.
 	LeftPosition int64 `json:"left_position"`
 	ReadSeq      int64 `json:"read_seq"`
+	// ReadCount is how many messages were created at or before ReadSeq,
+	// ReadDeleted how many after it were deleted by the time ReadAt (the
+	// conversation's LastSeq when the read position was set). With the
+	// conversation's Tally they give the unread count (Conversation.UnreadOf).
+	ReadCount   int64 `json:"read_count,omitempty"`
+	ReadDeleted int64 `json:"read_deleted,omitempty"`
+	ReadAt      int64 `json:"read_at,omitempty"`
 }
 
 // Attachment is the public description of an uploaded file. Thumbnail is

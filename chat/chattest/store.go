@@ -46,6 +46,10 @@ import (
 //     text appears in nothing the Store returns any more;
 //   - Events, EventsAfter and Messages of an unknown conversation, and
 //     Memberships of an unknown user, are empty, not errors;
+//   - Members lists the users whose latest membership row in the
+//     conversation is active, whatever order they joined in; a membership
+//     update that neither joins nor leaves (a read position) changes
+//     nothing;
 //   - Messages includes tombstones; with After set it pages forward from
 //     After, otherwise backward from Before (or from the newest), and
 //     always returns ascending seq order.
@@ -80,6 +84,7 @@ var storeCases = []storeCase{
 	{"HeadsNeverGoBack", storeTestHeads},
 	{"MetaIsSetIfAbsent", storeTestMeta},
 	{"LeftMembershipsAreListed", storeTestLeftMemberships},
+	{"MembersPageInUserIDOrder", storeTestMembers},
 	{"MissingThingsAreNotFound", storeTestNotFound},
 	{"DataSurvivesReopen", storeTestReopen},
 	{"ConcurrentCommitsAndReads", storeTestConcurrent},
@@ -1224,6 +1229,67 @@ func storeTestLeftMemberships(t *testing.T, s chat.Store, _ func() chat.Store) {
 	ms, err = s.Memberships(ctx, "nobody")
 	if err != nil || len(ms) != 0 {
 		t.Errorf("Memberships of an unknown user: %v, %v; want none", ms, err)
+	}
+}
+
+func storeTestMembers(t *testing.T, s chat.Store, _ func() chat.Store) {
+	ctx := t.Context()
+	w := newStoreWorld()
+	c := w.conversation("cnv_members", 2)
+	other := w.conversation("cnv_other", 2)
+	storeCommit(t, s, 2, c.create(chat.KindGroup, "", "mallory", "bob", "alice", "dave"), other.create(chat.KindGroup, "", "zed"))
+	storeCommit(t, s, 2, c.add("carol"), c.add("erin"), c.remove("bob"))
+	storeCommit(t, s, 2, c.remove("dave"))
+	storeCommit(t, s, 2, c.add("dave"))
+	// A read position moves: the membership row is written, nobody joins.
+	x := c.begin("alice")
+	x.emit(chat.Event{Type: chat.EventReadUpdated, UserID: "alice", ReadSeq: 1})
+	ms := c.mships["alice"]
+	ms.ReadSeq = 1
+	x.putMembership(ms)
+	storeCommit(t, s, 2, x.done())
+
+	want := []string{"alice", "carol", "dave", "erin", "mallory"}
+	all, err := s.Members(ctx, c.conv.ID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeExpect(t, "Members", all, want)
+	var paged []string
+	after := ""
+	for range 10 {
+		page, err := s.Members(ctx, c.conv.ID, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of limit 2 has %d members", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1]
+	}
+	storeExpect(t, "Members paged by 2", paged, want)
+	page, err := s.Members(ctx, c.conv.ID, "bob", 2) // after a user who left
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeExpect(t, "Members after bob", page, []string{"carol", "dave"})
+	for _, q := range []struct{ cid, after string }{{c.conv.ID, "mallory"}, {c.conv.ID, "zzz"}, {"cnv_missing", ""}} {
+		page, err := s.Members(ctx, q.cid, q.after, 10)
+		if err != nil || len(page) != 0 {
+			t.Errorf("Members(%s, after %q) = %v, %v; want none", q.cid, q.after, page, err)
+		}
+	}
+	page, err = s.Members(ctx, other.conv.ID, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeExpect(t, "Members of another conversation", page, []string{"zed"})
+	if _, err := s.Members(ctx, c.conv.ID, "", 0); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("Members with limit 0: %v, want invalid_request", err)
 	}
 }
 

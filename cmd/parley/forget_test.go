@@ -15,7 +15,7 @@ func TestDeletedTextLeavesTheStoreFiles(t *testing.T) {
 	cid := s.createGroup(t, alice, "forget")
 	_, m := s.send(t, alice, cid, "xylophonequartz secret", "f1")
 	s.do(t, "PATCH", "/v1/conversations/"+cid+"/messages/"+m["id"].(string), alice, map[string]string{"text": "xylophonequartz edited"})
-	s.send(t, alice, cid, "an unrelated message that stays", "f2")
+	s.send(t, alice, cid, "zwitterion: an unrelated message that stays", "f2")
 	if r := s.do(t, "DELETE", "/v1/conversations/"+cid+"/messages/"+m["id"].(string), alice, nil); r.status != 204 {
 		t.Fatalf("delete: %d", r.status)
 	}
@@ -29,7 +29,7 @@ func TestDeletedTextLeavesTheStoreFiles(t *testing.T) {
 		if bytes.Contains(b, []byte("xylophonequartz")) {
 			t.Errorf("deleted text still in %s", filepath.Base(p))
 		}
-		if bytes.Contains(b, []byte("an unrelated message that stays")) {
+		if bytes.Contains(b, []byte("zwitterion")) {
 			found = true
 		}
 		return nil
@@ -39,7 +39,7 @@ func TestDeletedTextLeavesTheStoreFiles(t *testing.T) {
 	}
 	s.start()
 	hist := s.do(t, "GET", "/v1/conversations/"+cid+"/messages", alice, nil).json(t)["messages"].([]any)
-	if len(hist) != 2 || hist[1].(map[string]any)["text"] != "an unrelated message that stays" {
+	if len(hist) != 2 || hist[1].(map[string]any)["text"] != "zwitterion: an unrelated message that stays" {
 		t.Fatalf("history after the purge: %v", hist)
 	}
 }

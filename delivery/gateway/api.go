@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/parleychat/parley/chat"
 )
 
@@ -170,20 +172,36 @@ func (g *Gateway) appender(ctx context.Context, lane chan queuedCommand) {
 // member loads a conversation the caller belongs to; 404 otherwise, so
 // non-members cannot learn that it exists.
 func (g *Gateway) member(ctx context.Context, cid, uid string) (chat.Conversation, error) {
+	c, _, err := g.membership(ctx, cid, uid)
+	return c, err
+}
+
+// membership is member with the caller's membership. Membership is
+// decided by the caller's own membership row, never by searching the
+// conversation's member list.
+func (g *Gateway) membership(ctx context.Context, cid, uid string) (chat.Conversation, chat.Membership, error) {
+	notFound := chat.Errorf(chat.CodeNotFound, "conversation not found")
 	if !chat.ValidID(cid) {
-		return chat.Conversation{}, chat.Errorf(chat.CodeNotFound, "conversation not found")
+		return chat.Conversation{}, chat.Membership{}, notFound
+	}
+	m, err := g.store.Membership(ctx, cid, uid)
+	if err != nil {
+		if chat.IsNotFound(err) {
+			return chat.Conversation{}, m, notFound
+		}
+		return chat.Conversation{}, m, unavailable(err)
+	}
+	if !m.Active {
+		return chat.Conversation{}, m, notFound
 	}
 	c, err := g.store.Conversation(ctx, cid)
 	if err != nil {
 		if chat.IsNotFound(err) {
-			return c, chat.Errorf(chat.CodeNotFound, "conversation not found")
+			return c, m, notFound
 		}
-		return c, unavailable(err)
+		return c, m, unavailable(err)
 	}
-	if !c.HasMember(uid) {
-		return c, chat.Errorf(chat.CodeNotFound, "conversation not found")
-	}
-	return c, nil
+	return c, m, nil
 }
 
 // isMember is member without loading the conversation: one small
@@ -218,15 +236,24 @@ func unavailable(err error) error {
 	return &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
 }
 
-// view fills the caller's read state into a conversation.
-func (g *Gateway) view(ctx context.Context, c chat.Conversation, uid string) chat.Conversation {
-	if c.Members == nil {
-		c.Members = []string{}
+// view is a conversation as the caller sees it (chat.Conversation.Public)
+// with the caller's read state. m is the caller's membership, or nil to
+// read it. Unread comes from the conversation's tally and the membership
+// without reading messages; only a conversation stored before tallies
+// existed, or one whose tally lost deletions since the caller's read,
+// counts them from its messages.
+func (g *Gateway) view(ctx context.Context, c chat.Conversation, uid string, m *chat.Membership) chat.Conversation {
+	if m == nil {
+		if got, err := g.store.Membership(ctx, c.ID, uid); err == nil {
+			m = &got
+		} else {
+			m = &chat.Membership{}
+		}
 	}
-	if m, err := g.store.Membership(ctx, c.ID, uid); err == nil {
-		c.ReadSeq = m.ReadSeq
-	}
-	if c.ReadSeq < c.LastSeq {
+	c.ReadSeq = m.ReadSeq
+	if n, ok := c.UnreadOf(m); ok {
+		c.Unread = n
+	} else if c.ReadSeq < c.LastSeq {
 		msgs, _, err := g.store.Messages(ctx, c.ID, chat.MessagePage{After: c.ReadSeq, Forward: true, Limit: 200})
 		if err == nil {
 			for _, m := range msgs {
@@ -236,30 +263,52 @@ func (g *Gateway) view(ctx context.Context, c chat.Conversation, uid string) cha
 			}
 		}
 	}
-	return c
+	return c.Public()
 }
 
+// listConversationsParallelism bounds the conversation reads of one
+// listing that run at once (a networked store answers them side by side).
+const listConversationsParallelism = 16
+
+// listConversations answers the caller's conversations, newest activity
+// first: one read of the caller's memberships, then one read of each
+// conversation's state, which carries its unread tally and last message,
+// so no message is read.
 func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
-	ms, err := g.store.Memberships(r.Context(), u.ID)
+	ctx := r.Context()
+	ms, err := g.store.Memberships(ctx, u.ID)
 	if err != nil {
 		g.writeErr(w, r, unavailable(err))
 		return
 	}
-	out := make([]chat.Conversation, 0, len(ms))
-	for _, m := range ms {
-		if !m.Active {
-			continue
-		}
-		c, err := g.store.Conversation(r.Context(), m.ConversationID)
-		if err != nil {
-			if chat.IsNotFound(err) {
-				continue
+	ms = slices.DeleteFunc(ms, func(m chat.Membership) bool { return !m.Active })
+	convs := make([]chat.Conversation, len(ms))
+	found := make([]bool, len(ms))
+	var eg errgroup.Group
+	eg.SetLimit(listConversationsParallelism)
+	for i := range ms {
+		eg.Go(func() error {
+			c, err := g.store.Conversation(ctx, ms[i].ConversationID)
+			if err != nil {
+				if chat.IsNotFound(err) {
+					return nil
+				}
+				return err
 			}
-			g.writeErr(w, r, unavailable(err))
-			return
+			convs[i], found[i] = g.view(ctx, c, u.ID, &ms[i]), true
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	out := make([]chat.Conversation, 0, len(ms))
+	for i := range convs {
+		if found[i] {
+			out = append(out, convs[i])
 		}
-		out = append(out, g.view(r.Context(), c, u.ID))
 	}
 	slices.SortStableFunc(out, func(a, b chat.Conversation) int { return b.LastActivity.Compare(a.LastActivity) })
 	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
@@ -309,8 +358,8 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd.ConversationID = chat.DirectConversationID(u.ID, members[0])
-		if c, err := g.member(r.Context(), cmd.ConversationID, u.ID); err == nil {
-			writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID))
+		if c, m, err := g.membership(r.Context(), cmd.ConversationID, u.ID); err == nil {
+			writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID, &m))
 			return
 		}
 	} else {
@@ -327,17 +376,17 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/conversations/"+c.ID)
 	}
-	writeJSON(w, status, g.view(r.Context(), c, u.ID))
+	writeJSON(w, status, g.view(r.Context(), c, u.ID, nil))
 }
 
 func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
-	c, err := g.member(r.Context(), r.PathValue("cid"), u.ID)
+	c, m, err := g.membership(r.Context(), r.PathValue("cid"), u.ID)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID))
+	writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID, &m))
 }
 
 func (g *Gateway) patchConversation(w http.ResponseWriter, r *http.Request) {
@@ -368,7 +417,7 @@ func (g *Gateway) patchConversation(w http.ResponseWriter, r *http.Request) {
 		g.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(r.Context(), *res.Conversation, u.ID))
+	writeJSON(w, http.StatusOK, g.view(r.Context(), *res.Conversation, u.ID, nil))
 }
 
 func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request) {
@@ -391,7 +440,7 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request) {
 	if res.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, g.view(r.Context(), *res.Conversation, u.ID))
+	writeJSON(w, status, g.view(r.Context(), *res.Conversation, u.ID, nil))
 }
 
 func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -736,6 +785,10 @@ func (g *Gateway) sendTyping(ctx context.Context, u chat.User, cid string) error
 	if ok, _ := g.typingRate.allow(u.ID); !ok {
 		return chat.Errorf(chat.CodeRateLimited, "typing notifications are limited to 2 per second")
 	}
-	g.presence.Broadcast(c.Members, chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: u.ID})
+	members, err := g.conversationMembers(ctx, &c)
+	if err != nil {
+		return err
+	}
+	g.presence.Broadcast(members, chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: u.ID})
 	return nil
 }

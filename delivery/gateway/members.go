@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"context"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/parleychat/parley/chat"
 )
 
 // memberTTL is how long the gateway trusts that a user it saw as a member
@@ -55,4 +60,79 @@ func (m *memberCache) forget(cid, uid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.entries, memberKey{cid, uid})
+}
+
+// listMembers pages a conversation's members in user-id order:
+// GET /v1/conversations/{cid}/members?after=UID&limit=N (1–500, default
+// 100) → {"members":[…],"next_after":"uid"|null}. next_after is null on
+// the last page, so a client never asks for an empty one. Any size of
+// conversation costs one read of the caller's membership, one of the
+// conversation's state and one slice of its member rows.
+func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request) {
+	u := userOf(r)
+	q := r.URL.Query()
+	limit, err := intParam(q, "limit", 100, 1, 500)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	after := q.Get("after")
+	if after != "" && !chat.ValidUserID(after) {
+		g.writeCode(w, r, chat.CodeInvalid, "after must be a user id")
+		return
+	}
+	c, err := g.member(r.Context(), r.PathValue("cid"), u.ID)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	var page []string
+	if c.MemberCount == 0 && len(c.Members) > 0 {
+		// Stored before member rows existed: its state lists them all.
+		page = legacyMembersPage(c.Members, after, int(limit)+1)
+	} else if page, err = g.store.Members(r.Context(), c.ID, after, int(limit)+1); err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
+	var next *string
+	if len(page) > int(limit) {
+		page = page[:limit]
+		next = &page[limit-1]
+	}
+	if page == nil {
+		page = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": page, "next_after": next})
+}
+
+// legacyMembersPage pages a member list held in a conversation's state.
+func legacyMembersPage(members []string, after string, limit int) []string {
+	sorted := slices.Sorted(slices.Values(members))
+	i, _ := slices.BinarySearch(sorted, after)
+	if i < len(sorted) && sorted[i] == after {
+		i++
+	}
+	return sorted[i:min(len(sorted), i+limit)]
+}
+
+// conversationMembers returns every member of c: its list when its state
+// holds one, otherwise (a conversation of more than chat.MaxListedMembers)
+// its member rows, page by page.
+func (g *Gateway) conversationMembers(ctx context.Context, c *chat.Conversation) ([]string, error) {
+	if c.Members != nil || c.MemberCount == 0 {
+		return c.Members, nil
+	}
+	const page = 1000
+	all := make([]string, 0, c.MemberCount)
+	for after := ""; ; {
+		ms, err := g.store.Members(ctx, c.ID, after, page)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		all = append(all, ms...)
+		if len(ms) < page {
+			return all, nil
+		}
+		after = ms[len(ms)-1]
+	}
 }

@@ -10,12 +10,10 @@ import (
 	"github.com/parleychat/parley/delivery/presence"
 )
 
-// storeDirectory is what presence reads, from the Store.
-//
-// TODO(lead): once chat.Conversation carries MemberCount and the Store has
-// Members(ctx, cid, after, limit), Room should read the count without the
-// member list (and the list only up to max), and Members should page in
-// the Store; today both decode the conversation's whole member list.
+// storeDirectory is what presence reads, from the Store. A big
+// conversation's state carries its member count but not its members
+// (chat.Conversation.MemberCount); those are paged from their own rows, so
+// presence never decodes a big room's member list.
 type storeDirectory struct{ store chat.Store }
 
 var _ presence.Directory = storeDirectory{}
@@ -39,9 +37,19 @@ func (d storeDirectory) Room(ctx context.Context, cid string, max int) (presence
 	if err != nil {
 		return presence.Room{}, err
 	}
-	r := presence.Room{Seq: c.LastSeq, Count: len(c.Members)}
+	r := presence.Room{Seq: c.LastSeq, Count: c.MemberCount}
+	if c.Members != nil {
+		r.Count = len(c.Members) // the state lists its members: small, or stored before member rows
+		if r.Count <= max {
+			r.Members = slices.Clone(c.Members)
+		}
+		return r, nil
+	}
 	if r.Count <= max {
-		r.Members = slices.Clone(c.Members)
+		if r.Members, err = d.store.Members(ctx, cid, "", max+1); err != nil {
+			return presence.Room{}, err
+		}
+		r.Count = len(r.Members)
 	}
 	return r, nil
 }
@@ -64,6 +72,9 @@ func (d storeDirectory) Members(ctx context.Context, cid, after string, limit in
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.Members == nil {
+		return d.store.Members(ctx, cid, after, limit)
 	}
 	ms := slices.Clone(c.Members)
 	sort.Strings(ms)

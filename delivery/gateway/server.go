@@ -296,6 +296,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("/v1/me", route{"GET": g.me})
 	handle("/v1/conversations", route{"GET": g.listConversations, "POST": g.createConversation})
 	handle("/v1/conversations/{cid}", route{"GET": g.getConversation, "PATCH": g.patchConversation})
+	handle("/v1/conversations/{cid}/members", route{"GET": g.listMembers})
 	handle("/v1/conversations/{cid}/members/{uid}", route{"PUT": g.addMember, "DELETE": g.removeMember})
 	handle("/v1/conversations/{cid}/messages", route{"GET": g.listMessages, "POST": g.postMessage})
 	handle("/v1/conversations/{cid}/messages/{mid}", route{"GET": g.getMessage, "PATCH": g.editMessage, "DELETE": g.deleteMessage})

@@ -2,7 +2,10 @@ package sequencer
 
 import (
 	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -72,6 +75,10 @@ func (a *applier) emit(ev chat.Event) {
 
 func (a *applier) putMessage(m *chat.Message) {
 	a.st.messages[m.ID] = m
+	if last := a.st.conv.LastMessage; last == nil || m.Seq >= last.Seq {
+		mc := *m
+		a.st.conv.LastMessage = &mc
+	}
 	for i := range a.change.Messages {
 		if a.change.Messages[i].ID == m.ID {
 			a.change.Messages[i] = *m
@@ -102,10 +109,88 @@ func (a *applier) recipients() []string {
 	return sortedKeys(r)
 }
 
+// conversationSnapshot is the conversation's state for a command's result
+// (the gateway makes each caller's view of it).
 func (a *applier) conversationSnapshot() *chat.Conversation {
 	c := a.st.conv
 	c.Members = slices.Clone(c.Members)
 	return &c
+}
+
+// publicSnapshot is the conversation as events carry it: the shape of
+// every REST answer (chat.Conversation.Public), without a caller's read
+// state.
+func (a *applier) publicSnapshot() *chat.Conversation {
+	c := a.conversationSnapshot().Public()
+	return &c
+}
+
+// tally returns a copy of the conversation's tally to change, or nil for a
+// conversation stored before tallies existed (its unread counts are
+// computed from its messages). A copy, because earlier changes and
+// snapshots of the batch share the old one.
+func (a *applier) tally() *chat.Tally {
+	if a.st.conv.Tally == nil {
+		return nil
+	}
+	t := *a.st.conv.Tally
+	a.st.conv.Tally = &t
+	return &t
+}
+
+// joined starts the unread count of a membership that had no read
+// position: every message so far, less those deleted.
+func (a *applier) joined(ms *chat.Membership) {
+	if ms.ReadSeq != 0 || ms.ReadAt != 0 {
+		return // a rejoin keeps its read position
+	}
+	ms.ReadAt = a.st.conv.LastSeq
+	if t := a.st.conv.Tally; t != nil {
+		ms.ReadDeleted = t.Deleted
+	}
+}
+
+// advanceRead moves uid's read position to seq, with the counts behind its
+// unread number. Messages after seq that this batch has not committed yet
+// are in st.messages, which also holds the batch's newer state of stored
+// ones.
+func (a *applier) advanceRead(ms *chat.Membership, seq int64) error {
+	ms.ReadSeq = seq
+	ms.ReadAt = a.st.conv.LastSeq
+	t := a.st.conv.Tally
+	if t == nil {
+		return nil
+	}
+	if seq >= a.st.conv.LastSeq {
+		ms.ReadCount, ms.ReadDeleted = t.Messages, 0
+		return nil
+	}
+	after := map[string]bool{} // message id -> deleted
+	for page := (chat.MessagePage{After: seq, Forward: true, Limit: 200}); ; {
+		msgs, more, err := a.b.s.store.Messages(a.b.ctx, a.st.conv.ID, page)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			after[m.ID] = m.Deleted
+		}
+		if !more || len(msgs) == 0 {
+			break
+		}
+		page.After = msgs[len(msgs)-1].Seq
+	}
+	for id, m := range a.st.messages {
+		if m.Seq > seq {
+			after[id] = m.Deleted
+		}
+	}
+	ms.ReadCount, ms.ReadDeleted = t.Messages-int64(len(after)), 0
+	for _, deleted := range after {
+		if deleted {
+			ms.ReadDeleted++
+		}
+	}
+	return nil
 }
 
 func (a *applier) create() (*chat.Sequenced, error) {
@@ -134,12 +219,13 @@ func (a *applier) create() (*chat.Sequenced, error) {
 	if cmd.Title != nil {
 		title = *cmd.Title
 	}
-	a.st.conv = chat.Conversation{ID: cmd.ConversationID, Kind: cmd.Kind, Title: title, CreatedBy: cmd.Actor, CreatedAt: a.at}
+	a.st.conv = chat.Conversation{ID: cmd.ConversationID, Kind: cmd.Kind, Title: title, CreatedBy: cmd.Actor, CreatedAt: a.at, Tally: &chat.Tally{}}
 	a.st.exists = true
 	for _, m := range members {
 		a.st.conv.Members = append(a.st.conv.Members, m)
 		a.st.members[m] = true
 	}
+	a.st.conv.MemberCount = len(a.st.conv.Members)
 	for _, m := range members {
 		a.emit(chat.Event{Type: chat.EventMemberAdded, UserID: m})
 		ms, err := a.b.membership(a.st, m)
@@ -147,15 +233,16 @@ func (a *applier) create() (*chat.Sequenced, error) {
 			return nil, err
 		}
 		ms.Active, ms.JoinedPosition, ms.LeftPosition = true, a.st.conv.LastPosition, 0
+		a.joined(ms)
 		a.putMembership(ms)
 	}
-	snap := a.conversationSnapshot()
+	pub := a.publicSnapshot()
 	for i := range a.change.Events {
-		a.change.Events[i].Conversation = snap
+		a.change.Events[i].Conversation = pub
 	}
 	out := a.ok()
 	out.Result.Created = true
-	out.Result.Conversation = snap
+	out.Result.Conversation = a.conversationSnapshot()
 	return out, nil
 }
 
@@ -233,9 +320,22 @@ func (a *applier) send() (*chat.Sequenced, error) {
 		recs[i].ConversationID, recs[i].MessageID = st.conv.ID, msg.ID
 	}
 	a.change.Attachments = append(a.change.Attachments, recs...)
+	if t := a.tally(); t != nil {
+		t.Messages++
+	}
 	a.putMessage(msg)
 	mc := *msg
 	a.emit(chat.Event{Type: chat.EventMessageCreated, Message: &mc})
+	// A sender has read what it answers: its read position moves to its
+	// own message (no read.updated; the message.created says as much).
+	ms, err := a.b.membership(st, cmd.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.advanceRead(ms, msg.Seq); err != nil {
+		return nil, err
+	}
+	a.putMembership(ms)
 	if cmd.ClientID != "" {
 		st.dedups[cmd.Actor+"\x00"+cmd.ClientID] = msg.ID
 		a.change.Dedups = append(a.change.Dedups, chat.Dedup{ConversationID: st.conv.ID, SenderID: cmd.Actor, ClientID: cmd.ClientID, MessageID: msg.ID})
@@ -349,6 +449,14 @@ func (a *applier) delete() (*chat.Sequenced, error) {
 	n.Version++
 	a.putMessage(&n)
 	a.emit(chat.Event{Type: chat.EventMessageDeleted, MessageID: n.ID})
+	if t := a.tally(); t != nil {
+		t.Deleted++
+		dels := append(slices.Clone(t.Deletions), chat.Deletion{At: a.st.conv.LastSeq, Seq: n.Seq})
+		if len(dels) > chat.MaxTalliedDeletions {
+			dels = dels[len(dels)-chat.MaxTalliedDeletions:]
+		}
+		t.Deletions = dels
+	}
 	return a.ok(), nil
 }
 
@@ -393,7 +501,9 @@ func (a *applier) read() (*chat.Sequenced, error) {
 	if seq <= ms.ReadSeq {
 		return a.ok(), nil
 	}
-	ms.ReadSeq = seq
+	if err := a.advanceRead(ms, seq); err != nil {
+		return nil, err
+	}
 	a.putMembership(ms)
 	a.emit(chat.Event{Type: chat.EventReadUpdated, UserID: a.cmd.Actor, ReadSeq: seq})
 	return a.ok(), nil
@@ -406,7 +516,7 @@ func (a *applier) rename() (*chat.Sequenced, error) {
 	if a.st.conv.Title != *a.cmd.Title {
 		a.st.conv.Title = *a.cmd.Title
 		a.emit(chat.Event{Type: chat.EventConversationUpdated})
-		a.change.Events[len(a.change.Events)-1].Conversation = a.conversationSnapshot()
+		a.change.Events[len(a.change.Events)-1].Conversation = a.publicSnapshot()
 	}
 	out := a.ok()
 	out.Result.Conversation = a.conversationSnapshot()
@@ -425,17 +535,18 @@ func (a *applier) addMember() (*chat.Sequenced, error) {
 	}
 	a.st.members[uid] = true
 	a.st.conv.Members = append(slices.Clone(a.st.conv.Members), uid)
+	a.st.conv.MemberCount = len(a.st.conv.Members)
 	a.emit(chat.Event{Type: chat.EventMemberAdded, UserID: uid})
-	snap := a.conversationSnapshot()
-	a.change.Events[len(a.change.Events)-1].Conversation = snap
+	a.change.Events[len(a.change.Events)-1].Conversation = a.publicSnapshot()
 	ms, err := a.b.membership(a.st, uid)
 	if err != nil {
 		return nil, err
 	}
 	ms.Active, ms.JoinedPosition, ms.LeftPosition = true, a.st.conv.LastPosition, 0
+	a.joined(ms)
 	a.putMembership(ms)
 	out.Result.Created = true
-	out.Result.Conversation = snap
+	out.Result.Conversation = a.conversationSnapshot()
 	return out, nil
 }
 
@@ -452,6 +563,7 @@ func (a *applier) removeMember() (*chat.Sequenced, error) {
 	}
 	delete(a.st.members, uid)
 	a.st.conv.Members = slices.DeleteFunc(slices.Clone(a.st.conv.Members), func(m string) bool { return m == uid })
+	a.st.conv.MemberCount = len(a.st.conv.Members)
 	a.removed = uid
 	a.emit(chat.Event{Type: chat.EventMemberRemoved, UserID: uid})
 	ms, err := a.b.membership(a.st, uid)
@@ -461,4 +573,36 @@ func (a *applier) removeMember() (*chat.Sequenced, error) {
 	ms.Active, ms.LeftPosition = false, a.st.conv.LastPosition
 	a.putMembership(ms)
 	return a.ok(), nil
+}
+
+// prefetchSenders reads, side by side, the membership rows of the batch's
+// senders (a send moves its sender's read position, so apply needs the
+// row), so that a networked store costs one round of reads per batch
+// rather than one read per sender in turn. A failed read is left to apply,
+// which reads again and reports it.
+func (b *batch) prefetchSenders(cmds []*chat.Command) {
+	type key struct{ cid, uid string }
+	seen := map[key]bool{}
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(prefetchParallelism)
+	for _, cmd := range cmds {
+		k := key{cmd.ConversationID, cmd.Actor}
+		st := b.states[k.cid]
+		if cmd.Op != chat.OpSend || seen[k] || st == nil || !st.exists || !st.members[k.uid] {
+			continue
+		}
+		seen[k] = true
+		g.Go(func() error {
+			m, err := b.s.store.Membership(b.ctx, k.cid, k.uid)
+			if err != nil {
+				return nil
+			}
+			mu.Lock()
+			st.mships[k.uid] = &m
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
 }

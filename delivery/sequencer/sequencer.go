@@ -29,6 +29,7 @@ type Sequencer struct {
 	now    func() time.Time
 
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
+	members         memberCache  // of big conversations (members.go)
 }
 
 // New returns a sequencer reading commands from log and writing to store.
@@ -224,6 +225,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 	}
 	b.prefetch(valid)
+	b.prefetchSenders(valid)
 	t1 := time.Now()
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
@@ -251,6 +253,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		if err := s.store.Commit(ctx, partition, head, changes); err != nil {
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
+		b.rememberMembers()
 	}
 	t3 := time.Now()
 	if len(outs) > 0 {
@@ -292,6 +295,9 @@ func (b *batch) loadState(cid string) (*convState, error) {
 	}
 	switch {
 	case err == nil:
+		if err := b.fillMembers(&conv); err != nil {
+			return nil, err
+		}
 		st.conv, st.exists = conv, true
 		for _, m := range conv.Members {
 			st.members[m] = true
@@ -371,7 +377,7 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 	}
 	out.Events = a.change.Events
 	out.Recipients = a.recipients()
-	a.change.Conversation = st.conv
+	a.change.Conversation = storedState(st.conv)
 	return out, &a.change, nil
 }
 

@@ -510,6 +510,13 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 		}
 		add(`INSERT INTO {memberships} (user_id, conversation_id, data) VALUES (?, ?, ?)`, m.UserID, cid, string(data))
 	}
+	joined, left := ch.MemberMoves()
+	for _, uid := range joined {
+		add(`INSERT INTO {conversation_members} (conversation_id, user_id) VALUES (?, ?)`, cid, uid)
+	}
+	for _, uid := range left {
+		add(`DELETE FROM {conversation_members} WHERE conversation_id = ? AND user_id = ?`, cid, uid)
+	}
 	for _, d := range ch.Dedups {
 		add(`INSERT INTO {send_dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL ?`,
 			cid, d.SenderID, d.ClientID, d.MessageID, s.dedupTTL)

@@ -37,6 +37,8 @@ func bucketOf(seq int64) int64 {
 //	messages        ((conversation_id, bucket), seq DESC)
 //	message_ids     ((conversation_id, message_id)) -> seq
 //	memberships     ((user_id), conversation_id)
+//	conversation_members ((conversation_id), user_id): the active members,
+//	                written when a change starts or ends a membership
 //	send_dedups     ((conversation_id, sender_id), client_id) -> message_id,
 //	                TTL; a sender's records share a partition, so a batch
 //	                of sends is checked in one query
@@ -94,6 +96,10 @@ func schema(keyspace string, replication int) []string {
 			conversation_id text,
 			data text,
 			PRIMARY KEY ((user_id), conversation_id))`,
+		`CREATE TABLE IF NOT EXISTS %s.conversation_members (
+			conversation_id text,
+			user_id text,
+			PRIMARY KEY ((conversation_id), user_id))`,
 		`CREATE TABLE IF NOT EXISTS %s.send_dedups (
 			conversation_id text,
 			sender_id text,

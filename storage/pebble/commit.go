@@ -117,7 +117,9 @@ func (s *Store) purge(cids []string) error {
 		return err
 	}
 	for _, cid := range cids {
-		for _, p := range [][]byte{evPrefix(cid), msgPrefix(cid)} {
+		// The conversation's state holds its last message, maybe the
+		// deleted one.
+		for _, p := range [][]byte{evPrefix(cid), msgPrefix(cid), convKey(cid)} {
 			if err := s.db.Compact(context.Background(), p, prefixEnd(p), false); err != nil {
 				return err
 			}
@@ -220,6 +222,9 @@ func stageChange(b *pebble.Batch, ch *chat.Change, lastSeqs map[string]int64) er
 		if err := setJSON(b, memKey(m.UserID, cid), m); err != nil {
 			return err
 		}
+	}
+	if err := stageMemberRows(b, ch); err != nil {
+		return err
 	}
 	for _, d := range ch.Dedups {
 		if err := b.Set(dedupKey(cid, d.SenderID, d.ClientID), []byte(d.MessageID), nil); err != nil {

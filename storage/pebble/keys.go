@@ -19,6 +19,7 @@ import (
 //	msgid/{cid}/{message id}        -> seq
 //	msgev/{cid}/{message id}/{seq}  -> "" (events that carry the message)
 //	mem/{uid}/{cid}                 -> chat.Membership (JSON)
+//	cmem/{cid}/{uid}                -> "" (the conversation's active members)
 //	dedup/{cid}/{sender}/{client}   -> message id
 //	head/{partition}                -> position
 //	meta/{key}                      -> value
@@ -31,6 +32,7 @@ const (
 	tableMsgID = "msgid"
 	tableMsgEv = "msgev"
 	tableMem   = "mem"
+	tableCMem  = "cmem"
 	tableDedup = "dedup"
 	tableHead  = "head"
 	tableMeta  = "meta"
@@ -84,6 +86,8 @@ func msgEvPrefix(cid, mid string) []byte          { return tuple(tableMsgEv, cid
 func msgEvKey(cid, mid string, seq uint64) []byte { return appendUint(msgEvPrefix(cid, mid), seq) }
 func memPrefix(uid string) []byte                 { return tuple(tableMem, uid) }
 func memKey(uid, cid string) []byte               { return tuple(tableMem, uid, cid) }
+func cmemPrefix(cid string) []byte                { return tuple(tableCMem, cid) }
+func cmemKey(cid, uid string) []byte              { return tuple(tableCMem, cid, uid) }
 func dedupKey(cid, sender, client string) []byte {
 	return tuple(tableDedup, cid, sender, client)
 }

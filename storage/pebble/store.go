@@ -86,6 +86,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
 		FS:                 noRecycleFS{vfs.Default},
+		// Listing a user's conversations reads each one's state: the
+		// library's 8 MiB block cache let a few thousand of them, spread
+		// over the levels, evict each other. The cache fills only as used.
+		CacheSize: 64 << 20,
 	}
 	// Bloom filters (inherited by every level) spare point reads of absent
 	// keys, such as a dedup miss, a block read per level.

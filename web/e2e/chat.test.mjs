@@ -293,6 +293,40 @@ describe('Parley web client', () => {
     noProblems(alice, bob);
   });
 
+  test('a group too big to list its members shows member_count and pages the members dialog', T, async () => {
+    const seed = await apiUser(server.base, 'alice-big');
+    const others = Array.from({ length: 254 }, (_, i) => `big-${String(i).padStart(3, '0')}`);
+    const conv = await seed.createGroup('Town hall', others);
+    for (const u of ['zz-late-1', 'zz-late-2', 'zz-late-3']) {
+      await seed.call('PUT', `/v1/conversations/${encodeURIComponent(conv.id)}/members/${u}`);
+    }
+    await seed.send(conv.id, 'Welcome, all 258 of you', 'big-1');
+
+    const alice = await person('alice-big');
+    const item = conversationButton(alice.page, 'Town hall');
+    await item.waitFor();
+    await openConversation(alice.page, 'Town hall');
+    await waitForText(alice.page.locator('#conv-subtitle'), '258 members');
+
+    await alice.page.getByRole('button', { name: 'Members', exact: true }).click();
+    const list = alice.page.getByRole('list', { name: 'Members', exact: true });
+    await eventually(async () => assert.equal(await list.getByRole('listitem').count(), 100), { what: 'the first page of members' });
+    const more = alice.page.getByRole('button', { name: 'Show more members', exact: true });
+    await more.click();
+    await eventually(async () => assert.equal(await list.getByRole('listitem').count(), 200), { what: 'the second page' });
+    await more.click();
+    await eventually(async () => assert.equal(await list.getByRole('listitem').count(), 258), { what: 'the last page' });
+    assert.ok(await more.isHidden(), '"Show more members" stays after the last page');
+    await waitForText(list.getByRole('listitem').last(), 'zz-late-3');
+
+    // A member leaving reaches the header and the open dialog live.
+    await (await apiUser(server.base, 'zz-late-3')).call('DELETE', `/v1/conversations/${encodeURIComponent(conv.id)}/members/zz-late-3`);
+    await waitForText(alice.page.locator('#conv-subtitle'), '257 members');
+    await eventually(async () => assert.equal(await list.getByRole('listitem').count(), 100), { what: 'the reloaded first page' });
+    await alice.page.keyboard.press('Escape');
+    noProblems(alice);
+  });
+
   test('search finds a message, highlights the match and jumps to it in context', T, async () => {
     const seed = await apiUser(server.base, 'alice-search');
     const conv = await seed.createGroup('Search me', ['bob-search']);

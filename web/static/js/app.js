@@ -2,7 +2,7 @@
 // client (parley-client.js) and the UI modules under ui/.
 import { ParleyClient, devSignIn, TRANSPORT_NAMES, TRANSPORTS } from './parley-client.js';
 import { $, h, avatar, errorText, announce } from './ui/dom.js';
-import { Conversations } from './ui/conversations.js';
+import { Conversations, membersText } from './ui/conversations.js';
 import { MessageView } from './ui/messages.js';
 import { Composer } from './ui/composer.js';
 import { Search } from './ui/search.js';
@@ -153,14 +153,14 @@ class App {
     if (!c) return;
     const title = this.convs.title(c);
     $('#conv-title').textContent = title;
-    const others = c.members.filter((m) => m !== this.me.id);
+    const others = (c.members || []).filter((m) => m !== this.me.id);
     const onlineOthers = others.filter((m) => this.online.has(m));
     const sub = $('#conv-subtitle');
     if (c.kind === 'direct') {
       sub.replaceChildren(h('span', { class: 'presence-dot inline' + (onlineOthers.length ? ' online' : ''), 'aria-hidden': 'true' }),
         onlineOthers.length ? 'Online' : 'Offline');
     } else {
-      sub.replaceChildren(`${c.members.length} members`, onlineOthers.length ? ` · ${onlineOthers.length} online` : '');
+      sub.replaceChildren(membersText(c), onlineOthers.length ? ` · ${onlineOthers.length} online` : '');
     }
     $('#rename-btn').hidden = c.kind === 'direct';
     if (this.convs.membersDialog.open) this.convs.renderMembers();
@@ -170,7 +170,7 @@ class App {
     try {
       const online = await this.client.presence(cid);
       const c = this.convs.get(cid);
-      if (c) for (const m of c.members) this.online.delete(m);
+      if (c) for (const m of c.members || []) this.online.delete(m);
       for (const u of online) this.online.add(u);
       this.convs.render();
     } catch { /* presence is optional */ }

@@ -206,6 +206,10 @@ export class ParleyClient extends EventTarget {
   renameConversation(cid, title) { return this.request('PATCH', `/v1/conversations/${enc(cid)}`, { title }); }
   addMember(cid, uid) { return this.request('PUT', `/v1/conversations/${enc(cid)}/members/${enc(uid)}`); }
   removeMember(cid, uid) { return this.request('DELETE', `/v1/conversations/${enc(cid)}/members/${enc(uid)}`); }
+  /** A page of members in user-id order: {members, next_after} (null on the last page). */
+  listMembers(cid, { after, limit = 100 } = {}) {
+    return this.request('GET', `/v1/conversations/${enc(cid)}/members${query({ after, limit })}`);
+  }
 
   /** A page of messages, ascending by seq: {messages, has_more}. */
   listMessages(cid, { before, after, limit = 50 } = {}) {

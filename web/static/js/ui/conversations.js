@@ -2,6 +2,30 @@
 // change the members of a conversation.
 import { h, $, avatar, errorText, announce } from './dom.js';
 
+/** A conversation lists its members only up to this many (API.md). */
+export const MAX_LISTED_MEMBERS = 256;
+
+/** How many members a conversation has (member_count, or the listed ones). */
+export function memberCount(c) {
+  if (!c) return 0;
+  return typeof c.member_count === 'number' ? c.member_count : (c.members || []).length;
+}
+
+/** "1 member", "N members". */
+export function membersText(c) {
+  const n = memberCount(c);
+  return `${n} ${n === 1 ? 'member' : 'members'}`;
+}
+
+/** The snippet a conversation's last_message makes in the list. */
+function snippetOf(m) {
+  if (!m) return null;
+  if (m.deleted) return { sender: m.sender_id, text: 'Message deleted' };
+  return { sender: m.sender_id, text: m.text || (m.attachments && m.attachments.length ? '📎 ' + m.attachments[0].name : '') };
+}
+
+const MEMBERS_PAGE = 100;
+
 export class Conversations {
   constructor(app) {
     this.app = app;
@@ -24,6 +48,7 @@ export class Conversations {
     if (c.title) return c.title;
     const others = (c.members || []).filter((m) => m !== this.app.me.id);
     if (c.kind === 'direct') return others[0] || this.app.me.id;
+    if (!c.members) return `Group of ${membersText(c)}`; // too big to be listed
     return others.length ? others.join(', ') : 'Just you';
   }
 
@@ -116,7 +141,8 @@ export class Conversations {
     switch (ev.type) {
       case 'message.created': {
         const m = ev.message;
-        this.snippets.set(cid, { sender: m.sender_id, text: m.text || (m.attachments && m.attachments.length ? '📎 ' + m.attachments[0].name : '') });
+        c.last_message = m;
+        this.snippets.set(cid, snippetOf(m));
         if (m.sender_id !== me) {
           if (this.app.isReading(cid)) this.app.markRead(cid);
           else c.unread = (c.unread || 0) + 1;
@@ -125,10 +151,10 @@ export class Conversations {
         break;
       }
       case 'member.added':
-        if (!c.members.includes(ev.user_id)) c.members = [...c.members, ev.user_id];
+        this._memberAdded(c, ev.user_id, ev.conversation);
         break;
       case 'member.removed':
-        c.members = c.members.filter((m) => m !== ev.user_id);
+        this._memberRemoved(c, ev.user_id);
         break;
       case 'conversation.updated':
         if (ev.conversation) this.upsert({ ...ev.conversation, last_seq: Math.max(c.last_seq, ev.conversation.last_seq || 0) });
@@ -142,6 +168,40 @@ export class Conversations {
       default:
     }
     this.render();
+  }
+
+  /** Applies a member.added event; its conversation snapshot, when there
+   * is one, gives the count (and the list, up to MAX_LISTED_MEMBERS). */
+  _memberAdded(c, uid, snap) {
+    if (snap && typeof snap.member_count === 'number') {
+      c.member_count = snap.member_count;
+      if (snap.members) c.members = snap.members; else delete c.members;
+    } else if (!c.members || !c.members.includes(uid)) {
+      if (c.members) c.members = [...c.members, uid];
+      c.member_count = memberCount(c) + (c.members ? 0 : 1);
+      if (c.member_count > MAX_LISTED_MEMBERS) delete c.members;
+    }
+    this._membersChanged(c);
+  }
+
+  /** Applies a member.removed event. */
+  _memberRemoved(c, uid) {
+    if (c.members) {
+      if (!c.members.includes(uid)) return;
+      c.members = c.members.filter((m) => m !== uid);
+      c.member_count = c.members.length;
+    } else {
+      c.member_count = Math.max(0, memberCount(c) - 1);
+    }
+    this._membersChanged(c);
+  }
+
+  /** Reloads the open members dialog of c. */
+  _membersChanged(c) {
+    if (this._membersPage && this._membersPage.cid === c.id) {
+      this._membersPage.stale = true;
+      if (this.membersDialog && this.membersDialog.open) this.renderMembers();
+    }
   }
 
   render() {
@@ -162,7 +222,7 @@ export class Conversations {
     const other = this.otherMember(c);
     const current = c.id === this.app.currentCid;
     const unread = current ? 0 : (c.unread || 0);
-    const snippet = this.snippets.get(c.id);
+    const snippet = this.snippets.get(c.id) || snippetOf(c.last_message);
     const online = other ? this.app.online.has(other) : (c.members || []).some((m) => m !== this.app.me.id && this.app.online.has(m));
     const av = avatar(other || title, 'conv-avatar');
     const dot = h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' });
@@ -176,7 +236,7 @@ export class Conversations {
         h('span', { class: 'conv-name' }, title),
         h('span', { class: 'conv-snippet muted' },
           snippet ? `${snippet.sender === this.app.me.id ? 'You' : snippet.sender}: ${snippet.text}`
-            : (c.kind === 'direct' ? 'Direct message' : `${(c.members || []).length} members`))),
+            : (c.kind === 'direct' ? 'Direct message' : membersText(c)))),
       online && other ? h('span', { class: 'visually-hidden' }, ', online') : null,
       unread ? h('span', { class: 'badge' }, h('span', { 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)),
         h('span', { class: 'visually-hidden' }, `, ${unread} unread`)) : null));
@@ -278,9 +338,11 @@ export class Conversations {
     this.membersDialog = dlg;
     $('#members-btn').addEventListener('click', () => {
       err.textContent = '';
+      this._membersPage = null;
       this.renderMembers();
       dlg.showModal();
     });
+    $('#members-more').addEventListener('click', () => this._loadMembers());
     $('#members-close').addEventListener('click', () => dlg.close());
     $('#add-member-form').addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -288,9 +350,13 @@ export class Conversations {
       if (!/^[A-Za-z0-9._@-]{1,64}$/.test(uid)) { err.textContent = 'Enter a valid user id.'; return; }
       const cid = this.app.currentCid;
       try {
-        await this.app.client.addMember(cid, uid);
+        const added = await this.app.client.addMember(cid, uid);
         const c = this.get(cid);
-        if (c && !c.members.includes(uid)) c.members = [...c.members, uid];
+        if (c && added && typeof added.member_count === 'number') {
+          c.member_count = added.member_count;
+          if (added.members) c.members = added.members; else delete c.members;
+        }
+        this._membersPage = null;
         input.value = '';
         err.textContent = '';
         this.renderMembers();
@@ -320,8 +386,8 @@ export class Conversations {
         this.app.closeConversation();
         return true;
       }
-      const c = this.get(cid);
-      if (c) c.members = c.members.filter((m) => m !== uid);
+      // The member.removed event updates the count; the list reloads.
+      this._membersPage = null;
       this.renderMembers();
       this.render();
       return true;
@@ -331,16 +397,53 @@ export class Conversations {
     }
   }
 
+  /** Shows the members dialog's list: the members paged through
+   * GET …/members (MEMBERS_PAGE at a time, "Show more members" for the
+   * next page), so a conversation of any size opens at once. */
   renderMembers() {
     const c = this.get(this.app.currentCid);
     if (!c) return;
+    const direct = c.kind === 'direct';
+    $('#members-title').textContent = `Members of ${this.title(c)}`;
+    $('#members-count').textContent = membersText(c);
+    $('#add-member-form').hidden = direct;
+    $('#leave-btn').hidden = direct;
+    const page = this._membersPage;
+    if (!page || page.cid !== c.id || page.stale) {
+      this._membersPage = { cid: c.id, ids: [], next: null, done: false, loading: false };
+      this._loadMembers();
+      return;
+    }
+    this._drawMembers(c);
+  }
+
+  async _loadMembers() {
+    const page = this._membersPage;
+    if (!page || page.loading || page.done) return;
+    page.loading = true;
+    const err = $('#members-error');
+    try {
+      const res = await this.app.client.listMembers(page.cid, { after: page.next || undefined, limit: MEMBERS_PAGE });
+      if (this._membersPage !== page) return; // reopened or changed meanwhile
+      page.ids.push(...res.members);
+      page.next = res.next_after;
+      page.done = !res.next_after;
+    } catch (ex) {
+      err.textContent = errorText(ex);
+    } finally {
+      page.loading = false;
+    }
+    const c = this.get(page.cid);
+    if (c && this._membersPage === page) this._drawMembers(c);
+  }
+
+  _drawMembers(c) {
+    const page = this._membersPage;
     const me = this.app.me.id;
     const direct = c.kind === 'direct';
     const canRemoveOthers = c.created_by === me;
-    $('#members-title').textContent = `Members of ${this.title(c)}`;
-    $('#add-member-form').hidden = direct;
-    $('#leave-btn').hidden = direct;
-    $('#members-list').replaceChildren(...c.members.map((m) => {
+    const ids = page.ids;
+    $('#members-list').replaceChildren(...ids.map((m) => {
       const online = this.app.online.has(m) || m === me;
       return h('li', { class: 'member' },
         h('span', { class: 'conv-avatar-wrap' }, avatar(m), h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' })),
@@ -350,5 +453,6 @@ export class Conversations {
         !direct && m !== me && canRemoveOthers
           ? h('button', { type: 'button', class: 'small', dataset: { remove: m }, 'aria-label': `Remove ${m}` }, 'Remove') : null);
     }));
+    $('#members-more').hidden = page.done;
   }
 }
