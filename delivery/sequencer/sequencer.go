@@ -35,6 +35,11 @@ type Sequencer struct {
 	// failed Commit.
 	epochsMu sync.Mutex
 	epochs   map[int]int64
+	// known caches, per partition, the conversations' states as this
+	// sequencer's own Commits left them (or as it read them after taking
+	// the partition): while it holds the epoch nobody else writes them,
+	// so a batch reads from the Store only conversations it has not seen.
+	known map[int]map[string]knownConv
 
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
 }
@@ -62,6 +67,7 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"hop"}),
 		epochs: map[int]int64{},
+		known:  map[int]map[string]knownConv{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -86,8 +92,43 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	}
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
+	s.known[partition] = map[string]knownConv{}
 	s.epochsMu.Unlock()
 	return e, nil
+}
+
+// knownConv is a conversation's state as stored (exists false: there is
+// no such conversation).
+type knownConv struct {
+	conv   chat.Conversation
+	exists bool
+}
+
+// maxKnown bounds the cached states of one partition; past it the cache
+// starts again.
+const maxKnown = 50_000
+
+func (s *Sequencer) knownState(partition int, cid string) (knownConv, bool) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	k, ok := s.known[partition][cid]
+	return k, ok
+}
+
+// remember caches the states a batch left, once its changes are stored.
+func (s *Sequencer) remember(partition int, states map[string]*convState) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m := s.known[partition]
+	if m == nil {
+		return // the partition was given up meanwhile
+	}
+	if len(m)+len(states) > maxKnown {
+		clear(m)
+	}
+	for cid, st := range states {
+		m[cid] = knownConv{conv: st.conv, exists: st.exists}
+	}
 }
 
 // forget drops the epoch of partition after a failed Commit: it may be
@@ -97,6 +138,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 func (s *Sequencer) forget(partition int) {
 	s.epochsMu.Lock()
 	delete(s.epochs, partition)
+	delete(s.known, partition)
 	s.epochsMu.Unlock()
 }
 
@@ -112,6 +154,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		// again at its first batch.
 		s.epochsMu.Lock()
 		clear(s.epochs)
+		clear(s.known)
 		s.epochsMu.Unlock()
 		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
 		if ctx.Err() != nil {
@@ -309,6 +352,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 		s.hops.WithLabelValues("store_commit").Observe(time.Since(t2).Seconds())
 	}
+	s.remember(partition, b.states)
 	t3 := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
@@ -339,6 +383,13 @@ func (b *batch) state(cid string) (*convState, error) {
 // loadState reads a conversation's state from the store.
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
+	if k, ok := b.s.knownState(b.partition, cid); ok {
+		st.conv, st.exists = k.conv, k.exists
+		for _, m := range k.conv.Members {
+			st.members[m] = true
+		}
+		return st, nil
+	}
 	conv, err := b.s.store.Conversation(b.ctx, cid)
 	switch {
 	case err == nil:

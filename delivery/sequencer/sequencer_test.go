@@ -342,3 +342,33 @@ func TestHopsAreMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestStateIsReadOncePerOwnership: the sequencer keeps the states its own
+// commits leave, so a conversation's later batches do not read it from the
+// Store; taking the partition again reads it afresh.
+func TestStateIsReadOncePerOwnership(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("cnv_c", "alice", "bob"))
+	r.apply(send("cnv_c", "alice", "one", "c-1"))
+	k, ok := r.seq.knownState(0, "cnv_c")
+	if !ok || k.conv.LastSeq != 3 {
+		t.Fatalf("cached state: %+v, %v; want last seq 3", k.conv, ok)
+	}
+	// Another owner writes meanwhile; ours finds out at its commit and
+	// takes the partition again.
+	other := New(r.log, r.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mine := r.seq
+	r.seq = other
+	r.apply(send("cnv_c", "bob", "from the other", "c-2"))
+	r.seq = mine
+	if err := mine.handle(t.Context(), 0, r.records(send("cnv_c", "alice", "stale", "c-3"))); !chat.IsConflict(err) {
+		t.Fatalf("stale cached state: %v, want a conflict", err)
+	}
+	if _, ok := mine.knownState(0, "cnv_c"); ok {
+		t.Fatal("the cache outlived the failed commit")
+	}
+	out := r.apply(send("cnv_c", "alice", "again", "c-4"))
+	if len(out) != 1 || len(out[0].Events) != 1 || out[0].Events[0].Seq != 5 {
+		t.Fatalf("after taking the partition again: %+v", out)
+	}
+}
