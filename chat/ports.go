@@ -71,8 +71,9 @@ type Change struct {
 	// LastActivity, Members, Title …).
 	Conversation Conversation
 	// PrevSeq is the LastSeq the sequencer based the change on. Commit
-	// fails with CodeConflict when the stored LastSeq differs, which fences
-	// a stale sequencer after a rebalance.
+	// fails with CodeConflict when the stored LastSeq differs (the
+	// partition's epoch fences other owners; this decides between Commits
+	// of one owner).
 	PrevSeq int64
 	// Events are the new durable events, seqs PrevSeq+1 … in order.
 	Events []Event
@@ -102,14 +103,34 @@ type MessagePage struct {
 // materialized messages, dedup records and deployment metadata (Cassandra
 // in distributed mode).
 //
+// Writers are fenced per log partition: a writer takes a partition with
+// Own, which hands out a new epoch, and commits with it. Own first
+// finishes whatever an earlier epoch's Commit left half-written, so the
+// new owner's reads see every change that can still take effect; from
+// then on Commits of earlier epochs fail with CodeConflict and write
+// nothing. A stale sequencer after a rebalance therefore cannot write,
+// whatever it read. Within an epoch a change is also fenced by PrevSeq
+// (below), so Commits of one owner that race are decided too.
+//
 // Guarantees: Commit is atomic per Change and durable when it returns;
 // a Change whose events are already stored (same conversation and seqs) is
-// a no-op, so replays are idempotent. Reads see every committed Change.
+// a no-op, so replays are idempotent. Reads see every Commit that returned
+// nil. A Commit that failed may still take effect later, until the
+// partition's next Own, which completes it or rules it out: reads after
+// Own returns see every change of the partition that will ever be stored.
 // Missing things are CodeNotFound errors.
 type Store interface {
+	// Own makes the caller the writer of partition and returns its epoch,
+	// above every epoch handed out for partition before (also by other
+	// processes and before restarts). Every change that a Commit of an
+	// earlier epoch may still store is stored when Own returns, and every
+	// later Commit of an earlier epoch fails with CodeConflict.
+	Own(ctx context.Context, partition int) (epoch int64, err error)
 	// Commit durably writes changes in order; partition is the partition
-	// they belong to and head the highest position among their events.
-	Commit(ctx context.Context, partition int, head int64, changes []Change) error
+	// they belong to, epoch the one Own handed out for it, and head the
+	// highest position among their events. An epoch that is not the
+	// partition's newest is a CodeConflict, and nothing is written.
+	Commit(ctx context.Context, partition int, epoch, head int64, changes []Change) error
 	// Conversation returns a conversation with its members.
 	Conversation(ctx context.Context, id string) (Conversation, error)
 	// Memberships returns every membership of user, active or left.

@@ -72,6 +72,8 @@ var storeCases = []storeCase{
 	{"PingAnswers", storeTestPing},
 	{"CreateReadsBackIdentically", storeTestCreate},
 	{"StalePrevSeqConflictsAndWritesNothing", storeTestConflict},
+	{"StaleOwnerIsRefusedAndWritesNothing", storeTestStaleOwner},
+	{"EpochsGrowAcrossPartitionsAndReopen", storeTestEpochs},
 	{"ReplayedChangeIsNoOp", storeTestReplay},
 	{"SeveralChangesInOneCommit", storeTestSeveralChanges},
 	{"EventsPageBySeq", storeTestEventsPaging},
@@ -324,6 +326,38 @@ func (c *storeConv) remove(uid string) chat.Change {
 }
 
 // storeHeadOf is the head a sequencer passes with changes.
+// storeEpochs caches the epoch each store took of each partition, so a
+// test commits as one owner unless it takes the partition again.
+var storeEpochs sync.Map // storeEpochKey -> int64
+
+type storeEpochKey struct {
+	s chat.Store
+	p int
+}
+
+// storeOwner returns the epoch s holds of partition p, taking it first.
+func storeOwner(t *testing.T, s chat.Store, p int) int64 {
+	t.Helper()
+	if e, ok := storeEpochs.Load(storeEpochKey{s, p}); ok {
+		return e.(int64)
+	}
+	return storeTakeOver(t, s, p)
+}
+
+// storeTakeOver takes partition p again, as a new owner after a rebalance.
+func storeTakeOver(t *testing.T, s chat.Store, p int) int64 {
+	t.Helper()
+	e, err := s.Own(t.Context(), p)
+	if err != nil {
+		t.Fatalf("Own(%d): %v", p, err)
+	}
+	if e <= 0 {
+		t.Fatalf("Own(%d) = %d, want a positive epoch", p, e)
+	}
+	storeEpochs.Store(storeEpochKey{s, p}, e)
+	return e
+}
+
 func storeHeadOf(changes []chat.Change) int64 {
 	var head int64
 	for _, ch := range changes {
@@ -336,7 +370,7 @@ func storeHeadOf(changes []chat.Change) int64 {
 
 func storeCommit(t *testing.T, s chat.Store, partition int, changes ...chat.Change) {
 	t.Helper()
-	if err := s.Commit(t.Context(), partition, storeHeadOf(changes), changes); err != nil {
+	if err := s.Commit(t.Context(), partition, storeOwner(t, s, partition), storeHeadOf(changes), changes); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }
@@ -636,7 +670,7 @@ func storeTestConflict(t *testing.T, s chat.Store, _ func() chat.Store) {
 		{"PrevSeq above zero for an unknown conversation", orphan, orphanMsg.ID, orphan.Dedups[0]},
 		{"create over an existing conversation", recreate, "", chat.Dedup{}},
 	} {
-		err := s.Commit(ctx, 0, storeHeadOf([]chat.Change{tc.ch}), []chat.Change{tc.ch})
+		err := s.Commit(ctx, 0, storeOwner(t, s, 0), storeHeadOf([]chat.Change{tc.ch}), []chat.Change{tc.ch})
 		if !chat.IsConflict(err) {
 			t.Errorf("%s: err %v, want a conflict", tc.name, err)
 		}
@@ -654,6 +688,104 @@ func storeTestConflict(t *testing.T, s chat.Store, _ func() chat.Store) {
 	// The fenced writer is refused; the current one goes on.
 	next, _ := c.send("bob", "b-3", "still here")
 	storeCommit(t, s, 0, next)
+	storeCheckConversation(t, s, c)
+}
+
+// storeTestStaleOwner: a writer whose partition was taken by a newer
+// owner (a stale sequencer after a rebalance) is refused with CodeConflict
+// and writes nothing, even a change that is right on the stored state;
+// the newer owner goes on from the state the stale one saw.
+func storeTestStaleOwner(t *testing.T, s chat.Store, _ func() chat.Store) {
+	ctx := t.Context()
+	w := newStoreWorld()
+	c := w.conversation("cnv_zombie", 1)
+	other := w.conversation("cnv_bystander", 2)
+	old := storeTakeOver(t, s, 1)
+	storeCommit(t, s, 1, c.create(chat.KindGroup, "", "alice", "bob"))
+	storeCommit(t, s, 2, other.create(chat.KindGroup, "", "carol"))
+
+	cids, uids := []string{"cnv_zombie", "cnv_bystander"}, []string{"alice", "bob", "carol"}
+	before := storeDump(t, s, cids, uids, 3)
+	newer := storeTakeOver(t, s, 1)
+	if newer <= old {
+		t.Fatalf("Own after epoch %d gave %d, want more", old, newer)
+	}
+	storeSameDump(t, "taking the partition", storeDump(t, s, cids, uids, 3), before)
+
+	// The stale owner's change is built on the current state, so only
+	// the epoch can refuse it.
+	zombie := c.fork()
+	zch, zmsg := zombie.send("alice", "z-1", "from the zombie")
+	for _, epoch := range []int64{old, 0, newer + 1} {
+		err := s.Commit(ctx, 1, epoch, storeHeadOf([]chat.Change{zch}), []chat.Change{zch})
+		if !chat.IsConflict(err) {
+			t.Errorf("commit with epoch %d after epoch %d was taken: err %v, want a conflict", epoch, newer, err)
+		}
+		storeSameDump(t, fmt.Sprintf("epoch %d refused", epoch), storeDump(t, s, cids, uids, 3), before)
+	}
+	if _, err := s.Message(ctx, "cnv_zombie", zmsg.ID); !chat.IsNotFound(err) {
+		t.Errorf("the stale owner's message is stored (err %v)", err)
+	}
+	if _, err := s.Dedup(ctx, "cnv_zombie", "alice", "z-1"); !chat.IsNotFound(err) {
+		t.Errorf("the stale owner's dedup record is stored (err %v)", err)
+	}
+
+	// The new owner applies the same command from the same state, and
+	// taking another partition leaves partition 1's owner alone.
+	ch, _ := c.send("alice", "z-1", "from the new owner")
+	storeTakeOver(t, s, 3)
+	if err := s.Commit(ctx, 1, newer, storeHeadOf([]chat.Change{ch}), []chat.Change{ch}); err != nil {
+		t.Fatalf("the new owner's commit: %v", err)
+	}
+	storeCheckConversation(t, s, c)
+	storeCheckConversation(t, s, other)
+	if err := s.Commit(ctx, 1, old, storeHeadOf([]chat.Change{zch}), []chat.Change{zch}); !chat.IsConflict(err) {
+		t.Errorf("the stale owner after the new owner's commit: err %v, want a conflict", err)
+	}
+	storeCheckConversation(t, s, c)
+}
+
+// storeTestEpochs: every Own of a partition gives a higher epoch, also
+// after a restart; partitions have their own epochs.
+func storeTestEpochs(t *testing.T, s chat.Store, reopen func() chat.Store) {
+	ctx := t.Context()
+	var last int64
+	for range 3 {
+		e, err := s.Own(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e <= last {
+			t.Fatalf("Own gave %d after %d", e, last)
+		}
+		last = e
+	}
+	if _, err := s.Own(ctx, -1); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("Own(-1): %v, want invalid", err)
+	}
+	if e, err := s.Own(ctx, 6); err != nil || e <= 0 {
+		t.Errorf("Own of another partition: %d, %v", e, err)
+	}
+	if reopen == nil {
+		return
+	}
+	s = reopen()
+	e, err := s.Own(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e <= last {
+		t.Errorf("Own after reopen gave %d, not above %d", e, last)
+	}
+	w := newStoreWorld()
+	c := w.conversation("cnv_after_reopen", 5)
+	create := c.create(chat.KindGroup, "", "alice")
+	if err := s.Commit(ctx, 5, last, storeHeadOf([]chat.Change{create}), []chat.Change{create}); !chat.IsConflict(err) {
+		t.Errorf("commit with the epoch from before the restart: %v, want a conflict", err)
+	}
+	if err := s.Commit(ctx, 5, e, storeHeadOf([]chat.Change{create}), []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
 	storeCheckConversation(t, s, c)
 }
 
@@ -1353,7 +1485,7 @@ func storeTestReopen(t *testing.T, s chat.Store, reopen func() chat.Store) {
 	ch, _ := a.send("bob", "", "after the restart")
 	storeCommit(t, s, 0, ch)
 	staleCh, _ := stale.send("alice", "", "stale")
-	if err := s.Commit(ctx, 0, storeHeadOf([]chat.Change{staleCh}), []chat.Change{staleCh}); !chat.IsConflict(err) {
+	if err := s.Commit(ctx, 0, storeOwner(t, s, 0), storeHeadOf([]chat.Change{staleCh}), []chat.Change{staleCh}); !chat.IsConflict(err) {
 		t.Errorf("stale commit after reopen: %v, want a conflict", err)
 	}
 	storeCommit(t, s, 0, changes...) // replays after a restart are no-ops
@@ -1374,6 +1506,10 @@ func storeTestConcurrent(t *testing.T, s chat.Store, _ func() chat.Store) {
 		convs[i] = w.conversation(ids[i], i%partitions)
 	}
 	heads := make([]int64, writers)
+	epochs := make([]int64, partitions)
+	for p := range epochs {
+		epochs[p] = storeOwner(t, s, p)
+	}
 
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -1432,14 +1568,14 @@ func storeTestConcurrent(t *testing.T, s chat.Store, _ func() chat.Store) {
 	for i, c := range convs {
 		writing.Go(func() {
 			create := c.create(chat.KindGroup, "", "alice", "bob")
-			if err := s.Commit(ctx, c.partition, storeHeadOf([]chat.Change{create}), []chat.Change{create}); err != nil {
+			if err := s.Commit(ctx, c.partition, epochs[c.partition], storeHeadOf([]chat.Change{create}), []chat.Change{create}); err != nil {
 				t.Errorf("Commit: %v", err)
 				return
 			}
 			for k := range sends {
 				ch, _ := c.send("alice", fmt.Sprintf("c-%d", k), fmt.Sprintf("message %d", k))
 				head := storeHeadOf([]chat.Change{ch})
-				if err := s.Commit(ctx, c.partition, head, []chat.Change{ch}); err != nil {
+				if err := s.Commit(ctx, c.partition, epochs[c.partition], head, []chat.Change{ch}); err != nil {
 					t.Errorf("Commit: %v", err)
 					return
 				}
@@ -1480,10 +1616,11 @@ func storeTestCompeting(t *testing.T, s chat.Store, _ func() chat.Store) {
 			changes[i], _ = forks[i].send("alice", fmt.Sprintf("r%d-%d", round, i), fmt.Sprintf("rival %d", i))
 		}
 		errs := make([]error, rivals)
+		epoch := storeOwner(t, s, 0)
 		var wg sync.WaitGroup
 		for i := range rivals {
 			wg.Go(func() {
-				errs[i] = s.Commit(ctx, 0, storeHeadOf(changes[i:i+1]), changes[i:i+1])
+				errs[i] = s.Commit(ctx, 0, epoch, storeHeadOf(changes[i:i+1]), changes[i:i+1])
 			})
 		}
 		wg.Wait()

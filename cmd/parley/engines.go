@@ -129,7 +129,7 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 			return nil
 		}
 		e.names["index"] = "embedded"
-		ix, err := bleve.Open(ctx, bleve.Config{Dir: filepath.Join(cfg.DataDir, "index")})
+		ix, err := bleve.Open(ctx, bleve.Config{Dir: filepath.Join(cfg.DataDir, "index"), PersistDelay: 250 * time.Millisecond})
 		if err != nil {
 			return err
 		}

@@ -173,7 +173,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	defer stopWork()
 
 	if roles["sequencer"] {
-		seq := sequencer.New(log, store, logger)
+		seq := sequencer.New(log, store, logger, sequencer.WithRegisterer(reg))
 		work.Go(func() error { return seq.Run(workCtx) })
 	}
 	if roles["indexer"] {

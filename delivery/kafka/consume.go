@@ -24,9 +24,10 @@ const joinPatience = 30 * time.Second
 // Consume joins group on topic and hands each assigned partition's fetched
 // batches to handle, in offset order, one call at a time per partition
 // (partitions side by side). A batch's next
-// offset is committed in the member's generation right after handle
-// returns nil; a commit refused because the generation ended leaves the
-// batch to the partition's next owner. When the group rebalances, handle's
+// offset is committed in the member's generation after handle returns nil
+// (behind it, while the next batch is handled; see consumePartition); a
+// commit refused because the generation ended leaves the batch to the
+// partition's next owner. When the group rebalances, handle's
 // ctx is cancelled and every partition reader of this member stops before
 // it joins the next generation, so no partition is handled twice at once.
 //
@@ -202,8 +203,16 @@ func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic 
 }
 
 // consumePartition fetches one partition from offset and hands each batch
-// to handle, committing after each success. It returns handle's error, or
-// nil when ctx is done or the generation can no longer commit.
+// to handle. It returns handle's error, or nil when ctx is done or the
+// generation can no longer commit.
+//
+// The partition's next batch is fetched while handle works on the current
+// one, and offsets are committed behind handle by a committer of its own,
+// newest offset first (one that a newer one overtook is skipped): a
+// sequencer batch then waits neither for a fetch nor for a commit round
+// trip. A commit that lags at a crash or a rebalance only hands the next
+// owner a few more records that were handled, which handle must take
+// anyway (at least once).
 func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, topic string, partition int, offset int64,
 	handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	var backoff fetchBackoff
@@ -217,13 +226,77 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 			return nil
 		}
 	}
+
+	type fetched struct {
+		recs []chat.Record
+		err  error
+	}
+	fctx, cancelFetch := context.WithCancel(ctx)
+	var fetches sync.WaitGroup
+	defer func() {
+		cancelFetch()
+		fetches.Wait()
+	}()
+	fetchFrom := func(off int64) <-chan fetched {
+		ch := make(chan fetched, 1)
+		fetches.Add(1)
+		go func() {
+			defer fetches.Done()
+			recs, err := l.fetch(fctx, topic, partition, off)
+			ch <- fetched{recs, err}
+		}()
+		return ch
+	}
+
+	commits := make(chan int64, 1) // the newest offset not committed yet
+	commitFailed := make(chan struct{})
+	var committer sync.WaitGroup
+	committer.Add(1)
+	go func() {
+		defer committer.Done()
+		for next := range commits {
+			if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: next}}); err != nil {
+				// The generation is over (or the coordinator gone):
+				// whoever owns the partition next starts from the last
+				// commit.
+				close(commitFailed)
+				for range commits {
+				}
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(commits) // the committer commits what is pending, then stops
+		committer.Wait()
+	}()
+	commit := func(next int64) {
+		for {
+			select {
+			case commits <- next:
+				return
+			default:
+				select {
+				case <-commits: // overtaken
+				default:
+				}
+			}
+		}
+	}
+
+	ahead := fetchFrom(offset)
 	for ctx.Err() == nil {
-		recs, err := l.fetch(ctx, topic, partition, offset)
-		if err != nil {
+		var f fetched
+		select {
+		case f = <-ahead:
+		case <-ctx.Done():
+			return nil
+		}
+		if f.err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, kafkago.OffsetOutOfRange) {
+			if errors.Is(f.err, kafkago.OffsetOutOfRange) {
 				if first, err := l.offsets(ctx, topic, kafkago.FirstOffset); err == nil && offset < first[partition] {
 					offset = first[partition]
 				}
@@ -231,14 +304,17 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 			if !backoff.wait(ctx) {
 				return nil
 			}
+			ahead = fetchFrom(offset)
 			continue
 		}
 		backoff = 0
-		if len(recs) == 0 {
+		if len(f.recs) == 0 {
+			ahead = fetchFrom(offset)
 			continue
 		}
-		err = handle(ctx, partition, recs)
-		if err != nil {
+		next := f.recs[len(f.recs)-1].Offset + 1
+		ahead = fetchFrom(next)
+		if err := handle(ctx, partition, f.recs); err != nil {
 			if ctx.Err() != nil {
 				// Most likely failed because a rebalance or shutdown
 				// cancelled it; the batch stays uncommitted either way.
@@ -246,12 +322,12 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 			}
 			return err
 		}
-		next := recs[len(recs)-1].Offset + 1
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: next}}); err != nil {
-			// The generation is over (or the coordinator gone): whoever
-			// owns the partition next starts from the last commit.
+		select {
+		case <-commitFailed:
 			return nil
+		default:
 		}
+		commit(next)
 		offset = next
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
@@ -27,14 +28,119 @@ type Sequencer struct {
 	store  chat.Store
 	logger *slog.Logger
 	now    func() time.Time
+	hops   *prometheus.HistogramVec
+
+	// epochs are the Store epochs of the partitions this sequencer writes
+	// (Store.Own), taken at a partition's first batch and again after a
+	// failed Commit.
+	epochsMu sync.Mutex
+	epochs   map[int]int64
+	// known caches, per partition, the conversations' states as this
+	// sequencer's own Commits left them (or as it read them after taking
+	// the partition): while it holds the epoch nobody else writes them,
+	// so a batch reads from the Store only conversations it has not seen.
+	known map[int]map[string]knownConv
 
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
 	members         memberCache  // of big conversations (members.go)
 }
 
+// Option configures a Sequencer.
+type Option func(*Sequencer)
+
+// WithRegisterer registers the sequencer's metrics with reg:
+// parley_sequencer_hop_seconds, the time a command spends in each hop of
+// the sequencer (label hop: command_wait, from the command's time at the
+// gateway until the sequencer takes it from the log; store_commit, a
+// batch's Store.Commit; events_append, a batch's append to the events
+// log).
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Sequencer) { reg.MustRegister(s.hops) }
+}
+
 // New returns a sequencer reading commands from log and writing to store.
-func New(log chat.Log, store chat.Store, logger *slog.Logger) *Sequencer {
-	return &Sequencer{log: log, store: store, logger: logger.With("component", "sequencer"), now: time.Now}
+func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *Sequencer {
+	s := &Sequencer{
+		log: log, store: store, logger: logger.With("component", "sequencer"), now: time.Now,
+		hops: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parley_sequencer_hop_seconds",
+			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command), store_commit and events_append (per batch).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
+		}, []string{"hop"}),
+		epochs: map[int]int64{},
+		known:  map[int]map[string]knownConv{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// epoch returns the sequencer's Store epoch for partition, taking the
+// partition with Own first when it holds none. Own also finishes what an
+// earlier owner's Commit left half-written, so the batch's reads after it
+// see every change that can still be stored.
+func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
+	s.epochsMu.Lock()
+	e, ok := s.epochs[partition]
+	s.epochsMu.Unlock()
+	if ok {
+		return e, nil
+	}
+	e, err := s.store.Own(ctx, partition)
+	if err != nil {
+		return 0, fmt.Errorf("sequencer: take partition %d: %w", partition, err)
+	}
+	s.epochsMu.Lock()
+	s.epochs[partition] = e
+	s.known[partition] = map[string]knownConv{}
+	s.epochsMu.Unlock()
+	return e, nil
+}
+
+// knownConv is a conversation's state as stored (exists false: there is
+// no such conversation).
+type knownConv struct {
+	conv   chat.Conversation
+	exists bool
+}
+
+// maxKnown bounds the cached states of one partition; past it the cache
+// starts again.
+const maxKnown = 50_000
+
+func (s *Sequencer) knownState(partition int, cid string) (knownConv, bool) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	k, ok := s.known[partition][cid]
+	return k, ok
+}
+
+// remember caches the states a batch left, once its changes are stored.
+func (s *Sequencer) remember(partition int, states map[string]*convState) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m := s.known[partition]
+	if m == nil {
+		return // the partition was given up meanwhile
+	}
+	if len(m)+len(states) > maxKnown {
+		clear(m)
+	}
+	for cid, st := range states {
+		m[cid] = knownConv{conv: st.conv, exists: st.exists}
+	}
+}
+
+// forget drops the epoch of partition after a failed Commit: it may be
+// stale (another owner took the partition) or the Commit's outcome
+// uncertain, and the next batch takes the partition again, which settles
+// it.
+func (s *Sequencer) forget(partition int) {
+	s.epochsMu.Lock()
+	delete(s.epochs, partition)
+	delete(s.known, partition)
+	s.epochsMu.Unlock()
 }
 
 // Run consumes the commands log until ctx is done. A failed batch (store or
@@ -44,6 +150,13 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger) *Sequencer {
 func (s *Sequencer) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
+		// A new membership of the group may bring other partitions, and
+		// others may have taken ours meanwhile: every partition is taken
+		// again at its first batch.
+		s.epochsMu.Lock()
+		clear(s.epochs)
+		clear(s.known)
+		s.epochsMu.Unlock()
 		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
 		if ctx.Err() != nil {
 			return nil
@@ -76,9 +189,6 @@ type batch struct {
 	partition int
 	states    map[string]*convState
 	expired   int // commands refused because their gateway stopped waiting
-	// serial names the conversations with expired commands, whose state
-	// is read serially (serialReader).
-	serial map[string]bool
 	// prefetched holds dedup lookups made side by side before the batch
 	// is applied (conversation+sender+client_id -> message id, "" when
 	// there is none): one by one, they were most of a batch's time on a
@@ -122,9 +232,8 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 		}
 		clientIDs[sk] = append(clientIDs[sk], cmd.ClientID)
 	}
-	// Per conversation: its state first (a fresh read finishes a claimed
-	// change, which writes its dedup records), then its senders' dedup
-	// records side by side.
+	// Per conversation: its state first, then its senders' dedup records
+	// side by side.
 	for _, cid := range order {
 		g.Go(func() error {
 			st, err := b.loadState(cid)
@@ -184,26 +293,17 @@ func (s *Sequencer) warnExpired(partition, n int) {
 		"partition", partition, "commands", n)
 }
 
-// freshReader is a Store whose plain reads may lag a claimed change; the
-// sequencer reads conversation state through it (storage/cassandra).
-type freshReader interface {
-	FreshConversation(ctx context.Context, id string) (chat.Conversation, error)
-}
-
-// serialReader is a Store whose fresh reads may still miss a claim in
-// flight; SerialConversation sees it (storage/cassandra). The sequencer
-// uses it for conversations with expired commands, which it refuses
-// without a commit to fence them.
-type serialReader interface {
-	SerialConversation(ctx context.Context, id string) (chat.Conversation, error)
-}
-
 func dedupKey(cid, sender, clientID string) string {
 	return cid + "\x00" + sender + "\x00" + clientID
 }
 
 func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, serial: map[string]bool{}}
+	picked := time.Now()
+	epoch, err := s.epoch(ctx, partition)
+	if err != nil {
+		return err
+	}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}}
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
@@ -217,13 +317,11 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 		cmds[i] = &cmd
 		valid = append(valid, &cmd)
-	}
-	t0 := time.Now()
-	for _, cmd := range valid {
-		if s.expired(cmd) {
-			b.serial[cmd.ConversationID] = true
+		if !cmd.At.IsZero() {
+			s.hops.WithLabelValues("command_wait").Observe(max(0, picked.Sub(cmd.At).Seconds()))
 		}
 	}
+	t0 := time.Now()
 	b.prefetch(valid)
 	b.prefetchSenders(valid)
 	t1 := time.Now()
@@ -250,16 +348,20 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	}
 	t2 := time.Now()
 	if len(changes) > 0 {
-		if err := s.store.Commit(ctx, partition, head, changes); err != nil {
+		if err := s.store.Commit(ctx, partition, epoch, head, changes); err != nil {
+			s.forget(partition)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
+		s.hops.WithLabelValues("store_commit").Observe(time.Since(t2).Seconds())
 		b.rememberMembers()
 	}
+	s.remember(partition, b.states)
 	t3 := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
+		s.hops.WithLabelValues("events_append").Observe(time.Since(t3).Seconds())
 	}
 	if b.expired > 0 {
 		s.warnExpired(partition, b.expired)
@@ -284,15 +386,14 @@ func (b *batch) state(cid string) (*convState, error) {
 // loadState reads a conversation's state from the store.
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
-	var conv chat.Conversation
-	var err error
-	if sr, ok := b.s.store.(serialReader); ok && b.serial[cid] {
-		conv, err = sr.SerialConversation(b.ctx, cid)
-	} else if fr, ok := b.s.store.(freshReader); ok {
-		conv, err = fr.FreshConversation(b.ctx, cid)
-	} else {
-		conv, err = b.s.store.Conversation(b.ctx, cid)
+	if k, ok := b.s.knownState(b.partition, cid); ok {
+		st.conv, st.exists = k.conv, k.exists
+		for _, m := range k.conv.Members {
+			st.members[m] = true
+		}
+		return st, nil
 	}
+	conv, err := b.s.store.Conversation(b.ctx, cid)
 	switch {
 	case err == nil:
 		if err := b.fillMembers(&conv); err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
@@ -272,5 +274,101 @@ func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
 	evs, _ := r.store.Events(ctx, "c1", 0, 100)
 	if len(evs) != 5 { // two member.added, "in time", "skewed clocks", the retry
 		t.Fatalf("%d events stored, want 5", len(evs))
+	}
+}
+
+// TestStaleSequencerIsFencedAndTheNewOwnerGoesOn: a sequencer whose
+// partition another sequencer took (a rebalance it slept through) cannot
+// commit its batch, even one built on the current state; the new owner
+// applies the same commands once, and the stale one, taking the partition
+// again on its next batch, sees them as replays.
+func TestStaleSequencerIsFencedAndTheNewOwnerGoesOn(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("cnv_z", "alice", "bob"))
+	zombie := r.seq
+	owner := New(r.log, r.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := owner.epoch(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	recs := r.records(send("cnv_z", "alice", "hello", "c-1"))
+	if err := zombie.handle(t.Context(), 0, recs); !chat.IsConflict(err) {
+		t.Fatalf("the stale sequencer's batch: %v, want a conflict", err)
+	}
+	if c, _ := r.store.Conversation(t.Context(), "cnv_z"); c.LastSeq != 2 {
+		t.Fatalf("last seq %d after the stale batch, want 2 (nothing written)", c.LastSeq)
+	}
+	r.seq = owner
+	out := r.handle(recs)
+	if len(out) != 1 || len(out[0].Events) != 1 || out[0].Events[0].Seq != 3 {
+		t.Fatalf("the new owner's batch: %+v", out)
+	}
+	r.seq = zombie // took the partition back: the batch is a replay now
+	again := r.handle(recs)
+	if len(again) != 1 || len(again[0].Events) != 1 || again[0].Events[0].EventID != out[0].Events[0].EventID {
+		t.Fatalf("the batch handled again: %+v, want the stored event re-emitted", again)
+	}
+	if c, _ := r.store.Conversation(t.Context(), "cnv_z"); c.LastSeq != 3 {
+		t.Errorf("last seq %d, want 3", c.LastSeq)
+	}
+}
+
+// TestHopsAreMeasured: the sequencer's hop histogram is registered and
+// observes each hop of a batch.
+func TestHopsAreMeasured(t *testing.T) {
+	r := newRig(t)
+	reg := prometheus.NewRegistry()
+	r.seq = New(r.log, r.store, slog.New(slog.NewTextHandler(io.Discard, nil)), WithRegisterer(reg))
+	r.apply(create("cnv_m", "alice", "bob"), send("cnv_m", "alice", "hi", "c-1"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "parley_sequencer_hop_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "hop" {
+					counts[l.GetValue()] = m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	for hop, want := range map[string]uint64{"command_wait": 2, "store_commit": 1, "events_append": 1} {
+		if counts[hop] != want {
+			t.Errorf("hop %s observed %d times, want %d (all: %v)", hop, counts[hop], want, counts)
+		}
+	}
+}
+
+// TestStateIsReadOncePerOwnership: the sequencer keeps the states its own
+// commits leave, so a conversation's later batches do not read it from the
+// Store; taking the partition again reads it afresh.
+func TestStateIsReadOncePerOwnership(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("cnv_c", "alice", "bob"))
+	r.apply(send("cnv_c", "alice", "one", "c-1"))
+	k, ok := r.seq.knownState(0, "cnv_c")
+	if !ok || k.conv.LastSeq != 3 {
+		t.Fatalf("cached state: %+v, %v; want last seq 3", k.conv, ok)
+	}
+	// Another owner writes meanwhile; ours finds out at its commit and
+	// takes the partition again.
+	other := New(r.log, r.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mine := r.seq
+	r.seq = other
+	r.apply(send("cnv_c", "bob", "from the other", "c-2"))
+	r.seq = mine
+	if err := mine.handle(t.Context(), 0, r.records(send("cnv_c", "alice", "stale", "c-3"))); !chat.IsConflict(err) {
+		t.Fatalf("stale cached state: %v, want a conflict", err)
+	}
+	if _, ok := mine.knownState(0, "cnv_c"); ok {
+		t.Fatal("the cache outlived the failed commit")
+	}
+	out := r.apply(send("cnv_c", "alice", "again", "c-4"))
+	if len(out) != 1 || len(out[0].Events) != 1 || out[0].Events[0].Seq != 5 {
+		t.Fatalf("after taking the partition again: %+v", out)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
 	bleveindex "github.com/blevesearch/bleve_index_api"
@@ -38,6 +39,25 @@ import (
 type Config struct {
 	// Dir is the index folder; Open creates it when missing or empty.
 	Dir string
+	// PersistDelay is how long Bleve's persister waits after persisting,
+	// so that the batches that arrive meanwhile are merged in memory and
+	// written as one segment. A Put still returns only once its batch is
+	// persisted, so it may wait this long: the indexer's batches, from
+	// every partition at once, then share a segment, and the index makes
+	// a few segment files a second to merge instead of one per batch
+	// (which was ~40% of an embedded server's CPU at 1,000 sends/s).
+	// 0 persists every batch at once.
+	PersistDelay time.Duration
+}
+
+// runtimeConfig is Bleve's scorch configuration for c.
+func (c Config) runtimeConfig() map[string]any {
+	return map[string]any{
+		"scorchPersisterOptions": map[string]any{
+			"PersisterNapTimeMSec":      int(c.PersistDelay / time.Millisecond),
+			"PersisterNapUnderNumFiles": 1000,
+		},
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -91,7 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	idx, err := bleve.Open(cfg.Dir)
+	idx, err := bleve.OpenUsing(cfg.Dir, cfg.runtimeConfig())
 	switch {
 	case err == nil:
 		if err := checkMappingVersion(idx, cfg.Dir); err != nil {
@@ -113,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bleve: mapping: %w", err)
 	}
-	idx, err = bleve.New(cfg.Dir, m)
+	idx, err = bleve.NewUsing(cfg.Dir, m, scorch.Name, scorch.Name, cfg.runtimeConfig())
 	if err != nil {
 		return nil, fmt.Errorf("bleve: create %s: %w", cfg.Dir, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,5 +310,39 @@ func BenchmarkSearch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDelayedPersistenceKeepsEveryPut: with a persist delay, Puts from
+// several indexer partitions at once share segments, and each is still
+// persisted when it returns (it survives a reopen).
+func TestDelayedPersistenceKeepsEveryPut(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "search")
+	x, err := Open(t.Context(), Config{Dir: dir, PersistDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := chat.NewID("cnv")
+	const writers, puts = 4, 5
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range puts {
+				m := testMessage(cid, fmt.Sprintf("shared segment w%d i%d", w, i), time.Now())
+				if err := x.Put(t.Context(), []chat.Message{m}); err != nil {
+					t.Errorf("Put: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x = openAt(t, dir)
+	defer x.Close()
+	hits := mustSearch(t, x, chat.SearchQuery{Text: "segment", ConversationIDs: []string{cid}, Limit: 50})
+	if len(hits) != writers*puts {
+		t.Fatalf("after reopen: %d hits, want %d", len(hits), writers*puts)
 	}
 }

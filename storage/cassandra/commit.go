@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -32,11 +33,11 @@ func (sc *storedConversation) conversation() chat.Conversation {
 	return c
 }
 
-// intent is a claimed Change, kept in the conversation row's pending
-// column until it is written everywhere. TS is the write timestamp (µs) of
-// all its rows: it grows with every claim of the conversation, so a late
-// duplicate write of an older Change can never overwrite a newer one (a
-// scrubbed event stays scrubbed).
+// intent is one change of a claimed batch, with its write timestamp (µs).
+// Every change of a batch has its own, growing timestamp, so a row that
+// two changes of one batch write (a message sent, then edited) keeps the
+// later version, and a late duplicate write of an older batch can never
+// overwrite a newer one (a scrubbed event stays scrubbed).
 type intent struct {
 	Change chat.Change `json:"change"`
 	TS     int64       `json:"ts"`
@@ -46,44 +47,149 @@ type intent struct {
 	LastActivity time.Time `json:"last_activity"`
 }
 
-// convRow is the fencing part of a conversation row.
-type convRow struct {
-	exists  bool
-	lastSeq int64
-	lastTS  int64
-	pending string
+// claimedBatch is what a claim names: the changes a Commit decided to
+// write, recorded before the claim so that whoever finds the claim
+// (Own) can write them again.
+type claimedBatch struct {
+	Intents []*intent `json:"intents"`
 }
 
-// commitParallelism bounds how many conversations of one Commit are
-// written at once.
-const commitParallelism = 8
+// owned is this store's hold on one log partition.
+type owned struct {
+	// mu serializes Own and Commit of the partition: the decisions of a
+	// Commit rest on the conversations' last seqs, which only this
+	// store's Commits move while it holds the epoch.
+	mu sync.Mutex
+	// epoch is the partition's epoch this store took with Own; 0 when it
+	// holds none (never taken, or lost: a refused or uncertain claim).
+	epoch int64
+	// lastTS is the timestamp of the partition's newest claim.
+	lastTS int64
+	// seqs caches conversations' last seqs as this store's Commits left
+	// them; it is valid while epoch is, since nobody else writes the
+	// partition's conversations meanwhile.
+	seqs map[string]int64
+}
 
-// maxClaimAttempts bounds how often a Commit retries a claim that lost to
-// another writer's claim it then found settled or finished.
-const maxClaimAttempts = 20
+// maxCachedSeqs bounds a partition's seqs cache; past it the cache starts
+// again (the store then reads last seqs back as needed).
+const maxCachedSeqs = 1 << 17
 
-// Commit writes changes in order. Each change is fenced: when its events'
-// seqs are already stored with the same positions it is a replay and is
-// skipped; otherwise the stored LastSeq must equal its PrevSeq, or the
-// Commit fails with CodeConflict and the change is not written. A change
-// is claimed by a lightweight transaction on its conversation row (LastSeq
-// moves from PrevSeq to the new LastSeq, and the change is recorded as
-// pending), then written in one unlogged batch (several, in order, for a
-// change above 40 KiB), then settled by a second lightweight transaction
-// that makes the conversation's new state readable. Once claimed, a change
-// is certain to be written whole: if its writer fails, the next Commit on
-// the conversation (the sequencer's retry or replay) finishes it first. A
-// change that stores a deleted message also scrubs the message's text and
-// attachments from the stored events that carry it, in the same batch.
-// Changes of one conversation are written in order, conversations side by
-// side. The partition's head moves to head, never back, once every change
-// is written.
+// commitParallelism bounds how many conversations (or reads) of one Commit
+// run at once.
+const commitParallelism = 16
+
+// maxOwnAttempts bounds how often Own retries when a claim slips in
+// between its read and its own conditional write.
+const maxOwnAttempts = 20
+
+// maxClaimBytes bounds the record of one claim (Cassandra refuses a
+// mutation above half its commit log segment, 16 MiB by default); a
+// larger Commit is claimed and written in several parts, in order.
+const maxClaimBytes = 4 << 20
+
+// batchTTL bounds how long a batch's record outlives its claim. A claim is
+// finished by its writer or by the partition's next Own, long before; a
+// claim found without its record is that old, and was finished.
+const batchTTL = 30 * 24 * 3600
+
+func (s *Store) partition(p int) *owned {
+	s.ownedMu.Lock()
+	defer s.ownedMu.Unlock()
+	po := s.owned[p]
+	if po == nil {
+		po = &owned{}
+		s.owned[p] = po
+	}
+	return po
+}
+
+// Own takes partition for this store with one lightweight transaction on
+// the partition's row of partition_owners: the epoch moves up by one, on
+// the condition that the row is as read (epoch and the timestamp of the
+// newest claim), so a claim that slips in between is seen. The batch that
+// the row names as claimed, if any, is written again first (it may be
+// half-written: its writer crashed, or is a zombie); writing it twice is
+// harmless, as its rows carry the claim's timestamps.
+func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
+	const op = "cassandra: own"
+	if partition < 0 {
+		return 0, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
+	}
+	po := s.partition(partition)
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	po.epoch = 0
+	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
+		var (
+			epoch, lastTS *int64
+			pending       *string
+		)
+		// A serial read sees, and completes, a claim Paxos accepted but
+		// had not committed when its writer gave up.
+		err := s.q(ctx, `SELECT epoch, last_ts, pending FROM {partition_owners} WHERE partition = ?`, partition).
+			Consistency(s.serial).Scan(&epoch, &lastTS, &pending)
+		if errors.Is(err, gocql.ErrNotFound) {
+			applied, err := s.q(ctx, `INSERT INTO {partition_owners} (partition, epoch, last_ts) VALUES (?, 1, 0) IF NOT EXISTS`, partition).
+				MapScanCAS(map[string]any{})
+			if err != nil {
+				return 0, classify(op, err)
+			}
+			if applied {
+				po.epoch, po.lastTS, po.seqs = 1, 0, map[string]int64{}
+				return 1, nil
+			}
+			continue
+		}
+		if err != nil {
+			return 0, classify(op, err)
+		}
+		e, ts := deref(epoch), deref(lastTS)
+		if pending != nil && *pending != "" {
+			if err := s.finishBatch(ctx, partition, *pending); err != nil {
+				return 0, classify(op, err)
+			}
+		}
+		applied, err := s.q(ctx, `UPDATE {partition_owners} SET epoch = ?, pending = null WHERE partition = ? IF epoch = ? AND last_ts = ?`,
+			e+1, partition, e, ts).MapScanCAS(map[string]any{})
+		if err != nil {
+			return 0, classify(op, err)
+		}
+		if applied {
+			po.epoch, po.lastTS, po.seqs = e+1, ts, map[string]int64{}
+			return e + 1, nil
+		}
+	}
+	return 0, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("partition %d: too much contention", partition)}
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// Commit writes changes in order. It first decides every change on the
+// conversations' last seqs (cached from this store's own Commits, else
+// read): a change whose events' seqs are already stored with the same
+// positions is a replay and is skipped; otherwise the last seq must equal
+// its PrevSeq, or the Commit fails with CodeConflict and writes nothing.
+// The changes to write are then recorded (a plain write) and claimed with
+// one lightweight transaction on the partition's row, on the condition
+// that epoch is still the partition's: a stale owner is refused there
+// with CodeConflict. The rows follow as plain writes in unlogged batches
+// (conversations side by side, a conversation's rows in order), each
+// change at its own timestamp above every earlier claim's. Once claimed,
+// a batch is certain to be written whole: if its writer fails, the
+// partition's next Own writes it. A change that stores a deleted message
+// also scrubs the message's text and attachments from the stored events
+// that carry it. The partition's head moves to head, never back.
 //
-// Unlike the embedded store, changes of one Commit are atomic one by one,
-// not together: when a change conflicts, changes of the Commit that were
-// written stay written (each is a valid, fenced step, and replaying it is
-// a no-op), and the head is not moved.
-func (s *Store) Commit(ctx context.Context, partition int, head int64, changes []chat.Change) error {
+// So a Commit costs one lightweight transaction per partition, whatever
+// the number of conversations in it; a failed or refused claim leaves the
+// store without the partition until Own takes it again.
+func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, changes []chat.Change) error {
 	const op = "cassandra: commit"
 	if partition < 0 {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
@@ -93,46 +199,34 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 			return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: fmt.Sprintf("change %d: %v", i, err)}
 		}
 	}
-	// Changes of one conversation go in order; conversations are
-	// independent, so they are committed side by side.
-	// Consecutive changes of one conversation are merged (mergeRuns).
-	var order []string
-	byConv := map[string][]*chat.Change{}
-	for i := range changes {
-		cid := changes[i].Conversation.ID
-		if _, ok := byConv[cid]; !ok {
-			order = append(order, cid)
-		}
-		byConv[cid] = append(byConv[cid], &changes[i])
+	po := s.partition(partition)
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	if po.epoch == 0 || po.epoch != epoch {
+		return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d: epoch %d is not this store's (%d)", partition, epoch, po.epoch)}
 	}
-	errs := make([]error, len(order))
-	var g errgroup.Group
-	g.SetLimit(commitParallelism)
-	for k, cid := range order {
-		g.Go(func() error {
-			for _, r := range mergeRuns(byConv[cid]) {
-				err := s.commitChange(ctx, r.merged, len(r.parts) > 1)
-				if errors.Is(err, errPartialReplay) {
-					// Part of the run is stored: commit it change by
-					// change, which skips the stored ones.
-					for _, ch := range r.parts {
-						if err = s.commitChange(ctx, ch, false); err != nil {
-							break
-						}
-					}
-				}
-				if err != nil {
-					errs[k] = fmt.Errorf("conversation %s, seqs from %d: %w", cid, r.merged.PrevSeq+1, err)
-					return nil
-				}
-			}
-			return nil
-		})
+	accepted, err := s.decide(ctx, po, changes)
+	if err != nil {
+		return classify(op, err)
 	}
-	_ = g.Wait()
-	for _, err := range errs {
+	for len(accepted) > 0 {
+		part, rest := splitClaim(accepted)
+		accepted = rest
+		batch, ref, err := s.claim(ctx, partition, po, part)
 		if err != nil {
 			return classify(op, err)
+		}
+		if err := s.writeBatch(ctx, batch); err != nil {
+			// Claimed, so the partition's next Own finishes it; until
+			// then this store holds no epoch (its reads could miss it).
+			po.epoch = 0
+			return classify(op, fmt.Errorf("write batch %s: %w", ref, err))
+		}
+		if len(po.seqs) > maxCachedSeqs {
+			po.seqs = map[string]int64{}
+		}
+		for _, in := range batch.Intents {
+			po.seqs[in.Change.Conversation.ID] = in.Change.Conversation.LastSeq
 		}
 	}
 	if err := s.raiseHead(ctx, partition, head); err != nil {
@@ -141,143 +235,131 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 	return nil
 }
 
-// readConvRow reads the fencing columns with a serial read, which sees
-// (and completes) every claim that was accepted.
-func (s *Store) readConvRow(ctx context.Context, cid string) (convRow, error) {
-	var (
-		r       convRow
-		lastSeq *int64
-		lastTS  *int64
-		pending *string
-	)
-	err := s.q(ctx, `SELECT last_seq, last_ts, pending FROM {conversations} WHERE id = ?`, cid).
-		Consistency(s.serial).Scan(&lastSeq, &lastTS, &pending)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return r, nil
+// decide returns the changes to write, in order, without the replays;
+// any other change that is not based on its conversation's last seq is a
+// conflict.
+func (s *Store) decide(ctx context.Context, po *owned, changes []chat.Change) ([]*chat.Change, error) {
+	var missing []string
+	seen := map[string]bool{}
+	for i := range changes {
+		cid := changes[i].Conversation.ID
+		if _, ok := po.seqs[cid]; !ok && !seen[cid] {
+			seen[cid] = true
+			missing = append(missing, cid)
+		}
 	}
-	if err != nil {
-		return r, fmt.Errorf("read conversation %s: %w", cid, err)
-	}
-	r.exists = true
-	if lastSeq != nil {
-		r.lastSeq = *lastSeq
-	}
-	if lastTS != nil {
-		r.lastTS = *lastTS
-	}
-	if pending != nil {
-		r.pending = *pending
-	}
-	return r, nil
-}
-
-// commitChange commits one change. The first claim is tried blind, as if
-// the row were at PrevSeq with nothing pending (the common case: one
-// round trip); a refused claim returns the row as it is, and the change is
-// then decided on it: finish a pending change, accept a replay, refuse a
-// conflict, or claim again.
-//
-// merged says that ch is several changes merged; when the stored
-// conversation ends inside it, commitChange returns errPartialReplay
-// instead of a conflict, and the caller commits the parts one by one.
-func (s *Store) commitChange(ctx context.Context, ch *chat.Change, merged bool) error {
-	cid := ch.Conversation.ID
-	row := convRow{exists: ch.PrevSeq > 0, lastSeq: ch.PrevSeq}
-	known := false
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
+	read := make([]int64, len(missing))
+	var g errgroup.Group
+	g.SetLimit(commitParallelism)
+	for i, cid := range missing {
+		g.Go(func() error {
+			seq, err := s.lastSeq(ctx, cid)
+			read[i] = seq
 			return err
-		}
-		if attempt >= maxClaimAttempts {
-			return &chat.Error{Code: chat.CodeUnavailable, Op: "cassandra: commit", Message: fmt.Sprintf("conversation %s: too much contention", cid)}
-		}
-		if known {
-			if row.pending != "" {
-				// A claimed change that is not written everywhere yet (its
-				// writer is busy, or crashed): finish it, then look again.
-				if err := s.finish(ctx, cid, row.pending); err != nil {
-					return err
-				}
-				var err error
-				if row, err = s.readConvRow(ctx, cid); err != nil {
-					return err
-				}
-				continue
-			}
-			if n := len(ch.Events); n > 0 && row.lastSeq >= ch.Events[n-1].Seq {
-				return s.checkReplay(ctx, ch, row.lastSeq)
-			}
-			if merged && row.exists && row.lastSeq > ch.PrevSeq && row.lastSeq < ch.Conversation.LastSeq {
-				return errPartialReplay
-			}
-			if row.lastSeq != ch.PrevSeq || (!row.exists && ch.PrevSeq != 0) {
-				return conflict(cid, row.lastSeq, ch.PrevSeq)
-			}
-		}
-
-		ts := max(time.Now().UnixMicro(), row.lastTS+1)
-		in := &intent{Change: *ch, TS: ts, LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity}
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode change: %w", err)
-		}
-		// The change goes to the claimed_changes table first, with a plain write;
-		// the claim then names it by its timestamp. A claim that carried
-		// the change itself sent it through Paxos (written twice more, in
-		// system.paxos and in the row, then deleted), which was most of the
-		// store's work.
-		// The reference is unique to this attempt: two writers may pick the
-		// same ts (lastTS+1 when their clocks lag), and neither may touch
-		// the other's record.
-		ref := newIntentRef(ts)
-		if err := s.q(ctx, `INSERT INTO {claimed_changes} (conversation_id, ref, body) VALUES (?, ?, ?) USING TTL ?`,
-			cid, ref, string(raw), intentTTL).Exec(); err != nil {
-			return fmt.Errorf("record change: %w", err)
-		}
-		pending := pendingPrefix + ref
-		cur := map[string]any{}
-		var applied bool
-		if !row.exists {
-			applied, err = s.q(ctx, `INSERT INTO {conversations} (id, last_seq, last_ts, pending) VALUES (?, ?, ?, ?) IF NOT EXISTS`,
-				cid, ch.Conversation.LastSeq, ts, pending).MapScanCAS(cur)
-		} else {
-			// last_ts < ts keeps write timestamps growing even if clocks
-			// of writers disagree.
-			applied, err = s.q(ctx, `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null AND last_ts < ?`,
-				ch.Conversation.LastSeq, ts, pending, cid, ch.PrevSeq, ts).MapScanCAS(cur)
-		}
-		if err != nil {
-			// The claim may or may not have been accepted; the caller's
-			// retry finds it pending (and finishes it) or not.
-			return fmt.Errorf("claim: %w", err)
-		}
-		if applied {
-			return s.finishIntent(ctx, cid, in, ref)
-		}
-		s.forgetIntent(ctx, cid, ref) // refused: nobody will look for it
-		row, known = rowOfCAS(cur), true
+		})
 	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("read last seq: %w", err)
+	}
+	last := make(map[string]int64, len(seen))
+	for i, cid := range missing {
+		last[cid] = read[i]
+	}
+	var out []*chat.Change
+	for i := range changes {
+		ch := &changes[i]
+		cid := ch.Conversation.ID
+		cur, ok := last[cid]
+		if !ok {
+			cur = po.seqs[cid]
+		}
+		if n := len(ch.Events); n > 0 && cur >= ch.Events[n-1].Seq {
+			if err := s.checkReplay(ctx, ch, cur); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if cur != ch.PrevSeq {
+			return nil, conflict(cid, cur, ch.PrevSeq)
+		}
+		last[cid] = ch.Conversation.LastSeq
+		out = append(out, ch)
+	}
+	return out, nil
 }
 
-// rowOfCAS reads the row a refused conditional write returned: the
-// columns of its conditions, none when the row does not exist.
-func rowOfCAS(cur map[string]any) convRow {
-	var r convRow
-	v, ok := cur["last_seq"]
-	if !ok {
-		return r
+// splitClaim takes from changes the first part whose record stays under
+// maxClaimBytes (at least one change).
+func splitClaim(changes []*chat.Change) (part, rest []*chat.Change) {
+	size := 0
+	for i, ch := range changes {
+		n := changeSize(ch)
+		if i > 0 && size+n > maxClaimBytes {
+			return changes[:i], changes[i:]
+		}
+		size += n
 	}
-	r.exists = true
-	r.lastSeq, _ = v.(int64)
-	r.lastTS, _ = cur["last_ts"].(int64)
-	r.pending, _ = cur["pending"].(string)
-	return r
+	return changes, nil
+}
+
+// changeSize estimates the encoded size of a change.
+func changeSize(ch *chat.Change) int {
+	n := 512 + 64*len(ch.Conversation.Members)
+	for i := range ch.Events {
+		n += 256
+		if m := ch.Events[i].Message; m != nil {
+			n += len(m.Text) + 256*len(m.Attachments)
+		}
+	}
+	for i := range ch.Messages {
+		n += 256 + len(ch.Messages[i].Text) + 256*len(ch.Messages[i].Attachments)
+	}
+	return n + 256*(len(ch.Memberships)+len(ch.Dedups)+len(ch.Attachments))
+}
+
+// claim records changes and claims them for the partition's owner of
+// po.epoch; each change gets its own timestamp above every earlier
+// claim's.
+func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*chat.Change) (*claimedBatch, string, error) {
+	ts := max(time.Now().UnixMicro(), po.lastTS+1)
+	batch := &claimedBatch{Intents: make([]*intent, len(changes))}
+	for i, ch := range changes {
+		batch.Intents[i] = &intent{Change: *ch, TS: ts + int64(i), LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity}
+	}
+	lastTS := ts + int64(len(changes)) - 1
+	raw, err := json.Marshal(batch)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode batch: %w", err)
+	}
+	ref := newBatchRef(ts)
+	if err := s.q(ctx, `INSERT INTO {partition_batches} (partition, ref, body) VALUES (?, ?, ?) USING TTL ?`,
+		partition, ref, string(raw), batchTTL).Exec(); err != nil {
+		return nil, "", fmt.Errorf("record batch: %w", err)
+	}
+	cur := map[string]any{}
+	applied, err := s.q(ctx, `UPDATE {partition_owners} SET pending = ?, last_ts = ? WHERE partition = ? IF epoch = ?`,
+		ref, lastTS, partition, po.epoch).MapScanCAS(cur)
+	if err != nil {
+		// The claim may or may not have been accepted: the next Own
+		// finds it pending, or not.
+		po.epoch = 0
+		return nil, "", fmt.Errorf("claim: %w", err)
+	}
+	if !applied {
+		e, _ := cur["epoch"].(int64)
+		stale := po.epoch
+		po.epoch = 0
+		return nil, "", &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
+			Message: fmt.Sprintf("partition %d was taken at epoch %d; this writer holds epoch %d", partition, e, stale)}
+	}
+	po.lastTS = lastTS
+	return batch, ref, nil
 }
 
 // checkReplay accepts a change whose events are all stored at the same
 // seqs with the same positions and types: the same commands, applied
-// again. A change whose seqs hold other events was built by a stale
-// sequencer on an old state, and is a conflict.
+// again. A change whose seqs hold other events was built on an old
+// state, and is a conflict.
 func (s *Store) checkReplay(ctx context.Context, ch *chat.Change, storedSeq int64) error {
 	cid := ch.Conversation.ID
 	for i := range ch.Events {
@@ -309,97 +391,65 @@ func conflict(cid string, stored, prev int64) error {
 	}
 }
 
-// intentTTL bounds how long a recorded change outlives its claim when
-// nobody deletes it (a writer that died between recording and claiming).
-// A claimed change is finished long before: the partition's next owner
-// handles the same commands again within a rebalance.
-const intentTTL = 7 * 24 * 3600
-
-// pendingPrefix marks a pending column that names a change in the
-// claimed_changes table; older rows hold the change's JSON itself (it starts with "{").
-const pendingPrefix = "intent:"
-
-// newIntentRef names one recorded change: its claim's timestamp and 64
-// random bits.
-func newIntentRef(ts int64) string {
+// newBatchRef names one recorded batch: its first timestamp and 64 random
+// bits.
+func newBatchRef(ts int64) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return strconv.FormatInt(ts, 10) + "." + hex.EncodeToString(b[:])
 }
 
-// finish finishes the claimed change a pending column names. When the
-// change is no longer recorded, either whoever claimed it has finished it
-// (and deleted the record) since the column was read, and the caller reads
-// the row again, or the record is lost (it outlived intentTTL unfinished),
-// which is reported.
-func (s *Store) finish(ctx context.Context, cid, pending string) error {
-	if !strings.HasPrefix(pending, pendingPrefix) {
-		var in intent
-		if err := json.Unmarshal([]byte(pending), &in); err != nil {
-			return fmt.Errorf("decode pending change of %s: %w", cid, err)
-		}
-		return s.finishIntent(ctx, cid, &in, "")
-	}
-	ref := strings.TrimPrefix(pending, pendingPrefix)
+// finishBatch writes the claimed batch a partition row names as pending.
+// A claim whose record is gone outlived batchTTL, long after it was
+// finished.
+func (s *Store) finishBatch(ctx context.Context, partition int, ref string) error {
 	var body string
-	err := s.q(ctx, `SELECT body FROM {claimed_changes} WHERE conversation_id = ? AND ref = ?`, cid, ref).Scan(&body)
+	err := s.q(ctx, `SELECT body FROM {partition_batches} WHERE partition = ? AND ref = ?`, partition, ref).Scan(&body)
 	if errors.Is(err, gocql.ErrNotFound) {
-		row, err := s.readConvRow(ctx, cid)
-		if err != nil {
-			return err
-		}
-		if row.pending == pending {
-			return fmt.Errorf("the pending change %s of conversation %s has no record (it expired unfinished)", ref, cid)
-		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read pending change of %s: %w", cid, err)
+		return fmt.Errorf("read claimed batch %s: %w", ref, err)
 	}
-	var in intent
-	if err := json.Unmarshal([]byte(body), &in); err != nil {
-		return fmt.Errorf("decode pending change of %s: %w", cid, err)
+	var batch claimedBatch
+	if err := json.Unmarshal([]byte(body), &batch); err != nil {
+		return fmt.Errorf("decode claimed batch %s: %w", ref, err)
 	}
-	return s.finishIntent(ctx, cid, &in, ref)
-}
-
-// forgetIntent deletes a recorded change, at best: a leftover expires.
-func (s *Store) forgetIntent(ctx context.Context, cid, ref string) {
-	_ = s.q(ctx, `DELETE FROM {claimed_changes} WHERE conversation_id = ? AND ref = ?`, cid, ref).Exec()
-}
-
-// finishIntent writes a claimed change everywhere, settles the claim and
-// deletes the change's record (ref; "" for a change claimed inline). It is
-// idempotent, so the claimer and anyone who finds the claim pending may
-// run it, even at once: they write the same rows with the same timestamp.
-func (s *Store) finishIntent(ctx context.Context, cid string, in *intent, ref string) error {
-	stmts, err := s.statements(ctx, in)
-	if err != nil {
-		return err
-	}
-	if err := s.write(ctx, in.TS, stmts); err != nil {
-		return fmt.Errorf("write change: %w", err)
-	}
-	state, err := json.Marshal(storedConversation{
-		Conversation: in.Change.Conversation,
-		LastPosition: in.LastPosition,
-		LastActivity: in.LastActivity,
-	})
-	if err != nil {
-		return fmt.Errorf("encode conversation: %w", err)
-	}
-	// Settled only while this claim is the newest: a helper may have
-	// settled it already, and a later change may be pending by now. The
-	// claim's timestamp names it (every claim raises last_ts), so the
-	// condition need not carry the whole pending change again.
-	if _, err := s.q(ctx, `UPDATE {conversations} SET state = ?, pending = null WHERE id = ? IF last_ts = ?`,
-		string(state), cid, in.TS).MapScanCAS(map[string]any{}); err != nil {
-		return fmt.Errorf("settle change: %w", err)
-	}
-	if ref != "" {
-		s.forgetIntent(ctx, cid, ref)
+	if err := s.writeBatch(ctx, &batch); err != nil {
+		return fmt.Errorf("write claimed batch %s: %w", ref, err)
 	}
 	return nil
+}
+
+// writeBatch writes every row of a claimed batch: conversations side by
+// side, each conversation's rows in order. It is idempotent (every row
+// carries its change's timestamp), so a batch may be written again, or by
+// two writers at once.
+func (s *Store) writeBatch(ctx context.Context, batch *claimedBatch) error {
+	var order []string
+	byConv := map[string][]*intent{}
+	for _, in := range batch.Intents {
+		cid := in.Change.Conversation.ID
+		if _, ok := byConv[cid]; !ok {
+			order = append(order, cid)
+		}
+		byConv[cid] = append(byConv[cid], in)
+	}
+	var g errgroup.Group
+	g.SetLimit(commitParallelism)
+	for _, cid := range order {
+		g.Go(func() error {
+			stmts, err := s.statements(ctx, cid, byConv[cid])
+			if err != nil {
+				return fmt.Errorf("conversation %s: %w", cid, err)
+			}
+			if err := s.write(ctx, stmts); err != nil {
+				return fmt.Errorf("conversation %s: %w", cid, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // statement is one write of a change.
@@ -413,19 +463,19 @@ type statement struct {
 // batch_size_fail_threshold (50 KiB).
 const maxBatchBytes = 40 << 10
 
-// write writes a change's statements at timestamp ts in batches of at
-// most maxBatchBytes, one after the other in order: one batch for an
-// ordinary change; a huge one (a group created with hundreds of members)
+// write writes a conversation's statements in batches of at most
+// maxBatchBytes, one after the other in order: one batch for an ordinary
+// run of changes; a huge one (a group created with hundreds of members)
 // goes in several, events in seq order first, so readers see a gap-free
-// log. The batches are unlogged: the claim is this store's batch log. A
-// change is complete in the end because its claim stays pending until it
-// is, and whoever finds it pending writes it again; Cassandra's own batch
-// log would only write every change twice more (into system.batches and
-// out again). Each partition's part of a batch (a change's events, say)
-// is still applied at once.
-func (s *Store) write(ctx context.Context, ts int64, stmts []statement) error {
+// log. The batches are unlogged: the partition's claim is this store's
+// batch log. A batch is complete in the end because its claim names it
+// until the next claim, and the partition's next Own writes it again;
+// Cassandra's own batch log would only write every change twice more
+// (into system.batches and out again). Each Cassandra partition's part of
+// a batch (a change's events, say) is still applied at once.
+func (s *Store) write(ctx context.Context, stmts []statement) error {
 	for len(stmts) > 0 {
-		b := s.session.NewBatch(gocql.UnloggedBatch).WithContext(ctx).WithTimestamp(ts)
+		b := s.session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
 		size := 0
 		for len(stmts) > 0 && (len(b.Entries) == 0 || size+stmts[0].size <= maxBatchBytes) {
 			b.Query(stmts[0].stmt, stmts[0].args...)
@@ -439,11 +489,14 @@ func (s *Store) write(ctx context.Context, ts int64, stmts []statement) error {
 	return nil
 }
 
-// statements lists the writes of a claimed change.
-func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error) {
-	ch := &in.Change
-	cid := ch.Conversation.ID
+// statements lists the writes of a conversation's changes of one claimed
+// batch, in order, each at its change's timestamp, and then the
+// conversation's new state. A message that one of the changes deletes is
+// written without text and attachments into every event of the batch
+// that carries it, and scrubbed from the events stored before.
+func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]statement, error) {
 	var stmts []statement
+	var ts int64
 	add := func(stmt string, args ...any) {
 		size := 32
 		for _, a := range args {
@@ -453,82 +506,108 @@ func (s *Store) statements(ctx context.Context, in *intent) ([]statement, error)
 				size += 8
 			}
 		}
+		// USING TIMESTAMP comes last in an INSERT, before SET or WHERE in
+		// an UPDATE or DELETE.
+		if strings.HasPrefix(stmt, "INSERT") {
+			args = append(args, ts)
+		} else {
+			args = append([]any{ts}, args...)
+		}
 		stmts = append(stmts, statement{s.stmt(stmt), args, size})
 	}
 
 	deleted := map[string]bool{}
-	for _, m := range ch.Messages {
-		if m.Deleted {
-			deleted[m.ID] = true
-		}
-	}
 	own := map[int64]bool{}
-	for i := range ch.Events {
-		ev := ch.Events[i]
-		if ev.Message != nil && deleted[ev.Message.ID] {
-			ev.Message = scrubbed(ev.Message)
-		}
-		data, err := json.Marshal(&ev)
-		if err != nil {
-			return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
-		}
-		bucket := bucketOf(ev.Seq)
-		own[ev.Seq] = true
-		add(`INSERT INTO {events} (conversation_id, bucket, seq, position, type, data) VALUES (?, ?, ?, ?, ?, ?)`,
-			cid, bucket, ev.Seq, ev.Position, ev.Type, string(data))
-		add(`INSERT INTO {event_positions} (conversation_id, bucket, position, seq) VALUES (?, ?, ?, ?)`,
-			cid, bucket, ev.Position, ev.Seq)
-		// The created event of a message sits at the message's own seq,
-		// which scrub knows; only later events that carry it (edits) are
-		// indexed, which spares every send one more row.
-		if ev.Message != nil && !deleted[ev.Message.ID] && ev.Seq != ev.Message.Seq {
-			add(`INSERT INTO {message_events} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, ev.Message.ID, ev.Seq)
-		}
-	}
-	for _, m := range ch.Messages {
-		if m.Deleted {
-			m.Text = ""
-			m.Attachments = []chat.Attachment{}
-		}
-		data, err := json.Marshal(&m)
-		if err != nil {
-			return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
-		}
-		add(`INSERT INTO {messages} (conversation_id, bucket, seq, data) VALUES (?, ?, ?, ?)`, cid, bucketOf(m.Seq), m.Seq, string(data))
-		add(`INSERT INTO {message_ids} (conversation_id, message_id, seq) VALUES (?, ?, ?)`, cid, m.ID, m.Seq)
-		if m.Deleted {
-			if err := s.scrub(ctx, cid, m.ID, m.Seq, own, add); err != nil {
-				return nil, err
+	for _, in := range ins {
+		for _, m := range in.Change.Messages {
+			if m.Deleted {
+				deleted[m.ID] = true
 			}
 		}
-	}
-	for i := range ch.Memberships {
-		m := &ch.Memberships[i]
-		data, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("encode membership: %w", err)
+		for i := range in.Change.Events {
+			own[in.Change.Events[i].Seq] = true
 		}
-		add(`INSERT INTO {memberships} (user_id, conversation_id, data) VALUES (?, ?, ?)`, m.UserID, cid, string(data))
 	}
-	joined, left := ch.MemberMoves()
-	for _, uid := range joined {
-		add(`INSERT INTO {conversation_members} (conversation_id, user_id) VALUES (?, ?)`, cid, uid)
-	}
-	for _, uid := range left {
-		add(`DELETE FROM {conversation_members} WHERE conversation_id = ? AND user_id = ?`, cid, uid)
-	}
-	for _, d := range ch.Dedups {
-		add(`INSERT INTO {send_dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL ?`,
-			cid, d.SenderID, d.ClientID, d.MessageID, s.dedupTTL)
-	}
-	for i := range ch.Attachments {
-		a := &ch.Attachments[i]
-		data, err := json.Marshal(a)
-		if err != nil {
-			return nil, fmt.Errorf("encode attachment: %w", err)
+	for _, in := range ins {
+		ch := &in.Change
+		ts = in.TS
+		for i := range ch.Events {
+			ev := ch.Events[i]
+			if ev.Message != nil && deleted[ev.Message.ID] {
+				ev.Message = scrubbed(ev.Message)
+			}
+			data, err := json.Marshal(&ev)
+			if err != nil {
+				return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
+			}
+			bucket := bucketOf(ev.Seq)
+			add(`INSERT INTO {events} (conversation_id, bucket, seq, position, type, data) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+				cid, bucket, ev.Seq, ev.Position, ev.Type, string(data))
+			add(`INSERT INTO {event_positions} (conversation_id, bucket, position, seq) VALUES (?, ?, ?, ?) USING TIMESTAMP ?`,
+				cid, bucket, ev.Position, ev.Seq)
+			// The created event of a message sits at the message's own seq,
+			// which scrub knows; only later events that carry it (edits) are
+			// indexed, which spares every send one more row.
+			if ev.Message != nil && !deleted[ev.Message.ID] && ev.Seq != ev.Message.Seq {
+				add(`INSERT INTO {message_events} (conversation_id, message_id, seq) VALUES (?, ?, ?) USING TIMESTAMP ?`, cid, ev.Message.ID, ev.Seq)
+			}
 		}
-		add(`INSERT INTO {attachments} (id, data) VALUES (?, ?)`, a.ID, string(data))
+		for _, m := range ch.Messages {
+			if m.Deleted {
+				m.Text = ""
+				m.Attachments = []chat.Attachment{}
+			}
+			data, err := json.Marshal(&m)
+			if err != nil {
+				return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+			}
+			add(`INSERT INTO {messages} (conversation_id, bucket, seq, data) VALUES (?, ?, ?, ?) USING TIMESTAMP ?`, cid, bucketOf(m.Seq), m.Seq, string(data))
+			add(`INSERT INTO {message_ids} (conversation_id, message_id, seq) VALUES (?, ?, ?) USING TIMESTAMP ?`, cid, m.ID, m.Seq)
+			if m.Deleted {
+				if err := s.scrub(ctx, cid, m.ID, m.Seq, own, add); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for i := range ch.Memberships {
+			m := &ch.Memberships[i]
+			data, err := json.Marshal(m)
+			if err != nil {
+				return nil, fmt.Errorf("encode membership: %w", err)
+			}
+			add(`INSERT INTO {memberships} (user_id, conversation_id, data) VALUES (?, ?, ?) USING TIMESTAMP ?`, m.UserID, cid, string(data))
+		}
+		joined, left := ch.MemberMoves()
+		for _, uid := range joined {
+			add(`INSERT INTO {conversation_members} (conversation_id, user_id) VALUES (?, ?) USING TIMESTAMP ?`, cid, uid)
+		}
+		for _, uid := range left {
+			add(`DELETE FROM {conversation_members} USING TIMESTAMP ? WHERE conversation_id = ? AND user_id = ?`, cid, uid)
+		}
+		for _, d := range ch.Dedups {
+			add(`INSERT INTO {send_dedups} (conversation_id, sender_id, client_id, message_id) VALUES (?, ?, ?, ?) USING TTL `+strconv.Itoa(s.dedupTTL)+` AND TIMESTAMP ?`,
+				cid, d.SenderID, d.ClientID, d.MessageID)
+		}
+		for i := range ch.Attachments {
+			a := &ch.Attachments[i]
+			data, err := json.Marshal(a)
+			if err != nil {
+				return nil, fmt.Errorf("encode attachment: %w", err)
+			}
+			add(`INSERT INTO {attachments} (id, data) VALUES (?, ?) USING TIMESTAMP ?`, a.ID, string(data))
+		}
 	}
+	last := ins[len(ins)-1]
+	state, err := json.Marshal(storedConversation{
+		Conversation: last.Change.Conversation,
+		LastPosition: last.LastPosition,
+		LastActivity: last.LastActivity,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode conversation: %w", err)
+	}
+	ts = last.TS
+	add(`INSERT INTO {conversations} (id, last_seq, state) VALUES (?, ?, ?) USING TIMESTAMP ?`, cid, last.Change.Conversation.LastSeq, string(state))
 	return stmts, nil
 }
 
@@ -571,10 +650,10 @@ func (s *Store) scrub(ctx context.Context, cid, mid string, mseq int64, skip map
 			if err != nil {
 				return err
 			}
-			add(`UPDATE {events} SET data = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`, string(raw), cid, bucketOf(seq), seq)
+			add(`UPDATE {events} USING TIMESTAMP ? SET data = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`, string(raw), cid, bucketOf(seq), seq)
 		}
 	}
-	add(`DELETE FROM {message_events} WHERE conversation_id = ? AND message_id = ?`, cid, mid)
+	add(`DELETE FROM {message_events} USING TIMESTAMP ? WHERE conversation_id = ? AND message_id = ?`, cid, mid)
 	return nil
 }
 

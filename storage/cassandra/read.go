@@ -24,64 +24,25 @@ func checkLimit(op string, limit int) error {
 }
 
 // Conversation returns the committed state of a conversation with its
-// internal LastPosition and LastActivity. A conversation whose creation is
-// claimed but not written yet does not exist.
+// internal LastPosition and LastActivity.
 func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation, error) {
-	return s.conversation(ctx, id, false)
-}
-
-// FreshConversation is Conversation for a writer: a claimed change that is
-// not settled yet (its writer was cut off, say by a rebalance) is certain
-// to be written, so it is finished first and the state after it returned.
-// Otherwise a new partition owner would apply the claimed commands a
-// second time, with new ids. Readers that only show the state use
-// Conversation, which never writes.
-func (s *Store) FreshConversation(ctx context.Context, id string) (chat.Conversation, error) {
-	return s.conversation(ctx, id, true)
-}
-
-// SerialConversation is FreshConversation after a serial read of the
-// conversation row, which completes a claim that Paxos accepted but had
-// not committed when its writer gave up (a timeout during an outage): a
-// plain read cannot see such a claim yet. The sequencer reads this way
-// before it refuses an expired command, which no commit fences: the
-// command may be in that claim.
-func (s *Store) SerialConversation(ctx context.Context, id string) (chat.Conversation, error) {
-	if _, err := s.readConvRow(ctx, id); err != nil {
-		return chat.Conversation{}, classify("cassandra: conversation", err)
-	}
-	return s.conversation(ctx, id, true)
-}
-
-func (s *Store) conversation(ctx context.Context, id string, fresh bool) (chat.Conversation, error) {
 	const op = "cassandra: conversation"
-	for attempt := 0; ; attempt++ {
-		var state, pending *string
-		err := s.q(ctx, `SELECT state, pending FROM {conversations} WHERE id = ?`, id).Scan(&state, &pending)
-		if err != nil && !errors.Is(err, gocql.ErrNotFound) {
-			return chat.Conversation{}, classify(op, err)
-		}
-		if fresh && pending != nil && *pending != "" {
-			if attempt >= maxClaimAttempts {
-				return chat.Conversation{}, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("conversation %s: too much contention", id)}
-			}
-			if err := s.finish(ctx, id, *pending); err != nil {
-				return chat.Conversation{}, classify(op, err)
-			}
-			continue
-		}
-		if errors.Is(err, gocql.ErrNotFound) || state == nil || *state == "" {
-			return chat.Conversation{}, notFound(op, "conversation")
-		}
-		var sc storedConversation
-		if err := json.Unmarshal([]byte(*state), &sc); err != nil {
-			return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
-		}
-		return sc.conversation(), nil
+	var state *string
+	err := s.q(ctx, `SELECT state FROM {conversations} WHERE id = ?`, id).Scan(&state)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return chat.Conversation{}, classify(op, err)
 	}
+	if errors.Is(err, gocql.ErrNotFound) || state == nil || *state == "" {
+		return chat.Conversation{}, notFound(op, "conversation")
+	}
+	var sc storedConversation
+	if err := json.Unmarshal([]byte(*state), &sc); err != nil {
+		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return sc.conversation(), nil
 }
 
-// lastSeq is the highest seq claimed in a conversation (0 if unknown): the
+// lastSeq is the highest seq committed in a conversation (0 if unknown): the
 // bound of the buckets a read visits.
 func (s *Store) lastSeq(ctx context.Context, cid string) (int64, error) {
 	var seq *int64

@@ -2,7 +2,6 @@ package cassandra
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -63,100 +62,151 @@ func sendChange(prev chat.Conversation, off int64, sender, text string) (chat.Ch
 	return chat.Change{Conversation: conv, PrevSeq: prev.LastSeq, Events: []chat.Event{ev}, Messages: []chat.Message{m}}, m
 }
 
-// claimOnly does what a writer that crashes right after its claim did:
-// the change is recorded and claimed (pending) but written nowhere else.
-func claimOnly(t *testing.T, s *Store, ch chat.Change) {
+// own takes partition p for s.
+func own(t *testing.T, s *Store, p int) int64 {
 	t.Helper()
-	claimWith(t, s, ch, true)
+	e, err := s.Own(t.Context(), p)
+	if err != nil {
+		t.Fatalf("Own(%d): %v", p, err)
+	}
+	return e
 }
 
-// claimWith claims ch, recorded in claimed_changes or, as earlier
-// versions did, inline in the pending column.
-func claimWith(t *testing.T, s *Store, ch chat.Change, recorded bool) {
+// claimOnly does what a writer that crashes right after its claim did:
+// the batch is decided, recorded and claimed, but written nowhere else.
+func claimOnly(t *testing.T, s *Store, p int, epoch int64, changes ...chat.Change) {
 	t.Helper()
-	ts := time.Now().UnixMicro() // a claim's last_ts is its intent's TS
-	raw, err := json.Marshal(intent{Change: ch, TS: ts,
-		LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity})
+	po := s.partition(p)
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	if po.epoch != epoch {
+		t.Fatalf("the store holds epoch %d, not %d", po.epoch, epoch)
+	}
+	accepted, err := s.decide(t.Context(), po, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending := string(raw)
-	if recorded {
-		ref := newIntentRef(ts)
-		if err := s.q(t.Context(), `INSERT INTO {claimed_changes} (conversation_id, ref, body) VALUES (?, ?, ?)`, ch.Conversation.ID, ref, pending).Exec(); err != nil {
-			t.Fatal(err)
-		}
-		pending = pendingPrefix + ref
-	}
-	applied, err := s.q(t.Context(), `UPDATE {conversations} SET last_seq = ?, last_ts = ?, pending = ? WHERE id = ? IF last_seq = ? AND pending = null`,
-		ch.Conversation.LastSeq, ts, pending, ch.Conversation.ID, ch.PrevSeq).MapScanCAS(map[string]any{})
-	if err != nil || !applied {
-		t.Fatalf("claim: applied %v, %v", applied, err)
+	if _, _, err := s.claim(t.Context(), p, po, accepted); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func TestChangeClaimedByACrashedWriterIsFinishedByItsReplay(t *testing.T) {
-	s := sharedStore(t)
+// TestBatchClaimedByACrashedWriterIsFinishedByTheNextOwner: a sequencer
+// that dies after its claim leaves a half-written batch; the partition's
+// next owner (another process) finds it in Own and writes it, so its
+// reads see the commands applied and it does not apply them again.
+func TestBatchClaimedByACrashedWriterIsFinishedByTheNextOwner(t *testing.T) {
+	a := sharedStore(t)
 	ctx := t.Context()
+	ea := own(t, a, 0)
 	create := createChange("cnv_crash", 0, "alice", "bob")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+	other := createChange("cnv_crash_2", 1, "carol")
+	if err := a.Commit(ctx, 0, ea, other.Conversation.LastPosition, []chat.Change{create, other}); err != nil {
 		t.Fatal(err)
 	}
-	send, m := sendChange(create.Conversation, 1, "alice", "claimed, then the writer died")
-	claimOnly(t, s, send)
+	send, msg := sendChange(create.Conversation, 2, "alice", "claimed, then the writer died")
+	send2, msg2 := sendChange(other.Conversation, 3, "carol", "in the same batch")
+	claimOnly(t, a, 0, ea, send, send2)
+	if c, err := a.Conversation(ctx, "cnv_crash"); err != nil || c.LastSeq != create.Conversation.LastSeq {
+		t.Fatalf("before the next Own: last seq %d, %v; the claimed batch should not be written yet", c.LastSeq, err)
+	}
 
-	// A plain read shows the settled state and writes nothing …
-	c, err := s.Conversation(ctx, "cnv_crash")
-	if err != nil || c.LastSeq != create.Conversation.LastSeq {
-		t.Fatalf("a claimed change is visible to a plain read before it is written: %+v, %v", c, err)
+	b := openTest(t, a.ks)
+	defer b.Close()
+	eb := own(t, b, 0)
+	if eb <= ea {
+		t.Fatalf("the next owner's epoch %d is not above %d", eb, ea)
 	}
-	// … a writer's read finishes the claimed change first: a new
-	// partition owner must see the state after it, or it would apply the
-	// claimed commands again, with new ids (what the store keeps and what
-	// the events log carries would then differ).
-	c, err = s.FreshConversation(ctx, "cnv_crash")
-	if err != nil || c.LastSeq != send.Conversation.LastSeq || c.LastPosition != send.Conversation.LastPosition {
-		t.Fatalf("a claimed change must be finished by a read: %+v, %v", c, err)
+	for _, want := range []struct {
+		cid string
+		seq int64
+		msg chat.Message
+	}{{"cnv_crash", send.Conversation.LastSeq, msg}, {"cnv_crash_2", send2.Conversation.LastSeq, msg2}} {
+		c, err := b.Conversation(ctx, want.cid)
+		if err != nil || c.LastSeq != want.seq {
+			t.Errorf("%s after Own: last seq %d, %v; want %d", want.cid, c.LastSeq, err, want.seq)
+		}
+		if m, err := b.Message(ctx, want.cid, want.msg.ID); err != nil || m.Text != want.msg.Text {
+			t.Errorf("%s: the claimed message after Own: %+v, %v", want.cid, m, err)
+		}
 	}
-	if got, err := s.Message(ctx, "cnv_crash", m.ID); err != nil || got.Text != m.Text {
-		t.Fatalf("message after the read finished the claim: %+v, %v", got, err)
+	// The crashed writer, back, is fenced; the new owner goes on.
+	late, _ := sendChange(send.Conversation, 4, "bob", "from the old owner")
+	if err := a.Commit(ctx, 0, ea, late.Conversation.LastPosition, []chat.Change{late}); !chat.IsConflict(err) {
+		t.Errorf("the old owner's commit: %v, want a conflict", err)
 	}
-	// A sequencer that applies the same command again anyway: a replay.
-	if err := s.Commit(ctx, 0, send.Conversation.LastPosition, []chat.Change{send}); err != nil {
-		t.Fatalf("replay of the claimed change: %v", err)
+	if err := b.Commit(ctx, 0, eb, late.Conversation.LastPosition, []chat.Change{late}); err != nil {
+		t.Fatalf("the new owner's commit: %v", err)
 	}
-	c, err = s.Conversation(ctx, "cnv_crash")
-	if err != nil || c.LastSeq != send.Conversation.LastSeq || c.LastPosition != send.Conversation.LastPosition {
-		t.Errorf("conversation after the replay: %+v, %v", c, err)
+	evs, err := b.Events(ctx, "cnv_crash", 0, 100)
+	if err != nil || len(evs) != int(late.Conversation.LastSeq) {
+		t.Fatalf("events: %d, %v", len(evs), err)
 	}
-	if got, err := s.Message(ctx, "cnv_crash", m.ID); err != nil || got.Text != m.Text {
-		t.Errorf("message after the replay: %+v, %v", got, err)
-	}
-	evs, err := s.Events(ctx, "cnv_crash", 0, 100)
-	if err != nil || len(evs) != 3 || evs[2].EventID != send.Events[0].EventID {
-		t.Errorf("events after the replay: %d, %v", len(evs), err)
+	// Owning again, with the batch finished and a newer one written over
+	// the same rows, changes nothing.
+	own(t, a, 0)
+	if c, err := a.Conversation(ctx, "cnv_crash"); err != nil || c.LastSeq != late.Conversation.LastSeq {
+		t.Errorf("after another Own: last seq %d, %v", c.LastSeq, err)
 	}
 }
 
-func TestChangeClaimedByACrashedWriterWinsOverAStaleOne(t *testing.T) {
-	s := sharedStore(t)
+// TestStaleOwnerInAnotherProcessWritesNothing: two stores on one
+// keyspace, as two sequencers around a rebalance; the one whose epoch is
+// older cannot write even a change that is right on the stored state.
+func TestStaleOwnerInAnotherProcessWritesNothing(t *testing.T) {
+	a := sharedStore(t)
 	ctx := t.Context()
-	create := createChange("cnv_crash2", 0, "alice")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+	ea := own(t, a, 3)
+	create := createChange("cnv_two", 0, "alice", "bob")
+	if err := a.Commit(ctx, 3, ea, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
 		t.Fatal(err)
 	}
-	claimed, m := sendChange(create.Conversation, 1, "alice", "claimed first")
-	claimOnly(t, s, claimed)
-	other, _ := sendChange(create.Conversation, 2, "alice", "built on the same state")
-	if err := s.Commit(ctx, 0, other.Conversation.LastPosition, []chat.Change{other}); !chat.IsConflict(err) {
-		t.Fatalf("a change at the claimed seq: %v, want a conflict", err)
+	b := openTest(t, a.ks)
+	defer b.Close()
+	eb := own(t, b, 3)
+	send, msg := sendChange(create.Conversation, 1, "alice", "zombie")
+	if err := a.Commit(ctx, 3, ea, send.Conversation.LastPosition, []chat.Change{send}); !chat.IsConflict(err) {
+		t.Fatalf("stale owner: %v, want a conflict", err)
 	}
-	if got, err := s.Message(ctx, "cnv_crash2", m.ID); err != nil || got.Text != m.Text {
-		t.Errorf("the claimed change was not finished: %+v, %v", got, err)
+	if _, err := b.Message(ctx, "cnv_two", msg.ID); !chat.IsNotFound(err) {
+		t.Errorf("the stale owner's message is stored (%v)", err)
 	}
-	next, _ := sendChange(claimed.Conversation, 3, "alice", "after")
-	if err := s.Commit(ctx, 0, next.Conversation.LastPosition, []chat.Change{next}); err != nil {
-		t.Errorf("the next change: %v", err)
+	// The stale store lost the partition: even the same epoch again is
+	// refused without asking Cassandra.
+	if err := a.Commit(ctx, 3, ea, send.Conversation.LastPosition, []chat.Change{send}); !chat.IsConflict(err) {
+		t.Errorf("stale owner, again: %v, want a conflict", err)
+	}
+	if err := b.Commit(ctx, 3, eb, send.Conversation.LastPosition, []chat.Change{send}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := a.Conversation(ctx, "cnv_two"); err != nil || c.LastSeq != send.Conversation.LastSeq {
+		t.Errorf("conversation after the new owner's commit: %d, %v", c.LastSeq, err)
+	}
+}
+
+// TestSendThenEditInOneBatchKeepsTheEdit: the rows of one batch carry
+// growing timestamps, so a message written twice in a batch keeps its
+// later version whatever its text compares as.
+func TestSendThenEditInOneBatchKeepsTheEdit(t *testing.T) {
+	s := sharedStore(t)
+	ctx := t.Context()
+	e := own(t, s, 0)
+	create := createChange("cnv_edit", 0, "alice")
+	send, msg := sendChange(create.Conversation, 1, "alice", "zzz, sorts last")
+	edited := msg
+	edited.Text, edited.Version = "aaa, sorts first", 2
+	conv := send.Conversation
+	conv.LastSeq++
+	conv.LastPosition = chat.Position(2, 0)
+	ed := edited
+	edit := chat.Change{Conversation: conv, PrevSeq: send.Conversation.LastSeq, Messages: []chat.Message{edited},
+		Events: []chat.Event{{Type: chat.EventMessageUpdated, ConversationID: "cnv_edit", Seq: conv.LastSeq, EventID: chat.NewID("evt"),
+			At: testEpoch, Actor: "alice", Message: &ed, Position: conv.LastPosition}}}
+	if err := s.Commit(ctx, 0, e, conv.LastPosition, []chat.Change{create, send, edit}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Message(ctx, "cnv_edit", msg.ID); err != nil || m.Text != edited.Text {
+		t.Errorf("message after send and edit in one batch: %q, %v", m.Text, err)
 	}
 }
 
@@ -168,7 +218,7 @@ func TestChangeLargerThanABatchIsWrittenWhole(t *testing.T) {
 		members[i] = fmt.Sprintf("user_%03d_%s", i, strings.Repeat("x", 20))
 	}
 	create := createChange("cnv_big", 0, members...)
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+	if err := s.Commit(ctx, 0, own(t, s, 0), create.Conversation.LastPosition, []chat.Change{create}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 	evs, err := s.Events(ctx, "cnv_big", 0, 1000)
@@ -198,14 +248,14 @@ func TestEventsAndMessagesCrossBuckets(t *testing.T) {
 		members[i] = fmt.Sprintf("u%d", i)
 	}
 	create := createChange("cnv_buckets", 0, members...)
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+	if err := s.Commit(ctx, 0, own(t, s, 0), create.Conversation.LastPosition, []chat.Change{create}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 	conv := create.Conversation
 	var msgs []chat.Message
 	for i := range 6 { // seqs 4094 … 4099
 		ch, m := sendChange(conv, int64(100+i), "u0", fmt.Sprintf("m%d", i))
-		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
+		if err := s.Commit(ctx, 0, own(t, s, 0), ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
 			t.Fatal(err)
 		}
 		conv, msgs = ch.Conversation, append(msgs, m)
@@ -238,111 +288,21 @@ func BenchmarkCommitSend(b *testing.B) {
 		s.Close()
 	})
 	ctx := context.Background()
+	epoch, err := s.Own(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
 	create := createChange("cnv_bench", 0, "alice", "bob")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+	if err := s.Commit(ctx, 0, epoch, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
 		b.Fatal(err)
 	}
 	conv := create.Conversation
 	b.ResetTimer()
 	for i := range b.N {
 		ch, _ := sendChange(conv, int64(i+1), "alice", "hello there")
-		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
+		if err := s.Commit(ctx, 0, epoch, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
 			b.Fatal(err)
 		}
 		conv = ch.Conversation
-	}
-}
-
-// TestChangeClaimedInlineByAnOlderVersionIsFinished: rows written before
-// changes were recorded apart hold the change in the pending column
-// itself; such a claim is still finished.
-func TestChangeClaimedInlineByAnOlderVersionIsFinished(t *testing.T) {
-	s := sharedStore(t)
-	ctx := t.Context()
-	create := createChange("cnv_inline", 0, "alice")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
-		t.Fatal(err)
-	}
-	send, m := sendChange(create.Conversation, 1, "alice", "claimed inline")
-	claimWith(t, s, send, false)
-	c, err := s.FreshConversation(ctx, "cnv_inline")
-	if err != nil || c.LastSeq != send.Conversation.LastSeq {
-		t.Fatalf("an inline claim must be finished by a fresh read: %+v, %v", c, err)
-	}
-	if got, err := s.Message(ctx, "cnv_inline", m.ID); err != nil || got.Text != m.Text {
-		t.Fatalf("message of the inline claim: %+v, %v", got, err)
-	}
-}
-
-// TestSettledChangeLeavesNoRecord: a change's record in claimed_changes
-// goes once the change is settled, so the log is not kept twice.
-func TestSettledChangeLeavesNoRecord(t *testing.T) {
-	s := sharedStore(t)
-	ctx := t.Context()
-	create := createChange("cnv_records", 0, "alice")
-	send, _ := sendChange(create.Conversation, 1, "alice", "hello")
-	for _, ch := range []chat.Change{create, send} {
-		if err := s.Commit(ctx, 0, ch.Conversation.LastPosition, []chat.Change{ch}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var n int
-	if err := s.q(ctx, `SELECT count(*) FROM {claimed_changes}`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("records left after settled changes: %d, %v", n, err)
-	}
-	// A recorded claim that a crashed writer left is finished, and its
-	// record goes too.
-	next, _ := sendChange(send.Conversation, 2, "alice", "claimed, then the writer died")
-	claimOnly(t, s, next)
-	if c, err := s.FreshConversation(ctx, "cnv_records"); err != nil || c.LastSeq != next.Conversation.LastSeq {
-		t.Fatalf("fresh read: %+v, %v", c, err)
-	}
-	if err := s.q(ctx, `SELECT count(*) FROM {claimed_changes}`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("records left after a finished claim: %d, %v", n, err)
-	}
-}
-
-// TestClaimWithoutItsRecordIsReported: a pending claim whose record is
-// gone (it outlived its TTL unfinished) is an error a reader reports, not
-// a change silently dropped or a loop; two claims at one timestamp never
-// share a record.
-func TestClaimWithoutItsRecordIsReported(t *testing.T) {
-	if newIntentRef(42) == newIntentRef(42) {
-		t.Fatal("two records of one timestamp share a name")
-	}
-	s := sharedStore(t)
-	ctx := t.Context()
-	create := createChange("cnv_lost", 0, "alice")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
-		t.Fatal(err)
-	}
-	send, _ := sendChange(create.Conversation, 1, "alice", "its record expires")
-	claimOnly(t, s, send)
-	if err := s.q(ctx, `TRUNCATE {claimed_changes}`).Exec(); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.FreshConversation(ctx, "cnv_lost")
-	if err == nil || !strings.Contains(err.Error(), "no record") {
-		t.Fatalf("fresh read of a claim without its record: %v", err)
-	}
-}
-
-// TestSerialReadFinishesAClaim: the serial read the sequencer makes before
-// refusing an expired command sees and finishes a pending claim too.
-func TestSerialReadFinishesAClaim(t *testing.T) {
-	s := sharedStore(t)
-	ctx := t.Context()
-	create := createChange("cnv_serial", 0, "alice")
-	if err := s.Commit(ctx, 0, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
-		t.Fatal(err)
-	}
-	send, m := sendChange(create.Conversation, 1, "alice", "claimed")
-	claimOnly(t, s, send)
-	c, err := s.SerialConversation(ctx, "cnv_serial")
-	if err != nil || c.LastSeq != send.Conversation.LastSeq {
-		t.Fatalf("serial read: %+v, %v", c, err)
-	}
-	if got, err := s.Message(ctx, "cnv_serial", m.ID); err != nil || got.Text != m.Text {
-		t.Fatalf("message of the finished claim: %+v, %v", got, err)
 	}
 }

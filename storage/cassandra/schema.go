@@ -24,12 +24,14 @@ func bucketOf(seq int64) int64 {
 // memberships, attachments, the conversation snapshot) are stored as JSON
 // text next to the columns that queries and fencing need.
 //
-//	conversations   the fence (last_seq, claimed by LWT), the committed
-//	                snapshot (state) and the claimed change not yet applied
-//	                everywhere (pending: "intent:<ref>", its claimed_changes row)
-//	claimed_changes ((conversation_id, ref)) -> a change, recorded before its
-//	                claim, deleted once it is settled, TTL; ref is the
-//	                claim's ts and random bits
+//	conversations     last_seq and the committed snapshot (state); older
+//	                  versions also wrote last_ts and pending here
+//	partition_owners  ((partition)) -> epoch of the partition's writer, taken
+//	                  by LWT (Own); last_ts, the newest claim's timestamp; and
+//	                  pending, the ref of the newest claimed batch, each
+//	                  claim an LWT conditioned on the epoch
+//	partition_batches ((partition, ref)) -> a claimed batch, recorded before
+//	                  its claim, TTL; ref is its timestamp and random bits
 //	events          ((conversation_id, bucket), seq DESC)
 //	event_positions ((conversation_id, bucket), position): position -> seq
 //	message_events  ((conversation_id, message_id), seq): later events carrying
@@ -54,11 +56,16 @@ func schema(keyspace string, replication int) []string {
 			last_ts bigint,
 			state text,
 			pending text)`,
-		`CREATE TABLE IF NOT EXISTS %s.claimed_changes (
-			conversation_id text,
+		`CREATE TABLE IF NOT EXISTS %s.partition_owners (
+			partition int PRIMARY KEY,
+			epoch bigint,
+			last_ts bigint,
+			pending text)`,
+		`CREATE TABLE IF NOT EXISTS %s.partition_batches (
+			partition int,
 			ref text,
 			body text,
-			PRIMARY KEY ((conversation_id, ref)))`,
+			PRIMARY KEY ((partition, ref)))`,
 		`CREATE TABLE IF NOT EXISTS %s.events (
 			conversation_id text,
 			bucket bigint,

@@ -138,6 +138,10 @@ type Store struct {
 	// keyspace written in (a Replacer per query showed up in profiles).
 	stmts sync.Map
 
+	// owned holds this store's epochs of log partitions (Own, Commit).
+	ownedMu sync.Mutex
+	owned   map[int]*owned
+
 	closeOnce sync.Once
 }
 
@@ -192,6 +196,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		ks:       cfg.Keyspace,
 		dedupTTL: int(cfg.DedupTTL / time.Second),
 		serial:   gocql.Consistency(gocql.LocalSerial),
+		owned:    map[int]*owned{},
 	}
 	if err := s.applySchema(ctx, cfg.Keyspace, cfg.Replication); err != nil {
 		session.Close()

@@ -30,14 +30,41 @@ func (sc *storedConversation) conversation() chat.Conversation {
 	return c
 }
 
+// Own hands out the partition's next epoch, stored synced so that it
+// grows across restarts. A Pebble Commit is whole or nothing, so no
+// earlier Commit is left to finish.
+func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
+	const op = "pebble: own"
+	if partition < 0 {
+		return 0, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
+	}
+	if err := s.enter(ctx, op); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	lock := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
+	s.lock(lock)
+	defer s.unlock(lock)
+	cur, _, err := getUint(s.db, ownerKey(partition))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.db.Set(ownerKey(partition), encodeUint(cur+1), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return int64(cur + 1), nil
+}
+
 // Commit writes changes in one synced batch: all of them or, on any error,
-// none. Each change is fenced: when its events' seqs are already stored
-// with the same positions it is a replay and is skipped; otherwise the
-// stored LastSeq must equal its PrevSeq, or the Commit fails with
-// CodeConflict. A change that stores a deleted message also scrubs the
-// message's text and attachments from the stored events that carry it.
-// The partition's head moves to head unless it is already higher.
-func (s *Store) Commit(ctx context.Context, partition int, head int64, changes []chat.Change) error {
+// none. The batch is fenced twice: epoch must be the partition's newest
+// (Own), or the Commit fails with CodeConflict; and when a change's
+// events' seqs are already stored with the same positions it is a replay
+// and is skipped, otherwise the stored LastSeq must equal its PrevSeq, or
+// the Commit fails with CodeConflict. A change that stores a deleted
+// message also scrubs the message's text and attachments from the stored
+// events that carry it. The partition's head moves to head unless it is
+// already higher.
+func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, changes []chat.Change) error {
 	const op = "pebble: commit"
 	if partition < 0 {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "negative partition"}
@@ -63,6 +90,13 @@ func (s *Store) Commit(ctx context.Context, partition int, head int64, changes [
 	// Commit sees the events of an earlier one (replay checks, scrubbing).
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
+	// Own takes the head's lock too, so the epoch cannot move until the
+	// batch is written.
+	if cur, _, err := getUint(b, ownerKey(partition)); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	} else if epoch <= 0 || uint64(epoch) != cur {
+		return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d is owned at epoch %d; the commit has epoch %d", partition, cur, epoch)}
+	}
 	lastSeqs := make(map[string]int64, len(changes))
 	for i := range changes {
 		if err := stageChange(b, &changes[i], lastSeqs); err != nil {

@@ -22,6 +22,7 @@ import (
 //	cmem/{cid}/{uid}                -> "" (the conversation's active members)
 //	dedup/{cid}/{sender}/{client}   -> message id
 //	head/{partition}                -> position
+//	owner/{partition}               -> the epoch of the partition's writer
 //	meta/{key}                      -> value
 //	att/{attachment id}             -> chat.AttachmentRecord (JSON)
 const (
@@ -35,6 +36,7 @@ const (
 	tableCMem  = "cmem"
 	tableDedup = "dedup"
 	tableHead  = "head"
+	tableOwner = "owner"
 	tableMeta  = "meta"
 	tableAtt   = "att"
 )
@@ -94,7 +96,10 @@ func dedupKey(cid, sender, client string) []byte {
 func headPrefix() []byte           { return tuple(tableHead) }
 func headKey(partition int) []byte { return appendUint(headPrefix(), uint64(partition)) }
 func metaKey(key string) []byte    { return tuple(tableMeta, key) }
-func attKey(id string) []byte      { return tuple(tableAtt, id) }
+func ownerKey(partition int) []byte {
+	return appendUint(tuple(tableOwner), uint64(partition))
+}
+func attKey(id string) []byte { return tuple(tableAtt, id) }
 
 // prefixEnd is the smallest key greater than every key that starts with p:
 // the upper bound of a prefix scan.

@@ -98,10 +98,14 @@ func TestDeletedTextIsGoneFromEveryValue(t *testing.T) {
 	del := chat.Change{Conversation: c2, PrevSeq: 2, Events: []chat.Event{
 		{Type: chat.EventMessageDeleted, ConversationID: "cnv_x", Seq: 3, MessageID: "msg_1", Position: 768},
 	}, Messages: []chat.Message{tomb}}
-	if err := s.Commit(ctx, 0, 513, []chat.Change{create}); err != nil {
+	epoch, err := s.Own(ctx, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, 0, 768, []chat.Change{del}); err != nil {
+	if err := s.Commit(ctx, 0, epoch, 513, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, 0, epoch, 768, []chat.Change{del}); err != nil {
 		t.Fatal(err)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{})
@@ -135,6 +139,10 @@ func TestInconsistentChangeIsInvalid(t *testing.T) {
 			Memberships:  []chat.Membership{{ConversationID: "cnv_x", UserID: "alice", Active: true}},
 		}
 	}
+	epoch, err := s.Own(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, spoil := range map[string]func(*chat.Change){
 		"no conversation id":            func(c *chat.Change) { c.Conversation.ID = "" },
 		"last_seq does not match":       func(c *chat.Change) { c.Conversation.LastSeq = 5 },
@@ -145,11 +153,11 @@ func TestInconsistentChangeIsInvalid(t *testing.T) {
 	} {
 		ch := good()
 		spoil(&ch)
-		if err := s.Commit(ctx, 0, 256, []chat.Change{ch}); chat.ErrorCode(err) != chat.CodeInvalid {
+		if err := s.Commit(ctx, 0, epoch, 256, []chat.Change{ch}); chat.ErrorCode(err) != chat.CodeInvalid {
 			t.Errorf("%s: err %v, want invalid_request", name, err)
 		}
 	}
-	if err := s.Commit(ctx, 0, 256, []chat.Change{good()}); err != nil {
+	if err := s.Commit(ctx, 0, epoch, 256, []chat.Change{good()}); err != nil {
 		t.Fatalf("the unspoilt change: %v", err)
 	}
 }
@@ -169,7 +177,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if _, err := s.Conversation(ctx, "cnv_x"); chat.ErrorCode(err) != chat.CodeUnavailable {
 		t.Errorf("Conversation after Close: %v", err)
 	}
-	if err := s.Commit(ctx, 0, 0, nil); chat.ErrorCode(err) != chat.CodeUnavailable {
+	if err := s.Commit(ctx, 0, 1, 0, nil); chat.ErrorCode(err) != chat.CodeUnavailable {
 		t.Errorf("Commit after Close: %v", err)
 	}
 }
@@ -235,9 +243,13 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			var offset int64
 			commits := 0
+			epoch, err := s.Own(ctx, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
 				changes, head := benchChanges(tc.changes, convs, &offset, text)
-				if err := s.Commit(ctx, 0, head, changes); err != nil {
+				if err := s.Commit(ctx, 0, epoch, head, changes); err != nil {
 					b.Fatal(err)
 				}
 				commits++
