@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
 )
 
 const sseWriteTimeout = 10 * time.Second
@@ -36,10 +37,11 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	var out bytes.Buffer
+	var one, id []byte
 	out.WriteString("retry: 2000\n\n")
 	// The ready object carries the cursor as its id too, so an EventSource
 	// that reconnects before any event still resumes where it was.
-	writeSSE(&out, "ready", conn.cursor.Encode(), conn.readyFrame())
+	writeSSE(&out, "ready", conn.AppendCursor(nil), conn.ReadyFrame())
 	flush := func() bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if _, err := w.Write(out.Bytes()); err != nil {
@@ -51,66 +53,76 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if !flush() {
 		return
 	}
-	beat := time.NewTicker(g.cfg.SSEHeartbeat)
-	defer beat.Stop()
-	var buf []item
-	var one []byte
+	var buf []*fanout.Item
 	for {
-		nctx, ncancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-beat.C:
-				ncancel()
-			case <-nctx.Done():
-			}
-		}()
-		items, err := conn.next(nctx, buf)
-		ncancel()
+		items, err := conn.Next(ctx, buf)
 		switch {
-		case errors.Is(err, errTooSlow):
+		case errors.Is(err, fanout.ErrTooSlow):
 			g.metrics.slowClosed.Inc()
 			out.WriteString("event: error\ndata: {\"type\":\"error\",\"error\":{\"code\":\"too_slow\",\"message\":\"too slow to keep up; resume with your cursor\"}}\n\n")
 			flush()
 			return
-		case errors.Is(err, errClosed):
+		case errors.Is(err, fanout.ErrClosed):
 			out.WriteString("event: close\ndata: {\"type\":\"close\",\"reason\":\"server going away; resume with your cursor\"}\n\n")
 			flush()
 			return
-		case err != nil && ctx.Err() != nil:
-			return
 		case err != nil:
-			out.WriteString(": ping\n\n")
-			if !flush() {
-				return
-			}
-			continue
+			return
 		}
 		buf = items
+		n := 0
 		for _, it := range items {
-			if it.typ == "mark" {
-				conn.cursor.Advance(it.partition, it.position)
+			if it.Kind == fanout.KindHeartbeat {
+				out.WriteString(": ping\n\n")
 				continue
 			}
 			var ok bool
-			if one, ok = conn.render(one[:0], it); !ok {
+			if one, ok = conn.Render(one[:0], it); !ok {
 				continue
 			}
-			id := ""
-			if it.durable {
-				id = conn.cursor.Encode()
+			id = id[:0]
+			if it.Kind == fanout.KindEvent {
+				id = conn.AppendCursor(id)
 			}
-			writeSSE(&out, it.typ, id, one)
+			writeSSE(&out, it.Type, id, one)
+			n++
 		}
-		if out.Len() > 0 && !flush() {
-			return
+		if out.Len() > 0 {
+			if !flush() {
+				return
+			}
+			g.metrics.wrote("sse", items, n)
+		}
+		clear(items)
+		if out.Cap() > 256<<10 {
+			out = bytes.Buffer{}
 		}
 	}
 }
 
-func writeSSE(out *bytes.Buffer, typ, id string, data []byte) {
-	if id != "" {
+// heartbeats asks every SSE stream for its comment line, from one ticker
+// for all of them, until ctx is done.
+func (g *Gateway) heartbeats(ctx context.Context) {
+	tick := time.NewTicker(g.cfg.SSEHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		g.hub.Each(func(c *fanout.Conn) {
+			if c.Beats {
+				c.Beat()
+			}
+		})
+	}
+}
+
+func writeSSE(out *bytes.Buffer, typ string, id, data []byte) {
+	if len(id) > 0 {
 		out.WriteString("id: ")
-		out.WriteString(id)
+		out.Write(id)
 		out.WriteByte('\n')
 	}
 	if typ == "control" || typ == "" {
@@ -146,41 +158,41 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 	events := make([]rawJSON, 0)
 	if cursor != "" {
 		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		var buf []item
+		var buf []*fanout.Item
+		wctx, wcancel := context.WithDeadline(ctx, deadline)
+		defer wcancel()
 	collect:
 		for len(events) < maxEvents {
-			if len(events) > 0 && !conn.pending() {
+			if len(events) > 0 && !conn.Pending() {
 				break // answer the first events to arrive at once
 			}
-			wctx, wcancel := context.WithDeadline(ctx, deadline)
-			items, err := conn.next(wctx, buf)
-			wcancel()
+			items, err := conn.Next(wctx, buf)
 			if err != nil {
 				break // wait elapsed, closed or too slow: the cursor resumes the rest
 			}
 			buf = items
 			for _, it := range items {
-				if it.typ == "mark" {
-					conn.cursor.Advance(it.partition, it.position)
-					continue
-				}
 				if len(events) >= maxEvents {
-					break collect // the rest comes on the next poll
+					break collect // the rest comes on the next poll, from the cursor
 				}
-				if one, ok := conn.render(nil, it); ok {
+				if one, ok := conn.Render(nil, it); ok {
 					events = append(events, rawJSON(one))
 				}
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.cursor.Encode()})
+	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.Cursor()})
+	if len(events) > 0 {
+		g.metrics.wrote("longpoll", nil, len(events))
+	}
 }
 
 // openHTTPStream opens a connection for an SSE or long-poll request,
 // answering the error itself when it cannot.
-func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*Conn, bool) {
+func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*fanout.Conn, bool) {
 	conn := g.newConn(u.ID)
-	if err := g.open(ctx, conn, cursor); err != nil {
+	conn.Beats = transport == "sse"
+	if err := g.hub.Open(ctx, conn, cursor, g.cfg.MaxConnsPerUser); err != nil {
 		g.writeErr(w, r, err)
 		return nil, false
 	}
@@ -188,7 +200,7 @@ func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *
 	return conn, true
 }
 
-func (g *Gateway) closeHTTPStream(conn *Conn, transport string) {
-	g.hub.unregister(conn)
+func (g *Gateway) closeHTTPStream(conn *fanout.Conn, transport string) {
+	g.hub.Unregister(conn)
 	g.metrics.connections.WithLabelValues(transport).Dec()
 }
