@@ -44,3 +44,20 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+// TestCursorEncodingIsStable: cursors that clients hold keep their exact
+// form (golden strings made by the encoder before AppendEncode).
+func TestCursorEncodingIsStable(t *testing.T) {
+	c := Cursor{Deployment: 0xdeadbeef, Positions: map[int]int64{0: 1, 5: 300, 63: 1 << 40, 7: 0, 20: 99999}}
+	if got, want := c.Encode(), "Ad6tvu8BAQWsAg-fjQYrgICAgIAg"; got != want {
+		t.Fatalf("Encode = %s, want %s", got, want)
+	}
+	m := NewCursor(3)
+	for p := 0; p < 64; p++ {
+		m.Positions[p] = int64(p*p) << 9
+	}
+	const want64 = "AQAAAAMCgAQBgBABgCQBgEABgGQBgJABAYDEAQGAgAIBgMQCAYCQAwGA5AMBgMAEAYCkBQGAkAYBgIQHAYCACAGAhAkBgJAKAYCkCwGAwAwBgOQNAYCQDwGAxBABgIASAYDEEwGAkBUBgOQWAYDAGAGApBoBgJAcAYCEHgGAgCABgIQiAYCQJAGApCYBgMAoAYDkKgGAkC0BgMQvAYCAMgGAxDQBgJA3AYDkOQGAwDwBgKQ_AYCQQgGAhEUBgIBIAYCESwGAkE4BgKRRAYDAVAGA5FcBgJBbAYDEXgGAgGIBgMRlAYCQaQGA5GwBgMBwAYCkdAGAkHgBgIR8"
+	if got := string(m.AppendEncode([]byte{})); got != want64 {
+		t.Fatalf("AppendEncode of 64 partitions = %s, want %s", got, want64)
+	}
+}
