@@ -368,7 +368,7 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 			}
 		}
 		if !has(public) {
-			user, exp, err := g.authenticate(r, has(realtime))
+			user, exp, err := g.authenticateOffStack(r, has(realtime))
 			if err != nil {
 				g.writeErr(w, r, err)
 				return

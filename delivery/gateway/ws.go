@@ -91,7 +91,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{wsSubprotocol},
 		InsecureSkipVerify: true, // origin checked above, with our own error body
 		CompressionMode:    websocket.CompressionDisabled,
