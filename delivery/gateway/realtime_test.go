@@ -19,7 +19,7 @@ import (
 )
 
 // startGateway runs an embedded gateway and sequencer for a test.
-func startGateway(t *testing.T, cfg Config) (*httptest.Server, *auth.Verifier) {
+func startGateway(t *testing.T, cfg Config) (*httptest.Server, *auth.Verifier, *Gateway) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -40,13 +40,13 @@ func startGateway(t *testing.T, cfg Config) (*httptest.Server, *auth.Verifier) {
 	<-g.Hub().Ready()
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
-	return srv, v
+	return srv, v, g
 }
 
 // TestSSEHeartbeatComesFromTheSharedTicker: an idle SSE stream gets its
 // comment line at the heartbeat interval, without a timer of its own.
 func TestSSEHeartbeatComesFromTheSharedTicker(t *testing.T) {
-	srv, v := startGateway(t, Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 4 * time.Second, SSEHeartbeat: 50 * time.Millisecond})
+	srv, v, _ := startGateway(t, Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 4 * time.Second, SSEHeartbeat: 50 * time.Millisecond})
 	tok, _ := v.Issue(chat.User{ID: "alice"}, time.Hour)
 	req, _ := http.NewRequest("GET", srv.URL+"/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -157,5 +157,35 @@ func TestASendAnsweredUnavailableIsNeverApplied(t *testing.T) {
 	_, body = call("GET", "/v1/conversations/"+cid+"/messages", "")
 	if strings.Contains(body, `"text":"hi"`) {
 		t.Fatalf("a send answered 503 was applied: %s", body)
+	}
+}
+
+// TestSSEStreamEndsWhenTheClientLeaves: a stream served off the handler
+// still notices at once that its client left, and is unregistered (the
+// user goes offline), without waiting for a heartbeat.
+func TestSSEStreamEndsWhenTheClientLeaves(t *testing.T) {
+	srv, v, g := startGateway(t, Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 4 * time.Second, SSEHeartbeat: time.Hour})
+	tok, _ := v.Issue(chat.User{ID: "alice"}, time.Hour)
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" || res.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("status %d, headers %v", res.StatusCode, res.Header)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != "retry: 2000\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if n := g.Hub().Connections("alice"); n != 1 {
+		t.Fatalf("%d connections while streaming", n)
+	}
+	res.Body.Close()
+	for deadline := time.Now().Add(5 * time.Second); g.Hub().Connections("alice") != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream outlived its client")
+		}
 	}
 }

@@ -51,7 +51,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// that reconnects before any event still resumes where it was.
 	writeSSE(&out, "ready", conn.AppendCursor(nil), conn.ReadyFrame())
 
-	if _, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 && r.Method == http.MethodGet {
+	if _, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet {
 		g.detachSSE(w, conn, out.Bytes())
 		return
 	}
