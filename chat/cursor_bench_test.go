@@ -24,6 +24,18 @@ func BenchmarkCursorAppendEncode(b *testing.B) {
 	}
 }
 
+func BenchmarkCursorEncode(b *testing.B) {
+	for _, n := range []int{1, 8, 64} {
+		c := benchCursor(n)
+		b.Run(itoa(n)+"partitions", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = c.Encode()
+			}
+		})
+	}
+}
+
 func BenchmarkCursorDecode(b *testing.B) {
 	for _, n := range []int{1, 8, 64} {
 		s := benchCursor(n).Encode()

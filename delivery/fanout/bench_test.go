@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -25,9 +26,9 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	}
 }
 
-// BenchmarkHubDispatch queues one event on 5,000 connections (a big
-// room) and wakes each; per op is one event, so ns/op / 5000 is the cost
-// of one delivery.
+// BenchmarkHubDispatch reads one event record for a 5,000-member room
+// (decoding included) and queues the event on 5,000 connections, waking
+// each; ns/delivery is the cost of one delivery.
 func BenchmarkHubDispatch(b *testing.B) {
 	const members = 5000
 	lg := &fakeLog{parts: 64}
@@ -46,7 +47,12 @@ func BenchmarkHubDispatch(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		pos++
-		h.fanOut(readBatch{records: []chat.Sequenced{{Events: []chat.Event{benchEvent(pos)}, Recipients: recipients}}, received: time.Now()})
+		b.StopTimer()
+		val, _ := json.Marshal(chat.Sequenced{CommandID: "cmd", Gateway: "gw2", Events: []chat.Event{benchEvent(pos)}, Recipients: recipients})
+		b.StartTimer()
+		if rb, ok := h.read(5, []chat.Record{{Partition: 5, Offset: pos, Value: val}}); ok {
+			h.fanOut(rb)
+		}
 		if pos%256 == 0 { // drain, as writers would
 			b.StopTimer()
 			for _, c := range conns {

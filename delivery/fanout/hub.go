@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -43,6 +44,8 @@ type Hub struct {
 	gen     uint64
 	touched []kick
 	ready   chan struct{}
+
+	recipients recipientCache // the reader's
 
 	// Hooks, set before Run.
 
@@ -140,10 +143,18 @@ func (h *Hub) Run(ctx context.Context) error {
 func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 	b := readBatch{received: time.Now()}
 	for i := range recs {
-		var s chat.Sequenced
-		if err := json.Unmarshal(recs[i].Value, &s); err != nil {
+		var w wireSequenced
+		if err := json.Unmarshal(recs[i].Value, &w); err != nil {
 			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset)
 			continue
+		}
+		s := chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result}
+		if len(s.Events) > 0 {
+			var err error
+			if s.Recipients, err = h.recipients.decode(s.Events[0].ConversationID, w.Recipients); err != nil {
+				h.logger.Warn("dropping an event record with undecodable recipients", "partition", partition, "offset", recs[i].Offset)
+				continue
+			}
 		}
 		// A removal is forgotten before the remover hears it is done, so
 		// the removed member's next send here reads the store again.
@@ -322,4 +333,54 @@ func (h *Hub) Each(f func(*Conn)) {
 	for _, c := range conns {
 		f(c)
 	}
+}
+
+// wireSequenced is chat.Sequenced as read by the hub: the recipients stay
+// encoded until the cache has not seen them.
+type wireSequenced struct {
+	CommandID  string          `json:"command_id"`
+	Gateway    string          `json:"gateway,omitempty"`
+	Events     []chat.Event    `json:"events,omitempty"`
+	Result     chat.Result     `json:"result"`
+	Recipients json.RawMessage `json:"recipients,omitempty"`
+}
+
+// recipientCache keeps, per conversation, the last recipient list read:
+// consecutive events of a big room name the same thousands of members,
+// decoded once rather than once per event.
+type recipientCache struct {
+	byConversation map[string]cachedRecipients
+}
+
+type cachedRecipients struct {
+	raw  json.RawMessage
+	list []string
+}
+
+// maxCachedConversations bounds the cache; it starts over beyond.
+const maxCachedConversations = 4096
+
+// minCachedRecipients is the smallest list worth caching.
+const minCachedRecipients = 64
+
+// decode returns the recipients encoded in raw, from the cache when cid's
+// last list was the same. The list returned is shared: never modified.
+func (rc *recipientCache) decode(cid string, raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if c, ok := rc.byConversation[cid]; ok && bytes.Equal(c.raw, raw) {
+		return c.list, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, err
+	}
+	if len(list) >= minCachedRecipients {
+		if rc.byConversation == nil || len(rc.byConversation) >= maxCachedConversations {
+			rc.byConversation = map[string]cachedRecipients{}
+		}
+		rc.byConversation[cid] = cachedRecipients{raw: raw, list: list}
+	}
+	return list, nil
 }

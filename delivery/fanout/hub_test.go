@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,4 +135,37 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met in 10 s")
+}
+
+// TestWireSequencedReadsEveryField: the hub's decoding of an events record
+// knows every field chat.Sequenced has, so none is dropped silently.
+func TestWireSequencedReadsEveryField(t *testing.T) {
+	names := func(typ reflect.Type) map[string]bool {
+		m := map[string]bool{}
+		for i := 0; i < typ.NumField(); i++ {
+			m[strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]] = true
+		}
+		return m
+	}
+	want, got := names(reflect.TypeOf(chat.Sequenced{})), names(reflect.TypeOf(wireSequenced{}))
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("chat.Sequenced has %v, the hub reads %v", want, got)
+	}
+}
+
+// TestRecipientsChangeWithTheMembers: the cached recipients of a room are
+// reused only while they are the same; a member added is delivered to.
+func TestRecipientsChangeWithTheMembers(t *testing.T) {
+	th := newTestHub(t, nil)
+	members := make([]string, 100)
+	for i := range members {
+		members[i] = fmt.Sprint("user", i)
+	}
+	late, _ := th.open(t, "late", 64)
+	th.feed(t, 1, message(1, "x", "c1", members...))
+	th.feed(t, 1, message(1, "x", "c2", append(members, "late")...))
+	waitFor(t, func() bool { return late.Pending() })
+	if items, _ := late.Take(nil); len(items) != 1 {
+		t.Fatalf("the added member got %d events, want 1", len(items))
+	}
 }
