@@ -242,6 +242,7 @@ func (s *sseStream) write() {
 		if b.out.Len() > 0 {
 			_ = s.nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 			if _, err := s.nc.Write(b.out.Bytes()); err != nil {
+				s.g.metrics.dropped.WithLabelValues("write_failed").Inc()
 				s.conn.CloseWith(1001, "")
 				s.end()
 				return

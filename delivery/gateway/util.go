@@ -74,6 +74,9 @@ type metrics struct {
 	connections *prometheus.GaugeVec
 	slowClosed  prometheus.Counter
 	overflows   prometheus.Counter
+	// dropped counts connections the server closed because the client did
+	// not answer (a ping without pong, a write that timed out or failed).
+	dropped *prometheus.CounterVec
 	// writes counts socket writes (a WebSocket frame, an SSE flush, a
 	// long-poll answer) and written the events they carried, by transport:
 	// writes / written is the writes per delivery.
@@ -98,6 +101,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_connections", Help: "Open realtime connections by transport."}, []string{"transport"}),
 		slowClosed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up."}),
 		overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_queue_overflows_total", Help: "Connection queues that overflowed (the connection is then closed with 1013)."}),
+		dropped:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_dropped_total", Help: "Realtime connections the server closed because the client stopped answering, by reason (ping_timeout, write_failed)."}, []string{"reason"}),
 		writes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_writes_total", Help: "Writes to realtime connections (WebSocket frames, SSE flushes, long-poll answers) by transport; many events share one."}, []string{"transport"}),
 		written:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_written_items_total", Help: "Events and answers written to realtime connections by transport."}, []string{"transport"}),
 		hop: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -114,7 +118,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	} else if g, ok := r.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	}
-	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed, m.overflows, m.writes, m.written, m.hop)
+	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.hop)
 	return m
 }
 

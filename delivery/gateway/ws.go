@@ -240,6 +240,7 @@ func (s *wsSession) write() {
 		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
 		cancel()
 		if err != nil {
+			g.metrics.dropped.WithLabelValues("write_failed").Inc()
 			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
 			return
@@ -259,6 +260,7 @@ func (s *wsSession) keepalive() {
 	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
 	defer cancel()
 	if err := s.ws.Ping(ctx); err != nil {
+		s.g.metrics.dropped.WithLabelValues("ping_timeout").Inc()
 		s.conn.Close()
 	}
 }
