@@ -44,15 +44,30 @@ const MaxCursorLen = 1024
 // Encode returns the cursor's compact opaque form: version, deployment,
 // then (partition delta, position) uvarint pairs in partition order,
 // base64url without padding.
-func (c Cursor) Encode() string {
-	parts := make([]int, 0, len(c.Positions))
+func (c Cursor) Encode() string { return string(c.AppendEncode(nil)) }
+
+// AppendEncode appends the form Encode returns to dst. It allocates
+// nothing when dst has room and the cursor names at most 64 partitions:
+// the fan-out writes a cursor with every event it delivers.
+func (c Cursor) AppendEncode(dst []byte) []byte {
+	var small [64]int
+	parts := small[:0]
 	for p, v := range c.Positions {
 		if v > 0 {
 			parts = append(parts, p)
 		}
 	}
-	sort.Ints(parts)
-	buf := make([]byte, 0, 5+len(parts)*8)
+	if len(parts) > 16 {
+		sort.Ints(parts)
+	} else {
+		for i := 1; i < len(parts); i++ { // insertion sort: no interface boxing
+			for j := i; j > 0 && parts[j] < parts[j-1]; j-- {
+				parts[j], parts[j-1] = parts[j-1], parts[j]
+			}
+		}
+	}
+	var raw [5 + 64*(binary.MaxVarintLen64+2)]byte
+	buf := raw[:0]
 	buf = append(buf, cursorVersion)
 	buf = binary.BigEndian.AppendUint32(buf, c.Deployment)
 	prev := -1
@@ -61,7 +76,7 @@ func (c Cursor) Encode() string {
 		buf = binary.AppendUvarint(buf, uint64(c.Positions[p]))
 		prev = p
 	}
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return base64.RawURLEncoding.AppendEncode(dst, buf)
 }
 
 // DecodeCursor parses s. It fails with CodeCursorExpired when s is not a

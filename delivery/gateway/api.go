@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -53,120 +52,18 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, userOf(r))
 }
 
-// submit appends cmd to the commands log and waits for its result.
+// submit appends cmd to the commands log and waits for its result
+// (delivery/submit: "unavailable" only for a command that will never be
+// applied).
 func (g *Gateway) submit(ctx context.Context, cmd *chat.Command) (chat.Result, error) {
-	ch := make(chan submitted, 1)
-	g.submitAsync(ctx, cmd, func(res chat.Result, err error) { ch <- submitted{res, err} })
-	s := <-ch
-	return s.res, s.err
-}
-
-type submitted struct {
-	res chat.Result
-	err error
+	return g.submitter.Wait(ctx, cmd)
 }
 
 // submitAsync appends cmd to the commands log; done is called exactly once
-// with the sequencer's result, or with 503 when none comes in time.
+// with the sequencer's result, or with 503 for a command that will never
+// be applied.
 func (g *Gateway) submitAsync(ctx context.Context, cmd *chat.Command, done func(chat.Result, error)) {
-	g.inflight.Add(1)
-	cmd.ID = chat.NewID("cmd")
-	cmd.Gateway = g.hub.id
-	cmd.At = time.Now().UTC()
-	cmd.Deadline = cmd.At.Add(g.cfg.CommandTimeout)
-	var once sync.Once
-	finish := func(res chat.Result, err error) {
-		once.Do(func() {
-			done(res, err)
-			g.inflight.Done()
-		})
-	}
-	val, err := jsonMarshal(cmd)
-	if err != nil {
-		finish(chat.Result{}, err)
-		return
-	}
-	timer := time.AfterFunc(g.cfg.CommandTimeout, func() {
-		g.hub.forget(cmd.ID)
-		finish(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "timed out waiting for the sequencer"))
-	})
-	g.hub.expect(cmd.ID, func(res chat.Result) {
-		timer.Stop()
-		finish(res, res.Err())
-	})
-	failed := func() {
-		timer.Stop()
-		g.hub.forget(cmd.ID)
-		finish(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the command log is unavailable"))
-	}
-	// The appender takes it from here, in order: a connection's read loop
-	// never waits on the log, and sends that queue meanwhile share one
-	// Append.
-	lane := g.appends[chat.PartitionOf(cmd.ConversationID, g.log.Partitions())%len(g.appends)]
-	q := queuedCommand{rec: &chat.Record{Key: cmd.ConversationID, Value: val}, failed: failed}
-	select {
-	case lane <- q: // the usual case: no timer for it
-		return
-	default:
-	}
-	wait := time.NewTimer(g.cfg.CommandTimeout)
-	defer wait.Stop()
-	select {
-	case lane <- q:
-	case <-wait.C:
-		failed()
-	}
-}
-
-// queuedCommand is a command waiting for the appender.
-type queuedCommand struct {
-	rec    *chat.Record
-	failed func()
-}
-
-// maxAppendBatch bounds the commands of one Append.
-const maxAppendBatch = 512
-
-// appendLanes is how many appenders run side by side. A conversation's
-// commands always take the lane of its partition, so their order is kept.
-const appendLanes = 16
-
-// appender appends one lane's queued commands to the commands log in queue
-// order, all that queued during the previous Append in the next one, until
-// ctx is done.
-func (g *Gateway) appender(ctx context.Context, lane chan queuedCommand) {
-	batch := make([]queuedCommand, 0, maxAppendBatch)
-	recs := make([]*chat.Record, 0, maxAppendBatch)
-	for {
-		batch, recs = batch[:0], recs[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case q := <-lane:
-			batch = append(batch, q)
-		}
-	gather:
-		for len(batch) < maxAppendBatch {
-			select {
-			case q := <-lane:
-				batch = append(batch, q)
-			default:
-				break gather
-			}
-		}
-		for _, q := range batch {
-			recs = append(recs, q.rec)
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.CommandTimeout)
-		err := g.log.Append(actx, chat.TopicCommands, recs...)
-		cancel()
-		if err != nil {
-			g.logger.Warn("appending commands failed", "err", err, "commands", len(batch))
-			for _, q := range batch {
-				q.failed()
-			}
-		}
-	}
+	g.submitter.Submit(ctx, cmd, done)
 }
 
 // member loads a conversation the caller belongs to; 404 otherwise, so

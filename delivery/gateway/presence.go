@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/presence"
 )
 
@@ -130,5 +131,5 @@ func (s *wsSession) Presence(e chat.Ephemeral) {
 	if err != nil {
 		return
 	}
-	s.conn.enqueue(item{data: b, typ: e.Type})
+	s.conn.Enqueue(&fanout.Item{Data: b, Type: e.Type, Kind: fanout.KindEphemeral})
 }

@@ -23,7 +23,9 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/presence"
+	"github.com/parleychat/parley/delivery/submit"
 )
 
 // Config holds the gateway's settings.
@@ -99,7 +101,8 @@ type Gateway struct {
 	index      chat.Index
 	blobs      chat.Blobs
 	verifier   *auth.Verifier
-	hub        *Hub
+	hub        *hub
+	submitter  *submit.Submitter
 	logger     *slog.Logger
 	deployment uint32
 	partitions int
@@ -114,8 +117,6 @@ type Gateway struct {
 
 	shutdown  chan struct{}
 	closeOnce sync.Once
-	inflight  sync.WaitGroup
-	appends   []chan queuedCommand // to the appenders, by partition
 }
 
 // Deps are what a gateway is wired to.
@@ -162,31 +163,28 @@ func New(cfg Config, d Deps) *Gateway {
 			g.origins = append(g.origins, o)
 		}
 	}
-	g.hub = NewHub(d.GatewayID, d.Log, d.Store, d.Logger)
 	g.metrics = newMetrics(d.Registerer)
-	g.hub.onDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
+	g.hub = &hub{Hub: fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment}), id: d.GatewayID, log: d.Log}
+	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.hub.OnResult = g.submitter.Resolve
+	g.hub.OnDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
 	g.members = newMemberCache()
-	g.hub.onRemoved = g.members.forget
+	g.hub.OnRemoved = g.members.forget
 	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
-	g.appends = make([]chan queuedCommand, min(appendLanes, d.Log.Partitions()))
-	for i := range g.appends {
-		g.appends[i] = make(chan queuedCommand, 1024)
-	}
-	g.hub.onRegister, g.hub.onUnregister = g.presence.Connected, g.presence.Disconnected
-	g.hub.onMembership = g.presence.MembershipChanged
+	g.hub.OnRegister, g.hub.OnUnregister = g.presence.Connected, g.presence.Disconnected
+	g.hub.OnMembership = g.presence.MembershipChanged
 	return g
 }
 
 // Hub returns the gateway's fan-out hub.
-func (g *Gateway) Hub() *Hub { return g.hub }
+func (g *Gateway) Hub() *fanout.Hub { return g.hub.Hub }
 
 // Run runs the fan-out and the WebSocket keepalive until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.keepalive(ctx)
 	go func() { _ = g.presence.Run(ctx) }()
-	for _, lane := range g.appends {
-		go g.appender(ctx, lane)
-	}
+	go g.submitter.Run(ctx)
+	go g.heartbeats(ctx)
 	return g.hub.Run(ctx)
 }
 
@@ -212,9 +210,9 @@ func (g *Gateway) keepalive(ctx context.Context) {
 				}
 			}()
 		}
-		g.hub.each(func(c *Conn) {
-			if c.keepalive != nil {
-				work <- c.keepalive
+		g.hub.Each(func(c *fanout.Conn) {
+			if c.Keepalive != nil {
+				work <- c.Keepalive
 			}
 		})
 		close(work)
@@ -226,17 +224,12 @@ func (g *Gateway) keepalive(ctx context.Context) {
 // connection with 1001 (going away), so clients resume elsewhere.
 func (g *Gateway) BeginShutdown() {
 	g.closeOnce.Do(func() { close(g.shutdown) })
-	g.hub.each(func(c *Conn) { c.close() })
+	g.hub.Each(func(c *fanout.Conn) { c.Close() })
 }
 
 // Drain waits until in-flight commands have their results, or ctx ends.
 func (g *Gateway) Drain(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { g.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	g.submitter.Drain(ctx)
 }
 
 func (g *Gateway) shuttingDown() bool {
@@ -380,7 +373,7 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 			}
 		}
 		if !has(public) {
-			user, exp, err := g.authenticate(r, has(realtime))
+			user, exp, err := g.authenticateOffStack(r, has(realtime))
 			if err != nil {
 				g.writeErr(w, r, err)
 				return

@@ -4,16 +4,30 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
 )
 
 const sseWriteTimeout = 10 * time.Second
 
+// Final SSE events of a stream the server ends.
+const (
+	sseTooSlow = "event: error\ndata: {\"type\":\"error\",\"error\":{\"code\":\"too_slow\",\"message\":\"too slow to keep up; resume with your cursor\"}}\n\n"
+	sseClosed  = "event: close\ndata: {\"type\":\"close\",\"reason\":\"server going away; resume with your cursor\"}\n\n"
+)
+
 // serveSSE streams events as Server-Sent Events. Each durable event's id is
 // its cursor, so EventSource's Last-Event-ID resumes exactly.
+//
+// Over HTTP/1.1 the stream leaves the HTTP server (sseStream): an idle
+// stream then holds one small goroutine that notices the client leave, and
+// a writer runs only while events wait. Over HTTP/2 the handler serves it.
 func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
 	cursor := r.URL.Query().Get("cursor")
@@ -26,20 +40,24 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer g.closeHTTPStream(conn, "sse")
-
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
 
 	var out bytes.Buffer
 	out.WriteString("retry: 2000\n\n")
 	// The ready object carries the cursor as its id too, so an EventSource
 	// that reconnects before any event still resumes where it was.
-	writeSSE(&out, "ready", conn.cursor.Encode(), conn.readyFrame())
+	writeSSE(&out, "ready", conn.AppendCursor(nil), conn.ReadyFrame())
+
+	if _, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet {
+		g.detachSSE(w, conn, out.Bytes())
+		return
+	}
+	defer g.closeHTTPStream(conn, "sse")
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
 	flush := func() bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if _, err := w.Write(out.Bytes()); err != nil {
@@ -51,66 +69,216 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if !flush() {
 		return
 	}
-	beat := time.NewTicker(g.cfg.SSEHeartbeat)
-	defer beat.Stop()
-	var buf []item
-	var one []byte
+	var buf []*fanout.Item
+	var scratch sseScratch
 	for {
-		nctx, ncancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-beat.C:
-				ncancel()
-			case <-nctx.Done():
-			}
-		}()
-		items, err := conn.next(nctx, buf)
-		ncancel()
+		items, err := conn.Next(ctx, buf)
 		switch {
-		case errors.Is(err, errTooSlow):
+		case errors.Is(err, fanout.ErrTooSlow):
 			g.metrics.slowClosed.Inc()
-			out.WriteString("event: error\ndata: {\"type\":\"error\",\"error\":{\"code\":\"too_slow\",\"message\":\"too slow to keep up; resume with your cursor\"}}\n\n")
+			out.WriteString(sseTooSlow)
 			flush()
 			return
-		case errors.Is(err, errClosed):
-			out.WriteString("event: close\ndata: {\"type\":\"close\",\"reason\":\"server going away; resume with your cursor\"}\n\n")
+		case errors.Is(err, fanout.ErrClosed):
+			out.WriteString(sseClosed)
 			flush()
-			return
-		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			out.WriteString(": ping\n\n")
+			return
+		}
+		buf = items
+		n := scratch.render(&out, conn, items)
+		if out.Len() > 0 {
 			if !flush() {
 				return
 			}
+			g.metrics.wrote("sse", items, n)
+		}
+		clear(items)
+		if out.Cap() > 256<<10 {
+			out = bytes.Buffer{}
+		}
+	}
+}
+
+// sseScratch is a writer's scratch space for one event.
+type sseScratch struct{ one, id []byte }
+
+// render writes items as SSE events to out; it returns how many it wrote.
+func (s *sseScratch) render(out *bytes.Buffer, conn *fanout.Conn, items []*fanout.Item) int {
+	n := 0
+	for _, it := range items {
+		if it.Kind == fanout.KindHeartbeat {
+			out.WriteString(": ping\n\n")
 			continue
 		}
-		buf = items
-		for _, it := range items {
-			if it.typ == "mark" {
-				conn.cursor.Advance(it.partition, it.position)
-				continue
-			}
-			var ok bool
-			if one, ok = conn.render(one[:0], it); !ok {
-				continue
-			}
-			id := ""
-			if it.durable {
-				id = conn.cursor.Encode()
-			}
-			writeSSE(&out, it.typ, id, one)
+		var ok bool
+		if s.one, ok = conn.Render(s.one[:0], it); !ok {
+			continue
 		}
-		if out.Len() > 0 && !flush() {
+		s.id = s.id[:0]
+		if it.Kind == fanout.KindEvent {
+			s.id = conn.AppendCursor(s.id)
+		}
+		writeSSE(out, it.Type, s.id, s.one)
+		n++
+	}
+	return n
+}
+
+// sseStream is an SSE stream taken over from the HTTP server: its response
+// is written chunked straight to the socket, by a writer that runs only
+// while items wait, and a one-byte reader notices the client leave.
+type sseStream struct {
+	g    *Gateway
+	nc   net.Conn
+	conn *fanout.Conn
+	once sync.Once
+}
+
+// sseBuffers are the buffers of running SSE writers.
+var sseBuffers = sync.Pool{New: func() any { return new(sseBuffer) }}
+
+type sseBuffer struct {
+	items     []*fanout.Item
+	body, out bytes.Buffer
+	scratch   sseScratch
+}
+
+// detachSSE hijacks the stream's connection and writes its head and first
+// events; from then on the stream lives without the handler.
+func (g *Gateway) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byte) {
+	nc, brw, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		g.closeHTTPStream(conn, "sse")
+		return
+	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	_ = w.Header().Write(&head)
+	head.WriteString("\r\n")
+	appendChunk(&head, first)
+	_ = brw.Writer.Flush() // nothing should be buffered; never lose it
+	_ = nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if _, err := nc.Write(head.Bytes()); err != nil {
+		nc.Close()
+		g.closeHTTPStream(conn, "sse")
+		return
+	}
+	s := &sseStream{g: g, nc: nc, conn: conn}
+	go s.watch()
+	conn.StartWriter(func() { go s.write() })
+}
+
+// appendChunk appends data as one HTTP/1.1 chunk.
+func appendChunk(out *bytes.Buffer, data []byte) {
+	out.WriteString(strconv.FormatInt(int64(len(data)), 16))
+	out.WriteString("\r\n")
+	out.Write(data)
+	out.WriteString("\r\n")
+}
+
+// watch waits for the client to leave (nothing more is read from an SSE
+// request), then closes the stream.
+func (s *sseStream) watch() {
+	var b [1]byte
+	for {
+		if _, err := s.nc.Read(b[:]); err != nil {
+			s.conn.CloseWith(1000, "")
+			s.end()
 			return
 		}
 	}
 }
 
-func writeSSE(out *bytes.Buffer, typ, id string, data []byte) {
-	if id != "" {
+// end releases the stream once: its socket, its registration.
+func (s *sseStream) end() {
+	s.once.Do(func() {
+		s.nc.Close()
+		s.g.closeHTTPStream(s.conn, "sse")
+	})
+}
+
+// write writes everything queued, one chunk per take, until nothing waits.
+func (s *sseStream) write() {
+	b := sseBuffers.Get().(*sseBuffer)
+	defer func() {
+		clear(b.items)
+		b.body.Reset()
+		b.out.Reset()
+		if b.out.Cap() > 256<<10 {
+			b.body, b.out = bytes.Buffer{}, bytes.Buffer{}
+		}
+		sseBuffers.Put(b)
+	}()
+	for {
+		items, err := s.conn.Take(b.items)
+		final := ""
+		switch {
+		case errors.Is(err, fanout.ErrTooSlow):
+			s.g.metrics.slowClosed.Inc()
+			final = sseTooSlow
+		case errors.Is(err, fanout.ErrClosed):
+			final = sseClosed
+		case err != nil:
+			s.end()
+			return
+		case len(items) == 0:
+			return
+		}
+		b.items = items
+		b.body.Reset()
+		n := b.scratch.render(&b.body, s.conn, items)
+		b.body.WriteString(final)
+		b.out.Reset()
+		if b.body.Len() > 0 {
+			appendChunk(&b.out, b.body.Bytes())
+		}
+		if final != "" {
+			b.out.WriteString("0\r\n\r\n")
+		}
+		if b.out.Len() > 0 {
+			_ = s.nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+			if _, err := s.nc.Write(b.out.Bytes()); err != nil {
+				s.g.metrics.dropped.WithLabelValues("write_failed").Inc()
+				s.conn.CloseWith(1001, "")
+				s.end()
+				return
+			}
+			s.g.metrics.wrote("sse", items, n)
+		}
+		if final != "" {
+			s.end()
+			return
+		}
+	}
+}
+
+// heartbeats asks every SSE stream for its comment line, from one ticker
+// for all of them, until ctx is done.
+func (g *Gateway) heartbeats(ctx context.Context) {
+	tick := time.NewTicker(g.cfg.SSEHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		g.hub.Each(func(c *fanout.Conn) {
+			if c.Beats {
+				c.Beat()
+			}
+		})
+	}
+}
+
+func writeSSE(out *bytes.Buffer, typ string, id, data []byte) {
+	if len(id) > 0 {
 		out.WriteString("id: ")
-		out.WriteString(id)
+		out.Write(id)
 		out.WriteByte('\n')
 	}
 	if typ == "control" || typ == "" {
@@ -136,7 +304,16 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 	cursor := q.Get("cursor")
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	conn, ok := g.openHTTPStream(ctx, w, r, u, cursor, "longpoll")
+	// The opening reads the store on a goroutine of its own: the deep
+	// stack it needs is not kept by a poll that then waits for long.
+	var conn *fanout.Conn
+	var ok bool
+	opened := make(chan struct{})
+	go func() {
+		defer close(opened)
+		conn, ok = g.openHTTPStream(ctx, w, r, u, cursor, "longpoll")
+	}()
+	<-opened
 	if !ok {
 		return
 	}
@@ -146,41 +323,41 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 	events := make([]rawJSON, 0)
 	if cursor != "" {
 		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		var buf []item
+		var buf []*fanout.Item
+		wctx, wcancel := context.WithDeadline(ctx, deadline)
+		defer wcancel()
 	collect:
 		for len(events) < maxEvents {
-			if len(events) > 0 && !conn.pending() {
+			if len(events) > 0 && !conn.Pending() {
 				break // answer the first events to arrive at once
 			}
-			wctx, wcancel := context.WithDeadline(ctx, deadline)
-			items, err := conn.next(wctx, buf)
-			wcancel()
+			items, err := conn.Next(wctx, buf)
 			if err != nil {
 				break // wait elapsed, closed or too slow: the cursor resumes the rest
 			}
 			buf = items
 			for _, it := range items {
-				if it.typ == "mark" {
-					conn.cursor.Advance(it.partition, it.position)
-					continue
-				}
 				if len(events) >= maxEvents {
-					break collect // the rest comes on the next poll
+					break collect // the rest comes on the next poll, from the cursor
 				}
-				if one, ok := conn.render(nil, it); ok {
+				if one, ok := conn.Render(nil, it); ok {
 					events = append(events, rawJSON(one))
 				}
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.cursor.Encode()})
+	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.Cursor()})
+	if len(events) > 0 {
+		g.metrics.wrote("longpoll", nil, len(events))
+	}
 }
 
 // openHTTPStream opens a connection for an SSE or long-poll request,
 // answering the error itself when it cannot.
-func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*Conn, bool) {
+func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*fanout.Conn, bool) {
 	conn := g.newConn(u.ID)
-	if err := g.open(ctx, conn, cursor); err != nil {
+	conn.Beats = transport == "sse"
+	if err := g.hub.Open(ctx, conn, cursor, g.cfg.MaxConnsPerUser); err != nil {
 		g.writeErr(w, r, err)
 		return nil, false
 	}
@@ -188,7 +365,26 @@ func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *
 	return conn, true
 }
 
-func (g *Gateway) closeHTTPStream(conn *Conn, transport string) {
-	g.hub.unregister(conn)
+func (g *Gateway) closeHTTPStream(conn *fanout.Conn, transport string) {
+	g.hub.Unregister(conn)
 	g.metrics.connections.WithLabelValues(transport).Dec()
+}
+
+// authenticateOffStack authenticates a realtime request on a goroutine of
+// its own: token verification needs a deep stack, which a long-poll that
+// then waits would otherwise keep for as long as it waits.
+func (g *Gateway) authenticateOffStack(r *http.Request, realtime bool) (chat.User, time.Time, error) {
+	if !realtime {
+		return g.authenticate(r, false)
+	}
+	var user chat.User
+	var exp time.Time
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		user, exp, err = g.authenticate(r, true)
+	}()
+	<-done
+	return user, exp, err
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleychat/parley/delivery/fanout"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -72,7 +74,25 @@ type metrics struct {
 	connections *prometheus.GaugeVec
 	slowClosed  prometheus.Counter
 	overflows   prometheus.Counter
+	// dropped counts connections the server closed because the client did
+	// not answer (a ping without pong, a write that timed out or failed).
+	dropped *prometheus.CounterVec
+	// writes counts socket writes (a WebSocket frame, an SSE flush, a
+	// long-poll answer) and written the events they carried, by transport:
+	// writes / written is the writes per delivery.
+	writes  *prometheus.CounterVec
+	written *prometheus.CounterVec
+	// hop times one hop of a message's way through this gateway.
+	hop            *prometheus.HistogramVec
+	appendHop      prometheus.Observer
+	eventsToSocket prometheus.Observer
 }
+
+// Hops of parley_gateway_hop_seconds.
+const (
+	hopLogAppend      = "log_append"       // a command, from submission until the commands log took it
+	hopEventsToSocket = "events_to_socket" // an event, from its record's read until written to a socket
+)
 
 func newMetrics(r prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -81,15 +101,44 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_connections", Help: "Open realtime connections by transport."}, []string{"transport"}),
 		slowClosed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up."}),
 		overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_queue_overflows_total", Help: "Connection queues that overflowed (the connection is then closed with 1013)."}),
+		dropped:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_dropped_total", Help: "Realtime connections the server closed because the client stopped answering, by reason (ping_timeout, write_failed)."}, []string{"reason"}),
+		writes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_writes_total", Help: "Writes to realtime connections (WebSocket frames, SSE flushes, long-poll answers) by transport; many events share one."}, []string{"transport"}),
+		written:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_written_items_total", Help: "Events and answers written to realtime connections by transport."}, []string{"transport"}),
+		hop: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parley_gateway_hop_seconds",
+			Help:    "Time of one hop through the gateway: log_append (a command until the commands log took it), events_to_socket (an event from its record's read until written to a socket).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"hop"}),
 	}
+	m.appendHop = m.hop.WithLabelValues(hopLogAppend)
+	m.eventsToSocket = m.hop.WithLabelValues(hopEventsToSocket)
 	if r == nil {
 		reg := prometheus.NewRegistry()
 		r, m.gatherer = reg, reg
 	} else if g, ok := r.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	}
-	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed, m.overflows)
+	r.MustRegister(m.deliveries, m.sends, m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.hop)
 	return m
+}
+
+func (m *metrics) observeAppend(d time.Duration) { m.appendHop.Observe(d.Seconds()) }
+
+// wrote counts one socket write of transport that carried items, and the
+// events_to_socket hop of each live event among them.
+func (m *metrics) wrote(transport string, items []*fanout.Item, n int) {
+	m.writes.WithLabelValues(transport).Inc()
+	m.written.WithLabelValues(transport).Add(float64(n))
+	var now time.Time
+	for _, it := range items {
+		if it.Kind != fanout.KindEvent || it.Received.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		m.eventsToSocket.Observe(now.Sub(it.Received).Seconds())
+	}
 }
 
 func (m *metrics) handler() http.Handler {

@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
 )
 
 const (
@@ -90,7 +92,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{wsSubprotocol},
 		InsecureSkipVerify: true, // origin checked above, with our own error body
 		CompressionMode:    websocket.CompressionDisabled,
@@ -100,54 +102,78 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(g.cfg.MaxBody)
 	s := &wsSession{g: g, ws: ws, user: u, expires: expiryOf(r), conn: g.newConn(u.ID)}
-	s.conn.keepalive = s.keepalive
+	s.conn.Keepalive = s.keepalive
 	go s.run(cursor)
 }
 
+// wsSession is one WebSocket. Its reader goroutine lives as long as the
+// socket; a writer runs only while something waits to be written (the
+// connection starts it), so an idle WebSocket holds one goroutine and no
+// write buffer.
 type wsSession struct {
 	g       *Gateway
 	ws      *websocket.Conn
 	user    chat.User
 	expires time.Time
-	conn    *Conn
+	conn    *fanout.Conn
 	// watching: a presence.watch ends with the session (read loop only).
 	watching bool
 }
 
-// control queues a non-event frame (ack, pong, error) for the writer.
+// control queues a non-event frame (ack, pong, error) ahead of queued events.
 func (s *wsSession) control(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
 	}
-	s.conn.enqueue(item{data: b, typ: "control"})
+	s.conn.Control(b)
 }
 
+// run opens the connection and returns; the reader it starts lives as
+// long as the socket and closes the connection when it ends.
 func (s *wsSession) run(cursor string) {
 	g := s.g
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	g.metrics.connections.WithLabelValues("websocket").Inc()
-	defer g.metrics.connections.WithLabelValues("websocket").Dec()
-
 	// The reader starts at once; an optional hello frame may carry the
 	// cursor instead of the query. (A read with a deadline would close the
 	// socket when it expires, so the wait is on a channel.)
 	hello := make(chan string, 1)
 	done := make(chan struct{})
 	go func() {
+		defer func() {
+			cancel()
+			s.conn.CloseWith(int(websocket.StatusNormalClosure), "")
+			g.hub.Unregister(s.conn)
+			g.metrics.connections.WithLabelValues("websocket").Dec()
+		}()
 		defer close(done)
 		s.readLoop(ctx, hello)
 	}()
 	if cursor == "" {
+		t := time.NewTimer(wsHelloWait)
 		select {
 		case cursor = <-hello:
-		case <-time.After(wsHelloWait):
+		case <-t.C:
 		case <-done:
+			t.Stop()
 			return
 		}
+		t.Stop()
 	}
-	if err := g.open(ctx, s.conn, cursor); err != nil {
+	s.open(ctx, cursor)
+}
+
+// open opens the connection with cursor and writes ready; on failure it
+// closes the socket with the error's code and reports false.
+func (s *wsSession) open(ctx context.Context, cursor string) bool {
+	g := s.g
+	err := g.hub.Open(ctx, s.conn, cursor, g.cfg.MaxConnsPerUser)
+	if err == nil && ctx.Err() != nil {
+		g.hub.Unregister(s.conn) // the client left while it opened
+		err = ctx.Err()
+	}
+	if err != nil {
 		code := chat.ErrorCode(err)
 		if code == chat.CodeCursorExpired {
 			b := errorJSON(code, chat.ErrorMessage(err), "")
@@ -158,51 +184,71 @@ func (s *wsSession) run(cursor string) {
 			cc = websocket.StatusTryAgainLater
 		}
 		s.ws.Close(cc, chat.ErrorMessage(err))
-		return
+		return false
 	}
-	defer g.hub.unregister(s.conn)
-	if err := s.ws.Write(ctx, websocket.MessageText, s.conn.readyFrame()); err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
+	err = s.ws.Write(wctx, websocket.MessageText, s.conn.ReadyFrame())
+	wcancel()
+	if err != nil {
 		s.ws.CloseNow()
-		return
+		return false
 	}
-	s.writeLoop(ctx)
-	cancel()
-	<-done
+	s.conn.StartWriter(func() { go s.write() })
+	return true
 }
 
-func (s *wsSession) writeLoop(ctx context.Context) {
+// wsBuffers are the write buffers of running writers: an idle connection
+// holds none.
+var wsBuffers = sync.Pool{New: func() any { return new(wsBuffer) }}
+
+type wsBuffer struct {
+	items []*fanout.Item
+	frame []byte
+}
+
+// write writes everything queued, each take in one frame, until nothing
+// waits; the connection starts it again when something does.
+func (s *wsSession) write() {
 	g := s.g
-	var buf []item
-	var frame []byte
+	b := wsBuffers.Get().(*wsBuffer)
+	defer func() {
+		clear(b.items)
+		if cap(b.frame) > 256<<10 {
+			b.frame = nil
+		}
+		wsBuffers.Put(b)
+	}()
 	for {
-		items, err := s.conn.next(ctx, buf)
+		items, err := s.conn.Take(b.items)
 		switch {
-		case errors.Is(err, errTooSlow):
+		case errors.Is(err, fanout.ErrTooSlow):
 			g.metrics.slowClosed.Inc()
 			s.ws.Close(websocket.StatusTryAgainLater, "too slow to keep up; resume with your cursor")
 			return
-		case errors.Is(err, errClosed):
-			s.ws.Close(s.conn.closeCode(), s.conn.closeReason())
+		case errors.Is(err, fanout.ErrClosed):
+			s.ws.Close(websocket.StatusCode(s.conn.CloseCode()), s.conn.CloseReason())
 			return
 		case err != nil:
 			s.ws.CloseNow()
 			return
+		case len(items) == 0:
+			return
 		}
-		buf = items
-		frame = s.conn.renderBatch(frame[:0], items)
-		if len(frame) == 0 {
+		b.items = items
+		b.frame = s.conn.RenderBatch(b.frame[:0], items)
+		if len(b.frame) == 0 {
 			continue
 		}
-		wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
-		err = s.ws.Write(wctx, websocket.MessageText, frame)
-		wcancel()
+		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
+		cancel()
 		if err != nil {
+			g.metrics.dropped.WithLabelValues("write_failed").Inc()
+			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
 			return
 		}
-		if cap(frame) > 256<<10 {
-			frame = nil
-		}
+		g.metrics.wrote("websocket", items, len(items))
 	}
 }
 
@@ -211,13 +257,14 @@ func (s *wsSession) writeLoop(ctx context.Context) {
 // idle connection costs no goroutine of its own for this.
 func (s *wsSession) keepalive() {
 	if !s.expires.IsZero() && time.Now().After(s.expires) {
-		s.conn.closeWith(4401, "token expired")
+		s.conn.CloseWith(4401, "token expired")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
 	defer cancel()
 	if err := s.ws.Ping(ctx); err != nil {
-		s.conn.close()
+		s.g.metrics.dropped.WithLabelValues("ping_timeout").Inc()
+		s.conn.Close()
 	}
 }
 
@@ -233,13 +280,12 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		}
 		invalid++
 		if invalid > wsMaxInvalidInRow {
-			s.conn.closeWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
+			s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
 		}
 	}
 	for {
 		typ, data, err := s.ws.Read(ctx)
 		if err != nil {
-			s.conn.closeWith(int(websocket.StatusNormalClosure), "")
 			return
 		}
 		var f wsClientFrame
@@ -326,7 +372,7 @@ func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
 		// The WebSocket twin of 429: an error frame for the send, then
 		// close 4429; the client reconnects later with its cursor.
 		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")
-		s.conn.closeWith(4429, "rate limited")
+		s.conn.CloseWith(4429, "rate limited")
 		return
 	}
 	s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))

@@ -1,0 +1,343 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// ErrTooSlow means a connection's queue overflowed: the transport closes it
+// (WebSocket 1013) and the client resumes by cursor.
+var ErrTooSlow = errors.New("connection too slow to keep up")
+
+// ErrClosed means the connection was closed by the server or its reader;
+// everything queued before has been taken.
+var ErrClosed = errors.New("connection closed")
+
+// Conn is one realtime connection of one user, on any transport. The hub
+// queues items on it without blocking; the transport drains them, either
+// from a goroutine of its own (Next) or from a writer started only while
+// something waits (StartWriter), so an idle connection needs none.
+//
+// A connection holds two lanes: control items (acks, pongs, errors) and
+// everything else. Control items are always taken first, so an answer to
+// the client never waits behind queued events. Each lane is bounded by the
+// queue size; a connection whose queue overflows is dropped (ErrTooSlow),
+// never waited for.
+type Conn struct {
+	user    string
+	session string
+	max     int
+
+	// OnOverflow, if set before the connection is registered, is called
+	// once (on its own goroutine) when the queue overflows.
+	OnOverflow func()
+	// Keepalive, if set, pings the client (WebSocket); the gateway's
+	// keepalive ticker calls it.
+	Keepalive func()
+	// Beats says the transport wants heartbeat items (SSE).
+	Beats bool
+
+	mu       sync.Mutex
+	queue    []*Item
+	control  []*Item
+	beat     bool // a heartbeat waits in control
+	overflow bool
+	closed   bool
+	code     int
+	reason   string
+	start    func() // on-demand writer; nil when the transport waits in Next
+	writing  bool   // the on-demand writer runs (or is starting)
+	notify   chan struct{}
+	done     chan struct{}
+
+	mark uint64 // the hub's dispatch generation that last touched c (hub lock)
+
+	// Owned by the writer.
+	cursor chat.Cursor
+	replay []*Item
+}
+
+// NewConn returns a connection of user whose queue holds maxQueue items.
+func NewConn(user string, maxQueue int) *Conn {
+	return &Conn{user: user, session: chat.NewID("ses"), max: maxQueue, notify: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// User is the connection's user.
+func (c *Conn) User() string { return c.user }
+
+// Session is the connection's session id (sent in ready).
+func (c *Conn) Session() string { return c.session }
+
+// wakeup is what a push asks of its caller once it holds no lock.
+type wakeup uint8
+
+const (
+	wakeNone   wakeup = iota // the writer runs, or the item was dropped
+	wakeNotify               // wake a transport waiting in Next
+	wakeStart                // start the on-demand writer
+)
+
+// push queues it and says how to wake the transport, deciding under the
+// same lock (an on-demand writer is marked running at once, so one read
+// starts it once).
+func (c *Conn) push(it *Item) wakeup {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.overflow {
+		return wakeNone
+	}
+	lane := &c.queue
+	if it.Kind == KindControl || it.Kind == KindHeartbeat {
+		lane = &c.control
+	}
+	if len(*lane) >= c.max {
+		c.overflow = true
+		c.queue, c.control = nil, nil
+		if c.OnOverflow != nil {
+			go c.OnOverflow()
+		}
+	} else {
+		*lane = append(*lane, it)
+	}
+	return c.claimWake()
+}
+
+// claimWake (c.mu held) says how to wake the transport.
+func (c *Conn) claimWake() wakeup {
+	switch {
+	case c.start == nil:
+		return wakeNotify
+	case c.writing:
+		return wakeNone
+	}
+	c.writing = true
+	return wakeStart
+}
+
+// kick wakes the transport as push or claimWake said, holding no lock.
+func (c *Conn) kick(w wakeup) {
+	switch w {
+	case wakeStart:
+		c.start() // set before the claim that said so, and never again
+	case wakeNotify:
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wake wakes the transport unless its writer runs.
+func (c *Conn) wake() {
+	c.mu.Lock()
+	w := c.claimWake()
+	c.mu.Unlock()
+	c.kick(w)
+}
+
+// Enqueue queues it and wakes the transport.
+func (c *Conn) Enqueue(it *Item) { c.kick(c.push(it)) }
+
+// Control queues an answer to the client (complete JSON) ahead of every
+// queued event.
+func (c *Conn) Control(data []byte) { c.Enqueue(ControlItem(data)) }
+
+// Beat queues a heartbeat unless one waits already.
+func (c *Conn) Beat() {
+	c.mu.Lock()
+	if c.beat {
+		c.mu.Unlock()
+		return
+	}
+	c.beat = true
+	c.mu.Unlock()
+	c.Enqueue(heartbeat)
+}
+
+// Close stops the connection as the server goes away (1001).
+func (c *Conn) Close() { c.CloseWith(1001, "server going away; resume with your cursor") }
+
+// CloseWith stops the connection with a WebSocket close code and reason.
+// Items queued before are still taken; then Next and Take return ErrClosed.
+func (c *Conn) CloseWith(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.code, c.reason = code, reason
+	close(c.done)
+	c.mu.Unlock()
+	c.wake()
+}
+
+// Done is closed once the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// CloseCode is the code CloseWith was given.
+func (c *Conn) CloseCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code
+}
+
+// CloseReason is the reason CloseWith was given.
+func (c *Conn) CloseReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// maxReplayBatch bounds the replayed items one take returns.
+const maxReplayBatch = 512
+
+// keepQueue is the queue capacity an idle connection keeps; a burst's
+// bigger queue is released once drained.
+const keepQueue = 16
+
+// take moves everything queued into buf: control items first, then
+// events. Replayed items come before anything else. It returns no items
+// and no error when nothing waits; the caller holds no lock.
+func (c *Conn) take(buf []*Item, idle func()) ([]*Item, error) {
+	buf = buf[:0]
+	if len(c.replay) > 0 {
+		n := min(len(c.replay), maxReplayBatch)
+		buf = append(buf, c.replay[:n]...)
+		c.replay = c.replay[n:]
+		if len(c.replay) == 0 {
+			c.replay = nil
+		}
+		return buf, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.overflow:
+		return nil, ErrTooSlow
+	case len(c.control) > 0 || len(c.queue) > 0: // drained even when closed: a last error frame goes out
+		buf = append(buf, c.control...)
+		buf = append(buf, c.queue...)
+		clear(c.control)
+		clear(c.queue)
+		c.control, c.queue = c.control[:0], c.queue[:0]
+		c.beat = false
+		return buf, nil
+	case c.closed:
+		return nil, ErrClosed
+	}
+	if cap(c.queue) > keepQueue {
+		c.queue = nil
+	}
+	if cap(c.control) > keepQueue {
+		c.control = nil
+	}
+	if idle != nil {
+		idle()
+	}
+	return nil, nil
+}
+
+// Next waits for queued items and returns them all, for a transport that
+// writes them at once (SSE, long-poll). It returns ctx's error when ctx
+// ends first.
+func (c *Conn) Next(ctx context.Context, buf []*Item) ([]*Item, error) {
+	for {
+		items, err := c.take(buf, nil)
+		if err != nil || len(items) > 0 {
+			return items, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+		case <-c.notify:
+		}
+	}
+}
+
+// StartWriter makes c start a writer, by calling start, whenever items
+// wait and none runs; the writer drains with Take until it returns
+// nothing, and then ends. StartWriter, called once, starts one at once if
+// anything waits (replay included).
+func (c *Conn) StartWriter(start func()) {
+	c.mu.Lock()
+	c.start = start
+	w := wakeNone
+	if len(c.replay) > 0 || len(c.queue) > 0 || len(c.control) > 0 || c.closed || c.overflow {
+		w = c.claimWake()
+	}
+	c.mu.Unlock()
+	c.kick(w)
+}
+
+// Take returns everything queued, for the on-demand writer. When nothing
+// waits it returns no items and no error, and the writer must end: the
+// next item starts a new one.
+func (c *Conn) Take(buf []*Item) ([]*Item, error) {
+	return c.take(buf, func() { c.writing = false })
+}
+
+// Pending reports whether items wait.
+func (c *Conn) Pending() bool {
+	if len(c.replay) > 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) > 0 || len(c.control) > 0 || c.overflow
+}
+
+// Render appends the client bytes of it to dst, advancing the cursor. It
+// reports false, with dst unchanged, for what renders nothing: a durable
+// event the client already has, a mark, a heartbeat.
+func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
+	switch it.Kind {
+	case KindEvent:
+		if !c.cursor.Advance(it.Partition, it.Position) {
+			return dst, false
+		}
+		dst = append(dst, it.Data...)
+		dst = append(dst, `,"cursor":"`...)
+		dst = c.cursor.AppendEncode(dst)
+		return append(dst, `"}`...), true
+	case KindMark:
+		c.cursor.Advance(it.Partition, it.Position)
+		return dst, false
+	case KindHeartbeat:
+		return dst, false
+	}
+	return append(dst, it.Data...), true
+}
+
+// RenderBatch renders items into one buffer, objects separated by '\n'
+// (a WebSocket frame of several events).
+func (c *Conn) RenderBatch(dst []byte, items []*Item) []byte {
+	for _, it := range items {
+		n := len(dst)
+		if n > 0 {
+			dst = append(dst, '\n')
+		}
+		var ok bool
+		if dst, ok = c.Render(dst, it); !ok {
+			dst = dst[:n]
+		}
+	}
+	return dst
+}
+
+// AppendCursor appends the connection's cursor as the writer last moved it.
+func (c *Conn) AppendCursor(dst []byte) []byte { return c.cursor.AppendEncode(dst) }
+
+// Cursor returns the connection's cursor as the writer last moved it.
+func (c *Conn) Cursor() string { return c.cursor.Encode() }
+
+// ReadyFrame is the first thing a connection sends.
+func (c *Conn) ReadyFrame() []byte {
+	b, _ := json.Marshal(map[string]string{"type": "ready", "user_id": c.user, "cursor": c.cursor.Encode(), "session_id": c.session})
+	return b
+}

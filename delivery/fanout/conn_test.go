@@ -1,0 +1,134 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+func event(p int, pos int64) *Item {
+	return EventItem(chat.Event{Type: chat.EventMessageCreated, ConversationID: "cnv_1", Seq: pos, Partition: p, Position: pos}, time.Now())
+}
+
+func newTestConn(queue int) *Conn {
+	c := NewConn("bob", queue)
+	c.cursor = chat.NewCursor(7)
+	return c
+}
+
+// TestControlGoesAheadOfQueuedEvents: an ack queued after thousands of
+// events is taken (written) first.
+func TestControlGoesAheadOfQueuedEvents(t *testing.T) {
+	c := newTestConn(4096)
+	for i := 1; i <= 3000; i++ {
+		c.Enqueue(event(0, int64(i)))
+	}
+	c.Control([]byte(`{"type":"ack","ref":"r1"}`))
+	items, err := c.Take(nil)
+	if err != nil || len(items) != 3001 {
+		t.Fatalf("take: %d, %v", len(items), err)
+	}
+	if items[0].Kind != KindControl {
+		t.Fatalf("first item is %v, want the ack", items[0].Kind)
+	}
+}
+
+// TestWriterRunsOnlyWhileItemsWait: the on-demand writer is started by the
+// first item, not again while it runs, and again after it found nothing.
+func TestWriterRunsOnlyWhileItemsWait(t *testing.T) {
+	c := newTestConn(64)
+	starts := 0
+	c.StartWriter(func() { starts++ })
+	if starts != 0 {
+		t.Fatal("started with nothing queued")
+	}
+	c.Enqueue(event(0, 1))
+	c.Enqueue(event(0, 2))
+	if starts != 1 {
+		t.Fatalf("%d starts, want 1", starts)
+	}
+	if items, _ := c.Take(nil); len(items) != 2 {
+		t.Fatalf("took %d", len(items))
+	}
+	if items, err := c.Take(nil); len(items) != 0 || err != nil {
+		t.Fatalf("idle take: %d, %v", len(items), err)
+	}
+	c.Enqueue(event(0, 3))
+	if starts != 2 {
+		t.Fatalf("%d starts after idle, want 2", starts)
+	}
+}
+
+// TestOverflowDropsTheQueueAndSaysTooSlow: a connection that falls more
+// than its queue behind is dropped, and its memory released.
+func TestOverflowDropsTheQueueAndSaysTooSlow(t *testing.T) {
+	c := newTestConn(16)
+	overflowed := make(chan struct{})
+	c.OnOverflow = func() { close(overflowed) }
+	for i := 1; i <= 17; i++ {
+		c.Enqueue(event(0, int64(i)))
+	}
+	if _, err := c.Next(context.Background(), nil); !errors.Is(err, ErrTooSlow) {
+		t.Fatalf("next: %v, want ErrTooSlow", err)
+	}
+	<-overflowed
+	if c.queue != nil {
+		t.Fatal("an overflowed queue keeps its items")
+	}
+}
+
+// TestCloseDrainsThenSaysClosed: what was queued before a close is still
+// taken (a last error frame goes out), then ErrClosed.
+func TestCloseDrainsThenSaysClosed(t *testing.T) {
+	c := newTestConn(16)
+	c.Control([]byte(`{"type":"error"}`))
+	c.CloseWith(4429, "rate limited")
+	c.Control([]byte(`{"type":"late"}`))
+	items, err := c.Next(context.Background(), nil)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("next: %d, %v", len(items), err)
+	}
+	if _, err := c.Next(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("next after drain: %v", err)
+	}
+	if c.CloseCode() != 4429 || c.CloseReason() != "rate limited" {
+		t.Fatalf("close %d %q", c.CloseCode(), c.CloseReason())
+	}
+}
+
+// TestRenderAppendsTheConnectionsCursorAndSkipsWhatItHas: each event
+// carries the cursor that includes it; an event at or below the cursor,
+// a mark and a heartbeat render nothing.
+func TestRenderAppendsTheConnectionsCursorAndSkipsWhatItHas(t *testing.T) {
+	c := newTestConn(16)
+	c.cursor.Advance(1, 256)
+	frame := string(c.RenderBatch(nil, []*Item{event(1, 256), event(1, 512), {Kind: KindMark, Partition: 2, Position: 99}, heartbeat, ControlItem([]byte(`{"type":"pong"}`))}))
+	lines := strings.Split(frame, "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], `{"type":"pong"}`) {
+		t.Fatalf("frame %q", frame)
+	}
+	want := chat.Cursor{Deployment: 7, Positions: map[int]int64{1: 512}}.Encode()
+	if !strings.HasSuffix(lines[0], `,"cursor":"`+want+`"}`) {
+		t.Fatalf("event %q, want cursor %s", lines[0], want)
+	}
+	got, err := chat.DecodeCursor(c.Cursor(), 7, 4)
+	if err != nil || got.Positions[2] != 99 || got.Positions[1] != 512 {
+		t.Fatalf("cursor after the mark: %v %v", got, err)
+	}
+}
+
+// TestBeatQueuesOneHeartbeat: heartbeats do not pile up on a stream that
+// is not drained.
+func TestBeatQueuesOneHeartbeat(t *testing.T) {
+	c := newTestConn(16)
+	c.Beat()
+	c.Beat()
+	items, _ := c.Next(context.Background(), nil)
+	if len(items) != 1 || items[0].Kind != KindHeartbeat {
+		t.Fatalf("items %v", items)
+	}
+}

@@ -1,0 +1,171 @@
+package fanout
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// TestResultsDoNotWaitBehindFanOut: while the fan-out of earlier events is
+// stuck (here: a connection's writer start blocks), the result of a later
+// command still reaches its caller. Before, the hub resolved a result only
+// after delivering every event read before it.
+func TestResultsDoNotWaitBehindFanOut(t *testing.T) {
+	results := make(chan string, 10)
+	th := newTestHub(t, func(h *Hub) {
+		h.OnResult = func(id string, r chat.Result) { results <- id }
+	})
+	block := make(chan struct{})
+	defer close(block)
+	c := NewConn("bob", 64)
+	if err := th.Open(context.Background(), c, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.StartWriter(func() { <-block }) // the fan-out is stuck waking bob
+
+	th.feed(t, 1, message(1, "other-gw", "cmd_a", "bob"))
+	th.feed(t, 1, message(1, "gw1", "cmd_b", "bob"))
+	select {
+	case id := <-results:
+		if id != "cmd_b" {
+			t.Fatalf("result of %s, want cmd_b", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the result waited behind a stuck fan-out")
+	}
+}
+
+// TestAReadWakesEachConnectionOnceWithEverything: the events of one read
+// reach a connection in one take (one write), however many they are, and
+// its writer is started once.
+func TestAReadWakesEachConnectionOnceWithEverything(t *testing.T) {
+	th := newTestHub(t, nil)
+	c, starts := th.open(t, "bob", 1024)
+	seqs := make([]chat.Sequenced, 100)
+	for i := range seqs {
+		seqs[i] = message(2, "other-gw", fmt.Sprint("cmd_", i), "alice", "bob")
+	}
+	th.feed(t, 2, seqs...)
+	waitFor(t, func() bool { return c.Pending() })
+	waitFor(t, func() bool { return starts.Load() == 1 })
+	items, err := c.Take(nil)
+	if err != nil || len(items) != 100 {
+		t.Fatalf("take: %d items, %v; want 100", len(items), err)
+	}
+	frame := c.RenderBatch(nil, items)
+	if n := bytes.Count(frame, []byte("\n")) + 1; n != 100 {
+		t.Fatalf("frame holds %d objects, want 100", n)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("writer started %d times, want 1", n)
+	}
+}
+
+// TestEventAtOrBelowTheFrontierIsNotDispatchedAgain: a record read again
+// (a replay of the events log) is not delivered twice.
+func TestEventAtOrBelowTheFrontierIsNotDispatchedAgain(t *testing.T) {
+	th := newTestHub(t, nil)
+	c, _ := th.open(t, "bob", 64)
+	s := message(3, "x", "cmd_1", "bob")
+	th.feed(t, 3, s)
+	th.feed(t, 3, s)
+	waitFor(t, func() bool { return c.Pending() })
+	time.Sleep(50 * time.Millisecond) // let a wrong second dispatch land
+	items, _ := c.Take(nil)
+	if len(items) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(items))
+	}
+}
+
+// TestEphemeralReachesEveryConnectionOfTheUsers: presence and typing go to
+// all local connections of the named users, and to no one else.
+func TestEphemeralReachesEveryConnectionOfTheUsers(t *testing.T) {
+	th := newTestHub(t, nil)
+	b1, _ := th.open(t, "bob", 64)
+	b2, _ := th.open(t, "bob", 64)
+	c, _ := th.open(t, "carol", 64)
+	on := true
+	th.Ephemeral([]string{"bob"}, chat.Ephemeral{Type: chat.EventPresence, UserID: "alice", Online: &on})
+	for i, conn := range []*Conn{b1, b2} {
+		items, _ := conn.Take(nil)
+		if len(items) != 1 || items[0].Kind != KindEphemeral {
+			t.Fatalf("bob's connection %d: %v", i, items)
+		}
+	}
+	if c.Pending() {
+		t.Fatal("carol got bob's presence")
+	}
+}
+
+// TestRegisterHooksAndLimit: the presence hooks hear every connection that
+// opens and closes, and a user's connections beyond the limit are refused.
+func TestRegisterHooksAndLimit(t *testing.T) {
+	var mu sync.Mutex
+	var log []string
+	th := newTestHub(t, func(h *Hub) {
+		h.OnRegister = func(u string) { mu.Lock(); log = append(log, "+"+u); mu.Unlock() }
+		h.OnUnregister = func(u string) { mu.Lock(); log = append(log, "-"+u); mu.Unlock() }
+	})
+	a := NewConn("bob", 16)
+	if err := th.Open(context.Background(), a, "", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.Open(context.Background(), NewConn("bob", 16), "", 1); chat.ErrorCode(err) != chat.CodeRateLimited {
+		t.Fatalf("second connection: %v, want rate_limited", err)
+	}
+	th.Unregister(a)
+	th.Unregister(a)
+	if fmt.Sprint(log) != "[+bob -bob]" || th.Connections("bob") != 0 || th.AnyLocal() {
+		t.Fatalf("hooks %v, connections %d", log, th.Connections("bob"))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met in 10 s")
+}
+
+// TestWireSequencedReadsEveryField: the hub's decoding of an events record
+// knows every field chat.Sequenced has, so none is dropped silently.
+func TestWireSequencedReadsEveryField(t *testing.T) {
+	names := func(typ reflect.Type) map[string]bool {
+		m := map[string]bool{}
+		for i := 0; i < typ.NumField(); i++ {
+			m[strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]] = true
+		}
+		return m
+	}
+	want, got := names(reflect.TypeOf(chat.Sequenced{})), names(reflect.TypeOf(wireSequenced{}))
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("chat.Sequenced has %v, the hub reads %v", want, got)
+	}
+}
+
+// TestRecipientsChangeWithTheMembers: the cached recipients of a room are
+// reused only while they are the same; a member added is delivered to.
+func TestRecipientsChangeWithTheMembers(t *testing.T) {
+	th := newTestHub(t, nil)
+	members := make([]string, 100)
+	for i := range members {
+		members[i] = fmt.Sprint("user", i)
+	}
+	late, _ := th.open(t, "late", 64)
+	th.feed(t, 1, message(1, "x", "c1", members...))
+	th.feed(t, 1, message(1, "x", "c2", append(members, "late")...))
+	waitFor(t, func() bool { return late.Pending() })
+	if items, _ := late.Take(nil); len(items) != 1 {
+		t.Fatalf("the added member got %d events, want 1", len(items))
+	}
+}

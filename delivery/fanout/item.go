@@ -1,0 +1,77 @@
+// Package fanout delivers sequenced events to the realtime connections of
+// one gateway. The Hub reads the events log, encodes each event once and
+// queues it, without blocking, on every local connection of its
+// recipients; a Conn is one connection's bounded queue, its cursor, and
+// the rendering of what its transport writes. Transports (WebSocket, SSE,
+// long-poll) live in the gateway and only drain Conns.
+package fanout
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// Kind says how an Item is rendered.
+type Kind uint8
+
+const (
+	// KindEvent is a durable event: Data is its JSON without the closing
+	// brace, and each connection appends its own cursor.
+	KindEvent Kind = iota
+	// KindEphemeral is a typing or presence event: complete JSON.
+	KindEphemeral
+	// KindControl is an answer to the client (ack, pong, error): complete
+	// JSON, written before any queued event.
+	KindControl
+	// KindMark moves the cursor and renders nothing.
+	KindMark
+	// KindHeartbeat asks the transport to show it is alive (an SSE
+	// comment line); it renders nothing.
+	KindHeartbeat
+)
+
+// Item is one thing queued for connections. An Item is shared by every
+// connection it is queued on and never modified once queued.
+type Item struct {
+	Data      []byte
+	Type      string // the event type (SSE's "event:" line)
+	Partition int
+	Position  int64
+	Kind      Kind
+	// Received is when the hub read the event's record from the log (zero
+	// for replayed events), for the events_to_socket hop.
+	Received time.Time
+}
+
+// heartbeat is the one heartbeat item every connection shares.
+var heartbeat = &Item{Kind: KindHeartbeat}
+
+// EncodeEvent encodes ev for clients, once for all connections, without
+// its closing brace (the connection appends its cursor). It returns nil
+// when ev cannot be encoded.
+func EncodeEvent(ev chat.Event) []byte {
+	ev.Partition, ev.Position = 0, 0
+	if ev.Message != nil {
+		m := *ev.Message
+		m.Normalize()
+		ev.Message = &m
+	}
+	b, err := json.Marshal(ev)
+	if err != nil || len(b) < 2 {
+		return nil
+	}
+	return b[:len(b)-1]
+}
+
+// EventItem is the item of a durable event read at received.
+func EventItem(ev chat.Event, received time.Time) *Item {
+	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received}
+}
+
+// ControlItem is an answer to one client: complete JSON.
+func ControlItem(data []byte) *Item { return &Item{Data: data, Type: "message", Kind: KindControl} }
+
+// timeZero marks items that were not read live (replay).
+var timeZero time.Time
