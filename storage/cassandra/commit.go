@@ -88,9 +88,10 @@ const maxOwnAttempts = 20
 // larger Commit is claimed and written in several parts, in order.
 const maxClaimBytes = 4 << 20
 
-// batchTTL bounds how long a batch's record outlives its claim. A claim is
-// finished by its writer or by the partition's next Own, long before; a
-// claim found without its record is that old, and was finished.
+// batchTTL bounds how long the record of an epoch's last batch outlives
+// it. A claim is finished by its writer or by the partition's next Own,
+// long before; a claim found without its record is that old, and was
+// finished.
 const batchTTL = 30 * 24 * 3600
 
 func (s *Store) partition(p int) *owned {
@@ -331,9 +332,13 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 	if err != nil {
 		return nil, "", fmt.Errorf("encode batch: %w", err)
 	}
-	ref := newBatchRef(ts)
-	if err := s.q(ctx, `INSERT INTO {partition_batches} (partition, ref, body) VALUES (?, ?, ?) USING TTL ?`,
-		partition, ref, string(raw), batchTTL).Exec(); err != nil {
+	// One row per partition and epoch holds the epoch's newest batch:
+	// an owner records a batch only once its previous one is written, so
+	// overwriting it loses nothing, and the table stays as small as the
+	// number of epochs.
+	ref := newBatchRef(po.epoch, ts)
+	if err := s.q(ctx, `INSERT INTO {partition_claims} (partition, epoch, ref, body) VALUES (?, ?, ?, ?) USING TTL ?`,
+		partition, po.epoch, ref, string(raw), batchTTL).Exec(); err != nil {
 		return nil, "", fmt.Errorf("record batch: %w", err)
 	}
 	cur := map[string]any{}
@@ -391,21 +396,27 @@ func conflict(cid string, stored, prev int64) error {
 	}
 }
 
-// newBatchRef names one recorded batch: its first timestamp and 64 random
-// bits.
-func newBatchRef(ts int64) string {
+// newBatchRef names one recorded batch: its epoch, its first timestamp
+// and 64 random bits.
+func newBatchRef(epoch, ts int64) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return strconv.FormatInt(ts, 10) + "." + hex.EncodeToString(b[:])
+	return strconv.FormatInt(epoch, 10) + "." + strconv.FormatInt(ts, 10) + "." + hex.EncodeToString(b[:])
 }
 
 // finishBatch writes the claimed batch a partition row names as pending.
-// A claim whose record is gone outlived batchTTL, long after it was
-// finished.
+// When its epoch's record holds another batch (a later one, recorded once
+// this one was written) or none (it outlived batchTTL), the claimed batch
+// was finished.
 func (s *Store) finishBatch(ctx context.Context, partition int, ref string) error {
-	var body string
-	err := s.q(ctx, `SELECT body FROM {partition_batches} WHERE partition = ? AND ref = ?`, partition, ref).Scan(&body)
-	if errors.Is(err, gocql.ErrNotFound) {
+	head, _, _ := strings.Cut(ref, ".")
+	epoch, err := strconv.ParseInt(head, 10, 64)
+	if err != nil {
+		return fmt.Errorf("claimed batch %q: no epoch", ref)
+	}
+	var stored, body string
+	err = s.q(ctx, `SELECT ref, body FROM {partition_claims} WHERE partition = ? AND epoch = ?`, partition, epoch).Scan(&stored, &body)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && stored != ref) {
 		return nil
 	}
 	if err != nil {

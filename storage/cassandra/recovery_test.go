@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -304,5 +305,37 @@ func BenchmarkCommitSend(b *testing.B) {
 			b.Fatal(err)
 		}
 		conv = ch.Conversation
+	}
+}
+
+// TestRecordedButUnclaimedBatchIsNeverWritten: a writer that dies between
+// recording a batch and claiming it leaves the record over its epoch's
+// previous, finished batch; the next owner finishes what the partition's
+// row names as claimed and must not write the unclaimed record.
+func TestRecordedButUnclaimedBatchIsNeverWritten(t *testing.T) {
+	a := sharedStore(t)
+	ctx := t.Context()
+	ea := own(t, a, 2)
+	create := createChange("cnv_unclaimed", 0, "alice")
+	if err := a.Commit(ctx, 2, ea, create.Conversation.LastPosition, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	send, msg := sendChange(create.Conversation, 1, "alice", "recorded, never claimed")
+	raw, err := json.Marshal(claimedBatch{Intents: []*intent{{Change: send, TS: time.Now().UnixMicro(), LastPosition: send.Conversation.LastPosition}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.q(ctx, `INSERT INTO {partition_claims} (partition, epoch, ref, body) VALUES (?, ?, ?, ?)`,
+		2, ea, newBatchRef(ea, time.Now().UnixMicro()), string(raw)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	b := openTest(t, a.ks)
+	defer b.Close()
+	own(t, b, 2)
+	if _, err := b.Message(ctx, "cnv_unclaimed", msg.ID); !chat.IsNotFound(err) {
+		t.Errorf("the unclaimed batch was written (%v)", err)
+	}
+	if c, err := b.Conversation(ctx, "cnv_unclaimed"); err != nil || c.LastSeq != create.Conversation.LastSeq {
+		t.Errorf("conversation after Own: last seq %d, %v; want %d", c.LastSeq, err, create.Conversation.LastSeq)
 	}
 }

@@ -30,8 +30,9 @@ func bucketOf(seq int64) int64 {
 //	                  by LWT (Own); last_ts, the newest claim's timestamp; and
 //	                  pending, the ref of the newest claimed batch, each
 //	                  claim an LWT conditioned on the epoch
-//	partition_batches ((partition, ref)) -> a claimed batch, recorded before
-//	                  its claim, TTL; ref is its timestamp and random bits
+//	partition_claims  ((partition, epoch)) -> the epoch's newest batch (ref,
+//	                  body), recorded before its claim, TTL; ref is the
+//	                  epoch, the batch's timestamp and random bits
 //	events          ((conversation_id, bucket), seq DESC)
 //	event_positions ((conversation_id, bucket), position): position -> seq
 //	message_events  ((conversation_id, message_id), seq): later events carrying
@@ -61,11 +62,12 @@ func schema(keyspace string, replication int) []string {
 			epoch bigint,
 			last_ts bigint,
 			pending text)`,
-		`CREATE TABLE IF NOT EXISTS %s.partition_batches (
+		`CREATE TABLE IF NOT EXISTS %s.partition_claims (
 			partition int,
+			epoch bigint,
 			ref text,
 			body text,
-			PRIMARY KEY ((partition, ref)))`,
+			PRIMARY KEY ((partition, epoch)))`,
 		`CREATE TABLE IF NOT EXISTS %s.events (
 			conversation_id text,
 			bucket bigint,

@@ -3,16 +3,16 @@
 // messages, dedup records, heads, deployment metadata and attachments.
 //
 // Events and messages live in Discord-style partitions (conversation,
-// seq / 4096) clustered by seq descending. Commits are fenced per
-// conversation by a lightweight transaction on the conversation row that
-// claims the next seqs and records the whole Change as pending; the Change
-// is then written in an unlogged batch (the claim is the batch log) and the claim is settled by a second
-// lightweight transaction. Whoever finds a pending Change (a later Commit,
-// after a crash) finishes it first, so a claimed Change is never lost and
-// a refused one is never written. All rows of a Change carry one write
-// timestamp that grows with every claim of its conversation, so a late,
-// duplicate write of an older Change never undoes a newer one (deleted
-// text stays scrubbed).
+// seq / 4096) clustered by seq descending. Writers are fenced per log
+// partition: Own takes the partition's next epoch with one lightweight
+// transaction, and each Commit claims its whole batch with one more,
+// conditioned on the epoch, after recording the batch with a plain write;
+// the rows then go out as plain writes in unlogged batches (the claim is
+// the batch log). The partition's next Own finishes a claimed batch whose
+// writer died, so a claimed batch is never lost and a refused one is never
+// written. Every change of a batch has its own write timestamp, above
+// every earlier claim's, so a late duplicate write of an older batch never
+// undoes a newer one (deleted text stays scrubbed).
 package cassandra
 
 import (
