@@ -128,6 +128,14 @@ func connect(ctx context.Context, transport, base, token, cursor string) (*clien
 		}
 		ws.SetReadLimit(64 << 20)
 		c.ws = ws
+		if cursor == "" {
+			// Without a cursor in the query the server waits a moment for
+			// an optional hello that could carry one: say there is none.
+			if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
+				ws.CloseNow()
+				return nil, err
+			}
+		}
 		_, data, err := ws.Read(ctx)
 		if err != nil {
 			ws.CloseNow()
