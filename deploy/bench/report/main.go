@@ -205,11 +205,15 @@ func report(dir, mdPath, pngPath, link string) error {
 		}
 	}
 
-	fmt.Fprintf(&b, "\n## Commands\n\n`$PID` is the server's process id; `$KEY` and `$SECRET` are the Centrifugo API key and HMAC secret the script generated for the run.\n\n```sh\n")
+	fmt.Fprintf(&b, "\n## Commands\n\n`make bench` runs `deploy/bench/run short`. Each group of scenarios gets a fresh server: `parley serve --addr 127.0.0.1:18090 --data-dir <temp dir> %s`, or `centrifugo -c <config>` (below). ", m["parley_flags"])
+	fmt.Fprintf(&b, "`$PID` is the server's process id; `$KEY` and `$SECRET` are the Centrifugo API key and HMAC secret the script generated for the run.\n\n```sh\n")
 	for _, name := range r.order {
 		fmt.Fprintf(&b, "%s\n", r.commands[name])
 	}
 	fmt.Fprintf(&b, "```\n")
+	if raw, err := os.ReadFile(filepath.Join(dir, "centrifugo-config.json")); err == nil {
+		fmt.Fprintf(&b, "\nCentrifugo's generated configuration:\n\n```json\n%s```\n", raw)
+	}
 	if raw, err := os.ReadFile(filepath.Join(dir, "gobench.txt")); err == nil {
 		fmt.Fprintf(&b, "\n## Hot paths (`go test -bench`)\n\n```\n")
 		for _, line := range strings.Split(string(raw), "\n") {
@@ -267,7 +271,7 @@ func targets(r *run) []row {
 	}
 	if s := get("storm-parley-ws-5000"); s != nil && s.Latency != nil && s.Baseline != nil {
 		rows = append(rows, row{"5,000 members connect within 10 s, p99 ≤ 20 ms meanwhile in another conversation",
-			fmt.Sprintf("%d of %d connected (%d failed) in %.1f s; 10-member room p99 %s before, %s during", s.Connected, s.Members, s.ConnectFailed, s.ConnectSeconds, ms(s.Baseline.P99), ms(s.Latency.P99)),
+			fmt.Sprintf("%s of %s connected (%d failed) in %.1f s; 10-member room p99 %s before, %s during", thousands(float64(s.Connected)), thousands(float64(s.Members)), s.ConnectFailed, s.ConnectSeconds, ms(s.Baseline.P99), ms(s.Latency.P99)),
 			yes(s.Connected == s.Members && s.ConnectSeconds <= 10 && s.Latency.P99 <= 20)})
 	} else {
 		rows = append(rows, row{"5,000 members connect within 10 s, p99 ≤ 20 ms meanwhile", "no figures", "no"})
@@ -311,7 +315,7 @@ func peers(r *run) []peerRow {
 			continue
 		}
 		rows = append(rows, peerRow{fmt.Sprintf("burst, %s members × %d messages (deliveries/s)", thousands(atof(n)), p.Messages),
-			fmt.Sprintf("%s (%d missing)", thousands(p.DeliveriesPer), p.Missing), fmt.Sprintf("%s (%d missing)", thousands(c.DeliveriesPer), c.Missing), ratio(p.DeliveriesPer, c.DeliveriesPer)})
+			fmt.Sprintf("%s (%s missing)", thousands(p.DeliveriesPer), thousands(float64(p.Missing))), fmt.Sprintf("%s (%s missing)", thousands(c.DeliveriesPer), thousands(float64(c.Missing))), ratio(p.DeliveriesPer, c.DeliveriesPer)})
 	}
 	for _, rate := range latencyRates(r) {
 		p, c := r.results[fmt.Sprintf("latency-parley-ws-%d", rate)], r.results[fmt.Sprintf("latency-centrifugo-%d", rate)]
