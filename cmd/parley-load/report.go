@@ -135,11 +135,11 @@ func printTable(out io.Writer, rs []*Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\ttarget\ttransport\tfigure\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
 	for _, r := range rs {
-		l := r.Latency
-		if l == nil {
-			l = &Summary{}
+		if l := r.Latency; l != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.Scenario, r.Target, dash(r.Transport), r.figure(), l.P50, l.P90, l.P99, l.P999, l.Max)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t\n", r.Scenario, r.Target, dash(r.Transport), r.figure())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.Scenario, r.Target, dash(r.Transport), r.figure(), l.P50, l.P90, l.P99, l.P999, l.Max)
 		if r.Baseline != nil {
 			b := r.Baseline
 			fmt.Fprintf(tw, "  (before)\t\t\tquiet baseline\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", b.P50, b.P90, b.P99, b.P999, b.Max)

@@ -553,6 +553,7 @@ func list(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	r := newResult(c, "list")
+	r.Transport = "" // plain REST
 	r.Convs, r.OfferedRate, r.Seconds, r.Errors = c.Convs, float64(c.Rate), c.Duration.Seconds(), int(errs.Load())
 	r.Latency = h.Summary()
 	if r.Latency == nil {
