@@ -144,6 +144,7 @@ func report(dir, mdPath, pngPath, link string) error {
 	fmt.Fprintf(&b, "the peer is Centrifugo %s (installed from its Go module, memory broker, HMAC JWT connections, HTTP API publishes), run in the same session.\n\n", m["centrifugo"])
 	fmt.Fprintf(&b, "| machine | |\n|---|---|\n| date | %s |\n| CPU | %s × %s |\n| memory | %s |\n| Go | %s |\n| kernel | %s |\n| load average at the end | %s |\n\n",
 		m["date"], m["nproc"], m["cpu"], m["mem"], m["go"], m["kernel"], m["load"])
+	fmt.Fprintf(&b, "Each scenario runs once. A burst lasts a second or two, so one run's deliveries/s, and the ratio to Centrifugo, move a lot with what else the two cores are doing; rerun before drawing a conclusion from a single figure.\n\n")
 	if m["note"] != "" {
 		fmt.Fprintf(&b, "**Note:** %s\n\n", m["note"])
 	}
@@ -217,7 +218,7 @@ func report(dir, mdPath, pngPath, link string) error {
 	if raw, err := os.ReadFile(filepath.Join(dir, "gobench.txt")); err == nil {
 		fmt.Fprintf(&b, "\n## Hot paths (`go test -bench`)\n\n```\n")
 		for _, line := range strings.Split(string(raw), "\n") {
-			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "pkg:") {
+			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "pkg:") {
 				fmt.Fprintln(&b, line)
 			}
 		}
