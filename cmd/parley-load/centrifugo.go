@@ -216,6 +216,7 @@ func cfBurst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		return fmt.Sprintf("%d/%d deliveries, %d publishes failed", got.Load(), want, failed.Load())
 	})
 	text := strings.Repeat("x", c.Size)
+	meter := startSyscalls(c.PID)
 	start := time.Now()
 	q, wait := cfPublishers(ctx, c, &failed, &firstErr)
 	for i := 0; i < c.Messages; i++ {
@@ -236,6 +237,7 @@ func cfBurst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if elapsed := time.Duration(last.Load() - start.UnixNano()); elapsed > 0 {
 		r.Seconds, r.DeliveriesPer = elapsed.Seconds(), float64(got.Load())/elapsed.Seconds()
 	}
+	meter.stop(r)
 	fmt.Fprintf(out, "burst: centrifugo, %d subscribers x %d publications of %d bytes: %d/%d deliveries in %.3fs = %.0f deliveries/s; %d missing, %d connections got none, %d publishes failed\n",
 		c.Members, c.Messages, c.Size, got.Load(), want, r.Seconds, r.DeliveriesPer, r.Missing, r.SilentConns, r.Refused)
 	if r.Missing != 0 {
@@ -277,6 +279,7 @@ func cfLatency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	}
 	c.prog.set("latency", func() string { return fmt.Sprintf("%d deliveries, %d publishes failed", got.Load(), failed.Load()) })
 	q, wait := cfPublishers(ctx, c, &failed, &firstErr)
+	meter := startSyscalls(c.PID)
 	start := time.Now()
 	n, err := pace(ctx, msgRate, start, start.Add(c.Duration), func(i int, due time.Time) error {
 		q <- map[string]any{"text": stamp(due, c.Size)}
@@ -294,6 +297,7 @@ func cfLatency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	r.Members, r.Messages, r.OfferedRate, r.Seconds = c.Members, n, msgRate*float64(c.Members), c.Duration.Seconds()
 	r.Expected, r.Delivered, r.Missing, r.Refused = want, got.Load(), want-got.Load(), int(failed.Load())
 	r.Latency = h.Summary()
+	meter.stop(r)
 	l := r.Latency
 	if l == nil {
 		return r, fmt.Errorf("no deliveries (first publish error: %v)", firstErr.Load())

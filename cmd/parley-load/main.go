@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.Target, "target", "parley", "parley, or centrifugo (burst, latency and idle)")
 	fs.StringVar(&c.Transport, "transport", "ws", "receiving transport: ws, sse or poll (sends always go over WebSocket)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to open")
-	fs.IntVar(&c.PID, "pid", 0, "idle: server process id, to read its RSS")
+	fs.IntVar(&c.PID, "pid", 0, "server process id: idle reads its RSS (required); burst and latency its write system calls per delivery")
 	fs.IntVar(&c.Members, "members", 500, "burst/latency/storm: members of the room, one connection each")
 	fs.IntVar(&c.Messages, "messages", 400, "burst: messages to send")
 	fs.IntVar(&c.Rate, "rate", 20000, "latency: deliveries per second; send: sends per second; list: requests per second (default 50)")

@@ -91,6 +91,9 @@ type Result struct {
 	RSSAfterKiB   int     `json:"rss_after_kib,omitempty"`
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"`
 
+	WriteSyscalls     int64   `json:"write_syscalls,omitempty"` // the server's, over the phase (--pid)
+	WritesPerDelivery float64 `json:"write_syscalls_per_delivery,omitempty"`
+
 	Acked   int `json:"acked,omitempty"`
 	Refused int `json:"refused,omitempty"`
 	Unacked int `json:"unacked,omitempty"`
@@ -104,6 +107,14 @@ func newResult(c config, scenario string) *Result {
 
 // figure is the headline of a result, for the table.
 func (r *Result) figure() string {
+	f := r.headline()
+	if r.WritesPerDelivery != 0 {
+		f += fmt.Sprintf(", %.2f write syscalls/delivery", r.WritesPerDelivery)
+	}
+	return f
+}
+
+func (r *Result) headline() string {
 	switch {
 	case r.RSSPerConnKiB != 0:
 		return fmt.Sprintf("%.1f KiB/conn", r.RSSPerConnKiB)

@@ -70,6 +70,7 @@ func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		return fmt.Sprintf("%d/%d deliveries, %d acks, %d refused", got.Load(), want, snd.acked.Load(), snd.refused.Load())
 	})
 	text := bytes.Repeat([]byte("x"), c.Size)
+	meter := startSyscalls(c.PID)
 	start := time.Now()
 	for i := 0; i < c.Messages; i++ {
 		if err := snd.send(ctx, cid, c.Prefix+"b"+strconv.Itoa(i), string(text)); err != nil {
@@ -91,6 +92,7 @@ func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if elapsed > 0 {
 		r.Seconds, r.DeliveriesPer = elapsed.Seconds(), float64(got.Load())/elapsed.Seconds()
 	}
+	meter.stop(r)
 	fmt.Fprintf(out, "burst: %d members x %d messages of %d bytes over %s: %d/%d deliveries in %v = %.0f deliveries/s; %d missing, %d connections got none; %d acked, %d refused\n",
 		c.Members, c.Messages, c.Size, c.Transport, got.Load(), want, elapsed.Round(time.Millisecond), r.DeliveriesPer, r.Missing, r.SilentConns, r.Acked, r.Refused)
 	if r.Missing != 0 {
@@ -187,6 +189,7 @@ func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	c.prog.set("latency", func() string {
 		return fmt.Sprintf("%d sent, %d deliveries, %d refused", sent.Load(), got.Load(), snd.refused.Load())
 	})
+	meter := startSyscalls(c.PID)
 	start := time.Now()
 	n, err := pace(ctx, msgRate, start, start.Add(c.Duration), func(i int, due time.Time) error {
 		sent.Add(1)
@@ -204,6 +207,7 @@ func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	r.Expected, r.Delivered, r.Missing = want, got.Load(), want-got.Load()
 	r.Acked, r.Refused = int(snd.acked.Load()), int(snd.refused.Load())
 	r.Latency = h.Summary()
+	meter.stop(r)
 	l := r.Latency
 	if l == nil {
 		return r, errors.New("no deliveries")

@@ -36,8 +36,9 @@ func TestRoomScenariosCountEveryDeliveryOnEachTransport(t *testing.T) {
 	url, pid := startParleyProc(t)
 	for _, tr := range []string{"ws", "sse", "poll"} {
 		t.Run(tr, func(t *testing.T) {
-			r, out, err := runJSON(t, "-url", url, "-transport", tr, "-mode", "burst", "-members", "20", "-messages", "15")
-			if err != nil || r.Expected != 300 || r.Delivered != 300 || r.Missing != 0 || r.SilentConns != 0 || r.DeliveriesPer <= 0 || r.Acked != 15 {
+			r, out, err := runJSON(t, "-url", url, "-transport", tr, "-mode", "burst", "-members", "20", "-messages", "15", "-pid", itoa(pid))
+			if err != nil || r.Expected != 300 || r.Delivered != 300 || r.Missing != 0 || r.SilentConns != 0 || r.DeliveriesPer <= 0 || r.Acked != 15 ||
+				r.WriteSyscalls <= 0 || r.WritesPerDelivery <= 0 || !strings.Contains(out, "write syscalls/delivery") {
 				t.Errorf("burst: %v %+v\n%s", err, r, out)
 			}
 			r, out, err = runJSON(t, "-url", url, "-transport", tr, "-mode", "latency", "-members", "10", "-rate", "500", "-duration", "1s")

@@ -220,3 +220,54 @@ func rssKiB(pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
+
+// syscalls reads the read and write system calls a process has made so far
+// from /proc/<pid>/io (every file and socket of the process counts).
+func syscalls(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
+
+// syscallMeter counts a server's system calls over a phase, when --pid is
+// given.
+type syscallMeter struct {
+	pid           int
+	reads, writes int64
+}
+
+func startSyscalls(pid int) *syscallMeter {
+	m := &syscallMeter{pid: pid}
+	if pid != 0 {
+		m.reads, m.writes, _ = syscalls(pid)
+	}
+	return m
+}
+
+// stop puts the phase's write system calls, and their number per delivery,
+// into r.
+func (m *syscallMeter) stop(r *Result) {
+	if m.pid == 0 {
+		return
+	}
+	_, w, err := syscalls(m.pid)
+	if err != nil {
+		return
+	}
+	r.WriteSyscalls = w - m.writes
+	if r.Delivered > 0 {
+		r.WritesPerDelivery = float64(r.WriteSyscalls) / float64(r.Delivered)
+	}
+}

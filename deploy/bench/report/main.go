@@ -26,32 +26,33 @@ import (
 
 // Result mirrors the JSON of cmd/parley-load (only the fields used here).
 type Result struct {
-	Scenario       string   `json:"scenario"`
-	Target         string   `json:"target"`
-	Transport      string   `json:"transport"`
-	Command        string   `json:"command"`
-	Error          string   `json:"error"`
-	Members        int      `json:"members"`
-	Messages       int      `json:"messages"`
-	Conns          int      `json:"conns"`
-	Convs          int      `json:"convs"`
-	OfferedRate    float64  `json:"offered_per_s"`
-	Seconds        float64  `json:"seconds"`
-	Expected       int64    `json:"expected"`
-	Delivered      int64    `json:"delivered"`
-	Missing        int64    `json:"missing"`
-	SilentConns    int      `json:"silent_conns"`
-	DeliveriesPer  float64  `json:"deliveries_per_s"`
-	Latency        *Summary `json:"latency"`
-	Baseline       *Summary `json:"baseline"`
-	Connected      int      `json:"connected"`
-	ConnectFailed  int      `json:"connect_failed"`
-	ConnectSeconds float64  `json:"connect_seconds"`
-	RSSPerConnKiB  float64  `json:"rss_per_conn_kib"`
-	Acked          int      `json:"acked"`
-	Refused        int      `json:"refused"`
-	Unacked        int      `json:"unacked"`
-	Errors         int      `json:"errors"`
+	Scenario          string   `json:"scenario"`
+	Target            string   `json:"target"`
+	Transport         string   `json:"transport"`
+	Command           string   `json:"command"`
+	Error             string   `json:"error"`
+	Members           int      `json:"members"`
+	Messages          int      `json:"messages"`
+	Conns             int      `json:"conns"`
+	Convs             int      `json:"convs"`
+	OfferedRate       float64  `json:"offered_per_s"`
+	Seconds           float64  `json:"seconds"`
+	Expected          int64    `json:"expected"`
+	Delivered         int64    `json:"delivered"`
+	Missing           int64    `json:"missing"`
+	SilentConns       int      `json:"silent_conns"`
+	DeliveriesPer     float64  `json:"deliveries_per_s"`
+	Latency           *Summary `json:"latency"`
+	Baseline          *Summary `json:"baseline"`
+	Connected         int      `json:"connected"`
+	ConnectFailed     int      `json:"connect_failed"`
+	ConnectSeconds    float64  `json:"connect_seconds"`
+	RSSPerConnKiB     float64  `json:"rss_per_conn_kib"`
+	WritesPerDelivery float64  `json:"write_syscalls_per_delivery"`
+	Acked             int      `json:"acked"`
+	Refused           int      `json:"refused"`
+	Unacked           int      `json:"unacked"`
+	Errors            int      `json:"errors"`
 }
 
 type Summary struct {
@@ -326,6 +327,19 @@ func peers(r *run) []peerRow {
 		rows = append(rows, peerRow{fmt.Sprintf("send→delivered p99 at %s deliveries/s (ms; lower is better)", thousands(float64(rate))),
 			fmt.Sprintf("%s (p50 %s)", num(p.Latency.P99), num(p.Latency.P50)), fmt.Sprintf("%s (p50 %s)", num(c.Latency.P99), num(c.Latency.P50)), ratio(p.Latency.P99, c.Latency.P99)})
 	}
+	for _, n := range []struct{ parley, peer, what string }{
+		{"burst-parley-1000", "burst-centrifugo-1000", "burst, 1,000 members"},
+		{"burst-parley-5000", "burst-centrifugo-5000", "burst, 5,000 members"},
+		{"latency-parley-ws-20000", "latency-centrifugo-20000", "20,000 deliveries/s"},
+		{"latency-parley-ws-100000", "latency-centrifugo-100000", "100,000 deliveries/s"},
+	} {
+		p, c := r.results[n.parley], r.results[n.peer]
+		if p == nil || c == nil || p.WritesPerDelivery == 0 || c.WritesPerDelivery == 0 {
+			continue
+		}
+		rows = append(rows, peerRow{"server write syscalls per delivery, " + n.what + " (lower is better)",
+			fmt.Sprintf("%.3f", p.WritesPerDelivery), fmt.Sprintf("%.3f", c.WritesPerDelivery), ratio(p.WritesPerDelivery, c.WritesPerDelivery)})
+	}
 	if p, c := r.results["idle-parley-ws"], r.results["idle-centrifugo-ws"]; p != nil && c != nil {
 		rows = append(rows, peerRow{fmt.Sprintf("RSS per idle WebSocket connection at %s (KiB; lower is better)", thousands(float64(p.Conns))), fmt.Sprintf("%.1f", p.RSSPerConnKiB), fmt.Sprintf("%.1f", c.RSSPerConnKiB), ratio(p.RSSPerConnKiB, c.RSSPerConnKiB)})
 	}
@@ -411,9 +425,9 @@ func plotLatency(r *run, path string) error {
 func figure(r *Result) string {
 	switch r.Scenario {
 	case "burst":
-		return fmt.Sprintf("%s deliveries/s; %s/%s delivered, %d conns got none", thousands(r.DeliveriesPer), thousands(float64(r.Delivered)), thousands(float64(r.Expected)), r.SilentConns)
+		return fmt.Sprintf("%s deliveries/s; %s/%s delivered, %d conns got none%s", thousands(r.DeliveriesPer), thousands(float64(r.Delivered)), thousands(float64(r.Expected)), r.SilentConns, writes(r))
 	case "latency":
-		return fmt.Sprintf("%s deliveries/s offered; %d missing", thousands(r.OfferedRate), r.Missing)
+		return fmt.Sprintf("%s deliveries/s offered; %d missing%s", thousands(r.OfferedRate), r.Missing, writes(r))
 	case "storm":
 		return fmt.Sprintf("%d/%d connected in %.1f s, %d failed", r.Connected, r.Members, r.ConnectSeconds, r.ConnectFailed)
 	case "idle":
@@ -481,4 +495,11 @@ func esc(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+func writes(r *Result) string {
+	if r.WritesPerDelivery == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %.3f write syscalls/delivery", r.WritesPerDelivery)
 }
