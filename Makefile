@@ -73,8 +73,12 @@ build:
 run:
 	$(GO) run ./cmd/parley
 
+# The benchmark set of issue 10 (deploy/bench/run): an embedded parley and
+# Centrifugo (the peer, installed from its Go module into ~/.cache) measured
+# by cmd/parley-load in one run, plus `go test -bench`; writes BENCHMARKS.md
+# and docs/benchmarks/latency.png. Under 10 minutes on 2 cores.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	deploy/bench/run short
 
 ## clean: remove bin/ and the default data dir
 clean:

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,12 +19,12 @@ import (
 // robin over the URLs, so several gateways share the load). It reports the
 // acknowledged rate and the send→ack latency; a send that is refused or
 // never acknowledged is an error.
-func send(ctx context.Context, c config, out io.Writer) error {
+func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if c.Rate < 1 || c.Convs < 1 || c.Senders < 1 {
-		return errors.New("send mode needs --rate, --convs and --senders of at least 1")
+		return nil, errors.New("send mode needs --rate, --convs and --senders of at least 1")
 	}
 	if c.Senders > c.Convs {
-		return errors.New("send mode needs --convs of at least --senders (each conversation has one sender)")
+		return nil, errors.New("send mode needs --convs of at least --senders (each conversation has one sender)")
 	}
 	urls := strings.Split(c.URL, ",")
 	tokens := make([]string, c.Senders)
@@ -34,7 +33,7 @@ func send(ctx context.Context, c config, out io.Writer) error {
 		names[i] = fmt.Sprintf("send%d", i)
 		t, err := signIn(ctx, urls[i%len(urls)], names[i])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		tokens[i] = t
 	}
@@ -42,15 +41,17 @@ func send(ctx context.Context, c config, out io.Writer) error {
 	// only to its own: every connection then hears its own sends' events,
 	// not everyone's, and the tool stays cheaper than the servers.
 	convs := make([]string, c.Convs)
-	for j := range convs {
+	c.prog.set("creating conversations", nil)
+	if err := parallel(ctx, c.Convs, c.Conc, func(j int) error {
 		var conv struct {
 			ID string `json:"id"`
 		}
 		k := j % c.Senders
-		if err := call(ctx, urls[k%len(urls)], "POST", "/v1/conversations", tokens[k], map[string]any{"kind": "group", "title": fmt.Sprint("send ", j), "members": []string{}}, &conv); err != nil {
-			return err
-		}
+		err := call(ctx, urls[k%len(urls)], "POST", "/v1/conversations", tokens[k], map[string]any{"kind": "group", "title": fmt.Sprint("send ", j), "members": []string{}}, &conv)
 		convs[j] = conv.ID
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	mine := make([][]string, c.Senders)
 	for j, cid := range convs {
@@ -63,17 +64,18 @@ func send(ctx context.Context, c config, out io.Writer) error {
 	}
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
-	var lat []time.Duration
+	lat := newHist()
 	var refused, closed []string
 	conns := make([]*websocket.Conn, c.Senders)
 	var readers sync.WaitGroup
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	for i := range conns {
-		ws, err := dial(ctx, urls[i%len(urls)], tokens[i])
+		cl, err := connect(ctx, "ws", urls[i%len(urls)], tokens[i], "")
 		if err != nil {
-			return err
+			return nil, err
 		}
+		ws := cl.ws
 		defer ws.CloseNow()
 		conns[i] = ws
 		readers.Add(1)
@@ -106,7 +108,7 @@ func send(ctx context.Context, c config, out io.Writer) error {
 					if at, ok := sentAt[f.Ref]; ok {
 						delete(sentAt, f.Ref)
 						if f.Type == "ack" {
-							lat = append(lat, now.Sub(at))
+							lat.Record(now.Sub(at))
 						} else {
 							refused = append(refused, string(f.Error))
 						}
@@ -140,6 +142,11 @@ func send(ctx context.Context, c config, out io.Writer) error {
 			}
 		}()
 	}
+	c.prog.set("sending", func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d acked, %d refused, %d waiting", lat.Count(), len(refused), len(sentAt))
+	})
 	for n := 0; n < total; n++ {
 		if d := time.Until(start.Add(time.Duration(n) * time.Second / time.Duration(c.Rate))); d > 0 {
 			time.Sleep(d)
@@ -169,25 +176,30 @@ func send(ctx context.Context, c config, out io.Writer) error {
 	}
 	readers.Wait()
 	if writeErr != nil {
-		return writeErr
+		return nil, writeErr
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(lat) == 0 {
-		return errors.New("no send was acknowledged")
+	r := newResult(c, "send")
+	r.Transport = "ws"
+	r.Convs, r.Conns, r.OfferedRate, r.Seconds = c.Convs, c.Senders, float64(c.Rate), elapsed.Seconds()
+	r.Acked, r.Refused, r.Unacked = int(lat.Count()), len(refused), len(sentAt)
+	r.Latency = lat.Summary()
+	if r.Latency == nil {
+		return r, errors.New("no send was acknowledged")
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration {
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
+	pct := func(v float64) time.Duration {
+		return time.Duration(v * float64(time.Millisecond)).Round(time.Millisecond)
 	}
+	l := r.Latency
 	fmt.Fprintf(out, "send: %d sends offered at %d/s over %v to %d conversations via %d connections on %d gateways: %d acknowledged in %v (%.0f/s), ack latency p50 %v p99 %v max %v\n",
-		total, c.Rate, sendTime.Round(time.Millisecond), c.Convs, c.Senders, len(urls), len(lat), elapsed.Round(time.Millisecond),
-		float64(len(lat))/elapsed.Seconds(), pct(0.5), pct(0.99), lat[len(lat)-1].Round(time.Millisecond))
+		total, c.Rate, sendTime.Round(time.Millisecond), c.Convs, c.Senders, len(urls), r.Acked, elapsed.Round(time.Millisecond),
+		float64(r.Acked)/elapsed.Seconds(), pct(l.P50), pct(l.P99), pct(l.Max))
 	if len(refused) > 0 || len(sentAt) > 0 || len(closed) > 0 {
-		return fmt.Errorf("%d sends refused (first: %s), %d never acknowledged, %d connections closed by the server (first: %s)",
+		return r, fmt.Errorf("%d sends refused (first: %s), %d never acknowledged, %d connections closed by the server (first: %s)",
 			len(refused), first(refused), len(sentAt), len(closed), first(closed))
 	}
-	return nil
+	return r, nil
 }
 
 func first(s []string) string {

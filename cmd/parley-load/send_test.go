@@ -4,20 +4,56 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
+// The parley binary the tests run, built once per test binary.
+var (
+	buildOnce sync.Once
+	parleyBin string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if parleyBin != "" {
+		os.RemoveAll(filepath.Dir(parleyBin))
+	}
+	os.Exit(code)
+}
+
 // startParley builds and runs an embedded parley serve, returning its URL.
 func startParley(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, "../parley").CombinedOutput(); err != nil {
-		t.Fatalf("build parley: %v\n%s", err, out)
+	u, _ := startParleyProc(t)
+	return u
+}
+
+// startParleyProc is startParley that also returns the server's pid.
+func startParleyProc(t *testing.T) (string, int) {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-load-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		parleyBin = filepath.Join(dir, "parley")
+		if out, err := exec.Command("go", "build", "-o", parleyBin, "../parley").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build parley: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
+	bin := parleyBin
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--send-rate", "100000", "--send-burst", "100000")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -38,10 +74,10 @@ func startParley(t *testing.T) string {
 	}()
 	select {
 	case u := <-got:
-		return u
+		return u, cmd.Process.Pid
 	case <-time.After(60 * time.Second):
 		t.Fatal("parley did not start")
-		return ""
+		return "", 0
 	}
 }
 

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// sources is how many 127.0.0.x addresses the client sockets are spread
+// over (--sources): each source address has its own ~28,000 ephemeral
+// ports, so 19,000+ connections to one server port do not run out.
+var sources atomic.Int32
+
+var nextSource atomic.Uint32
+
+// dialSpread dials from 127.0.0.1 … 127.0.0.N in turn when the target is an
+// IPv4 loopback address, and like a plain dialer otherwise.
+func dialSpread(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 30 * time.Second}
+	host, _, _ := net.SplitHostPort(addr)
+	if n := sources.Load(); n > 1 {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && ip.To4() != nil {
+			i := nextSource.Add(1) % uint32(n)
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		}
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+// restClient is for short requests; streamClient (no overall timeout, the
+// context bounds each request) for WebSocket handshakes, SSE and long-polls.
+var (
+	restClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: dialSpread, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}}
+	streamClient = &http.Client{Transport: &http.Transport{
+		DialContext: dialSpread, MaxIdleConnsPerHost: 50000, DisableCompression: true, IdleConnTimeout: 90 * time.Second}}
+)
+
+// httpError is a REST answer of 300 or more.
+type httpError struct {
+	Status int
+	Body   string
+	What   string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%s: %d %s", e.What, e.Status, e.Body) }
+
+func call(ctx context.Context, base, method, path, token string, body any, into any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := restClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return &httpError{Status: res.StatusCode, Body: strings.TrimSpace(string(raw)), What: method + " " + path}
+	}
+	if into != nil {
+		return json.Unmarshal(raw, into)
+	}
+	return nil
+}
+
+func signIn(ctx context.Context, base, user string) (string, error) {
+	var r struct {
+		Token string `json:"token"`
+	}
+	err := call(ctx, base, "POST", "/v1/auth/dev", "", map[string]string{"user_id": user}, &r)
+	return r.Token, err
+}
+
+// client is one realtime connection to Parley over one of the three
+// transports. Next returns the JSON objects of the next server write (a
+// WebSocket frame split on newlines, one SSE event, or one poll answer's
+// events), each stamped with the time it was read.
+type client struct {
+	transport string
+	ws        *websocket.Conn
+	body      io.ReadCloser
+	br        *bufio.Reader
+	base      string
+	token     string
+	cursor    string // the newest cursor seen (ready, SSE id, poll answer)
+	wait      int    // long-poll wait in seconds
+	pending   [][]byte
+}
+
+// connect opens a connection and returns once the server has said ready
+// (for long-poll: once the first answer gave a cursor, or at once when
+// resuming from one).
+func connect(ctx context.Context, transport, base, token, cursor string) (*client, error) {
+	c := &client{transport: transport, base: base, token: token, cursor: cursor, wait: 25}
+	q := "access_token=" + url.QueryEscape(token)
+	if cursor != "" {
+		q += "&cursor=" + url.QueryEscape(cursor)
+	}
+	switch transport {
+	case "ws":
+		u := strings.Replace(base, "http", "ws", 1) + "/v1/ws?" + q
+		ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"parley.v1"}, HTTPClient: streamClient})
+		if err != nil {
+			return nil, err
+		}
+		ws.SetReadLimit(64 << 20)
+		c.ws = ws
+		if cursor == "" {
+			// Without a cursor in the query the server waits a moment for
+			// an optional hello that could carry one: say there is none.
+			if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`)); err != nil {
+				ws.CloseNow()
+				return nil, err
+			}
+		}
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			ws.CloseNow()
+			return nil, err
+		}
+		lines := bytes.Split(data, []byte("\n"))
+		if err := c.ready(lines[0]); err != nil {
+			ws.CloseNow()
+			return nil, err
+		}
+		c.pending = lines[1:]
+	case "sse":
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events?"+q, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		res, err := streamClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode != 200 {
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			return nil, &httpError{Status: res.StatusCode, Body: string(raw), What: "GET /v1/events"}
+		}
+		c.body, c.br = res.Body, bufio.NewReaderSize(res.Body, 16<<10)
+		first, err := c.Next(ctx)
+		if err != nil || len(first) == 0 {
+			c.Close()
+			return nil, fmt.Errorf("sse: no ready event: %v", err)
+		}
+		if err := c.ready(first[0]); err != nil {
+			c.Close()
+			return nil, err
+		}
+	case "poll":
+		if cursor == "" {
+			if _, err := c.poll(ctx, 0); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("unknown transport %q (ws, sse or poll)", transport)
+	}
+	return c, nil
+}
+
+func (c *client) ready(line []byte) error {
+	var r struct {
+		Type   string `json:"type"`
+		Cursor string `json:"cursor"`
+	}
+	if err := json.Unmarshal(line, &r); err != nil || r.Type != "ready" {
+		return fmt.Errorf("first object is not ready: %.200s", line)
+	}
+	c.cursor = r.Cursor
+	return nil
+}
+
+// Next blocks for the next objects the server sends.
+func (c *client) Next(ctx context.Context) ([][]byte, error) {
+	if len(c.pending) > 0 {
+		p := c.pending
+		c.pending = nil
+		return p, nil
+	}
+	switch c.transport {
+	case "ws":
+		_, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return bytes.Split(data, []byte("\n")), nil
+	case "sse":
+		// The stream's request was made with connect's context: this read
+		// ends with this call's context too.
+		stop := context.AfterFunc(ctx, func() { c.body.Close() })
+		defer stop()
+		var out [][]byte
+		for {
+			line, err := c.br.ReadSlice('\n')
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return nil, err
+			}
+			if errors.Is(err, bufio.ErrBufferFull) { // a long data line
+				rest, err := c.br.ReadBytes('\n')
+				if err != nil {
+					return nil, err
+				}
+				line = append(append([]byte{}, line...), rest...)
+			}
+			line = bytes.TrimRight(line, "\r\n")
+			switch {
+			case len(line) == 0:
+				if len(out) > 0 {
+					return out, nil
+				}
+			case bytes.HasPrefix(line, []byte("data: ")):
+				out = append(out, append([]byte{}, line[6:]...))
+			case bytes.HasPrefix(line, []byte("id: ")):
+				c.cursor = string(line[4:])
+			}
+		}
+	case "poll":
+		for {
+			ev, err := c.poll(ctx, c.wait)
+			if err != nil || len(ev) > 0 {
+				return ev, err
+			}
+		}
+	}
+	return nil, errors.New("closed")
+}
+
+func (c *client) poll(ctx context.Context, wait int) ([][]byte, error) {
+	u := fmt.Sprintf("%s/v1/poll?wait=%d", c.base, wait)
+	if c.cursor != "" {
+		u += "&cursor=" + url.QueryEscape(c.cursor)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := streamClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != 200 {
+		return nil, &httpError{Status: res.StatusCode, Body: string(raw), What: "GET /v1/poll"}
+	}
+	var r struct {
+		Events []json.RawMessage `json:"events"`
+		Cursor string            `json:"cursor"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	c.cursor = r.Cursor
+	out := make([][]byte, len(r.Events))
+	for i, e := range r.Events {
+		out[i] = e
+	}
+	return out, nil
+}
+
+// Send writes one client frame (WebSocket only).
+func (c *client) Send(ctx context.Context, frame []byte) error {
+	if c.ws == nil {
+		return errors.New("only a WebSocket connection sends frames")
+	}
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// Close ends the connection at once.
+func (c *client) Close() {
+	if c.ws != nil {
+		c.ws.CloseNow()
+	}
+	if c.body != nil {
+		c.body.Close()
+	}
+}
