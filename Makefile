@@ -77,6 +77,7 @@ run:
 # Centrifugo (the peer, installed from its Go module into ~/.cache) measured
 # by cmd/parley-load in one run, plus `go test -bench`; writes BENCHMARKS.md
 # and docs/benchmarks/latency.png. Under 10 minutes on 2 cores.
+## bench: the issue-10 benchmark set against Parley and Centrifugo (installs Centrifugo into ~/.cache/parley-bench); writes BENCHMARKS.md
 bench:
 	deploy/bench/run short
 
