@@ -52,7 +52,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.SendRate, "send-rate", 20, "sends per second allowed per user")
 	fs.IntVar(&c.SendBurst, "send-burst", 40, "burst of sends allowed per user")
 	fs.IntVar(&c.QueueSize, "queue-size", 4096, "events queued per connection before it is closed as too slow (1013)")
-	fs.DurationVar(&c.CommandTimeout, "command-timeout", 4*time.Second, "how long a send waits for its sequenced result before 503 with Retry-After (API: never a hang past 5 s)")
+	fs.DurationVar(&c.CommandTimeout, "command-timeout", 4*time.Second, "how long a send waits for its sequenced result before 503 with Retry-After (API: never a hang past 5 s); at least 3.5 s are waited, so a 503 send is never applied (the sequencer's 2 s grace and 1 s to settle fit inside)")
 	fs.DurationVar(&c.TokenTTL, "dev-auth.token-ttl", 24*time.Hour, "lifetime of dev sign-in tokens")
 	fs.Int64Var(&c.MaxAttachment, "attachments.max-size", 25<<20, "largest attachment in bytes")
 	fs.DurationVar(&c.PingInterval, "ws.ping-interval", 25*time.Second, "WebSocket keepalive ping interval; expired tokens are closed with 4401 on this tick")

@@ -321,6 +321,7 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 
 	const maxEvents = 500
 	events := make([]rawJSON, 0)
+	var answered []*fanout.Item // for the events_to_socket hop
 	if cursor != "" {
 		deadline := time.Now().Add(time.Duration(wait) * time.Second)
 		var buf []*fanout.Item
@@ -342,13 +343,14 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 				}
 				if one, ok := conn.Render(nil, it); ok {
 					events = append(events, rawJSON(one))
+					answered = append(answered, it)
 				}
 			}
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.Cursor()})
 	if len(events) > 0 {
-		g.metrics.wrote("longpoll", nil, len(events))
+		g.metrics.wrote("longpoll", answered, len(events))
 	}
 }
 
