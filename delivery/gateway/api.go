@@ -49,7 +49,6 @@ func (g *Gateway) devSignIn(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user})
 }
 
-
 // submit appends cmd to the commands log and waits for its result
 // (delivery/submit: "unavailable" only for a command that will never be
 // applied).
