@@ -90,6 +90,13 @@ class App {
   /** Loads everything over REST; called by the client whenever its stream
    * starts without a cursor (first connect, or after cursor_expired). */
   async resync() {
+    // user.updated is not replayed: after a reconnect without a cursor, ask
+    // again for the names already shown.
+    if (this.resynced) {
+      for (const uid of this.names.keys()) {
+        if (uid !== this.me.id) this.client.getUser(uid).then((p) => this.setName(p.id, p.name), () => {});
+      }
+    }
     this.resynced = true;
     await this.convs.load();
     const cid = this.currentCid || this._cidFromPath();
