@@ -250,7 +250,7 @@ type Event struct {
 type Ephemeral struct {
 	Type           string `json:"type"`
 	ConversationID string `json:"conversation_id,omitempty"`
-	UserID         string `json:"user_id"`
+	UserID         string `json:"user_id,omitempty"` // typing and presence: whose
 	Online         *bool  `json:"online,omitempty"`
 	// User is the new profile on user.updated.
 	User *User `json:"user,omitempty"`

@@ -105,7 +105,7 @@ func (g *Gateway) patchMe(w http.ResponseWriter, r *http.Request) {
 		// The name is stored; those connected learn it on their next read.
 		g.logger.Warn("listing whom to tell of a name change", "user", u.ID, "err", err)
 	} else {
-		g.presence.Broadcast(to, chat.Ephemeral{Type: chat.EventUserUpdated, UserID: u.ID, User: &p})
+		g.presence.Broadcast(to, chat.Ephemeral{Type: chat.EventUserUpdated, User: &p})
 	}
 	writeJSON(w, http.StatusOK, p)
 }

@@ -145,7 +145,7 @@ func TestProfilesNamesDirectoryAndUserUpdated(t *testing.T) {
 	for who, ws := range map[string]*testWS{"bob on the other gateway": onBob, "alice herself": onAlice} {
 		ev := ws.next(chat.EventUserUpdated)
 		u, _ := ev["user"].(map[string]any)
-		if u["id"] != "alice" || u["name"] != "Alice Liddell" {
+		if u["id"] != "alice" || u["name"] != "Alice Liddell" || len(ev) != 2 {
 			t.Errorf("%s got %v", who, ev)
 		}
 	}
