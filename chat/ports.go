@@ -167,6 +167,16 @@ type Store interface {
 	PutAttachment(ctx context.Context, a AttachmentRecord) error
 	// Attachment returns an attachment record by id.
 	Attachment(ctx context.Context, id string) (AttachmentRecord, error)
+	// SetUserName records a user's display name in its profile. A claimed
+	// name (the name claim of a token or a dev sign-in) is the profile's
+	// name only until the user sets one (claimed false): a later claim
+	// never replaces a set name, while a later set name replaces both.
+	// Writing the same name again is a no-op in effect. It writes no
+	// Change and is not fenced: profiles are not part of the event log.
+	SetUserName(ctx context.Context, userID, name string, claimed bool) error
+	// Users returns the profiles of those ids that have one (a claimed or
+	// set name), by id; ids without a profile are absent from the map.
+	Users(ctx context.Context, ids []string) (map[string]User, error)
 	// Heads returns, per partition, the highest committed position (0 if none).
 	Heads(ctx context.Context, partitions int) ([]int64, error)
 	// Meta returns the metadata value of key, setting it to value first if

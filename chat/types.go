@@ -214,6 +214,9 @@ const (
 const (
 	EventTyping   = "typing"
 	EventPresence = "presence"
+	// EventUserUpdated carries a user's new profile to the people who
+	// share a conversation with it.
+	EventUserUpdated = "user.updated"
 )
 
 // Event is a durable event of one conversation. Seq is gap-free per
@@ -243,15 +246,18 @@ type Event struct {
 	Position  int64 `json:"position,omitempty"`
 }
 
-// Ephemeral is a typing or presence event.
+// Ephemeral is a typing, presence or user.updated event.
 type Ephemeral struct {
 	Type           string `json:"type"`
 	ConversationID string `json:"conversation_id,omitempty"`
-	UserID         string `json:"user_id"`
+	UserID         string `json:"user_id,omitempty"` // typing and presence: whose
 	Online         *bool  `json:"online,omitempty"`
+	// User is the new profile on user.updated.
+	User *User `json:"user,omitempty"`
 }
 
-// User is an authenticated principal.
+// User is an authenticated principal, and a user's public profile
+// ({"id","name"}, API "People").
 type User struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`

@@ -91,6 +91,7 @@ var storeCases = []storeCase{
 	{"DataSurvivesReopen", storeTestReopen},
 	{"ConcurrentCommitsAndReads", storeTestConcurrent},
 	{"CompetingCommitsOneWins", storeTestCompeting},
+	{"ProfileNameSetBeatsClaimed", storeTestProfiles},
 }
 
 // storeEpoch is a whole millisecond, so times survive millisecond stores.
@@ -1650,4 +1651,49 @@ func storeTestCompeting(t *testing.T, s chat.Store, _ func() chat.Store) {
 		}
 	}
 	storeCheckConversation(t, s, c)
+}
+
+// storeTestProfiles: a profile's name is the latest claimed one until the
+// user sets one; a later claim never replaces a set name; ids without a
+// profile are absent; profiles survive a reopen.
+func storeTestProfiles(t *testing.T, s chat.Store, reopen func() chat.Store) {
+	ctx := t.Context()
+	sfx := fmt.Sprintf("%d", time.Now().UnixNano())
+	ann, bob, ghost := "ann-"+sfx, "bob-"+sfx, "ghost-"+sfx
+	users := func(st chat.Store, want map[string]chat.User) {
+		t.Helper()
+		got, err := st.Users(ctx, []string{ann, bob, ghost, ann})
+		if err != nil {
+			t.Fatalf("Users: %v", err)
+		}
+		storeExpect(t, "Users", got, want)
+	}
+	users(s, map[string]chat.User{})
+	for _, step := range []struct {
+		uid, name string
+		claimed   bool
+	}{
+		{ann, "Ann", true},
+		{ann, "Ann L", true},
+		{bob, "Bob", true},
+		{bob, "Robert", false},
+		{bob, "Bobby", true},
+	} {
+		if err := s.SetUserName(ctx, step.uid, step.name, step.claimed); err != nil {
+			t.Fatalf("SetUserName(%s, %s, %v): %v", step.uid, step.name, step.claimed, err)
+		}
+	}
+	want := map[string]chat.User{ann: {ID: ann, Name: "Ann L"}, bob: {ID: bob, Name: "Robert"}}
+	users(s, want)
+	if err := s.SetUserName(ctx, ann, "Ann Set", false); err != nil {
+		t.Fatal(err)
+	}
+	want[ann] = chat.User{ID: ann, Name: "Ann Set"}
+	users(s, want)
+	if err := s.SetUserName(ctx, "", "x", true); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("SetUserName with an empty id: %v, want invalid_request", err)
+	}
+	if reopen != nil {
+		users(reopen(), want)
+	}
 }

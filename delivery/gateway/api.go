@@ -45,11 +45,8 @@ func (g *Gateway) devSignIn(w http.ResponseWriter, r *http.Request) {
 		g.writeErr(w, r, err)
 		return
 	}
+	g.recordClaim(r.Context(), user)
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user})
-}
-
-func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, userOf(r))
 }
 
 // submit appends cmd to the commands log and waits for its result

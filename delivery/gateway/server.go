@@ -114,6 +114,10 @@ type Gateway struct {
 	metrics    *metrics
 	presence   *presence.Tracker
 	members    *memberCache
+	claims     claimedNames
+
+	ticketsMu sync.Mutex
+	tickets   *auth.Tickets
 
 	shutdown  chan struct{}
 	closeOnce sync.Once
@@ -286,7 +290,10 @@ func (g *Gateway) Handler() http.Handler {
 	handle("/readyz", route{"GET": g.readyz}, public)
 	handle("/metrics", route{"GET": g.metrics.handler().ServeHTTP}, public)
 	handle("/v1/auth/dev", route{"POST": g.devSignIn}, public)
-	handle("/v1/me", route{"GET": g.me})
+	handle("/v1/me", route{"GET": g.me, "PATCH": g.patchMe})
+	handle("/v1/users", route{"GET": g.listUsers})
+	handle("/v1/users/{uid}", route{"GET": g.getUser})
+	handle("/v1/tickets", route{"POST": g.postTicket})
 	handle("/v1/conversations", route{"GET": g.listConversations, "POST": g.createConversation})
 	handle("/v1/conversations/{cid}", route{"GET": g.getConversation, "PATCH": g.patchConversation})
 	handle("/v1/conversations/{cid}/members", route{"GET": g.listMembers})
@@ -378,6 +385,7 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 				g.writeErr(w, r, err)
 				return
 			}
+			g.recordClaim(r.Context(), user)
 			ctx := context.WithValue(r.Context(), keyUser, user)
 			r = r.WithContext(context.WithValue(ctx, keyExpiry, exp))
 		}
@@ -390,6 +398,11 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 }
 
 func (g *Gateway) authenticate(r *http.Request, allowQuery bool) (chat.User, time.Time, error) {
+	if allowQuery && r.Header.Get("Authorization") == "" {
+		if t := r.URL.Query().Get("ticket"); t != "" {
+			return g.redeemTicket(r, t)
+		}
+	}
 	tok := auth.FromRequest(r, allowQuery)
 	if tok == "" {
 		return chat.User{}, time.Time{}, chat.Errorf(chat.CodeUnauthorized, "missing bearer token")

@@ -48,6 +48,9 @@ func bucketOf(seq int64) int64 {
 //	partition_heads ((partition)) -> head, written at timestamp head
 //	meta            ((key)) -> value, set-if-absent by LWT
 //	attachments     ((id)) -> record
+//	users           ((user_id)) -> claimed_name, set_name (profiles); each
+//	                write sets one column, so a claim never replaces a
+//	                set name and no write reads first
 func schema(keyspace string, replication int) []string {
 	stmts := []string{
 		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`, keyspace, replication),
@@ -124,6 +127,10 @@ func schema(keyspace string, replication int) []string {
 		`CREATE TABLE IF NOT EXISTS %s.attachments (
 			id text PRIMARY KEY,
 			data text)`,
+		`CREATE TABLE IF NOT EXISTS %s.users (
+			user_id text PRIMARY KEY,
+			claimed_name text,
+			set_name text)`,
 	}
 	for i := 1; i < len(stmts); i++ {
 		stmts[i] = fmt.Sprintf(stmts[i], keyspace)

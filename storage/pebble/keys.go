@@ -25,6 +25,7 @@ import (
 //	owner/{partition}               -> the epoch of the partition's writer
 //	meta/{key}                      -> value
 //	att/{attachment id}             -> chat.AttachmentRecord (JSON)
+//	uname/{uid}/{"claim"|"set"}     -> display name (profiles, API "People")
 const (
 	tableConv  = "conv"
 	tableEv    = "ev"
@@ -39,6 +40,7 @@ const (
 	tableOwner = "owner"
 	tableMeta  = "meta"
 	tableAtt   = "att"
+	tableUName = "uname"
 )
 
 func appendString(b []byte, s string) []byte {
@@ -100,6 +102,15 @@ func ownerKey(partition int) []byte {
 	return appendUint(tuple(tableOwner), uint64(partition))
 }
 func attKey(id string) []byte { return tuple(tableAtt, id) }
+
+// userNameKey holds one of a user's two names: the latest claimed one and
+// the one it set. They are separate keys so neither write reads the other.
+func userNameKey(uid string, claimed bool) []byte {
+	if claimed {
+		return tuple(tableUName, uid, "claim")
+	}
+	return tuple(tableUName, uid, "set")
+}
 
 // prefixEnd is the smallest key greater than every key that starts with p:
 // the upper bound of a prefix scan.

@@ -93,6 +93,59 @@ describe('Parley web client', () => {
     noProblems(dark, phone);
   });
 
+  test('display names everywhere, a name change reaches others live, and realtime URLs carry tickets', T, async () => {
+    const alice = await person('alice-names', { name: 'Alice Liddell' });
+    const bob = await person('bob-names', { name: 'Bob Builder' });
+    await createGroup(alice.page, 'Names', [bob.userId]);
+    await conversationButton(bob.page, 'Names').waitFor({ timeout: 15_000 });
+    await openConversation(bob.page, 'Names');
+    await send(bob.page, 'Hello from Bob');
+    // Messages, typing and "Seen by" show names, not ids.
+    await waitForText(messageList(alice.page).locator('.sender').last(), 'Bob Builder');
+    await waitForText(messageList(bob.page).locator('.sender').last(), 'Bob Builder (you)');
+    await messageBox(alice.page).pressSequentially('Hi Bo', { delay: 20 });
+    await waitForText(bob.page.locator('#typing'), 'Alice Liddell is typing');
+    await messageBox(alice.page).fill('Hi Bob');
+    await messageBox(alice.page).press('Enter');
+    await waitForText(messageList(bob.page), 'Hi Bob');
+    await waitForText(messageList(alice.page), 'Seen by Bob Builder');
+    // The member list too.
+    await alice.page.getByRole('button', { name: 'Members', exact: true }).click();
+    await waitForText(alice.page.locator('#members-list'), 'Bob Builder');
+    await waitForText(alice.page.locator('#members-list'), 'Alice Liddell (you)');
+    await alice.page.keyboard.press('Escape');
+
+    // Bob renames himself; Alice sees it without reloading.
+    await bob.page.locator('#settings > summary').click();
+    await bob.page.getByLabel('Display name', { exact: true }).fill('Robert the Builder');
+    await bob.page.getByRole('button', { name: 'Save name', exact: true }).click();
+    await waitForText(bob.page.locator('#me-name'), 'Robert the Builder');
+    await bob.page.keyboard.press('Escape');
+    await waitForText(messageList(alice.page).locator('.sender').first(), 'Robert the Builder');
+    await waitForText(messageList(alice.page), 'Seen by Robert the Builder');
+    await screenshot(alice.page, '20-names.png');
+    // An empty name is refused in place.
+    await bob.page.locator('#settings > summary').click();
+    await bob.page.getByLabel('Display name', { exact: true }).fill('   ');
+    await bob.page.getByRole('button', { name: 'Save name', exact: true }).click();
+    await waitForText(bob.page.locator('#name-error'), 'A name has 1 to 64 characters.');
+    await bob.page.keyboard.press('Escape');
+
+    // A reload keeps the set name (the server stores it).
+    await bob.page.reload();
+    await waitForText(connection(bob.page), /^Connected · /, { timeout: 20_000 });
+    await waitForText(bob.page.locator('#me-chip'), 'Robert the Builder');
+
+    for (const p of [alice, bob]) {
+      assert.ok(p.realtimeUrls.length > 0, `${p.userId} opened no realtime connection`);
+      for (const u of p.realtimeUrls) {
+        assert.ok(!u.includes('access_token'), `${p.userId}: token in a realtime URL`);
+        assert.ok(u.includes('ticket='), `${p.userId}: no ticket in ${u.replace(/ticket=[^&]*/, 'ticket=…')}`);
+      }
+    }
+    noProblems(alice, bob);
+  });
+
   for (const transport of ['websocket', 'sse', 'longpoll']) {
     const label = TRANSPORT_LABELS[transport];
 

@@ -85,9 +85,9 @@ export async function startServer() {
 }
 
 /** A REST helper for seeding data, signed in through dev auth. */
-export async function apiUser(base, userId) {
+export async function apiUser(base, userId, name = '') {
   const res = await fetch(base + '/v1/auth/dev', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user_id: userId }),
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user_id: userId, name }),
   });
   if (res.status !== 200) throw new Error(`dev sign-in for ${userId}: ${res.status} ${await res.text()}`);
   const { token } = await res.json();

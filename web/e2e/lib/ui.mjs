@@ -53,10 +53,13 @@ export const TRANSPORT_LABELS = { websocket: 'WebSocket', sse: 'SSE', longpoll: 
  * Opens a browser context as a person, signs in with dev sign-in and waits
  * for the realtime connection (on the given transport).
  */
-export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 } } = {}) {
+export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 }, name = '' } = {}) {
   const context = await browser.newContext({ baseURL: base, colorScheme, viewport });
   const page = await context.newPage();
   const problems = [];
+  const realtimeUrls = []; // every WebSocket and EventSource URL the page opened
+  page.on('websocket', (ws) => realtimeUrls.push(ws.url()));
+  page.on('request', (req) => { if (req.url().includes('/v1/events')) realtimeUrls.push(req.url()); });
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
     const t = msg.text();
@@ -64,10 +67,11 @@ export async function signIn(browser, base, userId, { transport = 'auto', colorS
   });
   await page.goto('/');
   await page.getByLabel('User id').fill(userId);
+  if (name) await page.locator('#signin-name').fill(name);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await waitForText(connection(page), /^Connected · /, { timeout: 20_000 });
   if (transport !== 'auto') await setTransport(page, transport);
-  return { context, page, problems, userId };
+  return { context, page, problems, userId, realtimeUrls };
 }
 
 export async function setTransport(page, transport) {

@@ -72,6 +72,9 @@ class App {
     this.typing = new Map();    // conversation id → Map(user id → shown until)
     this.pending = new Map();   // client_id → optimistic send
     this.lastMessageAt = new Map(); // "cid user" → when their last message arrived
+    this.names = new Map();     // user id → display name (GET /v1/users/{uid}, user.updated)
+    this.namesAsked = new Set(); // user ids whose profile was asked for
+    this.names.set(me.id, me.name || me.id);
     this.resynced = false;
     this.media = new Media(this);
     this.convs = new Conversations(this);
@@ -87,6 +90,13 @@ class App {
   /** Loads everything over REST; called by the client whenever its stream
    * starts without a cursor (first connect, or after cursor_expired). */
   async resync() {
+    // user.updated is not replayed: after a reconnect without a cursor, ask
+    // again for the names already shown.
+    if (this.resynced) {
+      for (const uid of this.names.keys()) {
+        if (uid !== this.me.id) this.client.getUser(uid).then((p) => this.setName(p.id, p.name), () => {});
+      }
+    }
     this.resynced = true;
     await this.convs.load();
     const cid = this.currentCid || this._cidFromPath();
@@ -101,6 +111,40 @@ class App {
   _cidFromPath() {
     const m = location.pathname.match(/^\/c\/([^/]+)$/);
     return m ? decodeURIComponent(m[1]) : null;
+  }
+
+  // ----- people
+
+  /** The display name of uid: known, or the id while its profile loads
+   * (asked for once per page; user.updated keeps it current). */
+  name(uid) {
+    if (!uid) return '';
+    const known = this.names.get(uid);
+    if (known) return known;
+    if (!this.namesAsked.has(uid)) {
+      this.namesAsked.add(uid);
+      this.client.getUser(uid).then((p) => this.setName(p.id, p.name), () => { /* not shared: keep the id */ });
+    }
+    return uid;
+  }
+
+  setName(uid, name) {
+    if (!uid || !name || this.names.get(uid) === name) return;
+    this.names.set(uid, name);
+    if (uid === this.me.id) {
+      this.me.name = name;
+      showMe(this.me);
+    }
+    // Profiles arrive in bursts: repaint once for all of them.
+    if (this._namesTimer) return;
+    this._namesTimer = setTimeout(() => {
+      this._namesTimer = null;
+      this.convs.render();
+      this.renderHeader();
+      this.messages.refreshNames();
+      if (this.composer.reply) $('#reply-sender').textContent = this.name(this.composer.reply.sender_id);
+      if (!this.search.panel.hidden) this.search.syncConversations();
+    }, 30);
   }
 
   // ----- conversations
@@ -252,6 +296,9 @@ class App {
 
   _onEvent(ev) {
     switch (ev.type) {
+      case 'user.updated':
+        if (ev.user) this.setName(ev.user.id, ev.user.name);
+        return;
       case 'presence':
         if (ev.online) this.online.add(ev.user_id); else this.online.delete(ev.user_id);
         this.convs.render();
@@ -300,6 +347,22 @@ class App {
       this.client.setTransport(sel.value);
     });
     $('#signout-btn').addEventListener('click', () => signOut());
+    $('#name-input').value = this.me.name || '';
+    $('#name-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const input = $('#name-input'), err = $('#name-error');
+      const name = input.value.trim();
+      err.textContent = '';
+      if (!name || [...name].length > 64) { err.textContent = 'A name has 1 to 64 characters.'; input.focus(); return; }
+      try {
+        const p = await this.client.setName(name);
+        this.setName(p.id, p.name);
+        input.value = p.name;
+        announce('Name saved');
+      } catch (ex) {
+        err.textContent = errorText(ex);
+      }
+    });
     $('#back-btn').addEventListener('click', () => this.closeConversation());
     window.addEventListener('popstate', () => {
       const cid = this._cidFromPath();
@@ -339,6 +402,12 @@ export function readPosition(ev) {
 
 // ----------------------------------------------------------------- start-up
 
+function showMe(me) {
+  $('#me-name').textContent = me.name || me.id;
+  $('#me-id').textContent = me.name && me.name !== me.id ? `(${me.id})` : '';
+  $('#me-chip').textContent = me.name || me.id;
+}
+
 async function startChat(token) {
   const pref = localStorage.getItem(TRANSPORT_KEY);
   const client = new ParleyClient({ token, transport: pref === 'auto' || TRANSPORTS.includes(pref) ? pref : 'auto' });
@@ -352,9 +421,7 @@ async function startChat(token) {
   }
   $('#signin').hidden = true;
   $('#chat').hidden = false;
-  $('#me-name').textContent = me.name || me.id;
-  $('#me-id').textContent = me.name && me.name !== me.id ? `(${me.id})` : '';
-  $('#me-chip').textContent = me.name || me.id;
+  showMe(me);
   $('#me-avatar').replaceWith(Object.assign(avatar(me.id, 'me-avatar'), { id: 'me-avatar' }));
   app = new App(client, me);
   client.start();

@@ -30,7 +30,7 @@ export const TRANSPORT_NAMES = Object.freeze({ websocket: 'WebSocket', sse: 'SSE
 export const EVENT_TYPES = Object.freeze([
   'ready', 'message.created', 'message.updated', 'message.deleted',
   'reaction.added', 'reaction.removed', 'member.added', 'member.removed',
-  'conversation.updated', 'read.updated', 'typing', 'presence', 'error',
+  'conversation.updated', 'read.updated', 'typing', 'presence', 'user.updated', 'error',
 ]);
 
 const WS_SUBPROTOCOL = 'parley.v1';
@@ -197,6 +197,15 @@ export class ParleyClient extends EventTarget {
     this.userId = me.id;
     return me;
   }
+
+  /** Sets the caller's display name: {id, name}. */
+  setName(name) { return this.request('PATCH', '/v1/me', { name }); }
+  /** A profile {id, name}; 404 for someone who shares no conversation. */
+  getUser(uid) { return this.request('GET', `/v1/users/${enc(uid)}`); }
+  /** Directory search among the people the caller shares a conversation with. */
+  searchUsers(q, limit = 20) { return this.request('GET', '/v1/users' + query({ q, limit })).then((r) => r.users || []); }
+  /** A single-use, 60 s realtime ticket, so the long-lived token stays out of URLs. */
+  ticket() { return this.request('POST', '/v1/tickets').then((r) => r.ticket); }
 
   listConversations() { return this.request('GET', '/v1/conversations').then((r) => r.conversations || []); }
   getConversation(cid) { return this.request('GET', `/v1/conversations/${enc(cid)}`); }
@@ -455,8 +464,8 @@ export class ParleyClient extends EventTarget {
     this._setStatus(this.state === 'connected' || this.state === 'reconnecting' || this.state === 'offline' ? 'reconnecting' : 'connecting');
     const withCursor = this.cursor;
     const ctx = { gen, withCursor, opened: false };
-    if (this.transport === 'websocket') this._conn = this._openWebSocket(ctx);
-    else if (this.transport === 'sse') this._conn = this._openEventSource(ctx);
+    if (this.transport === 'websocket') this._conn = this._withTicket(ctx, (c) => this._openWebSocket(c));
+    else if (this.transport === 'sse') this._conn = this._withTicket(ctx, (c) => this._openEventSource(c));
     else this._conn = this._openLongPoll(ctx);
   }
 
@@ -503,9 +512,26 @@ export class ParleyClient extends EventTarget {
     }, delay);
   }
 
+  /** Asks for a ticket, then opens the transport with it: browsers log
+   * failed WebSocket URLs, so the URL carries a single-use ticket rather
+   * than the token. A failure to get one counts as a failure to open. */
+  _withTicket(ctx, open) {
+    let inner = null, closed = false;
+    this.ticket().then((ticket) => {
+      if (closed || ctx.gen !== this._gen) return;
+      ctx.ticket = ticket;
+      inner = open(ctx);
+    }, (err) => {
+      if (closed || err.status === 401) return; // request() already reported a 401
+      this._connectionLost(ctx, {});
+    });
+    return { close: () => { closed = true; if (inner) inner.close(); } };
+  }
+
   _realtimeUrl(path, ctx, extra = {}) {
     const base = this.baseUrl || (globalThis.location ? globalThis.location.origin : '');
-    const u = new URL(path + query({ access_token: this.token, cursor: ctx.withCursor, ...extra }), base);
+    const auth = ctx.ticket ? { ticket: ctx.ticket } : { access_token: this.token };
+    const u = new URL(path + query({ ...auth, cursor: ctx.withCursor, ...extra }), base);
     if (path === '/v1/ws') u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
     return u.toString();
   }

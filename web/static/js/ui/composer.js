@@ -38,7 +38,7 @@ export class Composer {
     this.reply = m;
     this.replyEl.hidden = !m;
     if (m) {
-      $('#reply-sender').textContent = m.sender_id;
+      $('#reply-sender').textContent = this.app.name(m.sender_id);
       $('#reply-text').textContent = m.text ? (m.text.length > 140 ? m.text.slice(0, 137) + '…' : m.text)
         : (m.attachments && m.attachments.length ? `📎 ${m.attachments[0].name}` : '');
       this.input.focus();

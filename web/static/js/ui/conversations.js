@@ -47,9 +47,9 @@ export class Conversations {
     if (!c) return '';
     if (c.title) return c.title;
     const others = (c.members || []).filter((m) => m !== this.app.me.id);
-    if (c.kind === 'direct') return others[0] || this.app.me.id;
+    if (c.kind === 'direct') return this.app.name(others[0] || this.app.me.id);
     if (!c.members) return `Group of ${membersText(c)}`; // too big to be listed
-    return others.length ? others.join(', ') : 'Just you';
+    return others.length ? others.map((m) => this.app.name(m)).join(', ') : 'Just you';
   }
 
   otherMember(c) {
@@ -235,7 +235,7 @@ export class Conversations {
       h('span', { class: 'conv-text' },
         h('span', { class: 'conv-name' }, title),
         h('span', { class: 'conv-snippet muted' },
-          snippet ? `${snippet.sender === this.app.me.id ? 'You' : snippet.sender}: ${snippet.text}`
+          snippet ? `${snippet.sender === this.app.me.id ? 'You' : this.app.name(snippet.sender)}: ${snippet.text}`
             : (c.kind === 'direct' ? 'Direct message' : membersText(c)))),
       online && other ? h('span', { class: 'visually-hidden' }, ', online') : null,
       unread ? h('span', { class: 'badge' }, h('span', { 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)),
@@ -447,11 +447,11 @@ export class Conversations {
       const online = this.app.online.has(m) || m === me;
       return h('li', { class: 'member' },
         h('span', { class: 'conv-avatar-wrap' }, avatar(m), h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' })),
-        h('span', { class: 'member-name' }, m === me ? `${m} (you)` : m,
+        h('span', { class: 'member-name', title: m }, m === me ? `${this.app.name(m)} (you)` : this.app.name(m),
           h('span', { class: 'muted member-state' }, online ? ' online' : ' offline'),
           m === c.created_by ? h('span', { class: 'muted' }, ' · creator') : null),
         !direct && m !== me && canRemoveOthers
-          ? h('button', { type: 'button', class: 'small', dataset: { remove: m }, 'aria-label': `Remove ${m}` }, 'Remove') : null);
+          ? h('button', { type: 'button', class: 'small', dataset: { remove: m }, 'aria-label': `Remove ${this.app.name(m)}` }, 'Remove') : null);
     }));
     $('#members-more').hidden = page.done;
   }

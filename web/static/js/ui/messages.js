@@ -206,13 +206,13 @@ export class MessageView {
       class: 'msg' + (own ? ' own' : '') + (m.deleted ? ' deleted' : ''),
       dataset: { id: m.id, seq: String(m.seq), sender: m.sender_id },
       tabindex: '-1',
-      'aria-label': m.deleted ? `Deleted message from ${m.sender_id}` : null,
+      'aria-label': m.deleted ? `Deleted message from ${this.app.name(m.sender_id)}` : null,
     });
     li.append(
       avatar(m.sender_id, 'msg-avatar'),
       h('div', { class: 'msg-body' },
         h('div', { class: 'msg-head' },
-          h('span', { class: 'sender' }, own ? `${m.sender_id} (you)` : m.sender_id),
+          h('span', { class: 'sender', dataset: { uid: m.sender_id }, title: m.sender_id }, this._senderLabel(m.sender_id)),
           h('time', { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, formatTime(m.created_at)),
           m.edited_at && !m.deleted ? h('span', { class: 'edited muted', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)') : null),
         m.reply_to && !m.deleted ? this._quote(m.reply_to) : null,
@@ -232,7 +232,7 @@ export class MessageView {
   _quote(replyId) {
     const q = this.msgs.get(replyId);
     return h('blockquote', { class: 'quote', dataset: { replyTo: replyId } },
-      h('span', { class: 'quote-sender' }, q ? q.sender_id : 'Earlier message'),
+      h('span', { class: 'quote-sender', dataset: q ? { uid: q.sender_id } : null }, q ? this.app.name(q.sender_id) : 'Earlier message'),
       h('span', { class: 'quote-text' }, q ? (q.deleted ? 'This message was deleted.' : snippet(q)) : 'not loaded'));
   }
 
@@ -304,15 +304,31 @@ export class MessageView {
       byLi.get(target).push(user);
     }
     for (const [li, users] of byLi) {
-      li.querySelector('.msg-body').append(h('p', { class: 'seen muted' }, `Seen by ${users.sort().join(', ')}`));
+      li.querySelector('.msg-body').append(h('p', { class: 'seen muted' }, `Seen by ${users.map((u) => this.app.name(u)).sort().join(', ')}`));
     }
+  }
+
+  _senderLabel(uid) {
+    const name = this.app.name(uid);
+    return uid === this.app.me.id ? `${name} (you)` : name;
+  }
+
+  /** Shows the latest display names after a profile arrived or changed. */
+  refreshNames() {
+    for (const el of this.list.querySelectorAll('.sender[data-uid]')) {
+      const text = this._senderLabel(el.dataset.uid);
+      if (el.textContent !== text) el.textContent = text;
+    }
+    for (const el of this.list.querySelectorAll('.quote-sender[data-uid]')) el.textContent = this.app.name(el.dataset.uid);
+    this.updateSeen();
+    this.renderTyping();
   }
 
   renderTyping() {
     if (!this.cid) { this.typingEl.textContent = ''; return; }
     const now = Date.now();
     const t = this.app.typing.get(this.cid);
-    const who = t ? [...t].filter(([u, until]) => until > now && u !== this.app.me.id).map(([u]) => u) : [];
+    const who = t ? [...t].filter(([u, until]) => until > now && u !== this.app.me.id).map(([u]) => this.app.name(u)) : [];
     const text = who.length === 0 ? '' : who.length === 1 ? `${who[0]} is typing…`
       : who.length === 2 ? `${who[0]} and ${who[1]} are typing…` : 'Several people are typing…';
     if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
@@ -328,7 +344,7 @@ export class MessageView {
         if (!this.atLiveEnd) { this.jumpBtn.hidden = false; return; }
         this._upsert(ev.message);
         if (ev.message.sender_id !== this.app.me.id) {
-          announce(`${ev.message.sender_id}: ${snippet(ev.message)}`);
+          announce(`${this.app.name(ev.message.sender_id)}: ${snippet(ev.message)}`);
           const t = this.app.typing.get(this.cid);
           if (t) t.delete(ev.message.sender_id);
           this.renderTyping();

@@ -122,7 +122,7 @@ export class Search {
       type: 'button', class: 'result', dataset: { cid: m.conversation_id, seq: String(m.seq), id: m.id },
     },
     h('span', { class: 'result-meta' },
-      h('strong', null, c ? this.app.convs.title(c) : 'Conversation'), ' · ', m.sender_id, ' · ',
+      h('strong', null, c ? this.app.convs.title(c) : 'Conversation'), ' · ', this.app.name(m.sender_id), ' · ',
       h('time', { datetime: m.created_at }, formatTime(m.created_at)),
       m.attachments && m.attachments.length ? ' · 📎' : ''),
     body));
