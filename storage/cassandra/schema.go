@@ -48,6 +48,11 @@ func bucketOf(seq int64) int64 {
 //	partition_heads ((partition)) -> head, written at timestamp head
 //	meta            ((key)) -> value, set-if-absent by LWT
 //	attachments     ((id)) -> record
+//	conversation_settings ((user_id), conversation_id) -> settings, a
+//	                member's own, apart from the membership row the
+//	                sequencer rewrites
+//	devices         ((user_id), device_id) -> device; written by LWT, so
+//	                PutDevice tells new from replaced
 func schema(keyspace string, replication int) []string {
 	stmts := []string{
 		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`, keyspace, replication),
@@ -124,6 +129,16 @@ func schema(keyspace string, replication int) []string {
 		`CREATE TABLE IF NOT EXISTS %s.attachments (
 			id text PRIMARY KEY,
 			data text)`,
+		`CREATE TABLE IF NOT EXISTS %s.conversation_settings (
+			user_id text,
+			conversation_id text,
+			data text,
+			PRIMARY KEY ((user_id), conversation_id))`,
+		`CREATE TABLE IF NOT EXISTS %s.devices (
+			user_id text,
+			device_id text,
+			data text,
+			PRIMARY KEY ((user_id), device_id))`,
 	}
 	for i := 1; i < len(stmts); i++ {
 		stmts[i] = fmt.Sprintf(stmts[i], keyspace)

@@ -25,6 +25,8 @@ import (
 //	owner/{partition}               -> the epoch of the partition's writer
 //	meta/{key}                      -> value
 //	att/{attachment id}             -> chat.AttachmentRecord (JSON)
+//	cset/{uid}/{cid}                -> chat.ConversationSettings (JSON)
+//	dev/{uid}/{device id}           -> chat.Device (JSON)
 const (
 	tableConv  = "conv"
 	tableEv    = "ev"
@@ -39,6 +41,8 @@ const (
 	tableOwner = "owner"
 	tableMeta  = "meta"
 	tableAtt   = "att"
+	tableCSet  = "cset"
+	tableDev   = "dev"
 )
 
 func appendString(b []byte, s string) []byte {
@@ -99,7 +103,11 @@ func metaKey(key string) []byte    { return tuple(tableMeta, key) }
 func ownerKey(partition int) []byte {
 	return appendUint(tuple(tableOwner), uint64(partition))
 }
-func attKey(id string) []byte { return tuple(tableAtt, id) }
+func attKey(id string) []byte        { return tuple(tableAtt, id) }
+func csetPrefix(uid string) []byte   { return tuple(tableCSet, uid) }
+func csetKey(uid, cid string) []byte { return tuple(tableCSet, uid, cid) }
+func devPrefix(uid string) []byte    { return tuple(tableDev, uid) }
+func devKey(uid, id string) []byte   { return tuple(tableDev, uid, id) }
 
 // prefixEnd is the smallest key greater than every key that starts with p:
 // the upper bound of a prefix scan.
