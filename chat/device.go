@@ -31,7 +31,7 @@ type WebPushKeys struct {
 // Token.
 type Device struct {
 	ID     string `json:"id"`
-	UserID string `json:"user_id"`
+	UserID string `json:"user_id,omitempty"`
 	Kind   string `json:"kind"`
 	// Web Push.
 	Endpoint string       `json:"endpoint,omitempty"`
