@@ -177,6 +177,22 @@ type Store interface {
 	// Users returns the profiles of those ids that have one (a claimed or
 	// set name), by id; ids without a profile are absent from the map.
 	Users(ctx context.Context, ids []string) (map[string]User, error)
+	// PutSettings creates or replaces userID's own settings of
+	// conversationID (the caller checks the membership). Settings are rows
+	// of their own, never touched by Commit.
+	PutSettings(ctx context.Context, userID, conversationID string, s ConversationSettings) error
+	// Settings returns userID's settings by conversation id; conversations
+	// never set are absent (the zero settings apply).
+	Settings(ctx context.Context, userID string) (map[string]ConversationSettings, error)
+	// PutDevice creates or replaces the device (d.UserID, d.ID) and reports
+	// whether it was new. A new device beyond MaxDevicesPerUser is a
+	// CodeConflict. When it replaces one, the stored CreatedAt is kept.
+	PutDevice(ctx context.Context, d Device) (created bool, err error)
+	// Devices returns userID's devices in device-id order (none: empty).
+	Devices(ctx context.Context, userID string) ([]Device, error)
+	// DeleteDevice removes one of userID's devices; CodeNotFound when
+	// userID has no device of that id.
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
 	// Heads returns, per partition, the highest committed position (0 if none).
 	Heads(ctx context.Context, partitions int) ([]int64, error)
 	// Meta returns the metadata value of key, setting it to value first if

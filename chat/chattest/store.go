@@ -92,6 +92,8 @@ var storeCases = []storeCase{
 	{"ConcurrentCommitsAndReads", storeTestConcurrent},
 	{"CompetingCommitsOneWins", storeTestCompeting},
 	{"ProfileNameSetBeatsClaimed", storeTestProfiles},
+	{"SettingsArePerUserAndSurviveCommits", storeTestSettings},
+	{"DevicesArePerUser", storeTestDevices},
 }
 
 // storeEpoch is a whole millisecond, so times survive millisecond stores.
@@ -1696,4 +1698,140 @@ func storeTestProfiles(t *testing.T, s chat.Store, reopen func() chat.Store) {
 	if reopen != nil {
 		users(reopen(), want)
 	}
+}
+
+// storeTestSettings: a member's settings read back per user, are replaced
+// by the next put, and are untouched by Commits that rewrite the member's
+// membership row (a read position, a send).
+func storeTestSettings(t *testing.T, s chat.Store, reopen func() chat.Store) {
+	ctx := t.Context()
+	got, err := s.Settings(ctx, "alice")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Settings of a user without any: %v, %v; want empty", got, err)
+	}
+	w := newStoreWorld()
+	a := w.conversation("cnv_settings", 1)
+	storeCommit(t, s, 1, a.create(chat.KindGroup, "S", "alice", "bob"))
+	cid := a.conv.ID
+	if err := s.PutSettings(ctx, "alice", cid, chat.ConversationSettings{Muted: true}); err != nil {
+		t.Fatalf("PutSettings: %v", err)
+	}
+	if err := s.PutSettings(ctx, "bob", "cnv_other", chat.ConversationSettings{Muted: true}); err != nil {
+		t.Fatalf("PutSettings: %v", err)
+	}
+	// A Commit rewriting alice's membership row must leave the setting be.
+	sent, _ := a.send("alice", "c1", "hello")
+	storeCommit(t, s, 1, sent)
+	want := map[string]chat.ConversationSettings{cid: {Muted: true}}
+	if got, err := s.Settings(ctx, "alice"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Settings(alice) after a send: %v, %v; want %v", got, err, want)
+	}
+	if got, err := s.Settings(ctx, "bob"); err != nil || !reflect.DeepEqual(got, map[string]chat.ConversationSettings{"cnv_other": {Muted: true}}) {
+		t.Errorf("Settings(bob): %v, %v", got, err)
+	}
+	if err := s.PutSettings(ctx, "alice", cid, chat.ConversationSettings{}); err != nil {
+		t.Fatalf("PutSettings: %v", err)
+	}
+	want = map[string]chat.ConversationSettings{cid: {}}
+	if got, err := s.Settings(ctx, "alice"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Settings(alice) after unmuting: %v, %v; want %v", got, err, want)
+	}
+	if reopen != nil {
+		if err := s.PutSettings(ctx, "carol", cid, chat.ConversationSettings{Muted: true}); err != nil {
+			t.Fatalf("PutSettings: %v", err)
+		}
+		s = reopen()
+		if got, err := s.Settings(ctx, "carol"); err != nil || !got[cid].Muted {
+			t.Errorf("Settings(carol) after reopen: %v, %v; want muted", got, err)
+		}
+	}
+}
+
+// storeTestDevices: devices are per user (the same id under two users is
+// two devices), PutDevice tells new from replaced and keeps CreatedAt,
+// Devices lists in id order, DeleteDevice of a missing one is not_found,
+// and at most MaxDevicesPerUser new ones are taken.
+func storeTestDevices(t *testing.T, s chat.Store, reopen func() chat.Store) {
+	ctx := t.Context()
+	if got, err := s.Devices(ctx, "alice"); err != nil || len(got) != 0 {
+		t.Fatalf("Devices of a user without any: %v, %v; want empty", got, err)
+	}
+	web := chat.Device{ID: "phone", UserID: "alice", Kind: chat.DeviceWebPush, Endpoint: "https://push.example.com/a",
+		Keys: &chat.WebPushKeys{P256DH: "key", Auth: "auth"}, CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+	hook := chat.Device{ID: "laptop", UserID: "alice", Kind: chat.DeviceWebhook, Platform: chat.PlatformFCM, Token: "tok",
+		CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+	bobs := chat.Device{ID: "phone", UserID: "bob", Kind: chat.DeviceWebhook, Platform: chat.PlatformAPNs, Token: "bob-token",
+		CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+	for _, d := range []chat.Device{web, hook, bobs} {
+		created, err := s.PutDevice(ctx, d)
+		if err != nil || !created {
+			t.Fatalf("PutDevice(%s/%s): %v, %v; want created", d.UserID, d.ID, created, err)
+		}
+	}
+	later := storeEpoch.Add(time.Hour)
+	replaced := web
+	replaced.Endpoint, replaced.CreatedAt, replaced.UpdatedAt = "https://push.example.com/b", later, later
+	created, err := s.PutDevice(ctx, replaced)
+	if err != nil || created {
+		t.Fatalf("PutDevice again: %v, %v; want replaced", created, err)
+	}
+	replaced.CreatedAt = storeEpoch // kept from the first registration
+	got, err := s.Devices(ctx, "alice")
+	if err != nil {
+		t.Fatalf("Devices: %v", err)
+	}
+	if want := []chat.Device{hook, replaced}; !devicesEqual(got, want) {
+		t.Errorf("Devices(alice):\n got %+v\nwant %+v", got, want)
+	}
+	if got, err := s.Devices(ctx, "bob"); err != nil || !devicesEqual(got, []chat.Device{bobs}) {
+		t.Errorf("Devices(bob): %+v, %v", got, err)
+	}
+	if err := s.DeleteDevice(ctx, "bob", "laptop"); !chat.IsNotFound(err) {
+		t.Errorf("DeleteDevice of another user's id: %v, want not_found", err)
+	}
+	if err := s.DeleteDevice(ctx, "alice", "phone"); err != nil {
+		t.Fatalf("DeleteDevice: %v", err)
+	}
+	if err := s.DeleteDevice(ctx, "alice", "phone"); !chat.IsNotFound(err) {
+		t.Errorf("DeleteDevice twice: %v, want not_found", err)
+	}
+	if got, err := s.Devices(ctx, "bob"); err != nil || len(got) != 1 {
+		t.Errorf("Devices(bob) after alice deleted her phone: %+v, %v", got, err)
+	}
+	if created, err := s.PutDevice(ctx, web); err != nil || !created {
+		t.Errorf("PutDevice after delete: %v, %v; want created", created, err)
+	}
+
+	for i := range chat.MaxDevicesPerUser {
+		d := chat.Device{ID: fmt.Sprintf("d%03d", i), UserID: "dave", Kind: chat.DeviceWebhook, Platform: chat.PlatformOther, Token: "t", CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+		if _, err := s.PutDevice(ctx, d); err != nil {
+			t.Fatalf("PutDevice %d: %v", i, err)
+		}
+	}
+	over := chat.Device{ID: "one-too-many", UserID: "dave", Kind: chat.DeviceWebhook, Platform: chat.PlatformOther, Token: "t", CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+	if _, err := s.PutDevice(ctx, over); chat.ErrorCode(err) != chat.CodeConflict {
+		t.Errorf("PutDevice beyond %d: %v, want conflict", chat.MaxDevicesPerUser, err)
+	}
+	again := chat.Device{ID: "d000", UserID: "dave", Kind: chat.DeviceWebhook, Platform: chat.PlatformOther, Token: "t2", CreatedAt: storeEpoch, UpdatedAt: storeEpoch}
+	if created, err := s.PutDevice(ctx, again); err != nil || created {
+		t.Errorf("replacing a device at the limit: %v, %v; want replaced", created, err)
+	}
+	if reopen != nil {
+		s = reopen()
+		if got, err := s.Devices(ctx, "bob"); err != nil || !devicesEqual(got, []chat.Device{bobs}) {
+			t.Errorf("Devices(bob) after reopen: %+v, %v", got, err)
+		}
+	}
+}
+
+func devicesEqual(a, b []chat.Device) bool {
+	norm := func(ds []chat.Device) []chat.Device {
+		out := make([]chat.Device, len(ds))
+		for i, d := range ds {
+			d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC().Truncate(time.Millisecond), d.UpdatedAt.UTC().Truncate(time.Millisecond)
+			out[i] = d
+		}
+		return out
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
 }

@@ -177,6 +177,11 @@ func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ms = slices.DeleteFunc(ms, func(m chat.Membership) bool { return !m.Active })
+	settings, err := g.store.Settings(ctx, u.ID)
+	if err != nil {
+		g.writeErr(w, r, unavailable(err))
+		return
+	}
 	convs := make([]chat.Conversation, len(ms))
 	found := make([]bool, len(ms))
 	var eg errgroup.Group
@@ -191,6 +196,7 @@ func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			convs[i], found[i] = g.view(ctx, c, u.ID, &ms[i]), true
+			convs[i].Muted = settings[c.ID].Muted
 			return nil
 		})
 	}
@@ -253,7 +259,7 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request) {
 		}
 		cmd.ConversationID = chat.DirectConversationID(u.ID, members[0])
 		if c, m, err := g.membership(r.Context(), cmd.ConversationID, u.ID); err == nil {
-			writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID, &m))
+			writeJSON(w, http.StatusOK, g.viewWithSettings(r.Context(), c, u.ID, &m))
 			return
 		}
 	} else {
@@ -270,7 +276,7 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/conversations/"+c.ID)
 	}
-	writeJSON(w, status, g.view(r.Context(), c, u.ID, nil))
+	writeJSON(w, status, g.viewWithSettings(r.Context(), c, u.ID, nil))
 }
 
 func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +286,7 @@ func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request) {
 		g.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(r.Context(), c, u.ID, &m))
+	writeJSON(w, http.StatusOK, g.viewWithSettings(r.Context(), c, u.ID, &m))
 }
 
 func (g *Gateway) patchConversation(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +317,7 @@ func (g *Gateway) patchConversation(w http.ResponseWriter, r *http.Request) {
 		g.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.view(r.Context(), *res.Conversation, u.ID, nil))
+	writeJSON(w, http.StatusOK, g.viewWithSettings(r.Context(), *res.Conversation, u.ID, nil))
 }
 
 func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request) {
@@ -334,7 +340,7 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request) {
 	if res.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, g.view(r.Context(), *res.Conversation, u.ID, nil))
+	writeJSON(w, status, g.viewWithSettings(r.Context(), *res.Conversation, u.ID, nil))
 }
 
 func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,7 @@ type Config struct {
 	DevAuth         bool
 	TokenTTL        time.Duration
 	Presence        presence.Config
+	Push            PushConfig
 }
 
 // RegisterFlags registers the gateway's flags on fs.
@@ -58,6 +59,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PingInterval, "ws.ping-interval", 25*time.Second, "WebSocket keepalive ping interval; expired tokens are closed with 4401 on this tick")
 	fs.DurationVar(&c.SSEHeartbeat, "sse.heartbeat", 15*time.Second, "interval of the comment line that keeps SSE streams open through proxies")
 	c.Presence.RegisterFlags(fs)
+	c.Push.RegisterFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -71,6 +73,9 @@ func (c *Config) Validate() error {
 		return errors.New("queue-size must be at least 16")
 	case c.CommandTimeout <= 0:
 		return errors.New("command-timeout must be positive")
+	}
+	if err := c.Push.Validate(); err != nil {
+		return err
 	}
 	return c.Presence.Validate()
 }
@@ -305,6 +310,10 @@ func (g *Gateway) Handler() http.Handler {
 	handle("/v1/conversations/{cid}/read", route{"POST": g.markRead})
 	handle("/v1/conversations/{cid}/typing", route{"POST": g.typing})
 	handle("/v1/conversations/{cid}/presence", route{"GET": g.getPresence})
+	handle("/v1/conversations/{cid}/settings", route{"GET": g.getSettings, "PUT": g.putSettings})
+	handle("/v1/devices", route{"GET": g.listDevices})
+	handle("/v1/devices/{id}", route{"PUT": g.putDevice, "DELETE": g.deleteDevice})
+	handle("/v1/push/vapid-public-key", route{"GET": g.vapidPublicKey})
 	handle("/v1/search", route{"GET": g.search})
 	handle("/v1/attachments", route{"POST": g.createAttachment})
 	handle("/v1/attachments/{id}", route{"GET": g.getAttachment}, noAccept)

@@ -74,6 +74,7 @@ type wsClientFrame struct {
 	ReplyTo        *string         `json:"reply_to"`
 	Seq            *int64          `json:"seq"`
 	UserIDs        []string        `json:"user_ids"`
+	Token          string          `json:"token"`
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -111,11 +112,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // connection starts it), so an idle WebSocket holds one goroutine and no
 // write buffer.
 type wsSession struct {
-	g       *Gateway
-	ws      *websocket.Conn
-	user    chat.User
-	expires time.Time
-	conn    *fanout.Conn
+	g    *Gateway
+	ws   *websocket.Conn
+	user chat.User
+	conn *fanout.Conn
+	// tokenMu guards the token's expiry and its timer: the reader sets
+	// them on an auth frame, the timer and the keepalive read them.
+	tokenMu    sync.Mutex
+	expires    time.Time
+	tokenTimer *time.Timer
 	// watching: a presence.watch ends with the session (read loop only).
 	watching bool
 }
@@ -143,6 +148,7 @@ func (s *wsSession) run(cursor string) {
 	go func() {
 		defer func() {
 			cancel()
+			s.stopTokenTimer()
 			s.conn.CloseWith(int(websocket.StatusNormalClosure), "")
 			g.hub.Unregister(s.conn)
 			g.metrics.connections.WithLabelValues("websocket").Dec()
@@ -187,13 +193,16 @@ func (s *wsSession) open(ctx context.Context, cursor string) bool {
 		return false
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
-	err = s.ws.Write(wctx, websocket.MessageText, s.conn.ReadyFrame())
+	err = s.ws.Write(wctx, websocket.MessageText, s.readyFrame())
 	wcancel()
 	if err != nil {
 		s.ws.CloseNow()
 		return false
 	}
 	s.conn.StartWriter(func() { go s.write() })
+	s.tokenMu.Lock()
+	s.armTokenTimer()
+	s.tokenMu.Unlock()
 	return true
 }
 
@@ -256,7 +265,10 @@ func (s *wsSession) write() {
 // expired. The gateway calls it for every WebSocket from one ticker, so an
 // idle connection costs no goroutine of its own for this.
 func (s *wsSession) keepalive() {
-	if !s.expires.IsZero() && time.Now().After(s.expires) {
+	s.tokenMu.Lock()
+	expires := s.expires
+	s.tokenMu.Unlock()
+	if !expires.IsZero() && time.Now().After(expires) {
 		s.conn.CloseWith(4401, "token expired")
 		return
 	}
@@ -352,6 +364,8 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
 			}
 		}()
+	case "auth":
+		return s.refreshToken(f.Ref, f.Token)
 	case "presence.watch":
 		if err := s.watchPresence(ctx, f.UserIDs); err != nil {
 			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))

@@ -51,6 +51,11 @@ func bucketOf(seq int64) int64 {
 //	users           ((user_id)) -> claimed_name, set_name (profiles); each
 //	                write sets one column, so a claim never replaces a
 //	                set name and no write reads first
+//	conversation_settings ((user_id), conversation_id) -> settings, a
+//	                member's own, apart from the membership row the
+//	                sequencer rewrites
+//	devices         ((user_id), device_id) -> device; written by LWT, so
+//	                PutDevice tells new from replaced
 func schema(keyspace string, replication int) []string {
 	stmts := []string{
 		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`, keyspace, replication),
@@ -131,6 +136,16 @@ func schema(keyspace string, replication int) []string {
 			user_id text PRIMARY KEY,
 			claimed_name text,
 			set_name text)`,
+		`CREATE TABLE IF NOT EXISTS %s.conversation_settings (
+			user_id text,
+			conversation_id text,
+			data text,
+			PRIMARY KEY ((user_id), conversation_id))`,
+		`CREATE TABLE IF NOT EXISTS %s.devices (
+			user_id text,
+			device_id text,
+			data text,
+			PRIMARY KEY ((user_id), device_id))`,
 	}
 	for i := 1; i < len(stmts); i++ {
 		stmts[i] = fmt.Sprintf(stmts[i], keyspace)

@@ -26,6 +26,8 @@ import (
 //	meta/{key}                      -> value
 //	att/{attachment id}             -> chat.AttachmentRecord (JSON)
 //	uname/{uid}/{"claim"|"set"}     -> display name (profiles, API "People")
+//	cset/{uid}/{cid}                -> chat.ConversationSettings (JSON)
+//	dev/{uid}/{device id}           -> chat.Device (JSON)
 const (
 	tableConv  = "conv"
 	tableEv    = "ev"
@@ -41,6 +43,8 @@ const (
 	tableMeta  = "meta"
 	tableAtt   = "att"
 	tableUName = "uname"
+	tableCSet  = "cset"
+	tableDev   = "dev"
 )
 
 func appendString(b []byte, s string) []byte {
@@ -101,7 +105,11 @@ func metaKey(key string) []byte    { return tuple(tableMeta, key) }
 func ownerKey(partition int) []byte {
 	return appendUint(tuple(tableOwner), uint64(partition))
 }
-func attKey(id string) []byte { return tuple(tableAtt, id) }
+func attKey(id string) []byte        { return tuple(tableAtt, id) }
+func csetPrefix(uid string) []byte   { return tuple(tableCSet, uid) }
+func csetKey(uid, cid string) []byte { return tuple(tableCSet, uid, cid) }
+func devPrefix(uid string) []byte    { return tuple(tableDev, uid) }
+func devKey(uid, id string) []byte   { return tuple(tableDev, uid, id) }
 
 // userNameKey holds one of a user's two names: the latest claimed one and
 // the one it set. They are separate keys so neither write reads the other.

@@ -65,6 +65,8 @@ type Store struct {
 	fence [stripes]sync.Mutex
 	// metaMu makes Meta's set-if-absent atomic.
 	metaMu sync.Mutex
+	// devMu makes PutDevice's and DeleteDevice's read-then-write atomic.
+	devMu sync.Mutex
 }
 
 var _ chat.Store = (*Store)(nil)
