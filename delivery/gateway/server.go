@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -286,9 +287,29 @@ func newRequestID() string {
 type route map[string]http.HandlerFunc
 
 // Handler returns the gateway's HTTP handler.
-func (g *Gateway) Handler() http.Handler {
+func (g *Gateway) Handler() http.Handler { return g.handler(nil) }
+
+// routeTable returns "METHOD /pattern" for every endpoint Handler
+// registers (HEAD, implied by GET, aside), sorted; the API reference
+// tests hold docs/api/openapi.yaml to it.
+func (g *Gateway) routeTable() []string {
+	var out []string
+	g.handler(func(pattern string, rt route) {
+		for m := range rt {
+			out = append(out, m+" "+pattern)
+		}
+	})
+	sort.Strings(out)
+	return out
+}
+
+// handler builds the mux, telling seen (when not nil) each route.
+func (g *Gateway) handler(seen func(pattern string, rt route)) http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, rt route, opts ...routeOpt) {
+		if seen != nil {
+			seen(pattern, rt)
+		}
 		mux.Handle(pattern, g.methods(rt, opts...))
 	}
 	handle("/healthz", route{"GET": g.healthz}, public)
