@@ -51,9 +51,10 @@ type Option func(*Sequencer)
 // WithRegisterer registers the sequencer's metrics with reg:
 // parley_sequencer_hop_seconds, the time a command spends in each hop of
 // the sequencer (label hop: command_wait, from the command's time at the
-// gateway until the sequencer takes it from the log; store_commit, a
-// batch's Store.Commit; events_append, a batch's append to the events
-// log).
+// gateway until the sequencer takes it from the log; store_read, a
+// batch's reads before it is applied;
+// store_commit, a batch's Store.Commit; events_append, a batch's append
+// to the events log).
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(s *Sequencer) { reg.MustRegister(s.hops) }
 }
@@ -64,7 +65,7 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		log: log, store: store, logger: logger.With("component", "sequencer"), now: time.Now,
 		hops: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "parley_sequencer_hop_seconds",
-			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command), store_commit and events_append (per batch).",
+			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command); store_read, store_commit and events_append (per batch).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"hop"}),
 		epochs: map[int]int64{},
@@ -325,6 +326,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	b.prefetch(valid)
 	b.prefetchSenders(valid)
 	t1 := time.Now()
+	s.hops.WithLabelValues("store_read").Observe(t1.Sub(t0).Seconds())
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
 		if cmd == nil {
