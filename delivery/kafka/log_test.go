@@ -285,3 +285,63 @@ func TestBigAppendIsSplitInOrder(t *testing.T) {
 		t.Fatalf("fetch of the first record: %d records, %v", len(got), err)
 	}
 }
+
+// TestRecordsThatArriveDuringABatchAreHandledInTheNextOne: the batch
+// fetched ahead while a batch is handled is topped up with what reached
+// the partition since, so records appended one by one during a batch all
+// come in the next batch, not spread over the next two.
+func TestRecordsThatArriveDuringABatchAreHandledInTheNextOne(t *testing.T) {
+	l := open(t, testConfig(t, brokers(t), 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	appendOne := func(v string) {
+		t.Helper()
+		if err := l.Append(ctx, "topup", &chat.Record{Key: "k", Value: []byte(v)}); err != nil {
+			t.Fatalf("Append %s: %v", v, err)
+		}
+	}
+	appendOne("r0")
+	first := make(chan struct{})
+	release := make(chan struct{})
+	batches := make(chan []string, 16)
+	go func() {
+		_ = l.Consume(ctx, "topup", "g", func(ctx context.Context, _ int, recs []chat.Record) error {
+			var vals []string
+			for _, r := range recs {
+				vals = append(vals, string(r.Value))
+			}
+			batches <- vals
+			if vals[0] == "r0" {
+				close(first)
+				select { // the first batch lasts until the others are appended
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-first:
+	case <-ctx.Done():
+		t.Fatal("the first batch never came")
+	}
+	appendOne("r1")
+	// Time for the fetch ahead to come back with r1 alone.
+	time.Sleep(time.Second)
+	appendOne("r2")
+	appendOne("r3")
+	close(release)
+	var got []string
+	for len(got) < 2 {
+		select {
+		case b := <-batches:
+			got = append(got, strings.Join(b, ","))
+		case <-ctx.Done():
+			t.Fatalf("batches so far: %q", got)
+		}
+	}
+	if want := []string{"r0", "r1,r2,r3"}; fmt.Sprint(got[:2]) != fmt.Sprint(want) {
+		t.Fatalf("batches %q, want %q", got[:2], want)
+	}
+}
