@@ -207,9 +207,7 @@ func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic 
 // generation can no longer commit.
 //
 // The partition's next batch is fetched while handle works on the current
-// one; when handle is done, what reached the partition since that fetch
-// came back is added to it (topUp), so a record that arrives during a
-// batch waits for that batch only, not for the next one too. Offsets are committed behind handle by a committer of its own,
+// one, and offsets are committed behind handle by a committer of its own,
 // newest offset first (one that a newer one overtook is skipped): a
 // sequencer batch then waits neither for a fetch nor for a commit round
 // trip. A commit that lags at a crash or a rebalance only hands the next
@@ -289,19 +287,10 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 	ahead := fetchFrom(offset)
 	for ctx.Err() == nil {
 		var f fetched
-		stale := false // the fetch came back while the previous batch was handled
 		select {
 		case f = <-ahead:
-			stale = true
-		default:
-			select {
-			case f = <-ahead:
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		if stale && f.err == nil && len(f.recs) > 0 {
-			f.recs = l.topUp(ctx, topic, partition, f.recs)
+		case <-ctx.Done():
+			return nil
 		}
 		if f.err != nil {
 			if ctx.Err() != nil {
@@ -342,27 +331,4 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 		offset = next
 	}
 	return nil
-}
-
-// topUpBytes bounds a handed batch that topUp extends.
-const topUpBytes = fetchMaxBytes
-
-// topUp returns recs followed by the records the partition has after
-// them now, without waiting for more (a fetch with a 1 ms bound). recs
-// came from a fetch that returned while the previous batch was handled:
-// without the top-up, what arrived meanwhile would wait for another whole
-// batch. A failed top-up hands recs alone; the next fetch reads the rest.
-func (l *Log) topUp(ctx context.Context, topic string, partition int, recs []chat.Record) []chat.Record {
-	size := 0
-	for _, r := range recs {
-		size += len(r.Key) + len(r.Value)
-	}
-	if size >= topUpBytes/2 {
-		return recs
-	}
-	more, err := l.fetchWait(ctx, topic, partition, recs[len(recs)-1].Offset+1, time.Millisecond, topUpBytes-size)
-	if err != nil {
-		return recs
-	}
-	return append(recs, more...)
 }

@@ -16,18 +16,13 @@ import (
 // above it, in offset order (possibly none). Kafka answers with whole
 // record batches, which may start below offset; those records are dropped.
 func (l *Log) fetch(ctx context.Context, topic string, partition int, offset int64) ([]chat.Record, error) {
-	return l.fetchWait(ctx, topic, partition, offset, l.cfg.MaxWait, fetchMaxBytes)
-}
-
-// fetchWait is fetch with its own long-poll bound and size bound.
-func (l *Log) fetchWait(ctx context.Context, topic string, partition int, offset int64, maxWait time.Duration, maxBytes int) ([]chat.Record, error) {
 	res, err := l.client.Fetch(ctx, &kafkago.FetchRequest{
 		Topic:     topic,
 		Partition: partition,
 		Offset:    offset,
 		MinBytes:  1,
-		MaxBytes:  int64(maxBytes),
-		MaxWait:   maxWait,
+		MaxBytes:  fetchMaxBytes,
+		MaxWait:   l.cfg.MaxWait,
 	})
 	if err != nil {
 		return nil, err
