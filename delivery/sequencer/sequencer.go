@@ -29,6 +29,9 @@ type Sequencer struct {
 	logger *slog.Logger
 	now    func() time.Time
 	hops   *prometheus.HistogramVec
+	// The hops' observers, looked up once: a label lookup per command
+	// hashes the label every time.
+	commandWait, storeRead, storeCommit, eventsAppend prometheus.Observer
 
 	// epochs are the Store epochs of the partitions this sequencer writes
 	// (Store.Own), taken at a partition's first batch and again after a
@@ -71,6 +74,10 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		epochs: map[int]int64{},
 		known:  map[int]map[string]knownConv{},
 	}
+	s.commandWait = s.hops.WithLabelValues("command_wait")
+	s.storeRead = s.hops.WithLabelValues("store_read")
+	s.storeCommit = s.hops.WithLabelValues("store_commit")
+	s.eventsAppend = s.hops.WithLabelValues("events_append")
 	for _, o := range opts {
 		o(s)
 	}
@@ -319,14 +326,14 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		cmds[i] = &cmd
 		valid = append(valid, &cmd)
 		if !cmd.At.IsZero() {
-			s.hops.WithLabelValues("command_wait").Observe(max(0, picked.Sub(cmd.At).Seconds()))
+			s.commandWait.Observe(max(0, picked.Sub(cmd.At).Seconds()))
 		}
 	}
 	t0 := time.Now()
 	b.prefetch(valid)
 	b.prefetchSenders(valid)
 	t1 := time.Now()
-	s.hops.WithLabelValues("store_read").Observe(t1.Sub(t0).Seconds())
+	s.storeRead.Observe(t1.Sub(t0).Seconds())
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
 		if cmd == nil {
@@ -354,7 +361,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 			s.forget(partition)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
-		s.hops.WithLabelValues("store_commit").Observe(time.Since(t2).Seconds())
+		s.storeCommit.Observe(time.Since(t2).Seconds())
 		b.rememberMembers()
 	}
 	s.remember(partition, b.states)
@@ -363,7 +370,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
-		s.hops.WithLabelValues("events_append").Observe(time.Since(t3).Seconds())
+		s.eventsAppend.Observe(time.Since(t3).Seconds())
 	}
 	if b.expired > 0 {
 		s.warnExpired(partition, b.expired)
