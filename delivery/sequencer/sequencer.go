@@ -207,10 +207,12 @@ type batch struct {
 // prefetchParallelism bounds the store reads a batch makes at once.
 const prefetchParallelism = 16
 
-// prefetch reads, side by side, the states of the batch's conversations
-// and the dedup records of its sends, one query per conversation and
-// sender. A failed read is left to apply, which reads again and reports
-// it.
+// prefetch reads, side by side, the states of the batch's conversations,
+// then the dedup records of its sends and the membership rows of its
+// senders (a send moves its sender's read position, so apply needs the
+// row), all side by side: one query per conversation and sender, in two
+// rounds of reads per batch, not one read per sender in turn. A failed
+// read is left to apply, which reads again and reports it.
 func (b *batch) prefetch(cmds []*chat.Command) {
 	var mu sync.Mutex
 	var g errgroup.Group
@@ -220,11 +222,17 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	bySender := map[string][]senderKey{}
 	clientIDs := map[senderKey][]string{}
 	seen := map[string]bool{}
+	senders := map[string][]string{} // conversation -> its senders, once each
+	sent := map[senderKey]bool{}
 	for _, cmd := range cmds {
 		cid := cmd.ConversationID
 		if _, ok := bySender[cid]; !ok {
 			order = append(order, cid)
 			bySender[cid] = nil
+		}
+		if sk := (senderKey{cid, cmd.Actor}); cmd.Op == chat.OpSend && !sent[sk] {
+			sent[sk] = true
+			senders[cid] = append(senders[cid], cmd.Actor)
 		}
 		if cmd.Op != chat.OpSend || cmd.ClientID == "" || b.s.expired(cmd) {
 			continue
@@ -241,7 +249,7 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 		clientIDs[sk] = append(clientIDs[sk], cmd.ClientID)
 	}
 	// Per conversation: its state first, then its senders' dedup records
-	// side by side.
+	// and membership rows side by side.
 	for _, cid := range order {
 		g.Go(func() error {
 			st, err := b.loadState(cid)
@@ -253,6 +261,23 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 			mu.Unlock()
 			var dg errgroup.Group
 			dg.SetLimit(prefetchParallelism)
+			if st.exists {
+				for _, uid := range senders[cid] {
+					if !st.members[uid] {
+						continue
+					}
+					dg.Go(func() error {
+						m, err := b.s.store.Membership(b.ctx, cid, uid)
+						if err != nil {
+							return nil
+						}
+						mu.Lock()
+						st.mships[uid] = &m
+						mu.Unlock()
+						return nil
+					})
+				}
+			}
 			for _, sk := range bySender[cid] {
 				dg.Go(func() error {
 					ids := clientIDs[sk]
@@ -331,7 +356,6 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	}
 	t0 := time.Now()
 	b.prefetch(valid)
-	b.prefetchSenders(valid)
 	t1 := time.Now()
 	s.storeRead.Observe(t1.Sub(t0).Seconds())
 	for i := range recs {
