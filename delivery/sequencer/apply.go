@@ -2,10 +2,7 @@ package sequencer
 
 import (
 	"slices"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -573,36 +570,4 @@ func (a *applier) removeMember() (*chat.Sequenced, error) {
 	ms.Active, ms.LeftPosition = false, a.st.conv.LastPosition
 	a.putMembership(ms)
 	return a.ok(), nil
-}
-
-// prefetchSenders reads, side by side, the membership rows of the batch's
-// senders (a send moves its sender's read position, so apply needs the
-// row), so that a networked store costs one round of reads per batch
-// rather than one read per sender in turn. A failed read is left to apply,
-// which reads again and reports it.
-func (b *batch) prefetchSenders(cmds []*chat.Command) {
-	type key struct{ cid, uid string }
-	seen := map[key]bool{}
-	var mu sync.Mutex
-	var g errgroup.Group
-	g.SetLimit(prefetchParallelism)
-	for _, cmd := range cmds {
-		k := key{cmd.ConversationID, cmd.Actor}
-		st := b.states[k.cid]
-		if cmd.Op != chat.OpSend || seen[k] || st == nil || !st.exists || !st.members[k.uid] {
-			continue
-		}
-		seen[k] = true
-		g.Go(func() error {
-			m, err := b.s.store.Membership(b.ctx, k.cid, k.uid)
-			if err != nil {
-				return nil
-			}
-			mu.Lock()
-			st.mships[k.uid] = &m
-			mu.Unlock()
-			return nil
-		})
-	}
-	_ = g.Wait()
 }

@@ -29,6 +29,9 @@ type Sequencer struct {
 	logger *slog.Logger
 	now    func() time.Time
 	hops   *prometheus.HistogramVec
+	// The hops' observers, looked up once: a label lookup per command
+	// hashes the label every time.
+	commandWait, storeRead, storeCommit, eventsAppend prometheus.Observer
 
 	// epochs are the Store epochs of the partitions this sequencer writes
 	// (Store.Own), taken at a partition's first batch and again after a
@@ -51,9 +54,10 @@ type Option func(*Sequencer)
 // WithRegisterer registers the sequencer's metrics with reg:
 // parley_sequencer_hop_seconds, the time a command spends in each hop of
 // the sequencer (label hop: command_wait, from the command's time at the
-// gateway until the sequencer takes it from the log; store_commit, a
-// batch's Store.Commit; events_append, a batch's append to the events
-// log).
+// gateway until the sequencer takes it from the log; store_read, a
+// batch's reads before it is applied;
+// store_commit, a batch's Store.Commit; events_append, a batch's append
+// to the events log).
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(s *Sequencer) { reg.MustRegister(s.hops) }
 }
@@ -64,12 +68,16 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		log: log, store: store, logger: logger.With("component", "sequencer"), now: time.Now,
 		hops: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "parley_sequencer_hop_seconds",
-			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command), store_commit and events_append (per batch).",
+			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command); store_read, store_commit and events_append (per batch).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"hop"}),
 		epochs: map[int]int64{},
 		known:  map[int]map[string]knownConv{},
 	}
+	s.commandWait = s.hops.WithLabelValues("command_wait")
+	s.storeRead = s.hops.WithLabelValues("store_read")
+	s.storeCommit = s.hops.WithLabelValues("store_commit")
+	s.eventsAppend = s.hops.WithLabelValues("events_append")
 	for _, o := range opts {
 		o(s)
 	}
@@ -199,10 +207,12 @@ type batch struct {
 // prefetchParallelism bounds the store reads a batch makes at once.
 const prefetchParallelism = 16
 
-// prefetch reads, side by side, the states of the batch's conversations
-// and the dedup records of its sends, one query per conversation and
-// sender. A failed read is left to apply, which reads again and reports
-// it.
+// prefetch reads, side by side, the states of the batch's conversations,
+// then the dedup records of its sends and the membership rows of its
+// senders (a send moves its sender's read position, so apply needs the
+// row), all side by side: one query per conversation and sender, in two
+// rounds of reads per batch, not one read per sender in turn. A failed
+// read is left to apply, which reads again and reports it.
 func (b *batch) prefetch(cmds []*chat.Command) {
 	var mu sync.Mutex
 	var g errgroup.Group
@@ -212,11 +222,17 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	bySender := map[string][]senderKey{}
 	clientIDs := map[senderKey][]string{}
 	seen := map[string]bool{}
+	senders := map[string][]string{} // conversation -> its senders, once each
+	sent := map[senderKey]bool{}
 	for _, cmd := range cmds {
 		cid := cmd.ConversationID
 		if _, ok := bySender[cid]; !ok {
 			order = append(order, cid)
 			bySender[cid] = nil
+		}
+		if sk := (senderKey{cid, cmd.Actor}); cmd.Op == chat.OpSend && !sent[sk] {
+			sent[sk] = true
+			senders[cid] = append(senders[cid], cmd.Actor)
 		}
 		if cmd.Op != chat.OpSend || cmd.ClientID == "" || b.s.expired(cmd) {
 			continue
@@ -233,7 +249,7 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 		clientIDs[sk] = append(clientIDs[sk], cmd.ClientID)
 	}
 	// Per conversation: its state first, then its senders' dedup records
-	// side by side.
+	// and membership rows side by side.
 	for _, cid := range order {
 		g.Go(func() error {
 			st, err := b.loadState(cid)
@@ -245,6 +261,23 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 			mu.Unlock()
 			var dg errgroup.Group
 			dg.SetLimit(prefetchParallelism)
+			if st.exists {
+				for _, uid := range senders[cid] {
+					if !st.members[uid] {
+						continue
+					}
+					dg.Go(func() error {
+						m, err := b.s.store.Membership(b.ctx, cid, uid)
+						if err != nil {
+							return nil
+						}
+						mu.Lock()
+						st.mships[uid] = &m
+						mu.Unlock()
+						return nil
+					})
+				}
+			}
 			for _, sk := range bySender[cid] {
 				dg.Go(func() error {
 					ids := clientIDs[sk]
@@ -318,13 +351,13 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		cmds[i] = &cmd
 		valid = append(valid, &cmd)
 		if !cmd.At.IsZero() {
-			s.hops.WithLabelValues("command_wait").Observe(max(0, picked.Sub(cmd.At).Seconds()))
+			s.commandWait.Observe(max(0, picked.Sub(cmd.At).Seconds()))
 		}
 	}
 	t0 := time.Now()
 	b.prefetch(valid)
-	b.prefetchSenders(valid)
 	t1 := time.Now()
+	s.storeRead.Observe(t1.Sub(t0).Seconds())
 	for i := range recs {
 		rec, cmd := &recs[i], cmds[i]
 		if cmd == nil {
@@ -352,7 +385,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 			s.forget(partition)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
-		s.hops.WithLabelValues("store_commit").Observe(time.Since(t2).Seconds())
+		s.storeCommit.Observe(time.Since(t2).Seconds())
 		b.rememberMembers()
 	}
 	s.remember(partition, b.states)
@@ -361,7 +394,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
-		s.hops.WithLabelValues("events_append").Observe(time.Since(t3).Seconds())
+		s.eventsAppend.Observe(time.Since(t3).Seconds())
 	}
 	if b.expired > 0 {
 		s.warnExpired(partition, b.expired)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,5 +371,50 @@ func TestStateIsReadOncePerOwnership(t *testing.T) {
 	out := r.apply(send("cnv_c", "alice", "again", "c-4"))
 	if len(out) != 1 || len(out[0].Events) != 1 || out[0].Events[0].Seq != 5 {
 		t.Fatalf("after taking the partition again: %+v", out)
+	}
+}
+
+// overlapStore notes whether a send's membership row is read while its
+// dedup records are being read.
+type overlapStore struct {
+	chat.Store
+	once       sync.Once
+	membership chan struct{}
+	overlapped bool
+}
+
+func (s *overlapStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
+	s.once.Do(func() { close(s.membership) })
+	return s.Store.Membership(ctx, cid, uid)
+}
+
+func (s *overlapStore) Dedups(ctx context.Context, cid, sender string, ids []string) (map[string]string, error) {
+	select {
+	case <-s.membership:
+		s.overlapped = true
+	case <-time.After(3 * time.Second):
+	}
+	return s.Store.Dedups(ctx, cid, sender, ids)
+}
+
+// TestSendersMembershipsAreReadAlongsideTheirDedups: a batch's reads are
+// one round after the conversations' states, not one round for dedup
+// records and then another for the senders' membership rows.
+func TestSendersMembershipsAreReadAlongsideTheirDedups(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice", "bob"))
+	st := &overlapStore{Store: r.store, membership: make(chan struct{})}
+	seq := New(r.log, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := &batch{s: seq, ctx: context.Background(), partition: 0, states: map[string]*convState{}, prefetched: map[string]string{}}
+	cmd := send("c1", "alice", "x", "k9")
+	b.prefetch([]*chat.Command{&cmd})
+	if !st.overlapped {
+		t.Fatal("the sender's membership was not read while its dedup records were")
+	}
+	if b.states["c1"] == nil || b.states["c1"].mships["alice"] == nil {
+		t.Fatal("the sender's membership was not prefetched")
+	}
+	if !b.hasPrefetched("c1", "alice", "k9") {
+		t.Fatal("the dedup record was not prefetched")
 	}
 }
