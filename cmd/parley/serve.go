@@ -177,11 +177,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		work.Go(func() error { return seq.Run(workCtx) })
 	}
 	if roles["indexer"] {
-		ix := indexer.New(log, index, logger)
+		ix := indexer.New(log, index, logger, indexer.WithRegisterer(reg))
 		work.Go(func() error { return ix.Run(workCtx) })
 	}
 	if roles["media"] {
-		mw := media.New(log, store, blobs, logger)
+		mw := media.New(log, store, blobs, logger, media.WithRegisterer(reg))
 		work.Go(func() error { return mw.Run(workCtx) })
 	}
 	checks := map[string]func(context.Context) error{

@@ -44,6 +44,7 @@ type Hub struct {
 	gen     uint64
 	touched []kick
 	ready   chan struct{}
+	why     string // why the hub is not ready; "" once it is
 
 	recipients recipientCache // the reader's
 
@@ -82,14 +83,62 @@ func NewHub(cfg Config) *Hub {
 		front:      make([]int64, cfg.Log.Partitions()),
 		users:      map[string][]*Conn{},
 		ready:      make(chan struct{}),
+		why:        "not reading the events log yet",
 	}
 }
 
 // ID is the gateway id the hub reads results for.
 func (h *Hub) ID() string { return h.id }
 
-// Ready is closed once the hub reads live.
+// Ready is closed once the hub reads live, from a frontier at the
+// store's committed heads. It is never closed on a frontier it could not
+// read: a connection resuming from a guessed frontier would miss events.
 func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
+// NotReady says why the hub is not ready yet (for /readyz), or "" once it
+// is.
+func (h *Hub) NotReady() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.why
+}
+
+func (h *Hub) setWhy(why string) {
+	h.mu.Lock()
+	h.why = why
+	h.mu.Unlock()
+}
+
+// Backoff between reads of the partition heads at start.
+const (
+	headsBackoffMin = 100 * time.Millisecond
+	headsBackoffMax = 5 * time.Second
+)
+
+// readHeads reads the store's committed heads, retrying with backoff
+// until it can or ctx is done (then it returns nil, false).
+func (h *Hub) readHeads(ctx context.Context) ([]int64, bool) {
+	wait := headsBackoffMin
+	for {
+		heads, err := h.store.Heads(ctx, len(h.front))
+		if err == nil {
+			return heads, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		h.logger.Error("reading partition heads; not ready until it can", "err", err, "retry_in", wait)
+		h.setWhy("cannot read the partition heads: " + err.Error())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+		wait = min(2*wait, headsBackoffMax)
+	}
+}
 
 // readBatch is the events of one read, decoded, on their way to fan-out.
 type readBatch struct {
@@ -108,9 +157,11 @@ const fanOutBacklog = 1024
 func (h *Hub) Run(ctx context.Context) error {
 	var once sync.Once
 	ready := func() {
-		heads, err := h.store.Heads(ctx, len(h.front))
-		if err != nil {
-			h.logger.Error("reading partition heads", "err", err)
+		// Blocking here holds the subscription at its start offsets:
+		// nothing read is lost while the heads are retried.
+		heads, ok := h.readHeads(ctx)
+		if !ok {
+			return // ctx done: never ready
 		}
 		h.mu.Lock()
 		for p, v := range heads {
@@ -118,6 +169,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				h.front[p] = max(h.front[p], v)
 			}
 		}
+		h.why = ""
 		h.mu.Unlock()
 		once.Do(func() { close(h.ready) })
 	}

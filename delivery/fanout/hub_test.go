@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +169,68 @@ func TestRecipientsChangeWithTheMembers(t *testing.T) {
 	waitFor(t, func() bool { return late.Pending() })
 	if items, _ := late.Take(nil); len(items) != 1 {
 		t.Fatalf("the added member got %d events, want 1", len(items))
+	}
+}
+
+// headsFailFirst fails its first Heads call, then blocks the next one
+// until release is closed and answers heads.
+type headsFailFirst struct {
+	fakeStore
+	calls   atomic.Int32
+	second  chan struct{} // closed when the second call starts
+	release chan struct{}
+	heads   []int64
+}
+
+func (s *headsFailFirst) Heads(ctx context.Context, n int) ([]int64, error) {
+	switch s.calls.Add(1) {
+	case 1:
+		return nil, chat.Errorf(chat.CodeUnavailable, "store: heads: connection refused")
+	case 2:
+		close(s.second)
+		<-s.release
+	}
+	return s.heads, nil
+}
+
+// TestHubIsNotReadyWhileTheHeadsAreUnread: a hub that cannot read the
+// partition heads is not ready (and says why) until a retry reads them;
+// then its frontier is the heads, not zero.
+func TestHubIsNotReadyWhileTheHeadsAreUnread(t *testing.T) {
+	st := &headsFailFirst{second: make(chan struct{}), release: make(chan struct{}), heads: []int64{5, 0, 9, 0}}
+	lg := &fakeLog{parts: 4, reads: make(chan fakeRead)}
+	h := NewHub(Config{ID: "gw1", Log: lg, Store: st, Deployment: 7})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case <-st.second: // the first read failed and was recorded
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hub did not retry reading the heads")
+	}
+	select {
+	case <-h.Ready():
+		t.Fatal("hub ready without the partition heads")
+	default:
+	}
+	if why := h.NotReady(); !strings.Contains(why, "partition heads") || !strings.Contains(why, "connection refused") {
+		t.Fatalf("NotReady() = %q, want the heads error", why)
+	}
+	close(st.release)
+	select {
+	case <-h.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("hub not ready after the heads were read")
+	}
+	if why := h.NotReady(); why != "" {
+		t.Fatalf("NotReady() = %q once ready", why)
+	}
+	h.mu.Lock()
+	front := slices.Clone(h.front)
+	h.mu.Unlock()
+	if !slices.Equal(front, st.heads) {
+		t.Fatalf("frontier %v, want the heads %v", front, st.heads)
 	}
 }

@@ -80,3 +80,62 @@ func TestDownDependencyAnswers503WithRetryAfter(t *testing.T) {
 		t.Fatalf("readyz: %d %s", res.StatusCode, body)
 	}
 }
+
+// headsDown is a store whose partition heads cannot be read.
+type headsDown struct{ chat.Store }
+
+func (headsDown) Heads(ctx context.Context, n int) ([]int64, error) {
+	return nil, chat.Errorf(chat.CodeUnavailable, "store: heads: connection refused")
+}
+
+// TestReadyzSaysTheHeadsAreUnread: a gateway whose hub cannot read the
+// partition heads is not ready, and /readyz answers 503 naming why (before,
+// the hub went ready from a zero frontier).
+func TestReadyzSaysTheHeadsAreUnread(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 3 * time.Second}
+	g := New(cfg, Deps{Log: lg, Store: headsDown{st}, Verifier: v, Logger: logger})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 503 {
+			t.Fatalf("readyz with the heads unread: %d %s", res.StatusCode, body)
+		}
+		if bytes.Contains(body, []byte("partition heads")) {
+			break // the failed read is named
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz never named the heads: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-g.Hub().Ready():
+		t.Fatal("hub ready without the partition heads")
+	default:
+	}
+}

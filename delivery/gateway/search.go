@@ -81,9 +81,21 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, h := range hits {
 			// The store is the truth: a message deleted since it was
-			// indexed is never shown.
+			// indexed is never shown. Any other failure to read a hit
+			// answers 503: dropping it would pass an incomplete page off
+			// as the whole answer.
 			m, err := g.store.Message(r.Context(), h.ConversationID, h.MessageID)
-			if err != nil || m.Deleted {
+			if chat.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				if chat.ErrorCode(err) != chat.CodeUnavailable {
+					err = &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
+				}
+				g.writeErr(w, r, err)
+				return
+			}
+			if m.Deleted {
 				continue
 			}
 			m.Normalize()

@@ -536,10 +536,8 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	failing := failingChecks(r.Context(), g.checks)
-	select {
-	case <-g.hub.Ready():
-	default:
-		failing["fanout"] = "not reading the events log yet"
+	if why := g.hub.NotReady(); why != "" {
+		failing["fanout"] = why
 	}
 	if g.shuttingDown() {
 		failing["server"] = "shutting down"

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleychat/parley/chat"
 )
 
@@ -18,14 +20,36 @@ const Group = "indexer"
 
 // Indexer feeds the Index from the events log.
 type Indexer struct {
-	log    chat.Log
-	index  chat.Index
-	logger *slog.Logger
+	log         chat.Log
+	index       chat.Index
+	logger      *slog.Logger
+	undecodable prometheus.Counter
+}
+
+// Option configures an Indexer.
+type Option func(*Indexer)
+
+// WithRegisterer registers the indexer's metrics with reg:
+// parley_undecodable_records_total{consumer="indexer"}, the event records
+// it skipped because they did not decode.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(x *Indexer) { reg.MustRegister(x.undecodable) }
 }
 
 // New returns an indexer.
-func New(log chat.Log, index chat.Index, logger *slog.Logger) *Indexer {
-	return &Indexer{log: log, index: index, logger: logger.With("component", "indexer")}
+func New(log chat.Log, index chat.Index, logger *slog.Logger, opts ...Option) *Indexer {
+	x := &Indexer{
+		log: log, index: index, logger: logger.With("component", "indexer"),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "parley_undecodable_records_total",
+			Help:        "Event records a consumer skipped because they did not decode.",
+			ConstLabels: prometheus.Labels{"consumer": Group},
+		}),
+	}
+	for _, o := range opts {
+		o(x)
+	}
+	return x
 }
 
 // Run consumes until ctx is done, retrying a failed batch (its offsets are
@@ -47,7 +71,7 @@ func (x *Indexer) Run(ctx context.Context) error {
 	}
 }
 
-func (x *Indexer) handle(ctx context.Context, _ int, recs []chat.Record) error {
+func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	// Later events of a message win within the batch; a delete is sent as
 	// a tombstone Put so a stale earlier Put in the same batch cannot bring
 	// the text back.
@@ -56,6 +80,9 @@ func (x *Indexer) handle(ctx context.Context, _ int, recs []chat.Record) error {
 	for _, rec := range recs {
 		var s chat.Sequenced
 		if err := json.Unmarshal(rec.Value, &s); err != nil {
+			// Retrying cannot make it decode: skip it, loudly.
+			x.undecodable.Inc()
+			x.logger.Warn("skipping an undecodable event record", "partition", partition, "offset", rec.Offset, "err", err)
 			continue
 		}
 		for _, ev := range s.Events {

@@ -20,6 +20,7 @@ import (
 	_ "image/gif"
 	_ "image/jpeg"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/image/draw"
 	_ "golang.org/x/image/webp"
 
@@ -42,15 +43,37 @@ var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/g
 
 // Worker is the media role.
 type Worker struct {
-	log    chat.Log
-	store  chat.Store
-	blobs  chat.Blobs
-	logger *slog.Logger
+	log         chat.Log
+	store       chat.Store
+	blobs       chat.Blobs
+	logger      *slog.Logger
+	undecodable prometheus.Counter
+}
+
+// Option configures a Worker.
+type Option func(*Worker)
+
+// WithRegisterer registers the worker's metrics with reg:
+// parley_undecodable_records_total{consumer="media"}, the event records it
+// skipped because they did not decode.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(w *Worker) { reg.MustRegister(w.undecodable) }
 }
 
 // New returns a media worker.
-func New(log chat.Log, store chat.Store, blobs chat.Blobs, logger *slog.Logger) *Worker {
-	return &Worker{log: log, store: store, blobs: blobs, logger: logger.With("component", "media")}
+func New(log chat.Log, store chat.Store, blobs chat.Blobs, logger *slog.Logger, opts ...Option) *Worker {
+	w := &Worker{
+		log: log, store: store, blobs: blobs, logger: logger.With("component", "media"),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "parley_undecodable_records_total",
+			Help:        "Event records a consumer skipped because they did not decode.",
+			ConstLabels: prometheus.Labels{"consumer": Group},
+		}),
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
 }
 
 // Run consumes until ctx is done.
@@ -71,10 +94,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Worker) handle(ctx context.Context, _ int, recs []chat.Record) error {
+func (w *Worker) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	for _, rec := range recs {
 		var s chat.Sequenced
 		if err := json.Unmarshal(rec.Value, &s); err != nil {
+			// Retrying cannot make it decode: skip it, loudly.
+			w.undecodable.Inc()
+			w.logger.Warn("skipping an undecodable event record", "partition", partition, "offset", rec.Offset, "err", err)
 			continue
 		}
 		for _, ev := range s.Events {

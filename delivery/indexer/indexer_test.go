@@ -1,0 +1,101 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/memlog"
+)
+
+// putIndex records what is put.
+type putIndex struct {
+	chat.Index
+	mu   sync.Mutex
+	puts []string
+}
+
+func (x *putIndex) Put(ctx context.Context, msgs []chat.Message) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, m := range msgs {
+		x.puts = append(x.puts, m.ID)
+	}
+	return nil
+}
+
+func (x *putIndex) put() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.puts...)
+}
+
+// TestUndecodableRecordIsCountedAndSkipped: a record that does not decode
+// is counted in parley_undecodable_records_total{consumer="indexer"} and the
+// records after it are still indexed.
+func TestUndecodableRecordIsCountedAndSkipped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	good, _ := json.Marshal(chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Text: "kiwi"}}}})
+	if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: []byte("{not json"), Partition: 1},
+		&chat.Record{Key: "cnv_1", Value: good, Partition: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	ix := &putIndex{}
+	x := New(lg, ix, slog.New(slog.NewTextHandler(io.Discard, nil)), WithRegisterer(reg))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = x.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ix.put()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the good record after the bad one was never indexed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := ix.put(); len(got) != 1 || got[0] != "msg_1" {
+		t.Fatalf("indexed %v, want [msg_1]", got)
+	}
+	if n := undecodable(t, reg, Group); n != 1 {
+		t.Fatalf("undecodable counted %v, want 1", n)
+	}
+}
+
+// undecodable reads parley_undecodable_records_total{consumer} from reg.
+func undecodable(t *testing.T, reg *prometheus.Registry, consumer string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "parley_undecodable_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "consumer" && l.GetValue() == consumer {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no parley_undecodable_records_total{consumer=%q}", consumer)
+	return 0
+}
