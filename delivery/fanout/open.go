@@ -19,36 +19,52 @@ const MaxReplay = 100_000
 // foreign, broken or too old cursor and CodeRateLimited beyond maxPerUser
 // connections; on failure c is not registered.
 func (h *Hub) Open(ctx context.Context, c *Conn, cursor string, maxPerUser int) error {
+	_, err := h.OpenLimited(ctx, c, cursor, maxPerUser, 0)
+	return err
+}
+
+// OpenLimited is Open with a replay of at most limit events (none when
+// limit is 0), for a transport that answers a bounded page and then ends
+// (long-poll): each conversation's events are read only up to what the
+// page can hold. When more events wait, cut is true and the replay is the
+// exact prefix of the full one, in the same order, ending with a mark at
+// its last event; the caller must then stop once the replay is drained,
+// since a live item taken after it would move the cursor past events not
+// replayed. The next open from the cursor continues where this one ended.
+// A limited replay never refuses a cursor as too far behind: it pages.
+func (h *Hub) OpenLimited(ctx context.Context, c *Conn, cursor string, maxPerUser, limit int) (cut bool, err error) {
 	partitions := len(h.front)
 	var from chat.Cursor
 	if cursor != "" {
-		var err error
 		from, err = chat.DecodeCursor(cursor, h.deployment, partitions)
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
 	select {
 	case <-h.Ready():
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	front, ok := h.Register(c, maxPerUser)
 	if !ok {
-		return chat.Errorf(chat.CodeRateLimited, "too many connections for this user")
+		return false, chat.Errorf(chat.CodeRateLimited, "too many connections for this user")
 	}
-	if err := h.prepare(ctx, c, cursor != "", from, front); err != nil {
+	cut, err = h.prepare(ctx, c, cursor != "", from, front, limit)
+	if err != nil {
 		h.Unregister(c)
-		return err
+		return false, err
 	}
-	return nil
+	return cut, nil
 }
 
-func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Cursor, front []int64) error {
+// prepare sets c's cursor and replay; limit > 0 bounds the replay (see
+// OpenLimited) and cut says it was bounded.
+func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Cursor, front []int64, limit int) (cut bool, err error) {
 	partitions := len(front)
 	ms, err := h.store.Memberships(ctx, c.user)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c.cursor = chat.NewCursor(h.deployment)
 	if !resume {
@@ -56,10 +72,17 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 			p := chat.PartitionOf(m.ConversationID, partitions)
 			c.cursor.Advance(p, front[p])
 		}
-		return nil
+		return false, nil
 	}
 	for p, v := range from.Positions {
 		c.cursor.Positions[p] = v
+	}
+	// Each conversation's events after lo come in position order, so with
+	// a limit the first limit events of the union of every conversation's
+	// first limit+1 are exactly the first limit of the full replay.
+	perConv := MaxReplay + 1
+	if limit > 0 {
+		perConv = limit + 1
 	}
 	var evs []chat.Event
 	for _, m := range ms {
@@ -72,13 +95,13 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		if lo >= hi {
 			continue
 		}
-		got, err := h.store.EventsAfter(ctx, m.ConversationID, lo, hi, MaxReplay+1)
+		got, err := h.store.EventsAfter(ctx, m.ConversationID, lo, hi, perConv)
 		if err != nil {
-			return err
+			return false, err
 		}
 		evs = append(evs, got...)
-		if len(evs) > MaxReplay {
-			return chat.Errorf(chat.CodeCursorExpired, "cursor is too far behind; reload over REST")
+		if limit == 0 && len(evs) > MaxReplay {
+			return false, chat.Errorf(chat.CodeCursorExpired, "cursor is too far behind; reload over REST")
 		}
 	}
 	slices.SortFunc(evs, func(a, b chat.Event) int {
@@ -87,11 +110,23 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		}
 		return cmp.Compare(a.Position, b.Position)
 	})
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+		cut = true
+	}
 	c.replay = make([]*Item, 0, len(evs)+len(ms))
 	for _, ev := range evs {
 		if it := EventItem(ev, timeZero); it.Data != nil {
 			c.replay = append(c.replay, it)
 		}
+	}
+	if cut {
+		// Everything up to the last event is replayed (some events render
+		// nothing): the mark moves the cursor there, so the next page
+		// starts after it even when nothing here rendered.
+		last := evs[len(evs)-1]
+		c.replay = append(c.replay, &Item{Partition: last.Partition, Position: last.Position, Kind: KindMark})
+		return true, nil
 	}
 	// Partitions the user has conversations in are now known up to the
 	// snapshot: record that, so the client's next cursor is current even
@@ -105,5 +140,9 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 	if len(c.replay) == 0 {
 		c.replay = nil
 	}
-	return nil
+	return false, nil
 }
+
+// Replaying reports whether replayed items are still to be taken; the
+// writer calls it (after a cut OpenLimited, it stops once this is false).
+func (c *Conn) Replaying() bool { return len(c.replay) > 0 }

@@ -25,6 +25,14 @@ import (
 type countingStore struct {
 	chat.Store
 	messages atomic.Int64
+	// eventsRead counts the events EventsAfter returned.
+	eventsRead atomic.Int64
+}
+
+func (s *countingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	evs, err := s.Store.EventsAfter(ctx, cid, after, upTo, limit)
+	s.eventsRead.Add(int64(len(evs)))
+	return evs, err
 }
 
 func (s *countingStore) Messages(ctx context.Context, cid string, page chat.MessagePage) ([]chat.Message, bool, error) {

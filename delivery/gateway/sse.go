@@ -306,12 +306,15 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	// The opening reads the store on a goroutine of its own: the deep
 	// stack it needs is not kept by a poll that then waits for long.
+	// The replay is read only up to one answer (maxEvents): a client far
+	// behind pages through it, each poll reading what it answers.
+	const maxEvents = 500
 	var conn *fanout.Conn
-	var ok bool
+	var ok, cut bool
 	opened := make(chan struct{})
 	go func() {
 		defer close(opened)
-		conn, ok = g.openHTTPStream(ctx, w, r, u, cursor, "longpoll")
+		conn, cut, ok = g.openHTTPStreamLimited(ctx, w, r, u, cursor, "longpoll", maxEvents)
 	}()
 	<-opened
 	if !ok {
@@ -319,7 +322,6 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	defer g.closeHTTPStream(conn, "longpoll")
 
-	const maxEvents = 500
 	events := make([]rawJSON, 0)
 	var answered []*fanout.Item // for the events_to_socket hop
 	if cursor != "" {
@@ -331,6 +333,9 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 		for len(events) < maxEvents {
 			if len(events) > 0 && !conn.Pending() {
 				break // answer the first events to arrive at once
+			}
+			if cut && !conn.Replaying() {
+				break // live items would move the cursor past events not yet replayed
 			}
 			items, err := conn.Next(wctx, buf)
 			if err != nil {
@@ -357,14 +362,22 @@ func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
 // openHTTPStream opens a connection for an SSE or long-poll request,
 // answering the error itself when it cannot.
 func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*fanout.Conn, bool) {
+	conn, _, ok := g.openHTTPStreamLimited(ctx, w, r, u, cursor, transport, 0)
+	return conn, ok
+}
+
+// openHTTPStreamLimited is openHTTPStream with a replay of at most limit
+// events (none when 0); cut says more wait (see fanout.Hub.OpenLimited).
+func (g *Gateway) openHTTPStreamLimited(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string, limit int) (*fanout.Conn, bool, bool) {
 	conn := g.newConn(u.ID)
 	conn.Beats = transport == "sse"
-	if err := g.hub.Open(ctx, conn, cursor, g.cfg.MaxConnsPerUser); err != nil {
+	cut, err := g.hub.OpenLimited(ctx, conn, cursor, g.cfg.MaxConnsPerUser, limit)
+	if err != nil {
 		g.writeErr(w, r, err)
-		return nil, false
+		return nil, false, false
 	}
 	g.metrics.connections.WithLabelValues(transport).Inc()
-	return conn, true
+	return conn, cut, true
 }
 
 func (g *Gateway) closeHTTPStream(conn *fanout.Conn, transport string) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -20,15 +21,24 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 		return chat.Conversation{}, err
 	}
 	defer s.leave()
-	var sc storedConversation
-	found, err := getJSON(s.db, convKey(id), &sc)
+	b, closer, err := s.db.Get(convKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return chat.Conversation{}, notFound(op, "conversation")
+	}
 	if err != nil {
 		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if !found {
-		return chat.Conversation{}, notFound(op, "conversation")
+	defer closer.Close()
+	if c, ok := s.convs.get(id, b); ok {
+		return c, nil
 	}
-	return sc.conversation(), nil
+	var sc storedConversation
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	c := sc.conversation()
+	s.convs.put(id, b, c)
+	return c, nil
 }
 
 // Memberships returns every membership of userID, active or left, in

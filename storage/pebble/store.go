@@ -67,6 +67,9 @@ type Store struct {
 	metaMu sync.Mutex
 	// devMu makes PutDevice's and DeleteDevice's read-then-write atomic.
 	devMu sync.Mutex
+
+	// convs keeps decoded conversations for Conversation (see convCache).
+	convs convCache
 }
 
 var _ chat.Store = (*Store)(nil)

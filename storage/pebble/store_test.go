@@ -262,3 +262,65 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestConversationReadsAreIndependentAndCurrent: repeated reads of an
+// unchanged conversation (answered from the decoded cache) are equal deep
+// copies, so changing one answer changes no later one; and a Commit is
+// seen by the next read.
+func TestConversationReadsAreIndependentAndCurrent(t *testing.T) {
+	ctx := context.Background()
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	reply := "msg_0"
+	msg := chat.Message{ID: "msg_1", ConversationID: "cnv_x", Seq: 2, SenderID: "alice", Text: "hi", CreatedAt: at, Version: 1,
+		ReplyTo: &reply, Attachments: []chat.Attachment{{ID: "att_1"}}, Reactions: map[string][]string{"+1": {"bob"}}}
+	conv := chat.Conversation{ID: "cnv_x", Kind: chat.KindGroup, CreatedBy: "alice", CreatedAt: at, Members: []string{"alice", "bob"},
+		MemberCount: 2, LastSeq: 2, LastMessage: &msg, Tally: &chat.Tally{Messages: 1, Deletions: []chat.Deletion{{At: 1, Seq: 1}}}, LastPosition: 513}
+	create := chat.Change{Conversation: conv, Events: []chat.Event{
+		{Type: chat.EventMemberAdded, ConversationID: "cnv_x", Seq: 1, UserID: "alice", Position: 256},
+		{Type: chat.EventMessageCreated, ConversationID: "cnv_x", Seq: 2, Message: &msg, Position: 513},
+	}, Messages: []chat.Message{msg}}
+	epoch, err := s.Own(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, 0, epoch, 513, []chat.Change{create}); err != nil {
+		t.Fatal(err)
+	}
+	var first chat.Conversation
+	for range 2 { // the first read decodes, the second finds it kept
+		if first, err = s.Conversation(ctx, "cnv_x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Members[0] = "mallory"
+	first.Tally.Deletions[0].Seq = 99
+	first.LastMessage.Text = "changed"
+	first.LastMessage.Attachments[0].ID = "att_x"
+	*first.LastMessage.ReplyTo = "msg_x"
+	first.LastMessage.Reactions["+1"][0] = "eve"
+	second, err := s.Conversation(ctx, "cnv_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Members[0] != "alice" || second.Tally.Deletions[0].Seq != 1 || second.LastMessage.Text != "hi" ||
+		second.LastMessage.Attachments[0].ID != "att_1" || *second.LastMessage.ReplyTo != "msg_0" || second.LastMessage.Reactions["+1"][0] != "bob" {
+		t.Fatalf("a read shares state with an earlier answer: %+v, last message %+v", second, *second.LastMessage)
+	}
+	next := conv
+	next.Title, next.LastSeq, next.LastPosition = "renamed", 3, 768
+	rename := chat.Change{Conversation: next, PrevSeq: 2, Events: []chat.Event{
+		{Type: chat.EventConversationUpdated, ConversationID: "cnv_x", Seq: 3, Position: 768},
+	}}
+	if err := s.Commit(ctx, 0, epoch, 768, []chat.Change{rename}); err != nil {
+		t.Fatal(err)
+	}
+	third, err := s.Conversation(ctx, "cnv_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Title != "renamed" || third.LastSeq != 3 {
+		t.Fatalf("read after a Commit: title %q, last seq %d; want renamed, 3", third.Title, third.LastSeq)
+	}
+}

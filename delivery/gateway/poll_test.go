@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// TestPollPagesReadOnlyWhatTheyAnswer: a long-poll client far behind in
+// two conversations pages through the backlog at most 500 events an
+// answer, gets every message exactly once and in seq order per
+// conversation, and each poll reads from the store at most one answer's
+// worth per conversation (not the whole remaining replay).
+func TestPollPagesReadOnlyWhatTheyAnswer(t *testing.T) {
+	h := newRESTHarness(t)
+	var a, b chat.Conversation
+	if st := h.call("alice", "POST", "/v1/conversations", map[string]any{"kind": "group", "title": "a", "members": []string{"bob"}}, &a); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := h.call("alice", "POST", "/v1/conversations", map[string]any{"kind": "group", "title": "b", "members": []string{"bob"}}, &b); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	type page struct {
+		Events []struct {
+			Type           string `json:"type"`
+			ConversationID string `json:"conversation_id"`
+			Seq            int64  `json:"seq"`
+		} `json:"events"`
+		Cursor string `json:"cursor"`
+	}
+	var p page
+	if st := h.call("bob", "GET", "/v1/poll?wait=0", nil, &p); st != 200 {
+		t.Fatalf("poll: %d", st)
+	}
+	sent := map[string]int{a.ID: 900, b.ID: 400}
+	for i := 0; i < 900; i++ {
+		h.send("alice", a.ID, "x")
+		if i < 400 {
+			h.send("alice", b.ID, "y")
+		}
+	}
+	got := map[string][]int64{}
+	cursor := p.Cursor
+	for polls := 0; ; polls++ {
+		if polls > 10 {
+			t.Fatalf("still paging after %d polls", polls)
+		}
+		before := h.store.eventsRead.Load()
+		var p page
+		if st := h.call("bob", "GET", "/v1/poll?wait=0&cursor="+url.QueryEscape(cursor), nil, &p); st != 200 {
+			t.Fatalf("poll: %d", st)
+		}
+		if read := h.store.eventsRead.Load() - before; read > 2*501 {
+			t.Errorf("poll %d answered %d events but read %d from the store", polls, len(p.Events), read)
+		}
+		if len(p.Events) > 500 {
+			t.Errorf("poll %d answered %d events; at most 500", polls, len(p.Events))
+		}
+		cursor = p.Cursor
+		if len(p.Events) == 0 {
+			break
+		}
+		for _, e := range p.Events {
+			if e.Type == "message.created" {
+				got[e.ConversationID] = append(got[e.ConversationID], e.Seq)
+			}
+		}
+	}
+	for cid, n := range sent {
+		seqs := got[cid]
+		if len(seqs) != n {
+			t.Errorf("%s: %d messages, want %d", cid, len(seqs), n)
+		}
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("%s: seq %d after %d (duplicate or out of order)", cid, seqs[i], seqs[i-1])
+			}
+		}
+	}
+}
