@@ -13,28 +13,37 @@ import (
 	"time"
 )
 
+// openRoom signs in --members users named after kind, makes them one
+// room, connects each on --transport and opens the first one's sending
+// WebSocket. The caller closes the connections and the sender.
+func openRoom(ctx context.Context, c config, kind string) (cid string, conns []*client, snd *sender, err error) {
+	names := userNames(c.Prefix+kind, c.Members)
+	tokens, err := signInAll(ctx, c, names)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if cid, err = makeRoom(ctx, c, tokens[0], names); err != nil {
+		return "", nil, nil, err
+	}
+	if conns, err = connectAll(ctx, c, tokens); err != nil {
+		return "", nil, nil, err
+	}
+	if snd, err = newSender(ctx, c, tokens[0]); err != nil {
+		closeAll(conns)
+		return "", nil, nil, err
+	}
+	return cid, conns, snd, nil
+}
+
 // burst sends --messages messages as fast as one WebSocket takes them into
 // a room of --members connections and counts every delivery: the rate,
 // and the deliveries and connections that never got theirs.
 func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
-	names := userNames(c.Prefix+"b", c.Members)
-	tokens, err := signInAll(ctx, c, names)
-	if err != nil {
-		return nil, err
-	}
-	cid, err := makeRoom(ctx, c, tokens[0], names)
-	if err != nil {
-		return nil, err
-	}
-	conns, err := connectAll(ctx, c, tokens)
+	cid, conns, snd, err := openRoom(ctx, c, "b")
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(conns)
-	snd, err := newSender(ctx, c, tokens[0])
-	if err != nil {
-		return nil, err
-	}
 	defer snd.Close()
 
 	want := int64(c.Members) * int64(c.Messages)
@@ -160,24 +169,11 @@ func pace(ctx context.Context, rate float64, start, end time.Time, fn func(i int
 // second) to a room of --members for --duration and times every delivery
 // from the moment its send was due.
 func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
-	names := userNames(c.Prefix+"l", c.Members)
-	tokens, err := signInAll(ctx, c, names)
-	if err != nil {
-		return nil, err
-	}
-	cid, err := makeRoom(ctx, c, tokens[0], names)
-	if err != nil {
-		return nil, err
-	}
-	conns, err := connectAll(ctx, c, tokens)
+	cid, conns, snd, err := openRoom(ctx, c, "l")
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(conns)
-	snd, err := newSender(ctx, c, tokens[0])
-	if err != nil {
-		return nil, err
-	}
 	defer snd.Close()
 	msgRate := max(1, float64(c.Rate)/float64(c.Members))
 	h := newHist()
