@@ -165,6 +165,9 @@ func (l *Log) closeGroup(cg *kafkago.ConsumerGroup) {
 // member leaves without joining again.
 func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic string,
 	handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
+	// Each generation is an assignment of its own: a partition handled in
+	// two generations may have been another member's in between.
+	ctx = chat.WithAssignment(ctx, int64(gen.ID))
 	rctx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 	var readers sync.WaitGroup

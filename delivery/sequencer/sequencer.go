@@ -38,6 +38,9 @@ type Sequencer struct {
 	// failed Commit.
 	epochsMu sync.Mutex
 	epochs   map[int]int64
+	// assigned is the group assignment (chat.Assignment) each epoch was
+	// taken in.
+	assigned map[int]int64
 	// known caches, per partition, the conversations' states as this
 	// sequencer's own Commits left them (or as it read them after taking
 	// the partition): while it holds the epoch nobody else writes them,
@@ -71,8 +74,9 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 			Help:    "Time in each hop of the sequencer: command_wait (gateway to sequencer, per command); store_read, store_commit and events_append (per batch).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10},
 		}, []string{"hop"}),
-		epochs: map[int]int64{},
-		known:  map[int]map[string]knownConv{},
+		epochs:   map[int]int64{},
+		assigned: map[int]int64{},
+		known:    map[int]map[string]knownConv{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
 	s.storeRead = s.hops.WithLabelValues("store_read")
@@ -87,10 +91,20 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 // epoch returns the sequencer's Store epoch for partition, taking the
 // partition with Own first when it holds none. Own also finishes what an
 // earlier owner's Commit left half-written, so the batch's reads after it
-// see every change that can still be stored.
+// see every change that can still be stored. A partition held from an
+// earlier assignment of the group (chat.Assignment) is taken again: in
+// between it may have been another sequencer's, whose changes the cached
+// states do not know, and a command refused on a stale state would make
+// no Commit for the epoch to fence.
 func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
+	assignment := chat.Assignment(ctx)
 	s.epochsMu.Lock()
 	e, ok := s.epochs[partition]
+	if ok && s.assigned[partition] != assignment {
+		delete(s.epochs, partition)
+		delete(s.known, partition)
+		ok = false
+	}
 	s.epochsMu.Unlock()
 	if ok {
 		return e, nil
@@ -101,6 +115,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	}
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
+	s.assigned[partition] = assignment
 	s.known[partition] = map[string]knownConv{}
 	s.epochsMu.Unlock()
 	return e, nil

@@ -22,6 +22,9 @@ type rig struct {
 	store *pebble.Store
 	seq   *Sequencer
 	off   int64
+	// assignment, when not 0, is the consumer-group assignment the
+	// batches are handled in (chat.WithAssignment).
+	assignment int64
 }
 
 func newRig(t *testing.T) *rig {
@@ -76,7 +79,11 @@ func (r *rig) handle(recs []chat.Record) []chat.Sequenced {
 		})
 	}()
 	<-ready
-	if err := r.seq.handle(ctx, 0, recs); err != nil {
+	hctx := ctx
+	if r.assignment != 0 {
+		hctx = chat.WithAssignment(ctx, r.assignment)
+	}
+	if err := r.seq.handle(hctx, 0, recs); err != nil {
 		r.t.Fatalf("handle: %v", err)
 	}
 	byID := map[string]chat.Sequenced{}
