@@ -336,9 +336,13 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 	// an owner records a batch only once its previous one is written, so
 	// overwriting it loses nothing, and the table stays as small as the
 	// number of epochs.
+	// The record is written at the batch's own timestamp, which grows
+	// with every batch of the partition, so a wall clock that steps back
+	// cannot make it lose to the previous batch's record while its claim
+	// still wins (the batch would then never be finished).
 	ref := newBatchRef(po.epoch, ts)
-	if err := s.q(ctx, `INSERT INTO {partition_claims} (partition, epoch, ref, body) VALUES (?, ?, ?, ?) USING TTL ?`,
-		partition, po.epoch, ref, string(raw), batchTTL).Exec(); err != nil {
+	if err := s.q(ctx, `INSERT INTO {partition_claims} (partition, epoch, ref, body) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`,
+		partition, po.epoch, ref, string(raw), batchTTL, ts).Exec(); err != nil {
 		return nil, "", fmt.Errorf("record batch: %w", err)
 	}
 	cur := map[string]any{}
