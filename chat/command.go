@@ -82,3 +82,17 @@ type Sequenced struct {
 	// command plus a user it removed, so fan-out needs no lookup.
 	Recipients []string `json:"recipients,omitempty"`
 }
+
+// ExpiryGrace is how long after its Deadline a command is still applied:
+// the deadline is on the gateway's clock and the check on the
+// sequencer's, and clocks that disagree by less than this never make the
+// sequencer refuse what a gateway still waits for. Past it the sequencer
+// refuses the command with CodeUnavailable; the gateway's wait is planned
+// around the same grace.
+const ExpiryGrace = 2 * time.Second
+
+// Expired reports whether cmd reached the sequencer at now too late to be
+// applied: more than ExpiryGrace after its Deadline.
+func (cmd *Command) Expired(now time.Time) bool {
+	return !cmd.Deadline.IsZero() && now.After(cmd.Deadline.Add(ExpiryGrace))
+}

@@ -314,18 +314,11 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	_ = g.Wait()
 }
 
-// expiryGrace is how long after its deadline a command is still applied:
-// the deadline is on the gateway's clock, the check on the sequencer's,
-// and clocks that disagree by less than this (NTP keeps them within
-// milliseconds) never make the sequencer refuse what a gateway still waits
-// for.
-const expiryGrace = 2 * time.Second
-
 // expired reports whether the gateway gave up waiting for cmd: it has
 // answered 503 already, so the command is refused rather than applied
 // (the client sends it again, with the same client_id).
 func (s *Sequencer) expired(cmd *chat.Command) bool {
-	return !cmd.Deadline.IsZero() && s.now().After(cmd.Deadline.Add(expiryGrace))
+	return cmd.Expired(s.now())
 }
 
 // warnExpired says, at most every 10 s, that commands expired: normal

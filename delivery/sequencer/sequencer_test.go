@@ -245,10 +245,10 @@ func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
 	r.apply(create("c1", "alice", "bob"))
 	now := time.Now()
 	late := send("c1", "alice", "too late", "k1")
-	late.Gateway, late.At, late.Deadline = "gw", now.Add(-8*time.Second), now.Add(-expiryGrace-time.Second)
+	late.Gateway, late.At, late.Deadline = "gw", now.Add(-8*time.Second), now.Add(-chat.ExpiryGrace-time.Second)
 	// Past its deadline by less than the grace (clocks may disagree): applied.
 	skewed := send("c1", "alice", "skewed clocks", "k3")
-	skewed.Gateway, skewed.Deadline = "gw", now.Add(-expiryGrace/2)
+	skewed.Gateway, skewed.Deadline = "gw", now.Add(-chat.ExpiryGrace/2)
 	inTime := send("c1", "alice", "in time", "k2")
 	inTime.Gateway, inTime.Deadline = "gw", now.Add(time.Minute)
 	recs := r.records(late, inTime, skewed)

@@ -6,7 +6,7 @@
 // Its answers are truthful: a caller hears "unavailable" only when the
 // command was never appended, or when it can no longer be applied. A
 // command carries a deadline; the sequencer refuses a command it reaches
-// more than ExpiryGrace after that deadline; the submitter waits for the
+// more than chat.ExpiryGrace after that deadline; the submitter waits for the
 // result until Settle after that, so an applied command's result has come
 // by then, and a command whose result has not come never will be applied.
 package submit
@@ -21,12 +21,6 @@ import (
 	"github.com/parleychat/parley/chat"
 )
 
-// ExpiryGrace is how long after its deadline the sequencer still applies
-// a command (delivery/sequencer's expiryGrace, for clocks that disagree a
-// little); past it, the sequencer refuses the command with
-// CodeUnavailable. The two must agree.
-const ExpiryGrace = 2 * time.Second
-
 // Settle is how long the result of a command the sequencer applied at the
 // last moment may take to come back: its store commit, its events record
 // and the read of that record.
@@ -40,8 +34,8 @@ const minLead = 500 * time.Millisecond
 // up waiting: at+timeout, unless timeout is too short to leave the
 // command minLead to reach the sequencer.
 func Deadlines(at time.Time, timeout time.Duration) (deadline, giveUp time.Time) {
-	deadline = at.Add(max(timeout-ExpiryGrace-Settle, minLead))
-	return deadline, deadline.Add(ExpiryGrace + Settle)
+	deadline = at.Add(max(timeout-chat.ExpiryGrace-Settle, minLead))
+	return deadline, deadline.Add(chat.ExpiryGrace + Settle)
 }
 
 // Config is what a submitter is wired to.
@@ -50,7 +44,7 @@ type Config struct {
 	Gateway string
 	Log     chat.Log
 	// Timeout is how long a caller waits for its result at most (at
-	// least ExpiryGrace+Settle+minLead is waited).
+	// least chat.ExpiryGrace+Settle+minLead is waited).
 	Timeout time.Duration
 	Logger  *slog.Logger
 	// Lanes is how many appenders run side by side (default 16, at most

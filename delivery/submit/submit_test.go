@@ -73,7 +73,7 @@ func TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied(t *testing.T) {
 		t.Fatalf("%d commands appended", len(lg.appended))
 	}
 	carried := lg.appended[0].Deadline
-	if refusedFrom := carried.Add(ExpiryGrace + Settle); answered.Before(refusedFrom) {
+	if refusedFrom := carried.Add(chat.ExpiryGrace + Settle); answered.Before(refusedFrom) {
 		t.Fatalf("answered unavailable at %v, before the sequencer must refuse the command (%v) and its result settled",
 			answered.Format(time.StampMilli), refusedFrom.Format(time.StampMilli))
 	}
@@ -135,7 +135,7 @@ func TestDeadlinesKeepTheAnswerWithinTheTimeout(t *testing.T) {
 	}{
 		{4 * time.Second, time.Second, 4 * time.Second},
 		{10 * time.Second, 7 * time.Second, 10 * time.Second},
-		{time.Second, minLead, minLead + ExpiryGrace + Settle},
+		{time.Second, minLead, minLead + chat.ExpiryGrace + Settle},
 	} {
 		d, g := Deadlines(at, tc.timeout)
 		if d.Sub(at) != tc.lead || g.Sub(at) != tc.wait {
