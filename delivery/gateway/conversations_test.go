@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,9 +15,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
-	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
-	"github.com/parleychat/parley/storage/pebble"
 )
 
 // countingStore counts the gateway's reads of messages.
@@ -53,18 +50,7 @@ func newRESTHarness(t testing.TB) *restHarness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lg.Close() })
-	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, st, v, logger := testEngines(t)
 	cs := &countingStore{Store: st}
 	cfg := Config{MaxConnsPerUser: 5, SendRate: 1e6, SendBurst: 1e6, QueueSize: 64, CommandTimeout: 10 * time.Second, DevAuth: true}
 	g := New(cfg, Deps{Log: lg, Store: cs, Verifier: v, Logger: logger})

@@ -24,17 +24,7 @@ import (
 func TestDownDependencyAnswers503WithRetryAfter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, st, v, logger := testEngines(t)
 	cfg := Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 3 * time.Second, DevAuth: true}
 	g := New(cfg, Deps{Log: lg, Store: st, Verifier: v, Logger: logger, Checks: map[string]func(context.Context) error{"log": lg.Ping, "store": st.Ping}})
 	go func() { _ = g.Run(ctx) }()
@@ -94,18 +84,7 @@ func (headsDown) Heads(ctx context.Context, n int) ([]int64, error) {
 func TestReadyzSaysTheHeadsAreUnread(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, st, v, logger := testEngines(t)
 	cfg := Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 3 * time.Second}
 	g := New(cfg, Deps{Log: lg, Store: headsDown{st}, Verifier: v, Logger: logger})
 	done := make(chan struct{})
@@ -138,4 +117,27 @@ func TestReadyzSaysTheHeadsAreUnread(t *testing.T) {
 		t.Fatal("hub ready without the partition heads")
 	default:
 	}
+}
+
+// testEngines opens the embedded log and store a gateway test runs on
+// (both closed when the test ends), a verifier with a test secret and a
+// quiet logger.
+func testEngines(t testing.TB) (*memlog.Log, *pebble.Store, *auth.Verifier, *slog.Logger) {
+	t.Helper()
+	ctx := context.Background()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	v, err := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg, st, v, slog.New(slog.NewTextHandler(io.Discard, nil))
 }

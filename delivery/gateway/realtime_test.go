@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,9 +12,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
-	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
-	"github.com/parleychat/parley/storage/pebble"
 )
 
 // startGateway runs an embedded gateway and sequencer for a test.
@@ -23,17 +20,7 @@ func startGateway(t *testing.T, cfg Config) (*httptest.Server, *auth.Verifier, *
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, st, v, logger := testEngines(t)
 	g := New(cfg, Deps{Log: lg, Store: st, Verifier: v, Logger: logger})
 	go func() { _ = g.Run(ctx) }()
 	go func() { _ = sequencer.New(lg, st, logger).Run(ctx) }()
@@ -94,17 +81,7 @@ func TestSSEHeartbeatComesFromTheSharedTicker(t *testing.T) {
 func TestASendAnsweredUnavailableIsNeverApplied(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, _ := auth.Open(auth.Config{Secret: "0123456789abcdef0123456789abcdef"})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, st, v, logger := testEngines(t)
 	g := New(Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: time.Second}, Deps{Log: lg, Store: st, Verifier: v, Logger: logger})
 	go func() { _ = g.Run(ctx) }()
 	<-g.Hub().Ready()
