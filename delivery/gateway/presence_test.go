@@ -10,11 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
@@ -111,13 +108,6 @@ func (e *presenceEnv) group(creator string, members ...string) string {
 	return m["id"].(string)
 }
 
-// testWS is a WebSocket client that splits server frames into objects.
-type testWS struct {
-	t      *testing.T
-	c      *websocket.Conn
-	frames chan map[string]any
-}
-
 // dial connects user to gateway i and waits for ready.
 func (e *presenceEnv) dial(user string, gw ...int) *testWS {
 	e.t.Helper()
@@ -125,61 +115,12 @@ func (e *presenceEnv) dial(user string, gw ...int) *testWS {
 	if len(gw) > 0 {
 		base = e.urls[gw[0]]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/ws?access_token="+e.token(user), &websocket.DialOptions{Subprotocols: []string{"parley.v1"}})
-	if err != nil {
-		e.t.Fatalf("dial %s: %v", user, err)
-	}
-	w := &testWS{t: e.t, c: c, frames: make(chan map[string]any, 4096)}
-	go func() {
-		defer close(w.frames)
-		for {
-			_, data, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			for _, line := range bytes.Split(data, []byte("\n")) {
-				var m map[string]any
-				if json.Unmarshal(line, &m) == nil {
-					w.frames <- m
-				}
-			}
-		}
-	}()
-	e.t.Cleanup(func() { c.CloseNow() })
+	w := dialWS(e.t, base, e.token(user))
 	w.next("ready")
 	return w
 }
 
 func (w *testWS) close() { w.c.CloseNow() }
-
-func (w *testWS) write(v any) {
-	w.t.Helper()
-	b, _ := json.Marshal(v)
-	if err := w.c.Write(context.Background(), websocket.MessageText, b); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// next returns the next frame of type typ, skipping others.
-func (w *testWS) next(typ string) map[string]any {
-	w.t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case m, ok := <-w.frames:
-			if !ok {
-				w.t.Fatalf("connection closed waiting for %s", typ)
-			}
-			if m["type"] == typ {
-				return m
-			}
-		case <-timeout:
-			w.t.Fatalf("no %s frame in 15s", typ)
-		}
-	}
-}
 
 // presenceUntil collects "user:online" of presence events until (and
 // including) the one equal to stop.

@@ -14,15 +14,16 @@ import (
 	"github.com/parleychat/parley/chat"
 )
 
-// refreshWS is a test WebSocket that keeps every frame and the close code.
-type refreshWS struct {
+// testWS is a test WebSocket client: it splits server frames into
+// objects and keeps the close code (the realtime tests share it).
+type testWS struct {
 	t      *testing.T
 	c      *websocket.Conn
 	frames chan map[string]any
 	closed chan websocket.StatusCode
 }
 
-func dialRefresh(t *testing.T, url, token string) *refreshWS {
+func dialWS(t *testing.T, url, token string) *testWS {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -30,7 +31,7 @@ func dialRefresh(t *testing.T, url, token string) *refreshWS {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	w := &refreshWS{t: t, c: c, frames: make(chan map[string]any, 1024), closed: make(chan websocket.StatusCode, 1)}
+	w := &testWS{t: t, c: c, frames: make(chan map[string]any, 4096), closed: make(chan websocket.StatusCode, 1)}
 	go func() {
 		for {
 			_, data, err := c.Read(context.Background())
@@ -51,7 +52,7 @@ func dialRefresh(t *testing.T, url, token string) *refreshWS {
 	return w
 }
 
-func (w *refreshWS) write(v any) {
+func (w *testWS) write(v any) {
 	w.t.Helper()
 	b, _ := json.Marshal(v)
 	if err := w.c.Write(context.Background(), websocket.MessageText, b); err != nil {
@@ -60,7 +61,7 @@ func (w *refreshWS) write(v any) {
 }
 
 // next returns the next frame of type typ, failing on a close.
-func (w *refreshWS) next(typ string) map[string]any {
+func (w *testWS) next(typ string) map[string]any {
 	w.t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
@@ -80,7 +81,7 @@ func (w *refreshWS) next(typ string) map[string]any {
 
 // closeCode drains frames until the socket closes and returns its code
 // and the frames seen.
-func (w *refreshWS) closeCode() (websocket.StatusCode, []map[string]any) {
+func (w *testWS) closeCode() (websocket.StatusCode, []map[string]any) {
 	w.t.Helper()
 	var seen []map[string]any
 	timeout := time.After(15 * time.Second)
@@ -121,7 +122,7 @@ func TestWebSocketLivesPastItsFirstTokensExpiry(t *testing.T) {
 		t.Fatalf("create: %d", st)
 	}
 	short, _ := v.Issue(chat.User{ID: "alice"}, 2*time.Second)
-	w := dialRefresh(t, srv.URL, short)
+	w := dialWS(t, srv.URL, short)
 	ready := w.next("ready")
 	first := parseExpiry(t, ready["expires_at"])
 	if d := time.Until(first); d <= 0 || d > 3*time.Second {
@@ -157,7 +158,7 @@ func TestWebSocketLivesPastItsFirstTokensExpiry(t *testing.T) {
 func TestWebSocketWithoutRefreshClosesAtExpiry(t *testing.T) {
 	srv, v, _ := startGateway(t, Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 4 * time.Second})
 	short, _ := v.Issue(chat.User{ID: "alice"}, time.Second)
-	w := dialRefresh(t, srv.URL, short)
+	w := dialWS(t, srv.URL, short)
 	w.next("ready")
 	w.next("token.expiring")
 	if code, _ := w.closeCode(); code != 4401 {
@@ -181,7 +182,7 @@ func TestWebSocketRefreshRefusesWrongTokens(t *testing.T) {
 	for name, tok := range map[string]string{"another user's": bobs, "an expired": expired, "a malformed": "not.a.jwt"} {
 		t.Run(name, func(t *testing.T) {
 			own, _ := v.Issue(chat.User{ID: "alice"}, time.Hour)
-			w := dialRefresh(t, srv.URL, own)
+			w := dialWS(t, srv.URL, own)
 			w.next("ready")
 			w.write(map[string]string{"type": "auth", "ref": "r9", "token": tok})
 			code, seen := w.closeCode()
