@@ -137,8 +137,12 @@ func cfPublish(ctx context.Context, c config, data any) error {
 	return nil
 }
 
-// cfRoom connects --members subscribers to the load channel.
+// cfRoom connects --members subscribers to the load channel (for the
+// scenarios that publish, hence the API key).
 func cfRoom(ctx context.Context, c config) ([]*websocket.Conn, error) {
+	if c.APIKey == "" {
+		return nil, errors.New("--target centrifugo needs --api-key")
+	}
 	conns := make([]*websocket.Conn, c.Members)
 	var done atomic.Int64
 	c.prog.set("connecting to centrifugo", func() string { return fmt.Sprintf("%d/%d", done.Load(), c.Members) })
@@ -185,9 +189,6 @@ func cfPublishers(ctx context.Context, c config, failed *atomic.Int64, firstErr 
 // cfBurst is burst against Centrifugo: --members subscribers of one
 // channel, --messages publications of --size bytes, every delivery counted.
 func cfBurst(ctx context.Context, c config, out io.Writer) (*Result, error) {
-	if c.APIKey == "" {
-		return nil, errors.New("--target centrifugo needs --api-key")
-	}
 	conns, err := cfRoom(ctx, c)
 	if err != nil {
 		return nil, err
@@ -249,9 +250,6 @@ func cfBurst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 // cfLatency is latency against Centrifugo: publications due at a fixed
 // rate, each delivery timed from when its publish was due.
 func cfLatency(ctx context.Context, c config, out io.Writer) (*Result, error) {
-	if c.APIKey == "" {
-		return nil, errors.New("--target centrifugo needs --api-key")
-	}
 	conns, err := cfRoom(ctx, c)
 	if err != nil {
 		return nil, err
