@@ -71,7 +71,7 @@ func TestComposeFileMatchesTheCode(t *testing.T) {
 		t.Errorf("kafka advertises %q; Parley reaches it at kafka:9092", l)
 	}
 
-	roles := map[string]int{}
+	roles := map[role]int{}
 	var gateways []string
 	for name, svc := range services {
 		if svc.Build == nil && svc.Image != "parley:local" {
@@ -98,18 +98,19 @@ func TestComposeFileMatchesTheCode(t *testing.T) {
 			if err := applyEnv(fs, func(k string) string { return svc.Environment[k] }); err != nil {
 				t.Fatal(err)
 			}
+			cfg.compose()
 			if err := cfg.validate(); err != nil {
 				t.Fatalf("the node's configuration is refused: %v", err)
 			}
-			if cfg.distributed() == "" || cfg.ElasticsearchURLs == "" || cfg.S3Endpoint == "" || len(cfg.Cassandra.Hosts) == 0 {
+			if cfg.distributed() == "" || len(cfg.Elastic.URLs) == 0 || cfg.S3.Endpoint == "" || len(cfg.Cassandra.Hosts) == 0 {
 				t.Fatal("a compose node must use all four real engines")
 			}
 			if on, err := cfg.devAuthOn(); err != nil || !on {
 				t.Errorf("dev sign-in must be on for the local stack: %v %v", on, err)
 			}
 			// Every engine address names a compose service on its port.
-			addrs := append(splitList(cfg.KafkaBrokers), cfg.Cassandra.Hosts...)
-			for _, u := range append(splitList(cfg.ElasticsearchURLs), cfg.S3Endpoint) {
+			addrs := append(append([]string(nil), cfg.Kafka.Brokers...), cfg.Cassandra.Hosts...)
+			for _, u := range append(append([]string(nil), cfg.Elastic.URLs...), cfg.S3.Endpoint) {
 				pu, err := url.Parse(u)
 				if err != nil {
 					t.Fatalf("%s: %v", u, err)
@@ -138,7 +139,7 @@ func TestComposeFileMatchesTheCode(t *testing.T) {
 			for role := range r {
 				roles[role]++
 			}
-			if r["gateway"] {
+			if r[roleGateway] {
 				gateways = append(gateways, name)
 				if hc := svc.Healthcheck.Test; len(hc) < 3 || hc[1] != "/parley" || hc[2] != "probe" {
 					t.Errorf("gateway health check %q is not `/parley probe …`", hc)

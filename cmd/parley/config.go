@@ -5,22 +5,40 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"path/filepath"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
+	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/kafka"
+	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/search/elastic"
 	"github.com/parleychat/parley/storage/cassandra"
+	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/storage/minio"
 )
 
-// Roles a node can run.
-var allRoles = []string{"gateway", "sequencer", "indexer", "media"}
+// role is a part of Parley a node can run (--roles).
+type role string
 
-// config is everything `parley serve` is told.
+// The roles; each worker role is also its consumer group.
+const (
+	roleGateway   role = "gateway"
+	roleSequencer role = sequencer.Group
+	roleIndexer   role = indexer.Group
+	roleMedia     role = media.Group
+)
+
+// allRoles is every role, in the order help and errors name them.
+var allRoles = []role{roleGateway, roleSequencer, roleIndexer, roleMedia}
+
+// config is everything `parley serve` is told. Each engine's config
+// registers its own flags and validates itself; config only composes them,
+// and compose fills what one setting decides for several of them.
 type config struct {
 	Addr       string
 	DataDir    string
@@ -32,23 +50,11 @@ type config struct {
 	LogLevel   string
 	DebugAddr  string
 
-	KafkaBrokers      string
-	KafkaReplication  int
-	KafkaBatchTimeout time.Duration
-	KafkaTopicPrefix  string
-	KafkaSession      time.Duration
-	ElasticsearchURLs string
-	ESIndexPrefix     string
-	ESUsername        string
-	ESPassword        string
-	S3Endpoint        string
-	S3AccessKey       string
-	S3SecretKey       string
-	S3Bucket          string
-	S3PublicEndpoint  string
-	S3Region          string
-
+	Kafka     kafka.Config
 	Cassandra cassandra.Config
+	Elastic   elastic.Config
+	S3        minio.Config
+	Blobs     fsblob.Config
 	Auth      auth.Config
 	Gateway   gateway.Config
 }
@@ -56,31 +62,40 @@ type config struct {
 func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "localhost:8080", "address to listen on")
 	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "data folder of embedded mode")
-	fs.StringVar(&c.Roles, "roles", "all", "comma-separated roles to run: gateway, sequencer, indexer, media, or all")
+	fs.StringVar(&c.Roles, "roles", "all", "comma-separated roles to run: "+roleList()+", or all")
 	fs.StringVar(&c.DevAuth, "dev-auth", "auto", "development sign-in (POST /v1/auth/dev): auto (on when listening on loopback), true or false")
 	fs.BoolVar(&c.DevAuthAny, "dev-auth.allow-non-loopback", false, "allow --dev-auth=true on a non-loopback address (never in production)")
 	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
 	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles on (off when empty)")
-	fs.StringVar(&c.KafkaBrokers, "kafka.brokers", "", "Kafka brokers (host:port, comma-separated); replaces the embedded log")
-	fs.IntVar(&c.KafkaReplication, "kafka.replication-factor", kafka.DefaultReplicationFactor, "replication factor of the topics Parley creates")
-	fs.DurationVar(&c.KafkaBatchTimeout, "kafka.batch-timeout", kafka.DefaultBatchTimeout, "how long a produce waits for more records to the same partition (at most 1s)")
-	fs.StringVar(&c.KafkaTopicPrefix, "kafka.topic-prefix", "", "put before every topic and consumer group name, so that deployments can share a cluster")
-	fs.DurationVar(&c.KafkaSession, "kafka.session-timeout", kafka.DefaultSessionTimeout, "consumer group session timeout: how soon the partitions of a dead node move to a live one (at least the broker's group.min.session.timeout.ms, 6s by default)")
+	c.Kafka.RegisterFlags(fs)
 	c.Cassandra.RegisterFlags(fs)
-	fs.StringVar(&c.ElasticsearchURLs, "elasticsearch.urls", "", "Elasticsearch URLs (comma-separated); replaces the embedded index")
-	fs.StringVar(&c.ESIndexPrefix, "elasticsearch.index-prefix", elastic.DefaultIndexPrefix, "put before the index, alias and template names, so that deployments can share a cluster")
-	fs.StringVar(&c.ESUsername, "elasticsearch.username", "", "Elasticsearch user (basic auth), if security is on")
-	fs.StringVar(&c.ESPassword, "elasticsearch.password", "", "Elasticsearch password")
-	fs.StringVar(&c.S3Endpoint, "s3.endpoint", "", "S3/MinIO endpoint URL; replaces the embedded blob folder")
-	fs.StringVar(&c.S3AccessKey, "s3.access-key", "", "S3 access key")
-	fs.StringVar(&c.S3SecretKey, "s3.secret-key", "", "S3 secret key")
-	fs.StringVar(&c.S3Bucket, "s3.bucket", "parley", "S3 bucket, created when missing")
-	fs.StringVar(&c.S3PublicEndpoint, "s3.public-endpoint", "", "S3/MinIO endpoint URL as browsers reach it, for attachment URLs (default: --s3.endpoint)")
-	fs.StringVar(&c.S3Region, "s3.region", minio.DefaultRegion, "S3 region")
+	c.Elastic.RegisterFlags(fs)
+	c.S3.RegisterFlags(fs)
+	c.Blobs.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
+}
+
+// compose fills the engine settings that one flag decides for several
+// configs: the partition count (the log's and the deployment's), the blob
+// folder (under --data-dir), the attachment limit (the gateway checks it,
+// the blob store enforces it) and whether dev sign-in is on.
+func (c *config) compose() {
+	c.Kafka.Partitions = c.Partitions
+	c.Blobs.Dir = filepath.Join(c.DataDir, "blobs")
+	c.Blobs.MaxSize = c.Gateway.MaxAttachment
+	c.S3.MaxSize = c.Gateway.MaxAttachment
+	c.Gateway.DevAuth, _ = c.devAuthOn()
+}
+
+func roleList() string {
+	names := make([]string, len(allRoles))
+	for i, r := range allRoles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }
 
 // envName is a flag's environment twin: PARLEY_ + upper case, with dots
@@ -108,20 +123,20 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return err
 }
 
-func (c *config) roles() (map[string]bool, error) {
-	out := map[string]bool{}
+func (c *config) roles() (map[role]bool, error) {
+	out := map[role]bool{}
 	for _, r := range strings.Split(c.Roles, ",") {
 		r = strings.TrimSpace(r)
-		switch r {
-		case "all":
+		switch {
+		case r == "all":
 			for _, a := range allRoles {
 				out[a] = true
 			}
-		case "gateway", "sequencer", "indexer", "media":
-			out[r] = true
-		case "":
+		case slices.Contains(allRoles, role(r)):
+			out[role(r)] = true
+		case r == "":
 		default:
-			return nil, fmt.Errorf("unknown role %q (want gateway, sequencer, indexer, media or all)", r)
+			return nil, fmt.Errorf("unknown role %q (want %s or all)", r, roleList())
 		}
 	}
 	if len(out) == 0 {
@@ -163,13 +178,13 @@ func (c *config) devAuthOn() (bool, error) {
 // distributed names the first real engine configured, "" in embedded mode.
 func (c *config) distributed() string {
 	switch {
-	case c.KafkaBrokers != "":
+	case len(c.Kafka.Brokers) > 0:
 		return "kafka"
 	case len(c.Cassandra.Hosts) > 0:
 		return "cassandra"
-	case c.ElasticsearchURLs != "":
+	case len(c.Elastic.URLs) > 0:
 		return "elasticsearch"
-	case c.S3Endpoint != "":
+	case c.S3.Endpoint != "":
 		return "s3"
 	}
 	return ""
@@ -199,6 +214,11 @@ func (c *config) validate() error {
 	}
 	if err := c.Gateway.Validate(); err != nil {
 		return err
+	}
+	if c.S3.Endpoint == "" {
+		if err := c.Blobs.Validate(); err != nil {
+			return err
+		}
 	}
 	switch c.LogFormat {
 	case "auto", "json", "text":

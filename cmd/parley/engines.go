@@ -77,9 +77,9 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 	}
 
 	if err := open("log", func(ctx context.Context) error {
-		if cfg.KafkaBrokers != "" {
+		if len(cfg.Kafka.Brokers) > 0 {
 			e.names["log"] = "kafka"
-			l, err := kafka.Open(ctx, cfg.kafkaConfig())
+			l, err := kafka.Open(ctx, cfg.Kafka)
 			if err != nil {
 				return err
 			}
@@ -119,9 +119,9 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 	}
 
 	if err := open("index", func(ctx context.Context) error {
-		if cfg.ElasticsearchURLs != "" {
+		if len(cfg.Elastic.URLs) > 0 {
 			e.names["index"] = "elasticsearch"
-			ix, err := elastic.Open(ctx, cfg.esConfig())
+			ix, err := elastic.Open(ctx, cfg.Elastic)
 			if err != nil {
 				return err
 			}
@@ -140,9 +140,9 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 	}
 
 	if err := open("blobs", func(ctx context.Context) error {
-		if cfg.S3Endpoint != "" {
+		if cfg.S3.Endpoint != "" {
 			e.names["blobs"] = "s3"
-			b, err := minio.Open(ctx, cfg.s3Config())
+			b, err := minio.Open(ctx, cfg.S3)
 			if err != nil {
 				return err
 			}
@@ -150,7 +150,9 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 			return nil
 		}
 		e.names["blobs"] = "embedded"
-		b, err := fsblob.Open(ctx, fsblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs"), MaxSize: cfg.Gateway.MaxAttachment, Logger: logger})
+		bcfg := cfg.Blobs
+		bcfg.Logger = logger
+		b, err := fsblob.Open(ctx, bcfg)
 		if err != nil {
 			return err
 		}
@@ -166,48 +168,15 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 	return e, nil
 }
 
-func (c *config) kafkaConfig() kafka.Config {
-	return kafka.Config{
-		Brokers:           splitList(c.KafkaBrokers),
-		Partitions:        c.Partitions,
-		ReplicationFactor: c.KafkaReplication,
-		BatchTimeout:      c.KafkaBatchTimeout,
-		ClientID:          "parley",
-		TopicPrefix:       c.KafkaTopicPrefix,
-		SessionTimeout:    c.KafkaSession,
-	}
-}
-
-func (c *config) esConfig() elastic.Config {
-	return elastic.Config{
-		URLs:        splitList(c.ElasticsearchURLs),
-		IndexPrefix: c.ESIndexPrefix,
-		Username:    c.ESUsername,
-		Password:    c.ESPassword,
-	}
-}
-
-func (c *config) s3Config() minio.Config {
-	return minio.Config{
-		Endpoint:       c.S3Endpoint,
-		PublicEndpoint: c.S3PublicEndpoint,
-		AccessKey:      c.S3AccessKey,
-		SecretKey:      c.S3SecretKey,
-		Bucket:         c.S3Bucket,
-		Region:         c.S3Region,
-		MaxSize:        c.Gateway.MaxAttachment,
-	}
-}
-
 // mediaOrigins are the origins browsers upload attachments to and load
 // them from, besides the server's own: the public S3 endpoint.
 func (c *config) mediaOrigins() []string {
-	if c.S3Endpoint == "" {
+	if c.S3.Endpoint == "" {
 		return nil
 	}
-	public := c.S3PublicEndpoint
+	public := c.S3.PublicEndpoint
 	if public == "" {
-		public = c.S3Endpoint
+		public = c.S3.Endpoint
 	}
 	u, err := url.Parse(public)
 	if err != nil || u.Host == "" {
@@ -220,36 +189,25 @@ func (c *config) mediaOrigins() []string {
 // the store go together (positions in the store are offsets of the log),
 // and a node that runs only some roles shares every engine with the others.
 func (c *config) validateEngines() error {
-	kafkaOn, cassOn := c.KafkaBrokers != "", len(c.Cassandra.Hosts) > 0
+	kafkaOn, cassOn := len(c.Kafka.Brokers) > 0, len(c.Cassandra.Hosts) > 0
 	if kafkaOn != cassOn {
 		return errors.New("--kafka.brokers and --cassandra.hosts go together: the store keeps positions of the log, so both are real or both embedded")
 	}
 	if kafkaOn {
-		for _, b := range splitList(c.KafkaBrokers) {
-			if !strings.Contains(b, ":") {
-				return fmt.Errorf("--kafka.brokers: %q is not host:port", b)
-			}
-		}
-		if c.KafkaReplication < 1 {
-			return errors.New("--kafka.replication-factor must be at least 1")
-		}
-		if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout > time.Second {
-			return errors.New("--kafka.batch-timeout must be within (0, 1s]")
-		}
-		if err := c.kafkaConfig().Validate(); err != nil {
+		if err := c.Kafka.Validate(); err != nil {
 			return err
 		}
 		if err := c.Cassandra.Validate(); err != nil {
 			return err
 		}
 	}
-	if c.ElasticsearchURLs != "" {
-		if err := c.esConfig().Validate(); err != nil {
+	if len(c.Elastic.URLs) > 0 {
+		if err := c.Elastic.Validate(); err != nil {
 			return err
 		}
 	}
-	if c.S3Endpoint != "" {
-		if err := c.s3Config().Validate(); err != nil {
+	if c.S3.Endpoint != "" {
+		if err := c.S3.Validate(); err != nil {
 			return err
 		}
 	}
@@ -257,7 +215,7 @@ func (c *config) validateEngines() error {
 	if err != nil {
 		return err
 	}
-	if len(roles) < len(allRoles) && (!kafkaOn || c.ElasticsearchURLs == "" || c.S3Endpoint == "") {
+	if len(roles) < len(allRoles) && (!kafkaOn || len(c.Elastic.URLs) == 0 || c.S3.Endpoint == "") {
 		return fmt.Errorf("--roles %s runs part of Parley: the other roles run in other processes, which share only real engines (set --kafka.brokers, --cassandra.hosts, --elasticsearch.urls and --s3.endpoint)", c.Roles)
 	}
 	return nil

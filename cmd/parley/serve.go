@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	cfg.compose()
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
 	roles, _ := cfg.roles()
-	devAuth, _ := cfg.devAuthOn()
+	devAuth := cfg.Gateway.DevAuth
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -166,21 +167,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg.Gateway.DevAuth = devAuth
 
 	work, workCtx := errgroup.WithContext(context.Background())
 	workCtx, stopWork := context.WithCancel(workCtx)
 	defer stopWork()
 
-	if roles["sequencer"] {
+	if roles[roleSequencer] {
 		seq := sequencer.New(log, store, logger, sequencer.WithRegisterer(reg))
 		work.Go(func() error { return seq.Run(workCtx) })
 	}
-	if roles["indexer"] {
+	if roles[roleIndexer] {
 		ix := indexer.New(log, index, logger, indexer.WithRegisterer(reg))
 		work.Go(func() error { return ix.Run(workCtx) })
 	}
-	if roles["media"] {
+	if roles[roleMedia] {
 		mw := media.New(log, store, blobs, logger, media.WithRegisterer(reg))
 		work.Go(func() error { return mw.Run(workCtx) })
 	}
@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	mux := http.NewServeMux()
 	var gw *gateway.Gateway
 	ready := make(chan struct{})
-	if roles["gateway"] {
+	if roles[roleGateway] {
 		gw = gateway.New(cfg.Gateway, gateway.Deps{
 			Log:        log,
 			Store:      store,

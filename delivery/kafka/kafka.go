@@ -134,7 +134,7 @@ func (cfg Config) Validate() error {
 	case c.ReplicationFactor < 1:
 		return fmt.Errorf("kafka: ReplicationFactor must be at least 1, not %d", c.ReplicationFactor)
 	case c.BatchTimeout < 0 || c.BatchTimeout > time.Second:
-		return fmt.Errorf("kafka: BatchTimeout must be within (0, 1s], not %v", c.BatchTimeout)
+		return fmt.Errorf("kafka: batch timeout must be within (0, 1s], not %v", c.BatchTimeout)
 	case c.SessionTimeout < 0 || c.HeartbeatInterval < 0 || c.RebalanceTimeout < 0 || c.MaxWait < 0:
 		return errors.New("kafka: timeouts must not be negative")
 	case c.HeartbeatInterval >= c.SessionTimeout:

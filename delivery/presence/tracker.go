@@ -27,13 +27,10 @@ import (
 	"github.com/parleychat/parley/chat"
 )
 
-// Gateways tell each other they are alive every aliveEvery; one not heard
-// of for goneAfter is taken for dead and its users for offline (unless
-// they are connected elsewhere).
-const (
-	aliveEvery = 3 * time.Second
-	goneAfter  = 12 * time.Second
-)
+// Gateways tell each other they are alive every Config.Heartbeat; one not
+// heard of for goneBeats heartbeats is taken for dead and its users for
+// offline (unless they are connected elsewhere).
+const goneBeats = 4
 
 // publishChunk bounds the records of one Append (all of a gateway's
 // records share a key, so they go in one produce request); maxQueued is
@@ -373,7 +370,8 @@ func (t *Tracker) publisher(ctx context.Context) {
 
 // heartbeat says this gateway is alive and forgets gateways that are not.
 func (t *Tracker) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(aliveEvery)
+	tick := time.NewTicker(t.cfg.Heartbeat)
+	goneAfter := goneBeats * t.cfg.Heartbeat
 	defer tick.Stop()
 	for {
 		select {

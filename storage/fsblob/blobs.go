@@ -76,11 +76,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// RegisterFlags registers the settings an operator may give on fs. Dir is
-// left to the caller, which derives it from the data folder.
+// RegisterFlags registers the settings an operator may give on fs. Dir and
+// MaxSize are left to the caller, which derives the folder from its data
+// folder and keeps one attachment limit for every part of the server that
+// checks it.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "blobs.public-url", "", "origin clients reach this server at, for attachment URLs (default: root-relative URLs)")
-	fs.Int64Var(&c.MaxSize, "blobs.max-size", DefaultMaxSize, "largest attachment in bytes")
 	fs.Func("blobs.secret", "secret that signs attachment URLs (default: a random one kept in the blob folder)", func(s string) error {
 		c.Secret = []byte(s)
 		return nil

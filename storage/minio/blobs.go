@@ -89,7 +89,9 @@ type Config struct {
 	MaxSize int64
 }
 
-// RegisterFlags registers the settings on fs.
+// RegisterFlags registers the settings an operator gives on fs. MaxSize is
+// left to the caller, which keeps one attachment limit for every part of
+// the server that checks it.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Endpoint, "s3.endpoint", "", "S3/MinIO endpoint URL, http(s)://host[:port] (default: the embedded blob folder)")
 	fs.StringVar(&c.PublicEndpoint, "s3.public-endpoint", "", "S3/MinIO endpoint URL as clients reach it, for attachment URLs (default: -s3.endpoint)")
@@ -97,7 +99,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "s3.secret-key", "", "S3 secret key")
 	fs.StringVar(&c.Bucket, "s3.bucket", "parley", "S3 bucket, created when missing")
 	fs.StringVar(&c.Region, "s3.region", DefaultRegion, "S3 region")
-	fs.Int64Var(&c.MaxSize, "s3.max-size", DefaultMaxSize, "largest attachment in bytes")
 }
 
 func (c Config) withDefaults() Config {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// notSettings are the config fields no flag sets, and why.
+var notSettings = map[string]string{
+	"Blobs.Logger":    "a dependency handed in by serve, not a setting",
+	"Gateway.MaxBody": "API.md fixes request bodies and WebSocket frames at 64 KiB",
+}
+
+// parseConfig parses args and env the way run does, without validating.
+func parseConfig(t *testing.T, args []string, env map[string]string) config {
+	t.Helper()
+	var cfg config
+	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.registerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	if err := applyEnv(fs, func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("%v: %v", env, err)
+	}
+	cfg.compose()
+	return cfg
+}
+
+// sampleValue is a value for f other than its default.
+func sampleValue(f *flag.Flag) string {
+	switch f.Name {
+	case "dev-auth":
+		return "false"
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok { // a list (flag.Func)
+		return "one.example:1,two.example:2"
+	}
+	switch v := g.Get().(type) {
+	case bool:
+		return fmt.Sprint(!v)
+	case int:
+		return fmt.Sprint(v + 3)
+	case int64:
+		return fmt.Sprint(v + 3)
+	case float64:
+		return fmt.Sprint(v + 1.5)
+	case time.Duration:
+		return (v + 7*time.Second).String()
+	case string:
+		return "sample-" + f.Name
+	}
+	panic(fmt.Sprintf("flag %s: no sample for %T", f.Name, g.Get()))
+}
+
+// leaves lists the fields of v that are not structs, by dotted path.
+func leaves(v reflect.Value, prefix string, out map[string]reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		path := prefix + f.Name
+		if f.Type.Kind() == reflect.Struct {
+			leaves(v.Field(i), path+".", out)
+			continue
+		}
+		out[path] = v.Field(i)
+	}
+}
+
+func TestEveryConfigFieldIsSetByAFlagAndItsEnvironmentTwin(t *testing.T) {
+	var cfg config
+	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
+	cfg.registerFlags(fs)
+	base := map[string]reflect.Value{}
+	leaves(reflect.ValueOf(parseConfig(t, nil, nil)), "", base)
+
+	for _, via := range []string{"flag", "environment"} {
+		t.Run(via, func(t *testing.T) {
+			set := map[string]bool{}
+			fs.VisitAll(func(f *flag.Flag) {
+				v := sampleValue(f)
+				var got config
+				if via == "flag" {
+					got = parseConfig(t, []string{"--" + f.Name + "=" + v}, nil)
+				} else {
+					got = parseConfig(t, nil, map[string]string{envName(f.Name): v})
+				}
+				after := map[string]reflect.Value{}
+				leaves(reflect.ValueOf(got), "", after)
+				changed := 0
+				for path, b := range base {
+					if !reflect.DeepEqual(b.Interface(), after[path].Interface()) {
+						set[path] = true
+						changed++
+					}
+				}
+				if changed == 0 {
+					t.Errorf("%s %s=%s sets no config field", via, f.Name, v)
+				}
+			})
+			for path := range base {
+				if !set[path] && notSettings[path] == "" {
+					t.Errorf("no %s sets %s", via, path)
+				}
+			}
+		})
+	}
+}
