@@ -40,9 +40,13 @@ import (
 //   - Results come best match first: a message where the words weigh more
 //     (more occurrences, shorter text) ranks above one where they weigh less.
 //   - Every hit found by words has at least one highlight; highlights are
-//     HTML: the matched words wrapped in <mark>…</mark>, every other
-//     character of the text escaped, and each at most 1,000 characters
-//     (a snippet of a long text, not all of it).
+//     HTML: the matched words wrapped in <mark>…</mark> (adjacent matches
+//     in marks of their own), every other character of the text escaped
+//     as html.EscapeString does. A text of at most 160 characters is one
+//     highlight, all of it; a longer one gives at most 3 snippets around
+//     its first matches, 60 characters of context on each side cut at
+//     words, "…" where text was cut. Each highlight is at most 1,000
+//     characters as rendered, even for a text that is nothing but matches.
 //   - A message with Deleted set is removed, not indexed; within one Put a
 //     later entry with the same id wins over an earlier one.
 func TestIndex(t *testing.T, open func(t *testing.T) chat.Index) {
@@ -65,6 +69,7 @@ var indexCases = []indexCase{
 	{"EveryWordMustMatchWholeAndCaseInsensitively", indexTestWords},
 	{"HighlightsMarkWordsAndEscapeHTML", indexTestHighlightsEscape},
 	{"HighlightOfLongTextIsASnippet", indexTestLongHighlight},
+	{"SnippetsFollowOneSetOfRules", indexTestSnippetRules},
 	{"EditIsFoundByNewTextOnly", indexTestEdit},
 	{"LaterEntryOfOnePutWins", indexTestSamePut},
 	{"DeleteRemovesForGood", indexTestDelete},
@@ -339,6 +344,46 @@ func indexTestLongHighlight(t *testing.T, idx chat.Index) {
 	indexPut(t, idx, long)
 	hits := indexExpect(t, idx, indexQuery("needle", cid), long)
 	indexCheckHighlights(t, hits[0], text, "needle")
+}
+
+// indexTestSnippetRules pins the snippets exactly, so that the embedded
+// and the distributed index answer the same highlights.
+func indexTestSnippetRules(t *testing.T, idx chat.Index) {
+	cid := chat.NewID("cnv")
+	short := indexMsg(cid, "alice", `Tom & "Jerry" met jerry again <cat>`, 0)
+	long := indexMsg(cid, "alice", strings.TrimSpace(strings.Repeat("filler ", 100)+"needle "+strings.Repeat("tail ", 100)), time.Second)
+	many := indexMsg(cid, "alice", strings.TrimSpace(strings.Repeat("echo ", 700)), 2*time.Second)
+	ideographs := indexMsg(cid, "alice", strings.Repeat("中", 150), 3*time.Second)
+	indexPut(t, idx, short, long, many, ideographs)
+
+	exact := func(word string, m chat.Message, want []string) {
+		t.Helper()
+		hits := indexExpect(t, idx, indexQuery(word, cid), m)
+		if fmt.Sprintf("%q", hits[0].Highlights) != fmt.Sprintf("%q", want) {
+			t.Errorf("highlights of %q\n got  %q\n want %q", word, hits[0].Highlights, want)
+		}
+	}
+	exact("jerry", short, []string{`Tom &amp; &#34;<mark>Jerry</mark>&#34; met <mark>jerry</mark> again &lt;cat&gt;`})
+	exact("needle", long, []string{"…" + strings.Repeat("filler ", 8) + "<mark>needle</mark>" + strings.Repeat(" tail", 11) + "…"})
+
+	bounded := func(word string, m chat.Message) {
+		t.Helper()
+		hits := indexExpect(t, idx, indexQuery(word, cid), m)
+		hl := hits[0].Highlights
+		if len(hl) == 0 || len(hl) > 3 {
+			t.Fatalf("%q: %d highlights, want 1 to 3", word, len(hl))
+		}
+		for _, s := range hl {
+			if n := utf8.RuneCountInString(s); n > 1000 {
+				t.Errorf("%q: a highlight of %d characters, want at most 1,000", word, n)
+			}
+			if !strings.Contains(s, "<mark>"+word+"</mark>") || strings.Count(s, "<mark>") != strings.Count(s, "</mark>") {
+				t.Errorf("%q: highlight without a whole mark: %.80q", word, s)
+			}
+		}
+	}
+	bounded("echo", many)
+	bounded("中", ideographs)
 }
 
 func indexTestEdit(t *testing.T, idx chat.Index) {

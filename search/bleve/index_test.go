@@ -196,59 +196,6 @@ func TestPageTokensRoundTrip(t *testing.T) {
 	}
 }
 
-func TestHighlight(t *testing.T) {
-	long := strings.Repeat("filler ", 100) + "needle " + strings.Repeat("tail ", 100)
-	at := strings.Index(long, "needle")
-	for _, tc := range []struct {
-		name  string
-		text  string
-		spans []span
-		want  []string
-	}{
-		{"escapes everything but marks", `<a href="x">hi</a> & 'you'`, []span{{12, 14}},
-			[]string{`&lt;a href=&#34;x&#34;&gt;<mark>hi</mark>&lt;/a&gt; &amp; &#39;you&#39;`}},
-		{"several matches, unordered and overlapping", "one two three", []span{{8, 13}, {0, 3}, {1, 3}},
-			[]string{"<mark>one</mark> two <mark>three</mark>"}},
-		{"replacement character does not lose the snippet", "a � b word", []span{{8, 12}},
-			[]string{"a � b <mark>word</mark>"}},
-		{"multibyte text", "grüße, Grüße!", []span{{0, 7}, {9, 16}},
-			[]string{"<mark>grüße</mark>, <mark>Grüße</mark>!"}},
-		{"spans off rune boundaries or out of range are dropped", "ümlaut word", []span{{1, 3}, {5, 99}, {3, 2}},
-			[]string{}},
-		{"no spans", "text", nil, []string{}},
-		{"long text gives a snippet cut at words", long, []span{{at, at + 6}},
-			[]string{"…" + strings.Repeat("filler ", 8) + "<mark>needle</mark>" + strings.Repeat(" tail", 11) + "…"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := highlight(tc.text, tc.spans)
-			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
-				t.Errorf("highlight\n got  %q\n want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestHighlightOfManyMatchesIsBounded(t *testing.T) {
-	text := strings.TrimSpace(strings.Repeat("word ", 800))
-	var spans []span
-	for i := 0; i < len(text); i += 5 {
-		spans = append(spans, span{i, i + 4})
-	}
-	got := highlight(text, spans)
-	if len(got) != maxSnippets {
-		t.Fatalf("%d snippets, want %d", len(got), maxSnippets)
-	}
-	for _, s := range got {
-		plain := strings.NewReplacer("<mark>", "", "</mark>", "").Replace(s)
-		if n := len([]rune(plain)); n > 2*contextRunes+20 {
-			t.Errorf("snippet of %d characters: %q", n, s)
-		}
-		if strings.Contains(s, "<mark>wor</mark>") || strings.Contains(s, "<mark>word</mark>…<mark>") {
-			t.Errorf("snippet cuts a match: %q", s)
-		}
-	}
-}
-
 // benchMessages returns n messages of realistic length in conversations.
 func benchMessages(n, conversations int) []chat.Message {
 	words := strings.Fields("the deploy of the new search service is planned for friday evening after the " +

@@ -15,6 +15,7 @@ import (
 	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/search/snippet"
 )
 
 const (
@@ -106,7 +107,7 @@ func (x *Index) Search(ctx context.Context, q chat.SearchQuery) ([]chat.SearchHi
 		hits = append(hits, chat.SearchHit{
 			ConversationID: cid,
 			MessageID:      mid,
-			Highlights:     highlight(text, matchSpans(h.Locations[fieldText])),
+			Highlights:     snippet.HTML(text, matchSpans(h.Locations[fieldText])),
 		})
 	}
 	next := ""
@@ -187,12 +188,15 @@ func filterQuery(allowed map[string]bool, q chat.SearchQuery) (f query.Query, ok
 	return and, true
 }
 
-// matchSpans returns the byte ranges of the matched words.
-func matchSpans(tlm search.TermLocationMap) []span {
-	var spans []span
+// matchSpans returns the byte ranges of the matched words. Snippets are cut
+// from them by package snippet rather than by Bleve's HTML highlighter,
+// which drops the snippet of a match followed by a literal U+FFFD (it
+// reads it as invalid UTF-8), and so they match Elasticsearch's.
+func matchSpans(tlm search.TermLocationMap) []snippet.Span {
+	var spans []snippet.Span
 	for _, locs := range tlm {
 		for _, l := range locs {
-			spans = append(spans, span{start: int(l.Start), end: int(l.End)})
+			spans = append(spans, snippet.Span{Start: int(l.Start), End: int(l.End)})
 		}
 	}
 	return spans

@@ -15,6 +15,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/search/snippet"
 )
 
 const (
@@ -202,8 +203,8 @@ func searchBody(q chat.SearchQuery, allowed map[string]bool, limit int, after *c
 		// are cut here (see highlights).
 		body["highlight"] = map[string]any{
 			"encoder":   "html",
-			"pre_tags":  []string{markOpen},
-			"post_tags": []string{markClose},
+			"pre_tags":  []string{snippet.MarkOpen},
+			"post_tags": []string{snippet.MarkClose},
 			"fields": map[string]any{fieldText: map[string]any{
 				"type":                "unified",
 				"number_of_fragments": 0,
