@@ -16,4 +16,3 @@ func TestHighlightsNeedTheWholeText(t *testing.T) {
 		t.Errorf("no highlight gave %#v, want an empty list", got)
 	}
 }
-
