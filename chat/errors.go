@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -80,3 +81,15 @@ func IsNotFound(err error) bool { return ErrorCode(err) == CodeNotFound }
 
 // IsConflict reports whether err is classified as conflict.
 func IsConflict(err error) bool { return ErrorCode(err) == CodeConflict }
+
+// ContextError classifies err, which a done context caused, at an
+// adapter's edge: a cancelled or expired context is CodeUnavailable (the
+// caller gave up or ran out of time; the engine itself may be fine), so
+// that every adapter answers the same code for it. Any other error is
+// returned as it is.
+func ContextError(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Code: CodeUnavailable, Op: op, Message: "canceled", Err: err}
+	}
+	return err
+}

@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // Group is the consumer group of the indexer role.
@@ -55,20 +55,9 @@ func New(log chat.Log, index chat.Index, logger *slog.Logger, opts ...Option) *I
 // Run consumes until ctx is done, retrying a failed batch (its offsets are
 // not committed, so nothing is skipped).
 func (x *Indexer) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := x.log.Consume(ctx, chat.TopicEvents, Group, x.handle)
-		if ctx.Err() != nil {
-			return nil
-		}
-		x.logger.Warn("indexing failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	return retry.Consume(ctx, x.logger, "indexing failed", func(ctx context.Context) error {
+		return x.log.Consume(ctx, chat.TopicEvents, Group, x.handle)
+	})
 }
 
 func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record) error {

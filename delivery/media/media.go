@@ -25,6 +25,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // Group is the consumer group of the media role.
@@ -38,8 +39,6 @@ const (
 	// MaxEdge is the thumbnail's longest side.
 	MaxEdge = 320
 )
-
-var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
 
 // Worker is the media role.
 type Worker struct {
@@ -78,20 +77,9 @@ func New(log chat.Log, store chat.Store, blobs chat.Blobs, logger *slog.Logger, 
 
 // Run consumes until ctx is done.
 func (w *Worker) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := w.log.Consume(ctx, chat.TopicEvents, Group, w.handle)
-		if ctx.Err() != nil {
-			return nil
-		}
-		w.logger.Warn("media batch failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	return retry.Consume(ctx, w.logger, "media batch failed", func(ctx context.Context) error {
+		return w.log.Consume(ctx, chat.TopicEvents, Group, w.handle)
+	})
 }
 
 func (w *Worker) handle(ctx context.Context, partition int, recs []chat.Record) error {
@@ -108,7 +96,7 @@ func (w *Worker) handle(ctx context.Context, partition int, recs []chat.Record) 
 				continue
 			}
 			for _, a := range ev.Message.Attachments {
-				if !imageTypes[a.ContentType] || a.Thumbnail {
+				if !chat.IsImageType(a.ContentType) || a.Thumbnail {
 					continue
 				}
 				if err := w.thumbnail(ctx, ev.Message, a); err != nil {

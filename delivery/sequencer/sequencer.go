@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // Group is the consumer group of the sequencer role.
@@ -171,8 +172,7 @@ func (s *Sequencer) forget(partition int) {
 // were not committed, so its commands are handled again and, being
 // idempotent, are applied once.
 func (s *Sequencer) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
+	return retry.Consume(ctx, s.logger, "sequencer batch failed", func(ctx context.Context) error {
 		// A new membership of the group may bring other partitions, and
 		// others may have taken ours meanwhile: every partition is taken
 		// again at its first batch.
@@ -180,20 +180,8 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		clear(s.epochs)
 		clear(s.known)
 		s.epochsMu.Unlock()
-		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.logger.Warn("sequencer batch failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
+		return s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
+	})
 }
 
 // convState is one conversation's state within a batch.

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -33,6 +32,7 @@ import (
 	bleveindex "github.com/blevesearch/bleve_index_api"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/guard"
 )
 
 // Config configures the index.
@@ -96,8 +96,7 @@ type Index struct {
 
 	// life is held shared by every operation and exclusively by Close, so
 	// Close waits for operations in flight and none starts after it.
-	life   sync.RWMutex
-	closed bool
+	life guard.Guard
 }
 
 var _ chat.Index = (*Index)(nil)
@@ -248,33 +247,19 @@ func inDatetimeRange(t time.Time) bool {
 // Close closes the index after the operations in flight. Closing twice is
 // harmless; every operation after Close fails with CodeUnavailable.
 func (x *Index) Close() error {
-	x.life.Lock()
-	defer x.life.Unlock()
-	if x.closed {
+	return x.life.Close(func() error {
+		if err := x.idx.Close(); err != nil {
+			return fmt.Errorf("bleve: close: %w", err)
+		}
 		return nil
-	}
-	x.closed = true
-	if err := x.idx.Close(); err != nil {
-		return fmt.Errorf("bleve: close: %w", err)
-	}
-	return nil
+	})
 }
 
 // enter starts an operation: it fails when ctx is done or the index is
 // closed; otherwise the caller must call x.leave when done.
-func (x *Index) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	x.life.RLock()
-	if x.closed {
-		x.life.RUnlock()
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "index is closed"}
-	}
-	return nil
-}
+func (x *Index) enter(ctx context.Context, op string) error { return x.life.Enter(ctx, op) }
 
-func (x *Index) leave() { x.life.RUnlock() }
+func (x *Index) leave() { x.life.Leave() }
 
 // classify translates a Bleve error at the adapter's edge.
 func classify(op string, err error) error {

@@ -34,13 +34,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/guard"
 )
 
 // Config configures the index.
@@ -250,8 +250,7 @@ type Index struct {
 
 	// life is held shared by every operation and exclusively by Close, so
 	// Close waits for operations in flight and none starts after it.
-	life   sync.RWMutex
-	closed bool
+	life guard.Guard
 }
 
 var _ chat.Index = (*Index)(nil)
@@ -374,35 +373,21 @@ func (x *Index) prepare(ctx context.Context, cfg Config) error {
 // Close closes the client after the operations in flight. Closing twice
 // is harmless; every operation after Close fails with CodeUnavailable.
 func (x *Index) Close() error {
-	x.life.Lock()
-	defer x.life.Unlock()
-	if x.closed {
+	return x.life.Close(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), x.timeout)
+		defer cancel()
+		if err := x.client.Close(ctx); err != nil {
+			return fmt.Errorf("elastic: close: %w", err)
+		}
 		return nil
-	}
-	x.closed = true
-	ctx, cancel := context.WithTimeout(context.Background(), x.timeout)
-	defer cancel()
-	if err := x.client.Close(ctx); err != nil {
-		return fmt.Errorf("elastic: close: %w", err)
-	}
-	return nil
+	})
 }
 
 // enter starts an operation: it fails when ctx is done or the index is
 // closed; otherwise the caller must call x.leave when done.
-func (x *Index) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	x.life.RLock()
-	if x.closed {
-		x.life.RUnlock()
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "index is closed"}
-	}
-	return nil
-}
+func (x *Index) enter(ctx context.Context, op string) error { return x.life.Enter(ctx, op) }
 
-func (x *Index) leave() { x.life.RUnlock() }
+func (x *Index) leave() { x.life.Leave() }
 
 // Ping reports whether the cluster answers and the alias exists.
 func (x *Index) Ping(ctx context.Context) error {

@@ -6,11 +6,14 @@ package blobname
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/parleychat/parley/chat"
 )
 
 // Key limits: keys are server-made ids, so these are generous.
@@ -71,18 +74,11 @@ func CheckContentType(ct string) error {
 	return nil
 }
 
-// inlineTypes are shown by browsers in place; everything else downloads.
-// SVG is absent on purpose: it can carry script.
-var inlineTypes = map[string]bool{
-	"image/png":  true,
-	"image/jpeg": true,
-	"image/gif":  true,
-	"image/webp": true,
-}
-
+// IsInline reports whether browsers show contentType in place (the image
+// types of chat.IsImageType); everything else downloads.
 func IsInline(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && inlineTypes[mt]
+	return err == nil && chat.IsImageType(mt)
 }
 
 // SafeFilename makes a client's file name safe to offer as a download
@@ -168,4 +164,24 @@ func encodeExtValue(s string) string {
 		sb.WriteByte(hexDigits[c&15])
 	}
 	return sb.String()
+}
+
+// Check checks a blob about to be stored or signed for: its key, its
+// content type and its size (0 to maxSize bytes). Both Blobs adapters call
+// it, so they refuse the same blobs with the same codes: invalid, or
+// too_large.
+func Check(op, key, contentType string, size, maxSize int64) error {
+	if err := CheckKey(key); err != nil {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
+	}
+	if err := CheckContentType(contentType); err != nil {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
+	}
+	if size < 0 {
+		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "size must not be negative"}
+	}
+	if size > maxSize {
+		return &chat.Error{Code: chat.CodeTooLarge, Op: op, Message: fmt.Sprintf("blob is larger than %d bytes", maxSize)}
+	}
+	return nil
 }

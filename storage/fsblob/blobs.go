@@ -242,7 +242,7 @@ func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int
 	if err := b.usable(ctx, op); err != nil {
 		return "", nil, err
 	}
-	if err := b.checkBlob(op, key, contentType, size); err != nil {
+	if err := blobname.Check(op, key, contentType, size, b.maxSize); err != nil {
 		return "", nil, err
 	}
 	exp, err := b.expiry(op, ttl, MaxUploadTTL)
@@ -284,22 +284,6 @@ func (b *Blobs) expiry(op string, ttl, limit time.Duration) (string, error) {
 	return strconv.FormatInt(b.now().Add(ttl).Unix(), 10), nil
 }
 
-func (b *Blobs) checkBlob(op, key, contentType string, size int64) error {
-	if err := blobname.CheckKey(key); err != nil {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
-	}
-	if err := blobname.CheckContentType(contentType); err != nil {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
-	}
-	if size < 0 {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "size must not be negative"}
-	}
-	if size > b.maxSize {
-		return &chat.Error{Code: chat.CodeTooLarge, Op: op, Message: fmt.Sprintf("blob is larger than %d bytes", b.maxSize)}
-	}
-	return nil
-}
-
 // Put stores exactly size bytes from r under key, replacing any blob
 // there. A reader that ends early or holds more is refused (invalid) and
 // nothing is stored.
@@ -308,7 +292,7 @@ func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, s
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
-	if err := b.checkBlob(op, key, contentType, size); err != nil {
+	if err := blobname.Check(op, key, contentType, size, b.maxSize); err != nil {
 		return err
 	}
 	return b.write(ctx, op, key, r, size)

@@ -289,7 +289,7 @@ func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int
 	if err := b.usable(ctx, op); err != nil {
 		return "", nil, err
 	}
-	if err := b.checkBlob(op, key, contentType, size); err != nil {
+	if err := blobname.Check(op, key, contentType, size, b.maxSize); err != nil {
 		return "", nil, err
 	}
 	expires, err := expiry(op, ttl, MaxUploadTTL)
@@ -343,22 +343,6 @@ func expiry(op string, ttl, limit time.Duration) (time.Duration, error) {
 	return max(min(ttl, limit).Truncate(time.Second), time.Second), nil
 }
 
-func (b *Blobs) checkBlob(op, key, contentType string, size int64) error {
-	if err := blobname.CheckKey(key); err != nil {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
-	}
-	if err := blobname.CheckContentType(contentType); err != nil {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
-	}
-	if size < 0 {
-		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "size must not be negative"}
-	}
-	if size > b.maxSize {
-		return &chat.Error{Code: chat.CodeTooLarge, Op: op, Message: fmt.Sprintf("blob is larger than %d bytes", b.maxSize)}
-	}
-	return nil
-}
-
 // Put stores exactly size bytes from r under key, replacing any blob
 // there. A reader that ends early or holds more is refused (invalid) and
 // nothing is stored: the last byte is withheld from the store until r is
@@ -368,7 +352,7 @@ func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, s
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
-	if err := b.checkBlob(op, key, contentType, size); err != nil {
+	if err := blobname.Check(op, key, contentType, size, b.maxSize); err != nil {
 		return err
 	}
 	src := &exactReader{ctx: ctx, r: r, left: size}

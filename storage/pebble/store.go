@@ -23,6 +23,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/guard"
 )
 
 // Config configures the store.
@@ -56,8 +57,7 @@ type Store struct {
 	// life is held shared by every operation and exclusively by Close, so
 	// Close waits for operations in flight and none starts after it (Pebble
 	// panics on a closed DB).
-	life   sync.RWMutex
-	closed bool
+	life guard.Guard
 
 	// fence serializes the read-check-write of Commits that touch the same
 	// conversation (or the same partition's head); Commits of unrelated
@@ -109,33 +109,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // Close closes the database after the operations in flight. Closing twice
 // is harmless; every operation after Close fails with CodeUnavailable.
 func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
+	return s.life.Close(func() error {
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("pebble: close: %w", err)
+		}
 		return nil
-	}
-	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("pebble: close: %w", err)
-	}
-	return nil
+	})
 }
 
 // enter starts an operation: it fails when ctx is done or the store is
 // closed; otherwise the caller must call s.leave when done.
-func (s *Store) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "store is closed"}
-	}
-	return nil
-}
+func (s *Store) enter(ctx context.Context, op string) error { return s.life.Enter(ctx, op) }
 
-func (s *Store) leave() { s.life.RUnlock() }
+func (s *Store) leave() { s.life.Leave() }
 
 // Ping reports whether the store answers: it is open and can read.
 func (s *Store) Ping(ctx context.Context) error {
