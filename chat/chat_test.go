@@ -1,11 +1,14 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
@@ -173,5 +176,55 @@ func TestPublicListsMembersOnlyUpTo256AndHidesTheTally(t *testing.T) {
 	}
 	if p := (Conversation{}).Public(); p.Members == nil {
 		t.Error("no members: members is null, want []")
+	}
+}
+
+func TestEveryCodeHasOneDisposition(t *testing.T) {
+	seen := map[int]string{}
+	for _, code := range Codes() {
+		d := DispositionOf(code)
+		if d.HTTPStatus < 400 || d.HTTPStatus > 599 {
+			t.Errorf("%s: HTTP status %d is no error status", code, d.HTTPStatus)
+		}
+		if other, ok := seen[d.HTTPStatus]; ok {
+			t.Errorf("%s and %s share HTTP status %d", code, other, d.HTTPStatus)
+		}
+		seen[d.HTTPStatus] = code
+	}
+	if d := DispositionOf("no_such_code"); d != DispositionOf(CodeInternal) {
+		t.Errorf("an unknown code is %+v, want internal's %+v", d, DispositionOf(CodeInternal))
+	}
+}
+
+func TestRetryAfterComesFromTheErrorOrTheCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{RateLimited("slow down", 2500*time.Millisecond), 3},
+		{&Error{Code: CodeRateLimited}, 1},
+		{&Error{Code: CodeUnavailable, Err: errors.New("down")}, 2},
+		{fmt.Errorf("wrapped: %w", &Error{Code: CodeUnavailable, RetryAfter: 5 * time.Second}), 5},
+		{&Error{Code: CodeInvalid}, 0},
+		{errors.New("plain"), 0},
+	} {
+		if got := RetryAfterSeconds(tc.err); got != tc.want {
+			t.Errorf("RetryAfterSeconds(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestContextErrorIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := ErrorCode(ContextError("op", ctx.Err())); got != CodeUnavailable {
+		t.Errorf("cancelled: %s, want unavailable", got)
+	}
+	if got := ErrorCode(ContextError("op", fmt.Errorf("x: %w", context.DeadlineExceeded))); got != CodeUnavailable {
+		t.Errorf("deadline: %s, want unavailable", got)
+	}
+	other := errors.New("disk full")
+	if got := ContextError("op", other); got != other {
+		t.Errorf("another error became %v", got)
 	}
 }

@@ -4,30 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each maps to one HTTP status and one WebSocket close code in
-// the gateway's single table; adapters translate driver errors into them at
+// one table (Disposition); adapters translate driver errors into them at
 // their edge.
 const (
-	CodeInvalid       = "invalid_request"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeNotFound      = "not_found"
-	CodeConflict      = "conflict"
-	CodeCursorExpired = "cursor_expired"
-	CodeTooLarge      = "too_large"
-	CodeRateLimited   = "rate_limited"
-	CodeUnavailable   = "unavailable"
-	CodeInternal      = "internal"
+	CodeInvalid              = "invalid_request"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeNotAcceptable        = "not_acceptable"
+	CodeConflict             = "conflict"
+	CodeCursorExpired        = "cursor_expired"
+	CodeTooLarge             = "too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeRateLimited          = "rate_limited"
+	CodeUnavailable          = "unavailable"
+	CodeInternal             = "internal"
 )
 
 // Error is a classified error: Code says what kind, Op where, Err why.
+// Message is what a client may read. RetryAfter, when set, is how long the
+// client should wait before trying again (rate_limited, unavailable);
+// zero leaves it to the code's default (see RetryAfter).
 type Error struct {
-	Code    string
-	Op      string
-	Message string
-	Err     error
+	Code       string
+	Op         string
+	Message    string
+	Err        error
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

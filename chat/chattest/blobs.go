@@ -48,7 +48,10 @@ import (
 //   - Put stores exactly size bytes: a reader that ends early or has more
 //     is an error and stores nothing; Put replaces an existing blob;
 //   - Get of a missing key, and a download of a missing blob, are not
-//     found (chat.IsNotFound, and a 4xx).
+//     found (chat.IsNotFound, and a 4xx);
+//   - a call with a done context (cancelled, or past its deadline), and a
+//     Put whose context is cancelled while it reads the body, fail with
+//     chat.CodeUnavailable; the cancelled Put stores nothing.
 //
 // Keys are made with chat.NewID under the prefix "blobs-test/", so an
 // adapter backed by a shared bucket may run the suite repeatedly.
@@ -80,6 +83,8 @@ var blobsCases = []blobsCase{
 	{"PutGetRoundTrip", blobsTestPutGet},
 	{"PutOfAnotherSizeStoresNothing", blobsTestPutSize},
 	{"MissingBlobIsNotFound", blobsTestMissing},
+	{"DoneContextIsUnavailable", blobsTestDoneContext},
+	{"PutCancelledMidwayIsUnavailableAndStoresNothing", blobsTestPutCancelledMidway},
 }
 
 // blobsClient never follows redirects: a signed URL must answer itself.

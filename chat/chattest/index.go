@@ -47,6 +47,8 @@ import (
 //     its first matches, 60 characters of context on each side cut at
 //     words, "…" where text was cut. Each highlight is at most 1,000
 //     characters as rendered, even for a text that is nothing but matches.
+//   - A call with a done context (cancelled, or past its deadline) fails
+//     with chat.CodeUnavailable.
 //   - A message with Deleted set is removed, not indexed; within one Put a
 //     later entry with the same id wins over an earlier one.
 func TestIndex(t *testing.T, open func(t *testing.T) chat.Index) {
@@ -83,6 +85,7 @@ var indexCases = []indexCase{
 	{"PagesReturnEveryHitOnce", indexTestPaging},
 	{"MalformedPageTokenIsInvalid", indexTestBadToken},
 	{"BestMatchFirst", indexTestOrder},
+	{"DoneContextIsUnavailable", indexTestDoneContext},
 }
 
 // indexVisibleWithin bounds how long a write may take to become visible to

@@ -75,6 +75,7 @@ var logCases = []logCase{
 	{"GroupsAreIndependent", logTestGroupsIndependent},
 	{"SubscribeStartsAtTheEndAndSeesEverythingAfter", logTestSubscribe},
 	{"CancelStopsConsumeAndSubscribePromptly", logTestCancel},
+	{"DoneContextIsUnavailable", logTestDoneContext},
 }
 
 const (

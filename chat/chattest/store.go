@@ -50,6 +50,8 @@ import (
 //     conversation is active, whatever order they joined in; a membership
 //     update that neither joins nor leaves (a read position) changes
 //     nothing;
+//   - a call with a done context (cancelled, or past its deadline) fails
+//     with chat.CodeUnavailable;
 //   - Messages includes tombstones; with After set it pages forward from
 //     After, otherwise backward from Before (or from the newest), and
 //     always returns ascending seq order.
@@ -94,6 +96,7 @@ var storeCases = []storeCase{
 	{"ProfileNameSetBeatsClaimed", storeTestProfiles},
 	{"SettingsArePerUserAndSurviveCommits", storeTestSettings},
 	{"DevicesArePerUser", storeTestDevices},
+	{"DoneContextIsUnavailable", storeTestDoneContext},
 }
 
 // storeEpoch is a whole millisecond, so times survive millisecond stores.

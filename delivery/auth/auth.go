@@ -168,7 +168,7 @@ func (v *Verifier) classify(err error, c *claims) error {
 }
 
 func unauthorized(msg string, cause error) *chat.Error {
-	return &chat.Error{Code: chat.CodeUnauthorized, Op: "auth.verify", Message: msg, Err: cause}
+	return &chat.Error{Code: chat.CodeUnauthorized, Op: "auth: verify", Message: msg, Err: cause}
 }
 
 // Issue returns an HS256 token for user that expires after ttl, carrying

@@ -108,7 +108,7 @@ func (t *Tickets) sign(payload string) []byte {
 // contains the ticket.
 func (t *Tickets) Redeem(ticket string) (chat.User, time.Time, error) {
 	fail := func(msg string) (chat.User, time.Time, error) {
-		return chat.User{}, time.Time{}, &chat.Error{Code: chat.CodeUnauthorized, Op: "auth.ticket", Message: msg}
+		return chat.User{}, time.Time{}, &chat.Error{Code: chat.CodeUnauthorized, Op: "auth: ticket", Message: msg}
 	}
 	if len(ticket) > maxTicketLen || !strings.HasPrefix(ticket, ticketPrefix) {
 		return fail("invalid ticket")

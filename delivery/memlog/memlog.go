@@ -139,7 +139,7 @@ func (l *Log) Partitions() int { return l.partitions }
 // Ping reports whether the log is open.
 func (l *Log) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return chat.ContextError("memlog: ping", err)
 	}
 	if l.isClosed() {
 		return l.errClosed("memlog: ping")
@@ -190,7 +190,7 @@ func (l *Log) topic(name string) (*topic, error) {
 // never waits for readers.
 func (l *Log) Append(ctx context.Context, topicName string, recs ...*chat.Record) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return chat.ContextError("memlog: append", err)
 	}
 	if l.isClosed() {
 		return l.errClosed("memlog: append")

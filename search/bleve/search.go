@@ -89,7 +89,7 @@ func (x *Index) Search(ctx context.Context, q chat.SearchQuery) ([]chat.SearchHi
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, "", fmt.Errorf("%s: %w", op, ctxErr)
+			return nil, "", chat.ContextError(op, ctxErr)
 		}
 		return nil, "", classify(op, err)
 	}

@@ -602,7 +602,7 @@ func (x *Index) do(ctx context.Context, op string, req esapi.Request, out any, a
 	res, err := req.Do(rctx, x.client)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return 0, fmt.Errorf("%s: %w", op, ctxErr)
+			return 0, chat.ContextError(op, ctxErr)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return 0, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("elasticsearch did not answer within %v", x.timeout), Err: err}
@@ -613,7 +613,7 @@ func (x *Index) do(ctx context.Context, op string, req esapi.Request, out any, a
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes))
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return 0, fmt.Errorf("%s: %w", op, ctxErr)
+			return 0, chat.ContextError(op, ctxErr)
 		}
 		return 0, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "reading elasticsearch's answer failed", Err: err}
 	}

@@ -312,7 +312,7 @@ func classify(op string, err error) error {
 	case errors.As(err, &ce):
 		return err
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "cassandra did not answer in time", Err: err}
+		return chat.ContextError(op, err)
 	case errors.Is(err, gocql.ErrNotFound):
 		return &chat.Error{Code: chat.CodeNotFound, Op: op, Message: "not found", Err: err}
 	case unavailable(err):

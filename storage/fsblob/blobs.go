@@ -215,11 +215,11 @@ func (b *Blobs) Close() error {
 
 // Ping reports whether the folder is usable.
 func (b *Blobs) Ping(ctx context.Context) error {
-	if err := b.usable(ctx, "fsblob.ping"); err != nil {
+	if err := b.usable(ctx, "fsblob: ping"); err != nil {
 		return err
 	}
 	if _, err := b.root.Stat(objectsDir); err != nil {
-		return &chat.Error{Code: chat.CodeUnavailable, Op: "fsblob.ping", Message: "blob folder is not usable", Err: err}
+		return &chat.Error{Code: chat.CodeUnavailable, Op: "fsblob: ping", Message: "blob folder is not usable", Err: err}
 	}
 	return nil
 }
@@ -229,7 +229,7 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "blob folder is closed"}
 	}
 	if err := ctx.Err(); err != nil {
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "canceled", Err: err}
+		return chat.ContextError(op, err)
 	}
 	return nil
 }
@@ -238,7 +238,7 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 // contentType for key until ttl (at most MaxUploadTTL) has passed, and
 // the headers to send with it.
 func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
-	const op = "fsblob.upload_url"
+	const op = "fsblob: upload url"
 	if err := b.usable(ctx, op); err != nil {
 		return "", nil, err
 	}
@@ -257,7 +257,7 @@ func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int
 // until ttl (at most MaxDownloadTTL) has passed. It does not check that
 // the blob exists; the URL answers 404 while it does not.
 func (b *Blobs) DownloadURL(ctx context.Context, key, name, contentType string, ttl time.Duration) (string, error) {
-	const op = "fsblob.download_url"
+	const op = "fsblob: download url"
 	if err := b.usable(ctx, op); err != nil {
 		return "", err
 	}
@@ -288,7 +288,7 @@ func (b *Blobs) expiry(op string, ttl, limit time.Duration) (string, error) {
 // there. A reader that ends early or holds more is refused (invalid) and
 // nothing is stored.
 func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error {
-	const op = "fsblob.put"
+	const op = "fsblob: put"
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, s
 
 // Get opens the blob under key; missing blobs are not_found.
 func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	const op = "fsblob.get"
+	const op = "fsblob: get"
 	if err := b.usable(ctx, op); err != nil {
 		return nil, err
 	}
@@ -397,6 +397,8 @@ func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int
 	switch {
 	case errors.Is(err, errShort) || errors.Is(err, errLong):
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
+	case errors.As(err, &se) && ctx.Err() != nil:
+		return chat.ContextError(op, ctx.Err())
 	case errors.As(err, &se):
 		return fmt.Errorf("fsblob: put %s: read: %w", key, se.err)
 	case err != nil:

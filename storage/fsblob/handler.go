@@ -28,26 +28,25 @@ func (b *Blobs) Handler() http.Handler { return http.HandlerFunc(b.serveHTTP) }
 func (b *Blobs) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	key, ok := strings.CutPrefix(r.URL.Path, MountPath)
 	if !ok {
-		writeError(w, http.StatusNotFound, chat.CodeNotFound, "no such endpoint")
+		writeError(w, chat.CodeNotFound, "no such endpoint")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPut {
 		w.Header().Set("Allow", "GET, PUT")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET to download or PUT to upload")
+		writeError(w, chat.CodeMethodNotAllowed, "use GET to download or PUT to upload")
 		return
 	}
 	if err := blobname.CheckKey(key); err != nil {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, err.Error())
+		writeError(w, chat.CodeInvalid, err.Error())
 		return
 	}
 	g, err := b.verify(r.Method, key, r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusForbidden, chat.CodeForbidden, err.Error())
+		writeError(w, chat.CodeForbidden, err.Error())
 		return
 	}
 	if b.closed.Load() {
-		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, chat.CodeUnavailable, "blob storage is shutting down")
+		writeError(w, chat.CodeUnavailable, "blob storage is shutting down")
 		return
 	}
 	if r.Method == http.MethodPut {
@@ -60,54 +59,52 @@ func (b *Blobs) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (b *Blobs) serveUpload(w http.ResponseWriter, r *http.Request, g grant) {
 	size, err := strconv.ParseInt(g.size, 10, 64)
 	if err != nil || size < 0 {
-		writeError(w, http.StatusForbidden, chat.CodeForbidden, errBadSignature.Error())
+		writeError(w, chat.CodeForbidden, errBadSignature.Error())
 		return
 	}
 	switch {
 	case size > b.maxSize || r.ContentLength > b.maxSize:
-		writeError(w, http.StatusRequestEntityTooLarge, chat.CodeTooLarge, fmt.Sprintf("blob is larger than %d bytes", b.maxSize))
+		writeError(w, chat.CodeTooLarge, fmt.Sprintf("blob is larger than %d bytes", b.maxSize))
 		return
 	case r.ContentLength < 0:
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "Content-Length is required")
+		writeError(w, chat.CodeInvalid, "Content-Length is required")
 		return
 	case r.ContentLength != size:
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, fmt.Sprintf("Content-Length %d differs from the declared size %d", r.ContentLength, size))
+		writeError(w, chat.CodeInvalid, fmt.Sprintf("Content-Length %d differs from the declared size %d", r.ContentLength, size))
 		return
 	}
 	if ct := r.Header.Values("Content-Type"); len(ct) != 1 || ct[0] != g.contentType {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, fmt.Sprintf("Content-Type must be %q as declared", g.contentType))
+		writeError(w, chat.CodeInvalid, fmt.Sprintf("Content-Type must be %q as declared", g.contentType))
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, size)
-	err = b.write(r.Context(), "fsblob.upload", g.key, body, size)
+	err = b.write(r.Context(), "fsblob: upload", g.key, body, size)
 	var se *sourceError
 	switch {
 	case err == nil:
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-	case chat.ErrorCode(err) == chat.CodeInvalid:
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, chat.ErrorMessage(err))
-	case chat.ErrorCode(err) == chat.CodeConflict:
-		writeError(w, http.StatusConflict, chat.CodeConflict, chat.ErrorMessage(err))
-	case errors.As(err, &se):
+	case errors.As(err, &se) || chat.ErrorCode(err) == chat.CodeUnavailable && r.Context().Err() != nil:
 		// The client went away or sent a broken body; it will not read
 		// this, but say so for the logs of whatever sits in between.
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "the upload was interrupted")
+		writeError(w, chat.CodeInvalid, "the upload was interrupted")
+	case chat.ErrorCode(err) != chat.CodeInternal:
+		writeError(w, chat.ErrorCode(err), chat.ErrorMessage(err))
 	default:
 		b.logger.Error("upload failed", "key", g.key, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		writeError(w, http.StatusInternalServerError, chat.CodeInternal, "internal error")
+		writeError(w, chat.CodeInternal, "internal error")
 	}
 }
 
 func (b *Blobs) serveDownload(w http.ResponseWriter, r *http.Request, g grant) {
-	f, fi, err := b.open("fsblob.download", g.key)
+	f, fi, err := b.open("fsblob: download", g.key)
 	switch {
 	case chat.IsNotFound(err):
-		writeError(w, http.StatusNotFound, chat.CodeNotFound, "blob not found")
+		writeError(w, chat.CodeNotFound, "blob not found")
 		return
 	case err != nil:
 		b.logger.Error("download failed", "key", g.key, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		writeError(w, http.StatusInternalServerError, chat.CodeInternal, "internal error")
+		writeError(w, chat.CodeInternal, "internal error")
 		return
 	}
 	defer f.Close()
@@ -132,14 +129,18 @@ type errorDetail struct {
 	RequestID string `json:"request_id"`
 }
 
-// writeError answers in the API's error shape.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+// writeError answers in the API's error shape, with the status (and
+// Retry-After) chat.DispositionOf gives code.
+func writeError(w http.ResponseWriter, code, msg string) {
 	h := w.Header()
+	if s := chat.RetryAfterSeconds(&chat.Error{Code: code}); s > 0 {
+		h.Set("Retry-After", strconv.Itoa(s))
+	}
 	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: h.Get("X-Request-Id")}})
 	h.Del("Content-Disposition")
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
+	w.WriteHeader(chat.DispositionOf(code).HTTPStatus)
 	_, _ = w.Write(body)
 }

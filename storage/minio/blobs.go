@@ -227,7 +227,7 @@ func newClient(cfg Config, endpoint string, transport http.RoundTripper) (*minio
 // ensureBucket creates the bucket unless it exists. Another node may
 // create it at the same moment, which is fine.
 func (b *Blobs) ensureBucket(ctx context.Context) error {
-	const op = "minio.open"
+	const op = "minio: open"
 	ok, err := b.client.BucketExists(ctx, b.bucket)
 	if err != nil {
 		return classify(op, "check bucket "+b.bucket, err)
@@ -256,7 +256,7 @@ func (b *Blobs) Close() error {
 
 // Ping reports whether the store answers and the bucket exists.
 func (b *Blobs) Ping(ctx context.Context) error {
-	const op = "minio.ping"
+	const op = "minio: ping"
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "blob store is closed"}
 	}
 	if err := ctx.Err(); err != nil {
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "canceled", Err: err}
+		return chat.ContextError(op, err)
 	}
 	return nil
 }
@@ -285,7 +285,7 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 // the headers to send with it: Content-Type, and Content-Length, which an
 // HTTP client sets itself from the body.
 func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
-	const op = "minio.upload_url"
+	const op = "minio: upload url"
 	if err := b.usable(ctx, op); err != nil {
 		return "", nil, err
 	}
@@ -309,7 +309,7 @@ func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int
 // named name, until ttl (at most MaxDownloadTTL) has passed. It does not
 // check that the blob exists; the URL answers 404 while it does not.
 func (b *Blobs) DownloadURL(ctx context.Context, key, name, contentType string, ttl time.Duration) (string, error) {
-	const op = "minio.download_url"
+	const op = "minio: download url"
 	if err := b.usable(ctx, op); err != nil {
 		return "", err
 	}
@@ -348,7 +348,7 @@ func expiry(op string, ttl, limit time.Duration) (time.Duration, error) {
 // nothing is stored: the last byte is withheld from the store until r is
 // known to end there, so the store sees a short body and drops it.
 func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, size int64) error {
-	const op = "minio.put"
+	const op = "minio: put"
 	if err := b.usable(ctx, op); err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, s
 // Get opens the blob under key; missing blobs are not_found. The reader
 // reads with ctx, so it must be consumed before ctx ends.
 func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	const op = "minio.get"
+	const op = "minio: get"
 	if err := b.usable(ctx, op); err != nil {
 		return nil, err
 	}
@@ -509,7 +509,7 @@ func (s *exactReader) classify(op, key string, err error) error {
 	case errors.Is(err, errShort) || errors.Is(err, errLong):
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: "canceled", Err: err}
+		return chat.ContextError(op, err)
 	}
 	return fmt.Errorf("minio: put %s: read: %w", key, err)
 }
