@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleychat/parley/chat"
 )
 
@@ -21,6 +23,10 @@ type Config struct {
 	Store      chat.Store
 	Logger     *slog.Logger
 	Deployment uint32
+	// Registerer, when set, gets the hub's metric:
+	// parley_undecodable_records_total{consumer="fanout"}, the event
+	// records it dropped because they did not decode.
+	Registerer prometheus.Registerer
 }
 
 // Hub is the fan-out of one gateway: it reads every events partition,
@@ -32,11 +38,12 @@ type Config struct {
 // goroutine, which queues them (one lock for a whole read, one wake per
 // connection).
 type Hub struct {
-	id         string
-	log        chat.Log
-	store      chat.Store
-	logger     *slog.Logger
-	deployment uint32
+	id          string
+	log         chat.Log
+	store       chat.Store
+	logger      *slog.Logger
+	deployment  uint32
+	undecodable prometheus.Counter
 
 	mu      sync.Mutex
 	front   []int64 // per partition: highest position dispatched
@@ -74,16 +81,25 @@ func NewHub(cfg Config) *Hub {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	undecodable := prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "parley_undecodable_records_total",
+		Help:        "Event records a consumer skipped because they did not decode.",
+		ConstLabels: prometheus.Labels{"consumer": "fanout"},
+	})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(undecodable)
+	}
 	return &Hub{
-		id:         cfg.ID,
-		log:        cfg.Log,
-		store:      cfg.Store,
-		logger:     logger.With("component", "fanout"),
-		deployment: cfg.Deployment,
-		front:      make([]int64, cfg.Log.Partitions()),
-		users:      map[string][]*Conn{},
-		ready:      make(chan struct{}),
-		why:        "not reading the events log yet",
+		undecodable: undecodable,
+		id:          cfg.ID,
+		log:         cfg.Log,
+		store:       cfg.Store,
+		logger:      logger.With("component", "fanout"),
+		deployment:  cfg.Deployment,
+		front:       make([]int64, cfg.Log.Partitions()),
+		users:       map[string][]*Conn{},
+		ready:       make(chan struct{}),
+		why:         "not reading the events log yet",
 	}
 }
 
@@ -201,14 +217,16 @@ func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 	for i := range recs {
 		var w wireSequenced
 		if err := json.Unmarshal(recs[i].Value, &w); err != nil {
-			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset)
+			h.undecodable.Inc()
+			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset, "err", err)
 			continue
 		}
 		s := chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result}
 		if len(s.Events) > 0 {
 			var err error
 			if s.Recipients, err = h.recipients.decode(s.Events[0].ConversationID, w.Recipients); err != nil {
-				h.logger.Warn("dropping an event record with undecodable recipients", "partition", partition, "offset", recs[i].Offset)
+				h.undecodable.Inc()
+				h.logger.Warn("dropping an event record with undecodable recipients", "partition", partition, "offset", recs[i].Offset, "err", err)
 				continue
 			}
 		}
