@@ -13,7 +13,6 @@ const (
 	CloseGoingAway     = 1001
 	ClosePolicy        = 1008
 	CloseTooBig        = 1009
-	CloseInternal      = 1011
 	CloseTryAgainLater = 1013
 	CloseUnauthorized  = 4401
 	CloseCursorExpired = 4410
@@ -51,7 +50,7 @@ var dispositions = map[string]Disposition{
 	CodeUnsupportedMediaType: {415, 0},
 	CodeRateLimited:          {429, CloseRateLimited},
 	CodeUnavailable:          {503, CloseTryAgainLater},
-	CodeInternal:             {500, CloseInternal},
+	CodeInternal:             {500, CloseTryAgainLater},
 }
 
 // DispositionOf returns the disposition of code; an unknown code is

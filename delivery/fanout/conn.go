@@ -159,7 +159,9 @@ func (c *Conn) Beat() {
 }
 
 // Close stops the connection as the server goes away (1001).
-func (c *Conn) Close() { c.CloseWith(1001, "server going away; resume with your cursor") }
+func (c *Conn) Close() {
+	c.CloseWith(chat.CloseGoingAway, "server going away; resume with your cursor")
+}
 
 // CloseWith stops the connection with a WebSocket close code and reason.
 // Items queued before are still taken; then Next and Take return ErrClosed.

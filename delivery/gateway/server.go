@@ -149,7 +149,7 @@ func New(cfg Config, d Deps) *Gateway {
 		shutdown: make(chan struct{}),
 	}
 	g.metrics = newMetrics(d.Registerer)
-	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment})
+	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment, Registerer: g.metrics.registerer})
 	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
 	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
 	g.api = rest.New(rest.Config{
@@ -280,19 +280,19 @@ func (g *Gateway) methods(rt httpx.Route, opts ...httpx.RouteOption) http.Handle
 		h := rt[method]
 		if h == nil {
 			w.Header().Set("Allow", allowHeader)
-			g.writeCode(w, r, "method_not_allowed", fmt.Sprintf("method %s is not allowed here", r.Method))
+			g.writeCode(w, r, chat.CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed here", r.Method))
 			return
 		}
 		switch {
 		case has(httpx.NoAccept):
 		case has(httpx.AcceptSSE):
 			if !accepts(r, "text/event-stream") {
-				g.writeCode(w, r, "not_acceptable", "this endpoint produces text/event-stream")
+				g.writeCode(w, r, chat.CodeNotAcceptable, "this endpoint produces text/event-stream")
 				return
 			}
 		default:
 			if !accepts(r, "application/json") {
-				g.writeCode(w, r, "not_acceptable", "this endpoint produces application/json")
+				g.writeCode(w, r, chat.CodeNotAcceptable, "this endpoint produces application/json")
 				return
 			}
 		}

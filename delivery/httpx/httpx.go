@@ -27,64 +27,35 @@ import (
 	"github.com/parleychat/parley/chat"
 )
 
-// statusOf is the one table from error codes to HTTP statuses.
-var statusOf = map[string]int{
-	chat.CodeInvalid:         http.StatusBadRequest,
-	chat.CodeUnauthorized:    http.StatusUnauthorized,
-	chat.CodeForbidden:       http.StatusForbidden,
-	chat.CodeNotFound:        http.StatusNotFound,
-	chat.CodeConflict:        http.StatusConflict,
-	chat.CodeCursorExpired:   http.StatusGone,
-	chat.CodeTooLarge:        http.StatusRequestEntityTooLarge,
-	chat.CodeRateLimited:     http.StatusTooManyRequests,
-	chat.CodeUnavailable:     http.StatusServiceUnavailable,
-	chat.CodeInternal:        http.StatusInternalServerError,
-	"method_not_allowed":     http.StatusMethodNotAllowed,
-	"not_acceptable":         http.StatusNotAcceptable,
-	"unsupported_media_type": http.StatusUnsupportedMediaType,
-}
-
-// closeCodeOf maps error codes to WebSocket close codes.
-var closeCodeOf = map[string]websocket.StatusCode{
-	chat.CodeUnauthorized:  4401,
-	chat.CodeCursorExpired: 4410,
-	chat.CodeRateLimited:   4429,
-	chat.CodeUnavailable:   websocket.StatusTryAgainLater,
-	chat.CodeForbidden:     websocket.StatusPolicyViolation,
-}
+// The table from error codes to HTTP statuses and WebSocket close codes
+// is chat's (chat.DispositionOf); these read it for the gateway.
 
 // Codes returns every error code the API answers, sorted.
 func Codes() []string {
-	out := make([]string, 0, len(statusOf))
-	for c := range statusOf {
-		out = append(out, c)
-	}
+	out := chat.Codes()
 	sort.Strings(out)
 	return out
 }
 
 // Status is the HTTP status of an error code; 500 for an unknown one.
-func Status(code string) int {
-	if s, ok := statusOf[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+func Status(code string) int { return chat.DispositionOf(code).HTTPStatus }
 
-// CloseCode is the WebSocket close code of an error code; 1013 (try again
-// later) for one without its own.
+// CloseCode is the WebSocket close code of an error code that ends a
+// session; 1013 (try again later) for one that has none of its own.
 func CloseCode(code string) websocket.StatusCode {
-	if c, ok := closeCodeOf[code]; ok {
-		return c
+	if c := chat.DispositionOf(code).CloseCode; c != 0 {
+		return websocket.StatusCode(c)
 	}
 	return websocket.StatusTryAgainLater
 }
 
 // CloseCodes returns every close code an error code maps to.
 func CloseCodes() []websocket.StatusCode {
-	out := make([]websocket.StatusCode, 0, len(closeCodeOf))
-	for _, c := range closeCodeOf {
-		out = append(out, c)
+	var out []websocket.StatusCode
+	for _, code := range chat.Codes() {
+		if c := chat.DispositionOf(code).CloseCode; c != 0 {
+			out = append(out, websocket.StatusCode(c))
+		}
 	}
 	return out
 }
@@ -112,21 +83,21 @@ func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 	if code == chat.CodeInternal && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", RequestID(r), "err", err)
 	}
+	if s := chat.RetryAfterSeconds(err); s > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(s))
+	}
 	WriteCode(w, r, code, msg)
 }
 
-// WriteCode answers the error code with msg, with the headers its status
-// asks for (Retry-After for 429 and 503, WWW-Authenticate for 401).
+// WriteCode answers the error code with msg, with its status from chat's
+// table and the headers the status asks for: Retry-After for 429 and 503
+// (the code's default unless already set), WWW-Authenticate for 401.
 func WriteCode(w http.ResponseWriter, r *http.Request, code, msg string) {
 	status := Status(code)
-	switch status {
-	case http.StatusTooManyRequests:
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
-		}
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", strconv.Itoa(2))
-	case http.StatusUnauthorized:
+	if s := chat.RetryAfterSeconds(&chat.Error{Code: code}); s > 0 && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(s))
+	}
+	if code == chat.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -158,7 +129,7 @@ func (r RawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBody int64, v any) error {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return &chat.Error{Code: "unsupported_media_type", Message: "request body must be application/json"}
+		return &chat.Error{Code: chat.CodeUnsupportedMediaType, Message: "request body must be application/json"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -209,15 +180,6 @@ type SendRequest struct {
 	Attachments    []string `json:"attachments"`
 	ReplyTo        *string  `json:"reply_to"`
 }
-
-// RateLimited is a refused send: 429 with Retry-After over HTTP, an error
-// frame and close 4429 over a WebSocket.
-type RateLimited struct {
-	// Wait is how long until the next send is allowed.
-	Wait time.Duration
-}
-
-func (e *RateLimited) Error() string { return "rate limited" }
 
 type ctxKey int
 

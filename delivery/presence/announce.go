@@ -130,7 +130,7 @@ func (t *Tracker) Watch(ctx context.Context, w Watcher, ids []string) error {
 		defer cancel()
 		cids, err := t.dir.Conversations(ctx, caller)
 		if err != nil {
-			return unavailable(err)
+			return err
 		}
 		seen := make(map[string]struct{}, len(ids))
 		for _, id := range ids {
@@ -140,7 +140,7 @@ func (t *Tracker) Watch(ctx context.Context, w Watcher, ids []string) error {
 			seen[id] = struct{}{}
 			shared, err := t.shared(ctx, caller, cids, id)
 			if err != nil {
-				return unavailable(err)
+				return err
 			}
 			if shared {
 				ok = append(ok, id)
@@ -237,7 +237,7 @@ func (t *Tracker) OnlineMembers(ctx context.Context, cid, after string, limit in
 	for {
 		ms, err := t.dir.Members(ctx, cid, after, page)
 		if err != nil {
-			return nil, "", unavailable(err)
+			return nil, "", err
 		}
 		t.mu.Lock()
 		for _, m := range ms {
@@ -254,11 +254,4 @@ func (t *Tracker) OnlineMembers(ctx context.Context, cid, after string, limit in
 		}
 		after = ms[len(ms)-1]
 	}
-}
-
-func unavailable(err error) error {
-	if c := chat.ErrorCode(err); c != chat.CodeInternal {
-		return err
-	}
-	return &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
 }

@@ -187,7 +187,7 @@ func (s *sseStream) watch() {
 	var b [1]byte
 	for {
 		if _, err := s.nc.Read(b[:]); err != nil {
-			s.conn.CloseWith(1000, "")
+			s.conn.CloseWith(chat.CloseNormal, "")
 			s.end()
 			return
 		}
@@ -244,7 +244,7 @@ func (s *sseStream) write() {
 			_ = s.nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 			if _, err := s.nc.Write(b.out.Bytes()); err != nil {
 				s.t.metrics.dropped.WithLabelValues("write_failed").Inc()
-				s.conn.CloseWith(1001, "")
+				s.conn.CloseWith(chat.CloseGoingAway, "")
 				s.end()
 				return
 			}

@@ -266,7 +266,7 @@ func (s *wsSession) keepalive() {
 	expires := s.expires
 	s.tokenMu.Unlock()
 	if !expires.IsZero() && time.Now().After(expires) {
-		s.conn.CloseWith(4401, "token expired")
+		s.conn.CloseWith(int(httpx.CloseCode(chat.CodeUnauthorized)), "token expired")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
@@ -372,11 +372,11 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 }
 
 func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
-	if _, ok := err.(*httpx.RateLimited); ok {
+	if code := chat.ErrorCode(err); code == chat.CodeRateLimited {
 		// The WebSocket twin of 429: an error frame for the send, then
 		// close 4429; the client reconnects later with its cursor.
-		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")
-		s.conn.CloseWith(4429, "rate limited")
+		s.frameError(ref, code, chat.ErrorMessage(err))
+		s.conn.CloseWith(int(httpx.CloseCode(code)), "rate limited")
 		return
 	}
 	s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))

@@ -63,7 +63,7 @@ func (s *wsSession) armTokenTimer() {
 			s.tokenTimer = time.AfterFunc(d, expire) // fired early
 			return
 		}
-		s.conn.CloseWith(4401, "token expired")
+		s.conn.CloseWith(chat.CloseUnauthorized, "token expired")
 	}
 	warn := func() {
 		s.tokenMu.Lock()
@@ -101,7 +101,7 @@ func (s *wsSession) refreshToken(ref json.RawMessage, token string) bool {
 	}
 	if err != nil {
 		s.frameError(ref, chat.CodeUnauthorized, chat.ErrorMessage(err))
-		s.conn.CloseWith(4401, "unauthorized")
+		s.conn.CloseWith(chat.CloseUnauthorized, "unauthorized")
 		return true
 	}
 	s.tokenMu.Lock()

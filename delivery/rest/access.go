@@ -33,7 +33,7 @@ func (a *API) membership(ctx context.Context, cid, uid string) (chat.Conversatio
 		if chat.IsNotFound(err) {
 			return chat.Conversation{}, m, notFound
 		}
-		return chat.Conversation{}, m, unavailable(err)
+		return chat.Conversation{}, m, err
 	}
 	if !m.Active {
 		return chat.Conversation{}, m, notFound
@@ -43,7 +43,7 @@ func (a *API) membership(ctx context.Context, cid, uid string) (chat.Conversatio
 		if chat.IsNotFound(err) {
 			return c, m, notFound
 		}
-		return c, m, unavailable(err)
+		return c, m, err
 	}
 	return c, m, nil
 }
@@ -63,21 +63,13 @@ func (a *API) isMember(ctx context.Context, cid, uid string) error {
 		if chat.IsNotFound(err) {
 			return chat.Errorf(chat.CodeNotFound, "conversation not found")
 		}
-		return unavailable(err)
+		return err
 	}
 	if !m.Active {
 		return chat.Errorf(chat.CodeNotFound, "conversation not found")
 	}
 	a.members.add(cid, uid)
 	return nil
-}
-
-// unavailable classifies a store failure as 503 unless already classified.
-func unavailable(err error) error {
-	if chat.ErrorCode(err) != chat.CodeInternal {
-		return err
-	}
-	return &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
 }
 
 // view is a conversation as the caller sees it (chat.Conversation.Public)

@@ -16,20 +16,6 @@ const (
 	downloadTTL = 5 * time.Minute
 )
 
-// attachmentTypes are the content types an attachment may declare.
-var attachmentTypes = map[string]bool{
-	"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true,
-	"application/pdf": true, "text/plain": true, "text/csv": true, "text/markdown": true,
-	"application/json": true, "application/zip": true, "application/gzip": true,
-	"application/octet-stream": true, "audio/mpeg": true, "audio/ogg": true, "audio/wav": true,
-	"video/mp4": true, "video/webm": true, "video/quicktime": true,
-	"application/msword": true, "application/vnd.ms-excel": true, "application/vnd.ms-powerpoint": true,
-	"application/vnd.openxmlformats-officedocument.wordprocessingml.document":   true,
-	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":         true,
-	"application/vnd.openxmlformats-officedocument.presentationml.presentation": true,
-	"application/vnd.oasis.opendocument.text":                                   true,
-}
-
 func (a *API) createAttachment(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	if a.blobs == nil {
@@ -51,7 +37,7 @@ func (a *API) createAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct, _, err := mime.ParseMediaType(req.ContentType)
-	if err != nil || !attachmentTypes[ct] {
+	if err != nil || !chat.IsAttachmentType(ct) {
 		a.writeCode(w, r, chat.CodeInvalid, "content_type is not an accepted attachment type")
 		return
 	}
@@ -69,12 +55,12 @@ func (a *API) createAttachment(w http.ResponseWriter, r *http.Request) {
 		CreatedAt:  time.Now().UTC(),
 	}
 	if err := a.store.PutAttachment(r.Context(), rec); err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	url, headers, err := a.blobs.UploadURL(r.Context(), rec.BlobKey(), ct, rec.Size, uploadTTL)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	if headers == nil {
@@ -101,7 +87,7 @@ func (a *API) visibleAttachment(ctx context.Context, id, uid string) (chat.Attac
 		if chat.IsNotFound(err) {
 			return rec, notFound
 		}
-		return rec, unavailable(err)
+		return rec, err
 	}
 	if rec.ConversationID == "" {
 		if rec.UploaderID != uid {
@@ -149,7 +135,7 @@ func (a *API) redirectToBlob(w http.ResponseWriter, r *http.Request, thumb bool)
 	}
 	url, err := a.blobs.DownloadURL(r.Context(), key, name, ct, downloadTTL)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")

@@ -23,13 +23,13 @@ func (a *API) listConversations(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ms, err := a.store.Memberships(ctx, u.ID)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	ms = slices.DeleteFunc(ms, func(m chat.Membership) bool { return !m.Active })
 	settings, err := a.store.Settings(ctx, u.ID)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	convs := make([]chat.Conversation, len(ms))
@@ -51,7 +51,7 @@ func (a *API) listConversations(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	out := make([]chat.Conversation, 0, len(ms))

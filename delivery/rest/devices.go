@@ -146,7 +146,7 @@ func (a *API) putDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	created, err := a.store.PutDevice(r.Context(), d)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -168,7 +168,7 @@ func (a *API) putDevice(w http.ResponseWriter, r *http.Request) {
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	ds, err := a.store.Devices(r.Context(), httpx.User(r).ID)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	out := make([]chat.Device, len(ds))
@@ -189,7 +189,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 			a.writeCode(w, r, chat.CodeNotFound, "device not found")
 			return
 		}
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

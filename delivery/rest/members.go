@@ -92,7 +92,7 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) {
 		// Stored before member rows existed: its state lists them all.
 		page = legacyMembersPage(c.Members, after, int(limit)+1)
 	} else if page, err = a.store.Members(r.Context(), c.ID, after, int(limit)+1); err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	var next *string
@@ -128,7 +128,7 @@ func (a *API) conversationMembers(ctx context.Context, c *chat.Conversation) ([]
 	for after := ""; ; {
 		ms, err := a.store.Members(ctx, c.ID, after, page)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, err
 		}
 		all = append(all, ms...)
 		if len(ms) < page {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
@@ -15,7 +14,7 @@ import (
 // sendCommand validates a send and makes its command.
 func (a *API) sendCommand(ctx context.Context, u chat.User, req httpx.SendRequest) (*chat.Command, error) {
 	if ok, wait := a.limiter.allow(u.ID); !ok {
-		return nil, &httpx.RateLimited{Wait: wait}
+		return nil, chat.RateLimited("too many messages; slow down", wait)
 	}
 	if err := a.isMember(ctx, req.ConversationID, u.ID); err != nil {
 		return nil, err
@@ -71,7 +70,7 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	msg, created, err := a.send(r.Context(), u, req)
 	if err != nil {
-		a.writeSendErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -80,15 +79,6 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/v1/conversations/"+msg.ConversationID+"/messages/"+msg.ID)
 	}
 	httpx.WriteJSON(w, status, msg)
-}
-
-func (a *API) writeSendErr(w http.ResponseWriter, r *http.Request, err error) {
-	if rl, ok := err.(*httpx.RateLimited); ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(rl.Wait/time.Second)+1))
-		a.writeCode(w, r, chat.CodeRateLimited, "too many messages; slow down")
-		return
-	}
-	a.writeErr(w, r, err)
 }
 
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +109,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 	page.Forward = q.Has("after")
 	msgs, more, err := a.store.Messages(r.Context(), cid, page)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	for i := range msgs {
@@ -144,7 +134,7 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 			a.writeCode(w, r, chat.CodeNotFound, "message not found")
 			return
 		}
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	m.Normalize()
@@ -170,7 +160,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	evs, err := a.store.Events(r.Context(), cid, after, int(limit)+1)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	more := len(evs) > int(limit)

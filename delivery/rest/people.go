@@ -49,7 +49,7 @@ func (a *API) recordClaim(ctx context.Context, u chat.User) {
 func (a *API) profiles(ctx context.Context, ids []string) ([]chat.User, error) {
 	found, err := a.store.Users(ctx, ids)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	out := make([]chat.User, len(ids))
 	for i, id := range ids {
@@ -68,7 +68,7 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	found, err := a.store.Users(r.Context(), []string{u.ID})
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	if p, ok := found[u.ID]; ok {
@@ -98,7 +98,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.store.SetUserName(r.Context(), u.ID, name, false); err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	p := chat.User{ID: u.ID, Name: name}
@@ -116,7 +116,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 func (a *API) contacts(ctx context.Context, uid string) ([]string, error) {
 	ms, err := a.store.Memberships(ctx, uid)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	seen := map[string]struct{}{uid: {}}
 	for _, m := range ms {
@@ -128,7 +128,7 @@ func (a *API) contacts(ctx context.Context, uid string) ([]string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, err
 		}
 		members, err := a.conversationMembers(ctx, &c)
 		if err != nil {
@@ -154,7 +154,7 @@ func (a *API) contacts(ctx context.Context, uid string) ([]string, error) {
 func (a *API) sharesConversation(ctx context.Context, x, y string) (bool, error) {
 	ma, err := a.store.Memberships(ctx, x)
 	if err != nil {
-		return false, unavailable(err)
+		return false, err
 	}
 	mine := make(map[string]bool, len(ma))
 	for _, m := range ma {
@@ -167,7 +167,7 @@ func (a *API) sharesConversation(ctx context.Context, x, y string) (bool, error)
 	}
 	mb, err := a.store.Memberships(ctx, y)
 	if err != nil {
-		return false, unavailable(err)
+		return false, err
 	}
 	for _, m := range mb {
 		if m.Active && mine[m.ConversationID] {

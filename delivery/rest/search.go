@@ -59,7 +59,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	}
 	ms, err := a.store.Memberships(r.Context(), u.ID)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	want := q.Get("conversation_id")
@@ -77,7 +77,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 				a.writeErr(w, r, err)
 				return
 			}
-			a.writeErr(w, r, unavailable(err))
+			a.writeErr(w, r, err)
 			return
 		}
 		for _, h := range hits {

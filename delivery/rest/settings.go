@@ -39,7 +39,7 @@ func (a *API) putSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	set := chat.ConversationSettings{Muted: *req.Muted}
 	if err := a.store.PutSettings(r.Context(), u.ID, cid, set); err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, set)
@@ -54,7 +54,7 @@ func (a *API) getSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	all, err := a.store.Settings(r.Context(), u.ID)
 	if err != nil {
-		a.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, all[cid])

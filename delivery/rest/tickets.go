@@ -32,7 +32,7 @@ func (a *API) ticketIssuer(ctx context.Context) (*auth.Tickets, error) {
 		}
 		v, err := a.store.Meta(ctx, ticketKeyMeta, hex.EncodeToString(b[:]))
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, err
 		}
 		if key, err = hex.DecodeString(v); err != nil {
 			return nil, err
