@@ -211,13 +211,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 			mux.Handle(fsblob.MountPath, eng.blobHandler) // signed URLs: no bearer token
 		}
 		mux.Handle("/", gw.Handler())
-		go func() {
+		work.Go(func() error {
 			select {
 			case <-gw.Hub().Ready():
 				close(ready)
 			case <-workCtx.Done():
 			}
-		}()
+			return nil
+		})
 	} else {
 		// A worker node answers probes and scrapes only.
 		mux.Handle("/", gateway.OpsHandler(checks, reg))
@@ -260,8 +261,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	case <-workCtx.Done():
 	}
 
-	// Stop accepting, close realtime connections with 1001, let in-flight
-	// sends finish, then stop the workers and flush the store (deferred).
+	// The shutdown order (STYLE.md, ARCHITECTURE.md "Goroutines and
+	// shutdown"): refuse new requests and close every realtime connection
+	// with 1001; stop accepting and wait for the HTTP handlers; let the
+	// sends in flight have their results; then cancel the roles and wait
+	// for every goroutine of the work group (the gateway's hub, presence,
+	// appender lanes and sessions; the sequencer, indexer and media
+	// consumers); only then are the engines closed (deferred), so nothing
+	// still running appends to a closed log or writes to a closed store.
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

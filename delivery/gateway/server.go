@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
@@ -177,13 +178,19 @@ func New(cfg Config, d Deps) *Gateway {
 // Hub returns the gateway's fan-out hub.
 func (g *Gateway) Hub() *fanout.Hub { return g.hub }
 
-// Run runs the fan-out, presence, command submission and the transports'
-// tickers until ctx is done.
+// Run runs the fan-out hub, presence, the command appender lanes and the
+// realtime transports (their tickers and every session) until ctx is
+// done, each on a goroutine of one errgroup, and returns only when all of
+// them have returned: after Run, nothing of the gateway appends to the log
+// or reads the store, so the caller may close them. A part that fails
+// stops the others; its error is returned.
 func (g *Gateway) Run(ctx context.Context) error {
-	go func() { _ = g.presence.Run(ctx) }()
-	go g.submitter.Run(ctx)
-	go g.realtime.Run(ctx)
-	return g.hub.Run(ctx)
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.hub.Run(ctx) })
+	eg.Go(func() error { return g.presence.Run(ctx) })
+	eg.Go(func() error { g.submitter.Run(ctx); return nil })
+	eg.Go(func() error { g.realtime.Run(ctx); return nil })
+	return eg.Wait()
 }
 
 // BeginShutdown makes new requests answer 503 and closes every realtime

@@ -73,6 +73,17 @@ type Server struct {
 	logger   *slog.Logger
 	origins  []string
 	metrics  *metrics
+
+	// sessions is the context every session derives its own from: the
+	// server's life, cancelled when Run stops (a session never runs on
+	// context.Background()). stopSessions cancels it.
+	sessions     context.Context
+	stopSessions context.CancelFunc
+	// spawnMu guards stopping; running counts the goroutines spawn
+	// started, which Run waits for.
+	spawnMu  sync.Mutex
+	stopping bool
+	running  sync.WaitGroup
 }
 
 // New returns a Server; it does no I/O.
@@ -86,14 +97,17 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 64 << 10
 	}
+	sessions, stop := context.WithCancel(context.Background())
 	t := &Server{
-		cfg:      cfg,
-		hub:      d.Hub,
-		presence: d.Presence,
-		verifier: d.Verifier,
-		actions:  d.Actions,
-		logger:   d.Logger,
-		metrics:  newMetrics(d.Registerer, d.EventsToSocket),
+		sessions:     sessions,
+		stopSessions: stop,
+		cfg:          cfg,
+		hub:          d.Hub,
+		presence:     d.Presence,
+		verifier:     d.Verifier,
+		actions:      d.Actions,
+		logger:       d.Logger,
+		metrics:      newMetrics(d.Registerer, d.EventsToSocket),
 	}
 	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -111,44 +125,72 @@ func (t *Server) Routes(mux httpx.Mux) {
 }
 
 // Run pings every WebSocket and beats every SSE stream, each from one
-// ticker, until ctx is done.
+// ticker, until ctx is done. It owns every goroutine of the transports:
+// once ctx is done it cancels the sessions' context, refuses new sessions
+// and returns only when every session's reader and writer has ended.
 func (t *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); t.keepalive(ctx) }()
 	go func() { defer wg.Done(); t.heartbeats(ctx) }()
 	wg.Wait()
+	t.spawnMu.Lock()
+	t.stopping = true
+	t.spawnMu.Unlock()
+	t.stopSessions()
+	t.running.Wait()
 }
 
+// spawn runs f on a goroutine Run waits for. Once Run is stopping it runs
+// nothing and reports false.
+func (t *Server) spawn(f func()) bool {
+	t.spawnMu.Lock()
+	defer t.spawnMu.Unlock()
+	if t.stopping {
+		return false
+	}
+	t.running.Add(1)
+	go func() {
+		defer t.running.Done()
+		f()
+	}()
+	return true
+}
+
+// keepaliveWorkers ping the WebSockets side by side, so that one slow
+// client does not hold up the tick for the others.
+const keepaliveWorkers = 16
+
 // keepalive pings every WebSocket and closes those whose token expired,
-// from one ticker and a few workers rather than a goroutine per connection.
+// from one ticker and a fixed pool of workers (started once, not per
+// tick) rather than a goroutine per connection.
 func (t *Server) keepalive(ctx context.Context) {
 	tick := time.NewTicker(t.cfg.PingInterval)
 	defer tick.Stop()
+	work := make(chan func(), 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(work)
+	for range keepaliveWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				f()
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		work := make(chan func(), 64)
-		var wg sync.WaitGroup
-		for i := 0; i < 16; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for f := range work {
-					f()
-				}
-			}()
-		}
 		t.hub.Each(func(c *fanout.Conn) {
 			if c.Keepalive != nil {
 				work <- c.Keepalive
 			}
 		})
-		close(work)
-		wg.Wait()
 	}
 }
 

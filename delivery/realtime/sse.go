@@ -169,8 +169,14 @@ func (t *Server) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byt
 		return
 	}
 	s := &sseStream{t: t, nc: nc, conn: conn}
-	go s.watch()
-	conn.StartWriter(func() { go s.write() })
+	// The stream ends with the server's sessions, if not before.
+	stop := context.AfterFunc(t.sessions, s.end)
+	if !t.spawn(func() { defer stop(); s.watch() }) {
+		stop()
+		s.end()
+		return
+	}
+	conn.StartWriter(func() { t.spawn(s.write) })
 }
 
 // appendChunk appends data as one HTTP/1.1 chunk.

@@ -105,7 +105,9 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(t.cfg.MaxBody)
 	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
 	s.conn.Keepalive = s.keepalive
-	go s.run(cursor)
+	if !t.spawn(func() { s.run(cursor) }) {
+		ws.Close(websocket.StatusGoingAway, "server going away")
+	}
 }
 
 // wsSession is one WebSocket. Its reader goroutine lives as long as the
@@ -139,14 +141,14 @@ func (s *wsSession) control(v any) {
 // long as the socket and closes the connection when it ends.
 func (s *wsSession) run(cursor string) {
 	t := s.t
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.sessions)
 	t.metrics.connections.WithLabelValues("websocket").Inc()
 	// The reader starts at once; an optional hello frame may carry the
 	// cursor instead of the query. (A read with a deadline would close the
 	// socket when it expires, so the wait is on a channel.)
 	hello := make(chan string, 1)
 	done := make(chan struct{})
-	go func() {
+	reader := func() {
 		defer func() {
 			cancel()
 			s.stopTokenTimer()
@@ -156,7 +158,13 @@ func (s *wsSession) run(cursor string) {
 		}()
 		defer close(done)
 		s.readLoop(ctx, hello)
-	}()
+	}
+	if !t.spawn(reader) {
+		cancel()
+		t.metrics.connections.WithLabelValues("websocket").Dec()
+		s.ws.Close(websocket.StatusGoingAway, "server going away")
+		return
+	}
 	if cursor == "" {
 		t := time.NewTimer(wsHelloWait)
 		select {
@@ -196,7 +204,7 @@ func (s *wsSession) open(ctx context.Context, cursor string) bool {
 		s.ws.CloseNow()
 		return false
 	}
-	s.conn.StartWriter(func() { go s.write() })
+	s.conn.StartWriter(func() { t.spawn(s.write) })
 	s.tokenMu.Lock()
 	s.armTokenTimer()
 	s.tokenMu.Unlock()
@@ -349,11 +357,11 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 			return false
 		}
 		cid, seq, ref := f.ConversationID, *f.Seq, f.Ref
-		go func() {
+		t.spawn(func() {
 			if err := t.actions.Read(ctx, s.user, cid, seq); err != nil {
 				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
 			}
-		}()
+		})
 	case "auth":
 		return s.refreshToken(f.Ref, f.Token)
 	case "presence.watch":
