@@ -41,7 +41,7 @@ type Config struct {
 // REST twin are checked alike.
 type Actions interface {
 	// Send checks and submits a send; done is called exactly once, with
-	// the message or the error (*httpx.RateLimited for a refused rate).
+	// the message or the error (rate_limited, with its wait in RetryAfter, for a refused rate).
 	Send(ctx context.Context, u chat.User, req httpx.SendRequest, done func(*chat.Message, error))
 	// Typing tells the conversation's members that u is typing.
 	Typing(ctx context.Context, u chat.User, cid string) error

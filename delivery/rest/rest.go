@@ -153,8 +153,8 @@ func (a *API) authenticate(r *http.Request, allowQuery bool) (chat.User, time.Ti
 
 // Send checks a send (rate, membership, text, attachments) and submits
 // it; done is called exactly once, with the message or the error (a
-// *httpx.RateLimited, or a chat.Error: "unavailable" only for a send that
-// will never be applied). A check that fails calls done before Send
+// chat.Error: rate_limited carries its wait in RetryAfter; "unavailable"
+// only for a send that will never be applied). A check that fails calls done before Send
 // returns, so sends of one caller are submitted in the order they came.
 func (a *API) Send(ctx context.Context, u chat.User, req httpx.SendRequest, done func(*chat.Message, error)) {
 	cmd, err := a.sendCommand(ctx, u, req)
