@@ -3,6 +3,7 @@ package fanout
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // TestResultsDoNotWaitBehindFanOut: while the fan-out of earlier events is
@@ -78,11 +80,21 @@ func TestEventAtOrBelowTheFrontierIsNotDispatchedAgain(t *testing.T) {
 	s := message(3, "x", "cmd_1", "bob")
 	th.feed(t, 3, s)
 	th.feed(t, 3, s)
-	waitFor(t, func() bool { return c.Pending() })
-	time.Sleep(50 * time.Millisecond) // let a wrong second dispatch land
-	items, _ := c.Take(nil)
-	if len(items) != 1 {
-		t.Fatalf("%d deliveries, want 1", len(items))
+	// A later message is fanned out after the replay (reads go out in
+	// order): once it arrives, a wrong second dispatch would have too.
+	marker := message(3, "x", "cmd_2", "bob")
+	th.feed(t, 3, marker)
+	var items []*Item
+	testutil.Eventually(t, 10*time.Second, func() error {
+		got, _ := c.Take(nil)
+		items = append(items, got...)
+		if len(items) == 0 || items[len(items)-1].Position != marker.Events[0].Position {
+			return fmt.Errorf("%d deliveries, the marker not among them yet", len(items))
+		}
+		return nil
+	})
+	if len(items) != 2 {
+		t.Fatalf("%d deliveries, want the message once and the marker", len(items))
 	}
 }
 
@@ -129,14 +141,15 @@ func TestRegisterHooksAndLimit(t *testing.T) {
 	}
 }
 
+// waitFor waits until cond holds (testutil.Eventually).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if cond() {
-			return
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !cond() {
+			return errors.New("condition not met")
 		}
-	}
-	t.Fatal("condition not met in 10 s")
+		return nil
+	})
 }
 
 // TestWireSequencedReadsEveryField: the hub's decoding of an events record

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // The API reference in docs/api is held to the server here: a route added
@@ -231,17 +233,16 @@ func TestOpenAPIRequiredFieldsInRealAnswers(t *testing.T) {
 		{"/v1/me", "/v1/me"},
 	} {
 		var got map[string]any
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			got = nil
 			if st := h.call("alice", "GET", c.path, nil, &got); st != http.StatusOK {
 				t.Fatalf("GET %s: %d", c.path, st)
 			}
-			if c.tmpl != "/v1/conversations/{cid}/messages" || len(got["messages"].([]any)) > 0 || time.Now().After(deadline) {
-				break
+			if c.tmpl == "/v1/conversations/{cid}/messages" && len(got["messages"].([]any)) == 0 {
+				return fmt.Errorf("GET %s: no message yet", c.path)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		checkRequired(t, doc, "GET "+c.path, schemaOf(t, doc, c.tmpl, "get", "200"), got)
 	}
 	// An error answer, read directly (call decodes only successes).

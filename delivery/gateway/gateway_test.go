@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -93,8 +95,7 @@ func TestReadyzSaysTheHeadsAreUnread(t *testing.T) {
 	srv := httptest.NewServer(g.Handler())
 	defer srv.Close()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		res, err := http.Get(srv.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
@@ -104,14 +105,11 @@ func TestReadyzSaysTheHeadsAreUnread(t *testing.T) {
 		if res.StatusCode != 503 {
 			t.Fatalf("readyz with the heads unread: %d %s", res.StatusCode, body)
 		}
-		if bytes.Contains(body, []byte("partition heads")) {
-			break // the failed read is named
+		if !bytes.Contains(body, []byte("partition heads")) {
+			return fmt.Errorf("readyz does not name the heads: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz never named the heads: %s", body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	select {
 	case <-g.Hub().Ready():
 		t.Fatal("hub ready without the partition heads")

@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/presence"
 	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -122,6 +123,32 @@ func (e *presenceEnv) dial(user string, gw ...int) *testWS {
 
 func (w *testWS) close() { w.c.CloseNow() }
 
+// waitPresence waits until the gateway (its /presence endpoint, asked by
+// asker, a member of cid) has user online or offline as want: the grace
+// and the coalescing are the server's, so the test waits on its state,
+// not on a clock.
+func (e *presenceEnv) waitPresence(cid, asker, user string, want bool) {
+	e.t.Helper()
+	testutil.Eventually(e.t, 15*time.Second, func() error {
+		_, m := e.do("GET", "/v1/conversations/"+cid+"/presence", asker, nil)
+		online, _ := m["online"].([]any)
+		if slices.Contains(online, any(user)) != want {
+			return fmt.Errorf("%s online: %v, want %v (%v)", user, !want, want, m)
+		}
+		return nil
+	})
+}
+
+// barrier writes a ping and waits for its pong: the frames w sent before
+// it have been handled, as a session handles its frames in order.
+func (w *testWS) barrier(ref string) {
+	w.t.Helper()
+	w.write(map[string]string{"type": "ping", "ref": ref})
+	if pong := w.next("pong"); pong["ref"] != ref {
+		w.t.Fatalf("pong %v, want ref %s", pong, ref)
+	}
+}
+
 // presenceUntil collects "user:online" of presence events until (and
 // including) the one equal to stop.
 func (w *testWS) presenceUntil(stop string) []string {
@@ -149,7 +176,7 @@ func TestPresenceIsCoalescedPerUser(t *testing.T) {
 	// work) fit in it even on a loaded CI machine.
 	window := 10 * time.Second
 	e := startPresenceEnv(t, presence.Config{MaxMembers: 3, Grace: 50 * time.Millisecond, Window: window}, 1)
-	e.group("alice", "bob", "carol")
+	cid := e.group("alice", "bob", "carol")
 	alice := e.dial("alice")
 	alice.presenceUntil("alice:true")
 
@@ -159,19 +186,24 @@ func TestPresenceIsCoalescedPerUser(t *testing.T) {
 		t.Fatalf("before bob:true alice got %v", got)
 	}
 	b.close()
-	time.Sleep(300 * time.Millisecond) // past the grace: offline
+	e.waitPresence(cid, "alice", "bob", false) // past the grace: offline
 	b = e.dial("bob")
-	time.Sleep(300 * time.Millisecond)
+	e.waitPresence(cid, "alice", "bob", true)
 	b.close()
-	time.Sleep(300 * time.Millisecond)
+	e.waitPresence(cid, "alice", "bob", false)
 	if time.Since(start) > window {
 		t.Fatalf("the four changes took %v, longer than the %v window this test needs", time.Since(start), window)
 	}
-	time.Sleep(window) // the window ends: its latest state goes out
-	e.dial("carol")    // a marker: announced after bob's window
-	got := without(alice.presenceUntil("carol:true"), "alice:true", "alice:false")
-	if !slices.Equal(got, []string{"bob:false", "carol:true"}) {
-		t.Fatalf("bob online, offline, online, offline in one window: alice then got %v, want bob:false once", got)
+	// The window ends and its latest state, bob:false, goes out: the
+	// first presence event alice gets after bob:true.
+	if got := without(alice.presenceUntil("bob:false"), "alice:true", "alice:false"); !slices.Equal(got, []string{"bob:false"}) {
+		t.Fatalf("bob online, offline, online, offline in one window: alice got %v, want bob:false once", got)
+	}
+	// No second bob:false follows: carol, announced after it, is the
+	// next event about anyone else.
+	e.dial("carol")
+	if got := without(alice.presenceUntil("carol:true"), "alice:true", "alice:false"); !slices.Equal(got, []string{"carol:true"}) {
+		t.Fatalf("after bob's window alice got %v before carol:true", got)
 	}
 }
 
@@ -200,7 +232,7 @@ func TestPresenceAutomaticOnlyUpToMaxMembers(t *testing.T) {
 		t.Fatalf("add hank: %d", status)
 	}
 	frank.close()
-	time.Sleep(300 * time.Millisecond)
+	e.waitPresence(small, "alice", "frank", false)
 	e.dial("ivan") // shares nothing with alice
 	erin := e.dial("erin")
 	erin.presenceUntil("erin:true")
@@ -224,7 +256,7 @@ func TestPresenceAutomaticOnlyUpToMaxMembers(t *testing.T) {
 func TestPresenceWatch(t *testing.T) {
 	e := startPresenceEnv(t, presence.Config{MaxMembers: 3, Grace: 50 * time.Millisecond, Window: 100 * time.Millisecond}, 1)
 	e.group("alice", "bob")
-	e.group("alice", "carol", "dave", "erin")
+	big := e.group("alice", "carol", "dave", "erin")
 	e.group("zed", "yan")
 	alice := e.dial("alice")
 	alice.presenceUntil("alice:true")
@@ -243,26 +275,25 @@ func TestPresenceWatch(t *testing.T) {
 		t.Fatalf("current states: %v", got)
 	}
 	e.dial("zed")
-	e.dial("carol")
+	carol := e.dial("carol")
 	if got := alice.presenceUntil("carol:true"); !slices.Equal(got, []string{"carol:true"}) {
 		t.Fatalf("alice got %v before carol:true; zed shares nothing with her", got)
 	}
 
 	alice.write(map[string]any{"type": "presence.watch", "user_ids": []string{"dave"}})
 	alice.presenceUntil("dave:false")
-	carol := e.dial("carol")
 	carol.close()
-	time.Sleep(300 * time.Millisecond) // carol goes offline, unwatched
+	e.waitPresence(big, "alice", "carol", false) // carol goes offline, unwatched
 	dave := e.dial("dave")
 	if got := alice.presenceUntil("dave:true"); !slices.Equal(got, []string{"dave:true"}) {
 		t.Fatalf("after replacing the list with dave, alice got %v before dave:true", got)
 	}
 
 	alice.write(map[string]any{"type": "presence.watch", "user_ids": []string{}})
-	time.Sleep(100 * time.Millisecond)
+	alice.barrier("after-empty-watch") // the empty list is in force
 	dave.close()
-	time.Sleep(300 * time.Millisecond) // dave goes offline, unwatched
-	e.dial("bob")                      // a marker: bob shares a small room with alice
+	e.waitPresence(big, "alice", "dave", false) // dave goes offline, unwatched
+	e.dial("bob")                               // a marker: bob shares a small room with alice
 	if got := alice.presenceUntil("bob:true"); !slices.Equal(got, []string{"bob:true"}) {
 		t.Fatalf("after an empty list, alice got %v before bob:true", got)
 	}
@@ -277,17 +308,13 @@ func TestPresenceEndpointPages(t *testing.T) {
 		e.dial(u)
 	}
 	path := "/v1/conversations/" + cid + "/presence"
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.Eventually(t, 15*time.Second, func() error {
 		_, m := e.do("GET", path, "bob", nil)
-		if fmt.Sprint(m["online"]) == "[alice carol erin frank]" && m["next_after"] == nil {
-			break
+		if fmt.Sprint(m["online"]) != "[alice carol erin frank]" || m["next_after"] != nil {
+			return fmt.Errorf("online: %v", m)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("online: %v", m)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	status, m := e.do("GET", path+"?limit=2", "bob", nil)
 	if status != 200 || fmt.Sprint(m["online"]) != "[alice carol]" || m["next_after"] != "carol" {
 		t.Fatalf("first page: %d %v", status, m)

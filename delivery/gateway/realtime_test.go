@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // startGateway runs an embedded gateway and sequencer for a test.
@@ -160,9 +162,10 @@ func TestSSEStreamEndsWhenTheClientLeaves(t *testing.T) {
 		t.Fatalf("%d connections while streaming", n)
 	}
 	res.Body.Close()
-	for deadline := time.Now().Add(5 * time.Second); g.Hub().Connections("alice") != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream outlived its client")
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := g.Hub().Connections("alice"); n != 0 {
+			return fmt.Errorf("the stream outlived its client: %d connections", n)
 		}
-	}
+		return nil
+	})
 }

@@ -141,6 +141,9 @@ func TestWebSocketLivesPastItsFirstTokensExpiry(t *testing.T) {
 	if got := parseExpiry(t, ok["expires_at"]); time.Until(got) < 59*time.Minute {
 		t.Errorf("auth.ok expires_at %v, want about an hour ahead", got)
 	}
+	// A wait on the clock, as the condition is the clock: the first
+	// token's expiry has passed, and the pong below proves the session
+	// outlived it.
 	time.Sleep(time.Until(first) + 500*time.Millisecond)
 	w.write(map[string]string{"type": "ping", "ref": "p1"})
 	if pong := w.next("pong"); pong["ref"] != "p1" {

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // putIndex records what is put.
@@ -62,13 +64,12 @@ func TestUndecodableRecordIsCountedAndSkipped(t *testing.T) {
 	go func() { defer close(done); _ = x.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for len(ix.put()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the good record after the bad one was never indexed")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if len(ix.put()) == 0 {
+			return errors.New("the good record after the bad one was never indexed")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := ix.put(); len(got) != 1 || got[0] != "msg_1" {
 		t.Fatalf("indexed %v, want [msg_1]", got)
 	}

@@ -3,6 +3,7 @@ package indexer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/parleychat/parley/delivery/media"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
+	"github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/search/bleve"
 	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/storage/pebble"
@@ -75,17 +77,13 @@ func TestWorkerRolesLeaveNoGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		hits, _, err := ix.Search(ctx, chat.SearchQuery{Text: "pineapple", ConversationIDs: []string{cid}, Limit: 5})
-		if err == nil && len(hits) == 1 {
-			break
+		if err != nil || len(hits) != 1 {
+			return fmt.Errorf("the message never reached the index (hits %v, err %v)", hits, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the message never reached the index (hits %v, err %v)", hits, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 
 	stop()
 	roles.Wait()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/chattest"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 func open(t testing.TB, cfg Config) *Log {
@@ -199,12 +200,12 @@ func TestReadRecordsAreFreed(t *testing.T) {
 		if err := l.Append(ctx, "t", recs...); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); handled.Load() < int64(i+100); {
-			if time.Now().After(deadline) {
-				t.Fatalf("consumer stuck at %d of %d", handled.Load(), i+100)
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if n := handled.Load(); n < int64(i+100) {
+				return fmt.Errorf("consumer stuck at %d of %d", n, i+100)
 			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 	}
 	pt := (*l.topics.Load())["t"].parts[0]
 	pt.mu.Lock()
@@ -293,12 +294,12 @@ func TestSubscriberPinsUnreadRecords(t *testing.T) {
 		}
 	}
 	close(release)
-	for deadline := time.Now().Add(10 * time.Second); got.Load() < total; {
-		if time.Now().After(deadline) {
-			t.Fatalf("slow subscriber got %d of %d records", got.Load(), total)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := got.Load(); n < total {
+			return fmt.Errorf("slow subscriber got %d of %d records", n, total)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	if got.Load() != total {
 		t.Fatalf("slow subscriber got %d records, want %d", got.Load(), total)
 	}

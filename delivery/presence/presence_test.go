@@ -16,6 +16,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // fakeDir is a Directory over in-memory conversations that counts reads.
@@ -192,15 +193,15 @@ func start(t *testing.T, cfg Config, dir Directory, out Deliverer) (*Tracker, *m
 	return tr, lg
 }
 
+// eventually waits until f holds (testutil.Eventually, with a name).
 func eventually(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if !f() {
+			return fmt.Errorf("waiting until %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func sorted(s []string) []string {
@@ -321,10 +322,14 @@ func TestConnectingABigRoomCostsLinearly(t *testing.T) {
 			if got, want := out.count(), tc.wantDeliveries(n); got != want {
 				t.Fatalf("%d presence deliveries, want %d", got, want)
 			}
-			eventually(t, "every user's conversations are read", func() bool { return dir.conversations.Load() >= int64(n) })
-			time.Sleep(50 * time.Millisecond)
-			if got := dir.conversations.Load(); got != int64(n) {
-				t.Fatalf("%d reads of a user's conversations, want %d", got, n)
+			// A marker user connected last is loaded last (loads are
+			// queued in order): once its conversations are read, every
+			// read of the others has been made, so a count above n+1
+			// would be a read too many.
+			tr.Connected("marker")
+			eventually(t, "the marker's conversations are read", func() bool { return dir.conversations.Load() >= int64(n)+1 })
+			if got := dir.conversations.Load(); got != int64(n)+1 {
+				t.Fatalf("%d reads of a user's conversations, want %d (and the marker's)", got-1, n)
 			}
 			if got := dir.room.Load(); got != 1 {
 				t.Fatalf("%d reads of the room, want 1", got)
@@ -364,6 +369,8 @@ func TestChangesAreCoalescedPerUser(t *testing.T) {
 	on := func(kind string) record { return record{Kind: kind, Gateway: "gw-other", User: "bob"} }
 	appendRecords(t, lg, on("online"), on("offline"), on("online"))
 	eventually(t, "alice hears of bob", func() bool { return len(out.events("alice")) == 2 })
+	// A wait on the clock, as the event is the clock's: the coalescing
+	// window ends (anything it held would go out then).
 	time.Sleep(2 * window)
 	if got := out.events("alice"); !slices.Equal(got, []string{"alice:true", "bob:true"}) {
 		t.Fatalf("online, offline, online in one window: alice got %v, want one bob:true", got)
@@ -371,7 +378,7 @@ func TestChangesAreCoalescedPerUser(t *testing.T) {
 
 	appendRecords(t, lg, on("offline"), on("online"), on("offline"))
 	eventually(t, "alice hears bob left", func() bool { return len(out.events("alice")) == 3 })
-	time.Sleep(2 * window)
+	time.Sleep(2 * window) // the window ends, as above
 	if got := out.events("alice"); !slices.Equal(got, []string{"alice:true", "bob:true", "bob:false"}) {
 		t.Fatalf("offline, online, offline: alice got %v, want one more bob:false", got)
 	}
@@ -385,6 +392,7 @@ func TestWatch(t *testing.T) {
 	dir := newFakeDir()
 	dir.set("big", 1, "alice", "u1", "u2", "u3")
 	dir.set("elsewhere", 1, "zed", "u1")
+	dir.set("marker-room", 1, "mia", "marker")
 	out := newFakeOut()
 	tr, lg := start(t, Config{MaxMembers: 3, Window: 10 * time.Millisecond}, dir, out)
 	ctx := context.Background()
@@ -427,11 +435,25 @@ func TestWatch(t *testing.T) {
 	if err := tr.Watch(ctx, w, nil); err != nil {
 		t.Fatal(err)
 	}
-	appendRecords(t, lg, gw("offline", "u3"), gw("online", "alice-marker"))
-	eventually(t, "u3's change is announced", func() bool { return !tr.Online("u3") })
-	time.Sleep(100 * time.Millisecond)
+	// Another watcher of a marker user, whose change is announced after
+	// u3's (announcements go out in record order): once mia hears of the
+	// marker, u3's change has been announced, and alice must not have
+	// heard of it.
+	mia := &fakeWatcher{user: "mia"}
+	if err := tr.Watch(ctx, mia, []string{"marker"}); err != nil {
+		t.Fatal(err)
+	}
+	mia.take()
+	appendRecords(t, lg, gw("offline", "u3"), gw("online", "marker"))
+	eventually(t, "the marker's change is announced", func() bool { return mia.n() > 0 })
+	if tr.Online("u3") {
+		t.Fatal("u3 still online after its offline record")
+	}
 	if got := w.take(); len(got) != 0 {
 		t.Fatalf("an empty list did not stop: %v", got)
+	}
+	if err := tr.Watch(ctx, mia, nil); err != nil {
+		t.Fatal(err)
 	}
 	tr.wmu.Lock()
 	defer tr.wmu.Unlock()

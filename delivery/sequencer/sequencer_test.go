@@ -273,7 +273,6 @@ func TestExpiredCommandIsRefusedNotApplied(t *testing.T) {
 	}
 	// The batch again after its deadlines passed (a new owner catching
 	// up): what was applied is answered as before, not refused.
-	time.Sleep(10 * time.Millisecond)
 	r.seq.now = func() time.Time { return now.Add(2 * time.Minute) }
 	again := r.handle(recs)
 	if again[1].Result.ErrCode != "" || len(again[1].Events) != 1 || again[1].Events[0].EventID != out[1].Events[0].EventID {

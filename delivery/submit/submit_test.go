@@ -96,7 +96,15 @@ func TestALostAppendAcknowledgementStillGetsTheResult(t *testing.T) {
 		done <- err
 	})
 	cmd := <-lg.took
-	time.Sleep(100 * time.Millisecond) // the failed Append returns meanwhile
+	// The failed Append has returned, and the lane gone on, once the
+	// lane's next command is appended (one lane appends in order).
+	s.Submit(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "next"}, func(chat.Result, error) {})
+	<-lg.took
+	select {
+	case err := <-done:
+		t.Fatalf("answered %v right after the failed Append, want to wait for the result", err)
+	default:
+	}
 	s.Resolve(cmd.ID, chat.Result{Created: true})
 	if err := <-done; err != nil {
 		t.Fatalf("answer %v, want the result", err)

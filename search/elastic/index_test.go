@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/chattest"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // testURLs are the nodes the tests run against: PARLEY_ELASTICSEARCH_URLS
@@ -161,20 +163,19 @@ func mustPut(t *testing.T, x *Index, ms ...chat.Message) {
 // waitFor searches until q finds want hits.
 func waitFor(t *testing.T, x *Index, q chat.SearchQuery, want int) []chat.SearchHit {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		hits, _, err := x.Search(t.Context(), q)
+	var hits []chat.SearchHit
+	testutil.Eventually(t, 5*time.Second, func() error {
+		var err error
+		hits, _, err = x.Search(t.Context(), q)
 		if err != nil {
 			t.Fatalf("Search: %v", err)
 		}
-		if len(hits) == want {
-			return hits
+		if len(hits) != want {
+			return fmt.Errorf("Search %q: %d hits, want %d", q.Text, len(hits), want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Search %q: %d hits, want %d", q.Text, len(hits), want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return hits
 }
 
 // deadURL is the URL of a port nobody listens on.
