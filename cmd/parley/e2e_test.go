@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 func seqOf(m map[string]any) int64 { return int64(m["seq"].(float64)) }
@@ -253,13 +256,12 @@ func TestSlowReaderIsClosedWith1013(t *testing.T) {
 	}()
 	// The slow reader reads nothing until its queue (64) has overflowed,
 	// which happens once the kernel buffers are full.
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(string(s.do(t, "GET", "/metrics", "", nil, "Accept", "").body), "parley_connection_queue_overflows_total 1") {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow reader's queue never overflowed")
+	testutil.Eventually(t, 2*time.Minute, func() error {
+		if !strings.Contains(string(s.do(t, "GET", "/metrics", "", nil, "Accept", "").body), "parley_connection_queue_overflows_total 1") {
+			return errors.New("the slow reader's queue never overflowed")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	// Now the slow reader drains what the kernel buffered: it must end in
 	// close code 1013, not a hang, while the fast reader gets everything.
 	var err error
