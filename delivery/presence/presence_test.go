@@ -537,3 +537,17 @@ func TestStoreDownDelaysTheIndexNotAnnouncements(t *testing.T) {
 		t.Fatalf("alice got %v", got)
 	}
 }
+
+// TestASilentGatewaysUsersGoOffline: a gateway that stops saying it is
+// alive is taken for dead after four heartbeats, and its users go offline
+// (the heartbeat is configurable, so this takes a fraction of a second,
+// not the default's 12 s).
+func TestASilentGatewaysUsersGoOffline(t *testing.T) {
+	dir := newFakeDir()
+	dir.set("dm", 1, "alice", "bob")
+	out := newFakeOut()
+	tr, lg := start(t, Config{Heartbeat: 20 * time.Millisecond, Window: 10 * time.Millisecond}, dir, out)
+	appendRecords(t, lg, record{Kind: "alive", Gateway: "gw-other"}, record{Kind: "online", Gateway: "gw-other", User: "bob"})
+	eventually(t, "bob is online on the other gateway", func() bool { return tr.Online("bob") })
+	eventually(t, "the silent gateway's bob goes offline", func() bool { return !tr.Online("bob") })
+}
