@@ -19,7 +19,8 @@ const (
 	OpThumbnail    = "thumbnail"     // MessageID, AttachmentID, ThumbnailKey (media role)
 )
 
-// Command is a request to change one conversation.
+// Command is a request to change one conversation. Its bytes in the
+// commands log are package record's versioned encoding, not these tags.
 type Command struct {
 	ID             string    `json:"id"`
 	Gateway        string    `json:"gateway,omitempty"`
@@ -73,6 +74,8 @@ func (r *Result) Err() error {
 // Sequenced is what the sequencer appends to the events log for each
 // command: the durable events it produced (possibly none) and the result
 // for the gateway that is waiting on CommandID.
+//
+// Its bytes in the events log are package record's versioned encoding.
 type Sequenced struct {
 	CommandID string  `json:"command_id"`
 	Gateway   string  `json:"gateway,omitempty"`

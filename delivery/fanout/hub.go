@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // Config is what a hub is wired to.
@@ -215,15 +216,14 @@ func (h *Hub) Run(ctx context.Context) error {
 func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 	b := readBatch{received: time.Now()}
 	for i := range recs {
-		var w wireSequenced
-		if err := json.Unmarshal(recs[i].Value, &w); err != nil {
+		w, err := record.DecodeLazySequenced(recs[i].Value)
+		if err != nil {
 			h.undecodable.Inc()
 			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset, "err", err)
 			continue
 		}
-		s := chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result}
+		s := w.Sequenced
 		if len(s.Events) > 0 {
-			var err error
 			if s.Recipients, err = h.recipients.decode(s.Events[0].ConversationID, w.Recipients); err != nil {
 				h.undecodable.Inc()
 				h.logger.Warn("dropping an event record with undecodable recipients", "partition", partition, "offset", recs[i].Offset, "err", err)
@@ -410,16 +410,6 @@ func (h *Hub) Each(f func(*Conn)) {
 	for _, c := range conns {
 		f(c)
 	}
-}
-
-// wireSequenced is chat.Sequenced as read by the hub: the recipients stay
-// encoded until the cache has not seen them.
-type wireSequenced struct {
-	CommandID  string          `json:"command_id"`
-	Gateway    string          `json:"gateway,omitempty"`
-	Events     []chat.Event    `json:"events,omitempty"`
-	Result     chat.Result     `json:"result"`
-	Recipients json.RawMessage `json:"recipients,omitempty"`
 }
 
 // recipientCache keeps, per conversation, the last recipient list read:

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -150,22 +149,6 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		return nil
 	})
-}
-
-// TestWireSequencedReadsEveryField: the hub's decoding of an events record
-// knows every field chat.Sequenced has, so none is dropped silently.
-func TestWireSequencedReadsEveryField(t *testing.T) {
-	names := func(typ reflect.Type) map[string]bool {
-		m := map[string]bool{}
-		for i := 0; i < typ.NumField(); i++ {
-			m[strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]] = true
-		}
-		return m
-	}
-	want, got := names(reflect.TypeOf(chat.Sequenced{})), names(reflect.TypeOf(wireSequenced{}))
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("chat.Sequenced has %v, the hub reads %v", want, got)
-	}
 }
 
 // TestRecipientsChangeWithTheMembers: the cached recipients of a room are

@@ -5,13 +5,13 @@ package indexer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/retry"
 )
 
@@ -67,8 +67,8 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 	latest := map[string]chat.Message{}
 	var order []string
 	for _, rec := range recs {
-		var s chat.Sequenced
-		if err := json.Unmarshal(rec.Value, &s); err != nil {
+		s, err := record.DecodeSequenced(rec.Value)
+		if err != nil {
 			// Retrying cannot make it decode: skip it, loudly.
 			x.undecodable.Inc()
 			x.logger.Warn("skipping an undecodable event record", "partition", partition, "offset", rec.Offset, "err", err)

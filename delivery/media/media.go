@@ -7,7 +7,6 @@ package media
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -25,6 +24,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/retry"
 )
 
@@ -84,8 +84,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	for _, rec := range recs {
-		var s chat.Sequenced
-		if err := json.Unmarshal(rec.Value, &s); err != nil {
+		s, err := record.DecodeSequenced(rec.Value)
+		if err != nil {
 			// Retrying cannot make it decode: skip it, loudly.
 			w.undecodable.Inc()
 			w.logger.Warn("skipping an undecodable event record", "partition", partition, "offset", rec.Offset, "err", err)
@@ -150,7 +150,10 @@ func (w *Worker) thumbnail(ctx context.Context, m *chat.Message, a chat.Attachme
 		ID: chat.NewID("cmd"), Op: chat.OpThumbnail, ConversationID: m.ConversationID, Actor: m.SenderID, At: time.Now().UTC(),
 		MessageID: m.ID, AttachmentID: a.ID, ThumbnailKey: key,
 	}
-	val, _ := json.Marshal(cmd)
+	val, err := record.EncodeCommand(&cmd)
+	if err != nil {
+		return err
+	}
 	return w.log.Append(ctx, chat.TopicCommands, &chat.Record{Key: m.ConversationID, Value: val})
 }
 

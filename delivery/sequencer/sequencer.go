@@ -5,7 +5,6 @@ package sequencer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/retry"
 )
 
@@ -339,8 +339,8 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	cmds := make([]*chat.Command, len(recs))
 	var valid []*chat.Command
 	for i := range recs {
-		var cmd chat.Command
-		if err := json.Unmarshal(recs[i].Value, &cmd); err != nil || cmd.ConversationID == "" {
+		cmd, err := record.DecodeCommand(recs[i].Value)
+		if err != nil || cmd.ConversationID == "" {
 			s.logger.Warn("dropping undecodable command", "partition", partition, "offset", recs[i].Offset)
 			continue
 		}
@@ -369,7 +369,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 				head = max(head, ev.Position)
 			}
 		}
-		val, err := json.Marshal(seqd)
+		val, err := record.EncodeSequenced(seqd)
 		if err != nil {
 			return fmt.Errorf("sequencer: encode: %w", err)
 		}

@@ -13,12 +13,12 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // Settle is how long the result of a command the sequencer applied at the
@@ -127,7 +127,7 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	deadline, giveUp := Deadlines(cmd.At, s.cfg.Timeout)
 	cmd.Deadline = deadline
 	w := &waiter{done: done}
-	val, err := json.Marshal(cmd)
+	val, err := record.EncodeCommand(cmd)
 	if err != nil {
 		s.finish(w, chat.Result{}, err)
 		return
