@@ -169,3 +169,23 @@ func TestLazyDecodeReadsEveryField(t *testing.T) {
 		t.Errorf("lazy %+v\nfull %+v", s, full)
 	}
 }
+
+// TestGoldenStoredConversation: a conversation state as the stores keep
+// it encodes to the bytes in testdata/, and unwraps with LastPosition and
+// LastActivity, which the API's JSON leaves out.
+func TestGoldenStoredConversation(t *testing.T) {
+	c := filled[chat.Conversation]()
+	b, err := json.Marshal(StoredConversation{Conversation: c, LastPosition: c.LastPosition, LastActivity: c.LastActivity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "conversation_v1.json", b)
+	var sc StoredConversation
+	if err := json.Unmarshal(b, &sc); err != nil {
+		t.Fatal(err)
+	}
+	back := sc.Unwrap()
+	if back.LastPosition != c.LastPosition || !back.LastActivity.Equal(c.LastActivity) || back.ID != c.ID {
+		t.Errorf("unwrapped %+v, want %+v", back, c)
+	}
+}

@@ -16,22 +16,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
-// storedConversation is a conversation as stored: chat.Conversation keeps
-// LastPosition and LastActivity out of its JSON, but the store must keep
-// them (the sequencer skips replayed commands by LastPosition).
-type storedConversation struct {
-	chat.Conversation
-	LastPosition int64     `json:"last_position"`
-	LastActivity time.Time `json:"last_activity"`
-}
-
-func (sc *storedConversation) conversation() chat.Conversation {
-	c := sc.Conversation
-	c.LastPosition, c.LastActivity = sc.LastPosition, sc.LastActivity
-	return c
-}
+// storedConversation is a conversation as stored, the one encoding both
+// stores share (record.StoredConversation).
+type storedConversation = record.StoredConversation
 
 // intent is one change of a claimed batch, with its write timestamp (µs).
 // Every change of a batch has its own, growing timestamp, so a row that

@@ -39,7 +39,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 	if err := json.Unmarshal([]byte(*state), &sc); err != nil {
 		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	return sc.conversation(), nil
+	return sc.Unwrap(), nil
 }
 
 // lastSeq is the highest seq committed in a conversation (0 if unknown): the

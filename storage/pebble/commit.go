@@ -13,22 +13,12 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
-// storedConversation is a conversation as stored: chat.Conversation keeps
-// LastPosition and LastActivity out of its JSON, but the store must keep
-// them (the sequencer skips replayed commands by LastPosition).
-type storedConversation struct {
-	chat.Conversation
-	LastPosition int64     `json:"last_position"`
-	LastActivity time.Time `json:"last_activity"`
-}
-
-func (sc *storedConversation) conversation() chat.Conversation {
-	c := sc.Conversation
-	c.LastPosition, c.LastActivity = sc.LastPosition, sc.LastActivity
-	return c
-}
+// storedConversation is a conversation as stored, the one encoding both
+// stores share (record.StoredConversation).
+type storedConversation = record.StoredConversation
 
 // Own hands out the partition's next epoch, stored synced so that it
 // grows across restarts. A Pebble Commit is whole or nothing, so no

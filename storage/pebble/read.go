@@ -36,7 +36,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 	if err := json.Unmarshal(b, &sc); err != nil {
 		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	c := sc.conversation()
+	c := sc.Unwrap()
 	s.convs.put(id, b, c)
 	return c, nil
 }
