@@ -248,3 +248,14 @@ type Blobs interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ConversationScanner lists every conversation of a Store, for
+// maintenance that must visit them all (`parley reindex`). It is not part
+// of Store: the serving path never needs it.
+type ConversationScanner interface {
+	// ConversationIDs returns up to limit conversation ids that come after
+	// after ("" for the first page) in the adapter's own stable order;
+	// passing the last id of a page gets the next one, and an empty page
+	// is the end. Conversations created during a scan may be missed.
+	ConversationIDs(ctx context.Context, after string, limit int) ([]string, error)
+}

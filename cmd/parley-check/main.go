@@ -87,9 +87,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 				return err
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, *wait)
-		read, err := src.Collect(cctx, check.Conversations(h))
-		cancel()
+		src.IndexWait = *wait
+		read, err := src.Collect(ctx, check.Conversations(h))
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -194,9 +193,7 @@ func TestHistoryOfAHealthyRunChecksValid(t *testing.T) {
 		r.st.close()
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	read, err := check.Source{URL: s.url, Token: tok["dave"], Query: marker}.Collect(ctx, check.Conversations(rec.h))
+	read, err := check.Source{URL: s.url, Token: tok["dave"], Query: marker, IndexWait: 20 * time.Second}.Collect(t.Context(), check.Conversations(rec.h))
 	if err != nil {
 		t.Fatal(err)
 	}

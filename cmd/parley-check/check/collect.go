@@ -24,6 +24,10 @@ type Source struct {
 	// Query is a word every message of the run holds, so that searching
 	// for it in a conversation finds all of them; empty skips the index.
 	Query string
+	// IndexWait bounds how long Collect waits, in all, for search to
+	// agree with the store (the indexer catching up); what search finds
+	// then is what the history gets.
+	IndexWait time.Duration
 	// Client makes the requests; nil means http.DefaultClient.
 	Client *http.Client
 }
@@ -42,10 +46,11 @@ func Conversations(h History) []string {
 // Collect reads the store's log (GET …/events) of each conversation and,
 // with a Query, the messages search finds in it, and returns them as
 // Stored, Indexed and Scan records. The index is read again, every
-// 250 ms, until it agrees with the store or ctx ends, so give ctx the time
-// the indexer may take to catch up; what it found last is returned.
+// 250 ms, until it agrees with the store or IndexWait has passed since
+// Collect started; what it found last is returned.
 func (s Source) Collect(ctx context.Context, cids []string) (History, error) {
 	var out History
+	deadline := time.Now().Add(s.IndexWait)
 	for _, cid := range cids {
 		stored, err := s.storeLog(ctx, cid)
 		if err != nil {
@@ -57,7 +62,7 @@ func (s Source) Collect(ctx context.Context, cids []string) (History, error) {
 			out = append(out, scan)
 			continue
 		}
-		found, err := s.searchUntil(ctx, cid, undeleted(stored))
+		found, err := s.searchUntil(ctx, deadline, cid, undeleted(stored))
 		if err != nil {
 			return nil, err
 		}
@@ -70,27 +75,21 @@ func (s Source) Collect(ctx context.Context, cids []string) (History, error) {
 	return out, nil
 }
 
-// searchUntil searches cid until it finds exactly want or ctx ends, and
-// returns what it found last.
-func (s Source) searchUntil(ctx context.Context, cid string, want []string) ([]string, error) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last []string
+// searchUntil searches cid until it finds exactly want or deadline
+// passes, and returns what it found last.
+func (s Source) searchUntil(ctx context.Context, deadline time.Time, cid string, want []string) ([]string, error) {
 	for {
 		found, err := s.search(ctx, cid)
-		switch {
-		case err != nil && ctx.Err() != nil && last != nil:
-			return last, nil
-		case err != nil:
+		if err != nil {
 			return nil, err
-		case slices.Equal(found, want):
+		}
+		if slices.Equal(found, want) || time.Now().After(deadline) {
 			return found, nil
 		}
-		last = found
 		select {
 		case <-ctx.Done():
-			return last, nil
-		case <-tick.C:
+			return nil, fmt.Errorf("check: search %s: %w", cid, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
