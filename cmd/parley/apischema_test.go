@@ -427,3 +427,20 @@ func TestAPIReferenceRefusesDrift(t *testing.T) {
 		}
 	}
 }
+
+// TestServerServesTheReferencePage: a running server answers /docs with
+// the page built from the files in docs/api, and serves the files as built in.
+func TestServerServesTheReferencePage(t *testing.T) {
+	s := startServer(t)
+	r := s.do(t, "GET", "/docs", "", nil)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.body), "/v1/conversations/{cid}/messages") {
+		t.Fatalf("GET /docs: %d %s %.200s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "..", "docs", "api", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.do(t, "GET", "/docs/openapi.yaml", "", nil); r.status != 200 || !bytes.Equal(r.body, want) {
+		t.Fatalf("GET /docs/openapi.yaml: %d, %d bytes, want the file's %d", r.status, len(r.body), len(want))
+	}
+}

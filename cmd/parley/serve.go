@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
 	"github.com/parleychat/parley/delivery/sequencer"
+	apiref "github.com/parleychat/parley/docs/api"
 	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/web"
 )
@@ -211,6 +212,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 			mux.Handle(fsblob.MountPath, eng.blobHandler) // signed URLs: no bearer token
 		}
 		mux.Handle("/", gw.Handler())
+		mux.Handle(apiref.MountPath, apiref.Handler())     // the API reference page
+		mux.Handle(apiref.MountPath+"/", apiref.Handler()) // and its two source files
 		go func() {
 			select {
 			case <-gw.Hub().Ready():
