@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
@@ -122,6 +123,9 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	started := time.Now()
+	recentErrors := admin.NewErrorLog(100) // the admin view's recent warnings and errors
+	logger = slog.New(recentErrors.Wrap(logger.Handler()))
 	roles, _ := cfg.roles()
 	devAuth, _ := cfg.devAuthOn()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -230,6 +234,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		mux.Handle("/", gateway.OpsHandler(checks, reg))
 		close(ready)
 	}
+
+	adminView := adminHandler(cfg, eng, verifier, reg, recentErrors, started, logger)
+	mux.Handle(admin.MountPath, adminView)
+	mux.Handle(admin.MountPath+"/", adminView)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
