@@ -18,7 +18,10 @@ EMBEDDED_PKGS = $$($(GO) list ./... | grep -v -E '/(storage/cassandra|storage/mi
 
 ## test-quick: embedded-mode tests only: no JVMs, no browser, no race detector (a few minutes)
 test-quick:
-	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)' $(EMBEDDED_PKGS)
+	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)|$(ENGINE_TESTS)' $(EMBEDDED_PKGS)
+
+# Tests of cmd/parley that need the real engines (test-go runs them).
+ENGINE_TESTS = ^TestMigratePreparesEveryEngine$$
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
