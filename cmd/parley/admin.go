@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/kafka"
+	"github.com/parleychat/parley/delivery/memlog"
 )
 
 // adminHandler is the operators' view of this node (delivery/admin),
@@ -41,8 +43,11 @@ func adminHandler(cfg config, eng *engines, verifier *auth.Verifier, reg prometh
 		Errors:   errs,
 		Logger:   logger,
 	}
-	if l, ok := eng.log.(*kafka.Log); ok {
+	switch l := eng.log.(type) {
+	case *kafka.Log:
 		d.Cluster = kafkaCluster{log: l}
+	case *memlog.Log:
+		d.Cluster = embeddedCluster{log: l, node: d.Node.ID}
 	}
 	return admin.Handler(d)
 }
@@ -88,6 +93,40 @@ func (k kafkaCluster) Groups(ctx context.Context) ([]admin.Group, error) {
 		}
 		for _, l := range s.Lag {
 			g.Lag = append(g.Lag, admin.Lag{Partition: l.Partition, Committed: l.Committed, End: l.End, Lag: l.Lag})
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// embeddedCluster reads the embedded log's consumer groups: this process
+// is their only member.
+type embeddedCluster struct {
+	log  *memlog.Log
+	node string
+}
+
+func (e embeddedCluster) Groups(context.Context) ([]admin.Group, error) {
+	topics := roleTopics()
+	roles := make([]string, 0, len(topics))
+	for r := range topics {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	out := []admin.Group{}
+	for _, role := range roles {
+		lag, members, ok := e.log.Lag(topics[role], role)
+		if !ok {
+			continue // the role does not run here
+		}
+		g := admin.Group{Role: role, Topic: topics[role], State: "embedded", Members: []admin.Member{}, Lag: []admin.Lag{}}
+		all := make([]int, len(lag))
+		for i, p := range lag {
+			all[i] = p.Partition
+			g.Lag = append(g.Lag, admin.Lag{Partition: p.Partition, Committed: p.Next, End: p.End, Lag: p.End - p.Next})
+		}
+		if members > 0 {
+			g.Members = append(g.Members, admin.Member{ID: "embedded", Host: e.node, Partitions: all})
 		}
 		out = append(out, g)
 	}

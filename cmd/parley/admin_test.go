@@ -56,6 +56,29 @@ func TestAdminViewShowsTheNodeToAdminsOnly(t *testing.T) {
 	if owners := st["partition_owners"].([]any); len(owners) != 8 {
 		t.Errorf("%d partition owners, want 8", len(owners))
 	}
+	// The embedded log's consumer groups: one member each (this node),
+	// and no lag once a send has been sequenced, indexed and looked at.
+	cid := s.createGroup(t, alice, "ops", "bob")
+	s.send(t, alice, cid, "hello", "c-admin")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st = s.do(t, "GET", "/admin/status", s.adminToken(t, "ops"), nil).json(t)
+		roles, lagging := map[string]bool{}, 0.0
+		for _, g := range st["groups"].([]any) {
+			g := g.(map[string]any)
+			if len(g["members"].([]any)) == 1 {
+				roles[g["role"].(string)] = true
+			}
+			lagging += g["total_lag"].(float64)
+		}
+		if roles["sequencer"] && roles["indexer"] && roles["media"] && lagging == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("groups never all had a member and no lag: %v", st["groups"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if page := s.do(t, "GET", "/admin", "", nil); page.status != 200 {
 		t.Errorf("page: %d", page.status)
 	}
