@@ -32,7 +32,9 @@ const exitInvalidConfig = 2
 // anything, including the checks serve makes once it has a logger (log
 // level) and a verifier (token keys). It touches no file and no network.
 // environ lists the process's variables: a PARLEY_ variable that names no
-// flag is refused, since serve would silently ignore the typo.
+// flag is reported on stderr as a warning (serve silently ignores it, so it
+// is most likely a typo; it is not an error, because the project's own
+// tools, such as deploy/local/services, read PARLEY_ variables of their own).
 func loadConfig(name string, args []string, getenv func(string) string, environ []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("parley "+name, flag.ContinueOnError)
@@ -51,8 +53,8 @@ func loadConfig(name string, args []string, getenv func(string) string, environ 
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err := unknownEnv(fs, getenv, environ); err != nil {
-		return cfg, err
+	for _, name := range unknownEnv(fs, getenv, environ) {
+		fmt.Fprintf(stderr, "warning: %s is set but no flag has that name, so parley serve ignores it (environment twins are PARLEY_ + the flag in upper case, dots and dashes as underscores)\n", name)
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
@@ -76,29 +78,27 @@ func loadConfig(name string, args []string, getenv func(string) string, environ 
 	return cfg, nil
 }
 
-// unknownEnv refuses PARLEY_ variables (set and not empty) that are no
-// flag's environment twin.
-func unknownEnv(fs *flag.FlagSet, getenv func(string) string, environ []string) error {
+// unknownEnv lists, sorted, the PARLEY_ variables (set and not empty)
+// that are no flag's environment twin.
+func unknownEnv(fs *flag.FlagSet, getenv func(string) string, environ []string) []string {
 	known := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
-	var bad []string
+	var unknown []string
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "PARLEY_") && !known[k] && getenv(k) != "" {
-			bad = append(bad, k)
+			unknown = append(unknown, k)
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	return fmt.Errorf("%s set but no flag has that name (environment twins are PARLEY_ + the flag in upper case, dots and dashes as underscores; parley serve --help lists them)", strings.Join(bad, ", "))
+	sort.Strings(unknown)
+	return unknown
 }
 
 // checkConfig is `parley check-config`: it validates the configuration
 // serve would get from the same flags and environment, starts and opens
 // nothing, and prints what the node would run. An invalid configuration
-// exits with status 2 and one line saying what is wrong.
+// exits with status 2 and one line saying what is wrong; a PARLEY_
+// variable no flag has is a warning on stderr.
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("check-config", args, getenv, environ(), stderr)
 	if errors.Is(err, errHelp) {

@@ -25,8 +25,8 @@ import (
 // The manifests under deploy/kubernetes are held to the Kubernetes API and
 // to the parley binary: every object decodes strictly (an unknown or
 // misspelt field fails), and every container's flags and environment pass
-// `parley check-config`, which refuses unknown flags and PARLEY_ variables
-// that no flag has.
+// `parley check-config`, which refuses unknown flags and warns of PARLEY_
+// variables that no flag has (a warning fails here too).
 
 const manifestDir = "../kubernetes"
 

@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -57,5 +59,10 @@ func checkConfig(bin string, args []string, env map[string]string) (string, erro
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	out, err := cmd.CombinedOutput()
+	if err == nil && strings.Contains(string(out), "warning:") {
+		// check-config warns of PARLEY_ variables no flag has: in a
+		// manifest that is a typo.
+		err = errors.New("check-config warned")
+	}
 	return string(out), err
 }
