@@ -245,3 +245,53 @@ test('close 4401 reports unauthorized and stops reconnecting', async () => {
   assert.deepEqual(connects, []);
   assert.equal(c.state, 'stopped');
 });
+
+test('after a fallback, auto mode probes WebSocket with backoff and steps back up when it opens', async () => {
+  const { c, connects } = runningClient({ baseUrl: 'http://parley.test', upgradeProbe: { base: 20, max: 80 } });
+  c.backoff = { base: 1, cap: 1 };
+  c.ticket = async () => 'tk';
+  const opened = [];
+  let probes = 0;
+  const saved = globalThis.WebSocket;
+  // The first two probes fail (the server is still down for WebSocket), the third opens.
+  globalThis.WebSocket = class extends EventTarget {
+    constructor(url) {
+      super();
+      probes++;
+      this.url = url;
+      const n = probes;
+      setTimeout(() => this.dispatchEvent(new Event(n < 3 ? 'close' : 'open')), 1);
+    }
+    close() { opened.push(this.url); }
+  };
+  try {
+    const fail = () => c._connectionLost({ gen: c._gen, opened: false }, {});
+    fail(); fail(); fail(); fail();
+    assert.equal(c.transport, 'longpoll');
+    await new Promise((r) => setTimeout(r, 20)); // the reconnect the last failure scheduled
+    connects.length = 0;
+    // Long-polling gets through: its first answer plays `ready`.
+    await c._enqueueBatch([{ type: 'ready', user_id: 'me', cursor: null, _poll: true }], { gen: c._gen, withCursor: 'cur', opened: true });
+    assert.equal(c.state, 'connected');
+    await eventually(() => c.transport === 'websocket', 3000);
+    assert.equal(probes, 3, 'failed probes are retried');
+    assert.ok(opened[0].includes('ticket=tk') && !opened[0].includes('access_token'), opened[0]);
+    assert.deepEqual(connects, ['websocket'], 'the stream reconnects over WebSocket once');
+    // A forced transport never probes.
+    const forced = runningClient({ transport: 'longpoll', upgradeProbe: { base: 1, max: 1 } }).c;
+    await forced._enqueueBatch([{ type: 'ready', user_id: 'me', _poll: true }], { gen: forced._gen, withCursor: 'c', opened: true });
+    assert.equal(forced._upgrade, null);
+    forced.stop();
+  } finally {
+    globalThis.WebSocket = saved;
+    c.stop();
+  }
+});
+
+async function eventually(pred, ms) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
