@@ -85,7 +85,9 @@ export async function createGroup(page, title, members) {
   await page.getByRole('button', { name: 'New conversation', exact: true }).click();
   const dialog = page.getByRole('dialog');
   await dialog.getByLabel('Title', { exact: true }).fill(title);
-  await dialog.getByLabel('Members', { exact: true }).fill(members.join(', '));
+  const box = dialog.getByLabel('Members', { exact: true });
+  await box.fill(members.join(', '));
+  await box.press('Enter'); // the typed ids become chips in the people picker
   await dialog.getByRole('button', { name: 'Create', exact: true }).click();
   await dialog.waitFor({ state: 'hidden' });
   await waitForText(page.locator('#conv-title'), title);

@@ -128,7 +128,9 @@ const enc = encodeURIComponent;
  *                     order per conversation; ephemeral typing/presence too).
  *  - 'send-pending'   {clientId, conversationId, text, attachments, replyTo}
  *  - 'send-confirmed' {clientId, conversationId, message}  (exactly once)
- *  - 'send-failed'    {clientId, conversationId, error}
+ *  - 'send-failed'    {clientId, conversationId, error, retryable}: retryable
+ *                     failures (offline, 429, 5xx) are worth sending again
+ *                     later with the same clientId.
  *  - 'cursor-expired' {}
  *  - 'unauthorized'   {error}: the token is missing, bad or expired.
  *
@@ -299,17 +301,21 @@ export class ParleyClient extends EventTarget {
         return msg;
       } catch (err) {
         if (this._confirmed.has(clientId)) return null; // its event already confirmed it
-        if (err.retryable && attempt < 4) {
+        const offline = globalThis.navigator && globalThis.navigator.onLine === false;
+        if (err.retryable && attempt < 4 && !offline) {
           const wait = err.retryAfter ? Math.min(err.retryAfter * 1000, 10000) : 300 + backoffDelay(attempt, { base: 500, cap: 4000 });
           await sleep(wait);
           continue;
         }
         this._pending.delete(clientId);
-        this._emit('send-failed', { clientId, conversationId: cid, error: err });
+        this._emit('send-failed', { clientId, conversationId: cid, error: err, retryable: !!err.retryable });
         return null;
       }
     }
   }
+
+  /** Whether a send with this client_id is in flight right now. */
+  isSending(clientId) { return this._pending.has(clientId); }
 
   _confirmSend(clientId, message) {
     if (this._confirmed.has(clientId)) return;
