@@ -51,9 +51,9 @@ export class MessageView {
     this.list.addEventListener('mouseover', (e) => {
       if (!hover.matches) return;
       const li = e.target.closest('li.msg');
-      if (li && !this.list.contains(document.activeElement)) this.setActive(li);
-      else if (li && !this.active) this.setActive(li);
-      else if (li && li !== this.active && !this.active.contains(document.activeElement)) this.setActive(li);
+      // The mouse wins, unless the open one holds a reaction picker in use.
+      const busy = this.active && this.active.querySelector('.picker') && this.active.contains(document.activeElement);
+      if (li && !busy) this.setActive(li);
     });
     this.list.addEventListener('mouseleave', () => {
       if (hover.matches && this.active && !this.active.contains(document.activeElement)) this.setActive(null);
@@ -65,10 +65,14 @@ export class MessageView {
     this.list.addEventListener('focusout', (e) => {
       if (!this.list.contains(e.relatedTarget) && !(hover.matches && this.list.matches(':hover'))) this.setActive(null);
     });
+    // A tap toggles: measured against what was open before the tap (the
+    // tap's own focus has opened it already).
+    this.list.addEventListener('pointerdown', () => { this._beforeTap = this.active; });
     this.list.addEventListener('click', (e) => {
       if (hover.matches || e.target.closest('button, a, input, textarea, .picker')) return;
       const li = e.target.closest('li.msg');
-      this.setActive(li && li !== this.active ? li : null);
+      this.setActive(li && li !== this._beforeTap ? li : null);
+      this._beforeTap = this.active;
     });
     document.addEventListener('pointerdown', (e) => {
       if (this.active && !this.list.contains(e.target) && !e.target.closest('dialog')) this.setActive(null);
@@ -104,6 +108,10 @@ export class MessageView {
     this.gen = (this.gen || 0) + 1;
     this.list.replaceChildren();
     this.jumpBtn.hidden = true;
+    if (this._resizes) {
+      this._resizes.disconnect();
+      this._resizes.observe(this.list);
+    }
   }
 
   get atLiveEnd() { return !this.hasMoreAfter; }
@@ -278,7 +286,7 @@ export class MessageView {
     // An optimistic copy of our own send is replaced by the real message.
     if (m.client_id && m.sender_id === this.app.me.id) {
       const p = this.pendingEls.get(m.client_id);
-      if (p) { p.remove(); this.pendingEls.delete(m.client_id); }
+      if (p) { p.remove(); this._resizes.unobserve(p); this.pendingEls.delete(m.client_id); }
     }
     if (this.editing === m.id) return; // re-rendered when the edit ends
     const li = this._renderMessage(m);
@@ -295,6 +303,8 @@ export class MessageView {
       this._insertSorted(li, m.seq);
     }
     if (this.active === cur) this.setActive(li);
+    if (cur) this._resizes.unobserve(cur);
+    this._resizes.observe(li);
     this.els.set(m.id, li);
     if (!this._batch) this._decorate();
     if (stick) this.scrollToBottom();
@@ -384,21 +394,23 @@ export class MessageView {
     },
       avatar(this.app.me.id, 'msg-avatar', this.app.name(this.app.me.id)),
       h('div', { class: 'msg-body' },
-        h('div', { class: 'msg-head' }, h('span', { class: 'sender', dataset: { uid: this.app.me.id } }, this._senderLabel(this.app.me.id)),
-          h('span', { class: 'pending-state', dataset: { status: p.status } }, state)),
+        h('div', { class: 'msg-head' }, h('span', { class: 'sender', dataset: { uid: this.app.me.id } }, this._senderLabel(this.app.me.id))),
         p.replyTo ? this._quote(p.replyTo) : null,
         p.text ? h('div', { class: 'msg-text' }, renderMarkdown(p.text)) : null,
         p.attachmentInfo && p.attachmentInfo.length
           ? h('p', { class: 'muted' }, p.attachmentInfo.map((a) => `📎 ${a.name} (${formatSize(a.size)})`).join(', ')) : null,
-        failed || queued ? h('div', { class: 'failed-row', role: failed ? 'alert' : null },
-          h('span', { class: failed ? 'error' : 'muted' }, failed ? errorText(p.error)
-            : 'Not sent yet: it will be sent when the connection is back.'),
-          h('button', { type: 'button', class: 'small', dataset: { action: 'retry', clientId: p.clientId } }, 'Retry'),
-          h('button', { type: 'button', class: 'small', dataset: { action: 'discard', clientId: p.clientId } }, 'Discard')) : null));
+        // The state shows on the message itself (grouped ones have no header).
+        h('div', { class: 'pending-row', role: failed ? 'alert' : null },
+          h('span', { class: 'pending-state', dataset: { status: p.status } }, state),
+          failed ? h('span', { class: 'error' }, errorText(p.error)) : null,
+          queued ? h('span', { class: 'muted' }, 'It will be sent when the connection is back.') : null,
+          failed || queued ? h('button', { type: 'button', class: 'small', dataset: { action: 'retry', clientId: p.clientId } }, 'Retry') : null,
+          failed || queued ? h('button', { type: 'button', class: 'small', dataset: { action: 'discard', clientId: p.clientId } }, 'Discard') : null)));
     li.dataset.at = new Date(p.createdAt || Date.now()).toISOString();
     const cur = this.pendingEls.get(p.clientId);
-    if (cur) cur.replaceWith(li);
+    if (cur) { cur.replaceWith(li); this._resizes.unobserve(cur); }
     else this.list.append(li);
+    this._resizes.observe(li);
     this.pendingEls.set(p.clientId, li);
     this._decorate();
     if (stick || !cur) this.scrollToBottom();
@@ -406,7 +418,7 @@ export class MessageView {
 
   removePending(clientId) {
     const li = this.pendingEls.get(clientId);
-    if (li) { li.remove(); this.pendingEls.delete(clientId); this._decorate(); }
+    if (li) { li.remove(); this._resizes.unobserve(li); this.pendingEls.delete(clientId); this._decorate(); }
   }
 
   /** "Seen by": each other member's read marker sits under the newest of my

@@ -79,7 +79,7 @@ export class PeoplePicker {
       // The typed id itself when it is one of the suggestions, else the
       // highlighted suggestion, else what is typed.
       const typed = this.input.value.trim();
-      const exact = this.options.findIndex((o) => o.id === typed);
+      const exact = this.options.findIndex((o) => o.known && o.id === typed);
       if (open && exact >= 0 && !this._arrowed) { e.preventDefault(); this._pick(exact); }
       else if (open && this.activeIndex >= 0) { e.preventDefault(); this._pick(this.activeIndex); }
       else if (typed) { e.preventDefault(); this.commitTyped(); }
@@ -171,16 +171,16 @@ export class PeoplePicker {
   commitTyped() {
     this.gen++; // a search still running for the typed text is moot
     const parts = this.input.value.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
-    const bad = [];
+    const bad = parts.filter((id) => !USER_ID_RE.test(id));
+    if (bad.length) { this._close(); return bad; } // all or nothing: the text stays to be corrected
     for (const id of parts) {
-      if (!USER_ID_RE.test(id)) { bad.push(id); continue; }
       if (this.exclude.has(id)) continue;
       this._add({ id, name: this.app.names.get(id) || id, known: null });
       this._check(id);
     }
-    this.input.value = bad.join(', ');
+    this.input.value = '';
     this._close();
-    return bad;
+    return [];
   }
 
   /** Asks the directory whether a typed id is known, for its chip's note. */
