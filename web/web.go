@@ -125,9 +125,9 @@ func newHandler(root fs.FS, opts Options) (*handler, error) {
 	return h, nil
 }
 
-// Import specifiers of ES modules that name a sibling file: `from "./x.js"`,
-// `import "./x.js"` and `import("./x.js")`.
-var importRE = regexp.MustCompile(`((?:\bfrom|\bimport)\s*\(?\s*)(["'])(\.{1,2}/[^"'\s]+\.js)(["'])`)
+// Import specifiers of ES modules that name another of the files, relative
+// or from the root: `from "./x.js"`, `import "../x.js"`, `import("/js/x.js")`.
+var importRE = regexp.MustCompile(`((?:\bfrom|\bimport)\s*\(?\s*)(["'])((?:\.{1,2})?/[^"'\s]+\.js)(["'])`)
 
 // Root-relative src and href attributes of index.html.
 var htmlRefRE = regexp.MustCompile(`(\s(?:src|href)=)"(/[^"?#]+)"`)
@@ -159,7 +159,11 @@ func (f *fingerprinter) resolve(name string) {
 				return m
 			}
 			spec := string(sub[3])
+			absolute := strings.HasPrefix(spec, "/")
 			target := path.Join(path.Dir(name), spec)
+			if absolute {
+				target = strings.TrimPrefix(path.Clean(spec), "/")
+			}
 			if _, ok := f.raw[target]; !ok {
 				return m
 			}
@@ -169,7 +173,7 @@ func (f *fingerprinter) resolve(name string) {
 				return m
 			}
 			newSpec := path.Join(path.Dir(spec), path.Base(fpName))
-			if !strings.HasPrefix(newSpec, ".") {
+			if !absolute && !strings.HasPrefix(newSpec, ".") {
 				newSpec = "./" + newSpec
 			}
 			return []byte(string(sub[1]) + string(sub[2]) + newSpec + string(sub[4]))

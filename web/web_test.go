@@ -321,7 +321,7 @@ func TestAChangedDependencyRenamesItsImporters(t *testing.T) {
 			"js/app.js":     {Data: []byte(`import { x } from './ui/x.js'; import "./other.js"; x();`)},
 			"js/ui/x.js":    {Data: []byte(`import { y } from '../util.js'; export const x = () => y;`)},
 			"js/util.js":    {Data: []byte(dep)},
-			"js/other.js":   {Data: []byte(`export {};`)},
+			"js/other.js":   {Data: []byte(`export {}; const later = () => import('/js/util.js');`)},
 			"js/cycle-a.js": {Data: []byte(`import './cycle-b.js';`)},
 			"js/cycle-b.js": {Data: []byte(`import './cycle-a.js';`)},
 		}
@@ -335,15 +335,19 @@ func TestAChangedDependencyRenamesItsImporters(t *testing.T) {
 		}
 		names["index"] = string(h.assets["index.html"].body)
 		names["app-body"] = string(h.assets[names["js/app.js"]].body)
+		names["other-body"] = string(h.assets[names["js/other.js"]].body)
 		return names
 	}
 	v1, v2 := build(`export const y = 1;`), build(`export const y = 2;`)
-	for _, changed := range []string{"js/util.js", "js/ui/x.js", "js/app.js", "index"} {
+	for _, changed := range []string{"js/util.js", "js/ui/x.js", "js/app.js", "js/other.js", "index"} {
 		if v1[changed] == v2[changed] {
 			t.Errorf("%s kept its name after util.js changed", changed)
 		}
 	}
-	for _, same := range []string{"js/other.js", "css/a.css"} {
+	if !strings.Contains(v1["other-body"], "import('/"+v1["js/util.js"]+"')") {
+		t.Errorf("a root-relative dynamic import not rewritten:\n%s", v1["other-body"])
+	}
+	for _, same := range []string{"css/a.css", "js/cycle-a.js"} {
 		if v1[same] != v2[same] {
 			t.Errorf("%s was renamed though it did not change", same)
 		}

@@ -96,7 +96,7 @@ describe('Parley web client, finished', () => {
     await members.pressSequentially('nobody-zz', { delay: 20 });
     await waitForText(dialog.getByRole('option').first(), 'has not signed in yet');
     await members.press('Enter');
-    await waitForText(chips, 'nobody-zz has not signed in yet');
+    await waitForText(chips.getByRole('listitem').filter({ hasText: 'nobody-zz' }), 'has not signed in yet');
     // A malformed id is refused with a message.
     await members.fill('not an id!');
     await dialog.getByRole('button', { name: 'Create', exact: true }).click();
@@ -297,6 +297,43 @@ describe('Parley web client, finished', () => {
     await waitForText(conversationButton(bob.page, 'Markdown'), 'Alice Liddell: <script>');
     await screenshot(bob.page, '46-markdown.png');
     noProblems(bob);
+  });
+
+  test('the conversation list previews the last message on load, and a deleted one as deleted', T, async () => {
+    const seed = await apiUser(server.base, 'alice-prev', 'Alice Liddell');
+    const conv = await seed.createGroup('Previews', ['bob-prev']);
+    await seed.send(conv.id, 'older words', 'pv-1');
+    const last = await seed.send(conv.id, 'the **last** words', 'pv-2');
+    const bob = await person('bob-prev');
+    const item = conversationButton(bob.page, 'Previews');
+    await waitForText(item, 'Alice Liddell: the last words'); // on load, without markers
+    assert.ok(!(await item.textContent()).includes('members'));
+    // Deleted live: the preview drops the text at once.
+    await seed.call('DELETE', `/v1/conversations/${encodeURIComponent(conv.id)}/messages/${encodeURIComponent(last.id)}`);
+    await waitForText(item, 'Message deleted');
+    assert.ok(!(await item.textContent()).includes('last words'), 'the deleted text stays in the list');
+    // And on a fresh load (the server's last_message is a tombstone).
+    await bob.page.reload();
+    await waitForText(connection(bob.page), /^Connected · /, { timeout: 20_000 });
+    await waitForText(conversationButton(bob.page, 'Previews'), 'Message deleted');
+    assert.ok(!(await conversationButton(bob.page, 'Previews').textContent()).includes('last words'));
+    noProblems(bob);
+  });
+
+  test('times and dates follow the reader\'s locale', T, async () => {
+    const seed = await apiUser(server.base, 'alice-locale', 'Alice Liddell');
+    const conv = await seed.createGroup('Locale', ['bob-locale']);
+    const m = await seed.send(conv.id, 'what time is it?', 'loc-1');
+    const shown = {};
+    for (const locale of ['en-US', 'de-DE']) {
+      const bob = await person('bob-locale', { locale });
+      await openConversation(bob.page, 'Locale');
+      shown[locale] = await messageList(bob.page).locator('li.msg time').first().textContent();
+      const want = await bob.page.evaluate(([iso, loc]) => new Date(iso).toLocaleTimeString(loc, { hour: 'numeric', minute: '2-digit' }), [m.created_at, locale]);
+      assert.equal(shown[locale], want, `${locale}: the time shows as ${shown[locale]}`);
+    }
+    assert.match(shown['en-US'], /M$/, 'en-US: no AM/PM');
+    assert.doesNotMatch(shown['de-DE'], /M$/, 'de-DE: AM/PM');
   });
 
   test('reactions: any emoji from the picker, and joining one from its chip', T, async () => {

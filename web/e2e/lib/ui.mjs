@@ -53,8 +53,8 @@ export const TRANSPORT_LABELS = { websocket: 'WebSocket', sse: 'SSE', longpoll: 
  * Opens a browser context as a person, signs in with dev sign-in and waits
  * for the realtime connection (on the given transport).
  */
-export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 }, name = '' } = {}) {
-  const context = await browser.newContext({ baseURL: base, colorScheme, viewport });
+export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 }, name = '', locale = 'en-US' } = {}) {
+  const context = await browser.newContext({ baseURL: base, colorScheme, viewport, locale });
   const page = await context.newPage();
   const problems = [];
   const realtimeUrls = []; // every WebSocket and EventSource URL the page opened

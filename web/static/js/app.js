@@ -338,7 +338,7 @@ class App {
       if (conv) {
         conv.last_seq = Math.max(conv.last_seq || 0, message.seq);
         this.convs.touch(conversationId);
-        this.convs.snippets.set(conversationId, { sender: this.me.id, text: message.text || '📎' });
+        if (!conv.last_message || (conv.last_message.seq || 0) <= message.seq) conv.last_message = message;
         this.convs.render();
       }
     });

@@ -34,7 +34,6 @@ export class Conversations {
     this.app = app;
     this.map = new Map(); // id → conversation
     this.order = [];      // ids, newest activity first
-    this.snippets = new Map(); // id → last message text seen live
     this.listEl = $('#conv-list');
     this.emptyEl = $('#conv-empty');
     this._bindList();
@@ -145,7 +144,6 @@ export class Conversations {
       case 'message.created': {
         const m = ev.message;
         c.last_message = m;
-        this.snippets.set(cid, snippetOf(m));
         if (m.sender_id !== me) {
           if (this.app.isReading(cid)) this.app.markRead(cid);
           else c.unread = (c.unread || 0) + 1;
@@ -153,6 +151,16 @@ export class Conversations {
         this.touch(cid);
         break;
       }
+      case 'message.updated':
+        // An edit of the last message changes the preview too.
+        if (ev.message && c.last_message && c.last_message.id === ev.message.id) c.last_message = ev.message;
+        break;
+      case 'message.deleted':
+        // The preview never keeps a deleted message's text.
+        if (c.last_message && c.last_message.id === ev.message_id) {
+          c.last_message = { ...c.last_message, deleted: true, text: '', attachments: [] };
+        }
+        break;
       case 'member.added':
         this._memberAdded(c, ev.user_id, ev.conversation);
         break;
@@ -225,7 +233,7 @@ export class Conversations {
     const other = this.otherMember(c);
     const current = c.id === this.app.currentCid;
     const unread = current ? 0 : (c.unread || 0);
-    const snippet = this.snippets.get(c.id) || snippetOf(c.last_message);
+    const snippet = snippetOf(c.last_message);
     const online = other ? this.app.online.has(other) : (c.members || []).some((m) => m !== this.app.me.id && this.app.online.has(m));
     const av = other ? avatar(other, 'conv-avatar', this.app.name(other)) : avatar(c.id, 'conv-avatar', title);
     const dot = h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' });

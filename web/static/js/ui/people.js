@@ -212,7 +212,7 @@ export class PeoplePicker {
     this.chips.replaceChildren(...this.chosen.map((p) => h('li', { class: 'pp-chip' + (p.known === false ? ' unknown' : '') },
       avatar(p.id, 'pp-avatar', p.name),
       h('span', { class: 'pp-chip-name', title: p.id }, p.name),
-      p.known === false ? h('span', { class: 'pp-note' }, `${p.id} ${NOT_SIGNED_IN}`) : null,
+      p.known === false ? h('span', { class: 'pp-note', title: `${p.id} ${NOT_SIGNED_IN}` }, 'has not signed in yet') : null,
       h('button', { type: 'button', class: 'icon-btn pp-remove', dataset: { remove: p.id }, 'aria-label': `Remove ${p.name}` }, '✕'))));
     this.chips.hidden = this.chosen.length === 0;
     this.input.hidden = this.single && this.chosen.length > 0;
