@@ -2,13 +2,13 @@
 // client (parley-client.js) and the UI modules under ui/.
 import { ParleyClient, devSignIn, newClientId, TRANSPORT_NAMES, TRANSPORTS } from './parley-client.js';
 import { Outbox } from './outbox.js';
+import { trapAllDialogs } from './ui/dialogs.js';
 import { $, h, avatar, errorText, announce } from './ui/dom.js';
 import { Conversations, membersText } from './ui/conversations.js';
 import { MessageView } from './ui/messages.js';
 import { Composer } from './ui/composer.js';
 import { Search } from './ui/search.js';
 import { Media } from './ui/media.js';
-import { trapAllDialogs } from './ui/dialogs.js';
 
 const TOKEN_KEY = 'parley.token';
 const TRANSPORT_KEY = 'parley.transport';
@@ -87,6 +87,9 @@ class App {
     this._bindClient();
     this._bindChrome();
     trapAllDialogs();
+    showMe(me); // again: the avatar with the name's initials
+    // What an earlier page left unsent; flushOutbox waits for it.
+    this.outboxLoaded = this.loadOutbox();
   }
 
   // ----- state loading
@@ -278,6 +281,7 @@ class App {
     if (this._flushing) { this._flushAgain = true; return; }
     this._flushing = true;
     try {
+      await this.outboxLoaded;
       do {
         this._flushAgain = false;
         const queued = [...this.pending.values()].filter((p) => p.status === 'queued' && !this.client.isSending(p.clientId))
@@ -485,6 +489,8 @@ export function readPosition(ev) {
 // ----------------------------------------------------------------- start-up
 
 function showMe(me) {
+  const av = $('#me-avatar');
+  if (av) av.replaceWith(Object.assign(avatar(me.id, 'me-avatar', me.name), { id: 'me-avatar' }));
   $('#me-name').textContent = me.name || me.id;
   $('#me-id').textContent = me.name && me.name !== me.id ? `(${me.id})` : '';
   $('#me-chip').textContent = me.name || me.id;
@@ -506,7 +512,6 @@ async function startChat(token) {
   showMe(me);
   $('#me-avatar').replaceWith(Object.assign(avatar(me.id, 'me-avatar'), { id: 'me-avatar' }));
   app = new App(client, me);
-  await app.loadOutbox();
   client.start();
   // If the stream is slow to come up, show what REST has meanwhile; the
   // stream's `ready` loads again and fills any gap.
