@@ -372,7 +372,7 @@ export class MessageView {
         type: 'button', class: 'reaction' + (mine ? ' mine' : ''), dataset: { action: 'toggle-reaction', emoji },
         'aria-pressed': mine ? 'true' : 'false', title: this._names(users),
         'aria-label': `${emoji} ${users.length}, by ${this._names(users)}`,
-      }, `${emoji} ${users.length}`);
+      }, h('span', { class: 'emoji' }, emoji), ` ${users.length}`);
     }));
   }
 
