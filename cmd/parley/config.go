@@ -190,7 +190,9 @@ func (c *config) distributed() string {
 	return ""
 }
 
+// validate composes c (compose) and checks it.
 func (c *config) validate() error {
+	c.compose()
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q is not host:port", c.Addr)
 	}
