@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // adminToken signs a token with the admin claim using the server's
@@ -60,8 +62,7 @@ func TestAdminViewShowsTheNodeToAdminsOnly(t *testing.T) {
 	// and no lag once a send has been sequenced, indexed and looked at.
 	cid := s.createGroup(t, alice, "ops", "bob")
 	s.send(t, alice, cid, "hello", "c-admin")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.Eventually(t, 15*time.Second, func() error {
 		st = s.do(t, "GET", "/admin/status", s.adminToken(t, "ops"), nil).json(t)
 		roles, lagging := map[string]bool{}, 0.0
 		for _, g := range st["groups"].([]any) {
@@ -71,14 +72,11 @@ func TestAdminViewShowsTheNodeToAdminsOnly(t *testing.T) {
 			}
 			lagging += g["total_lag"].(float64)
 		}
-		if roles["sequencer"] && roles["indexer"] && roles["media"] && lagging == 0 {
-			break
+		if !roles["sequencer"] || !roles["indexer"] || !roles["media"] || lagging != 0 {
+			return fmt.Errorf("groups never all had a member and no lag: %v", st["groups"])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("groups never all had a member and no lag: %v", st["groups"])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if page := s.do(t, "GET", "/admin", "", nil); page.status != 200 {
 		t.Errorf("page: %d", page.status)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // TestGroupsReportsMembersPartitionsAndLag: before any consumer, a group
@@ -48,17 +49,13 @@ func TestGroupsReportsMembersPartitionsAndLag(t *testing.T) {
 		done <- l.Consume(cctx, chat.TopicCommands, "sequencer", func(context.Context, int, []chat.Record) error { return nil })
 	}()
 	defer func() { stop(); <-done }()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
+	testutil.Eventually(t, 40*time.Second, func() error {
 		gs, err = l.Groups(ctx, map[string]string{"sequencer": chat.TopicCommands})
-		if err == nil && len(gs[0].Members) == 1 && len(gs[0].Members[0].Partitions) == 3 && total(gs) == 0 {
-			break
+		if err != nil || len(gs[0].Members) != 1 || len(gs[0].Members[0].Partitions) != 3 || total(gs) != 0 {
+			return fmt.Errorf("consumer never showed up with no lag: %+v, %v", gs, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer never showed up with no lag: %+v, %v", gs, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return nil
+	})
 	if m := gs[0].Members[0]; m.Host == "" || m.ID == "" {
 		t.Errorf("member without id or host: %+v", m)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // TestLagFollowsTheGroup: unknown before the group consumes; then every
@@ -49,26 +50,19 @@ func TestLagFollowsTheGroup(t *testing.T) {
 		}
 		return behind, m
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if behind, m := total(); behind == 6 && m == 1 {
-			break
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if b, m := total(); b != 6 || m != 1 {
+			return fmt.Errorf("lag %d with %d members, want 6 with 1", b, m)
 		}
-		if time.Now().After(deadline) {
-			b, m := total()
-			t.Fatalf("lag %d with %d members, want 6 with 1", b, m)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	close(release)
 	for n := 0; n < 6; n += <-handled {
 	}
-	for deadline = time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if behind, _ := total(); behind == 0 {
-			break
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if b, _ := total(); b != 0 {
+			return fmt.Errorf("lag %d, never reached 0", b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("lag never reached 0")
-		}
-	}
+		return nil
+	})
 }
