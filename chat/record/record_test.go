@@ -189,3 +189,23 @@ func TestGoldenStoredConversation(t *testing.T) {
 		t.Errorf("unwrapped %+v, want %+v", back, c)
 	}
 }
+
+// TestGoldenStoredRows pins the bytes of the rows both stores keep as the
+// domain's JSON (messages, events, memberships, attachments, devices):
+// they have no types of their own yet, so an API rename that would change
+// what is on disk fails here instead of passing silently.
+func TestGoldenStoredRows(t *testing.T) {
+	for name, v := range map[string]any{
+		"message_row.json":    filled[chat.Message](),
+		"event_row.json":      filled[chat.Event](),
+		"membership_row.json": filled[chat.Membership](),
+		"attachment_row.json": filled[chat.AttachmentRecord](),
+		"device_row.json":     filled[chat.Device](),
+	} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name, b)
+	}
+}
