@@ -1,0 +1,294 @@
+package fanout
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// The binary encoding against JSON on a realistic mix of events: what a
+// busy user's connection receives in a day of group chat. Bytes per event
+// and the gateway's CPU per delivery (encoding once per event, rendering
+// each connection's frame with its cursor, writing it through the
+// WebSocket library) are compared with benchstat:
+//
+//	go test -run '^$' -bench 'DeliveryMix' -count 10 ./delivery/fanout | tee mix.txt
+//	benchstat -col /enc mix.txt
+
+// mixEvent is one item of the mix: a durable event or an ephemeral one.
+type mixEvent struct {
+	ev  *chat.Event
+	eph *chat.Ephemeral
+}
+
+const mixWords = "ok sure lunch deploy the build is green again can you review my PR when you have a minute " +
+	"thanks 👍 meeting moved to three o'clock see the doc I shared yesterday about the migration plan"
+
+// realisticMix makes n events: mostly messages (short ones more often than
+// long ones, some replies, some with an attachment), then reactions, read
+// receipts, edits, deletions, typing and presence, and now and then a
+// membership or conversation change. Ids are real ids; conversations of
+// the user are spread over the deployment's 64 partitions.
+func realisticMix(n int) []mixEvent {
+	r := rand.New(rand.NewPCG(1, 2))
+	words := strings.Fields(mixWords)
+	users := []string{"alice", "bob", "carol.dev", "dave@ops", "erin_s", "frank", "grace.h", "heidi"}
+	convs := make([]string, 20)
+	for i := range convs {
+		convs[i] = chat.NewID("cnv")
+	}
+	text := func() string {
+		var k int
+		switch p := r.IntN(10); {
+		case p < 6:
+			k = 1 + r.IntN(10)
+		case p < 9:
+			k = 10 + r.IntN(30)
+		default:
+			k = 40 + r.IntN(80)
+		}
+		var sb strings.Builder
+		for i := range k {
+			if i > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(words[r.IntN(len(words))])
+		}
+		return sb.String()
+	}
+	seq := map[string]int64{}
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	var msgs []*chat.Message
+	out := make([]mixEvent, 0, n)
+	for len(out) < n {
+		cid := convs[r.IntN(len(convs))]
+		actor := users[r.IntN(len(users))]
+		at = at.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+		p := r.IntN(100)
+		if p >= 94 { // ephemeral
+			e := chat.Ephemeral{Type: chat.EventTyping, ConversationID: cid, UserID: actor}
+			if p >= 97 {
+				online := r.IntN(2) == 0
+				e = chat.Ephemeral{Type: chat.EventPresence, UserID: actor, Online: &online}
+			}
+			out = append(out, mixEvent{eph: &e})
+			continue
+		}
+		seq[cid]++
+		ev := chat.Event{ConversationID: cid, Seq: seq[cid], EventID: chat.NewID("evt"), At: at, Actor: actor,
+			Partition: chat.PartitionOf(cid, 64), Position: int64(1_000_000+len(out)) << 8}
+		switch {
+		case p < 66 || len(msgs) == 0:
+			m := &chat.Message{ID: chat.NewID("msg"), ConversationID: cid, Seq: seq[cid], SenderID: actor,
+				ClientID: chat.NewID("c"), Text: text(), CreatedAt: at, Version: 1}
+			if r.IntN(10) == 0 && len(msgs) > 0 {
+				reply := msgs[r.IntN(len(msgs))].ID
+				m.ReplyTo = &reply
+			}
+			if r.IntN(20) == 0 {
+				m.Attachments = []chat.Attachment{{ID: chat.NewID("att"), Name: "IMG_2041.jpeg", ContentType: "image/jpeg", Size: 1_483_201, Thumbnail: true}}
+			}
+			msgs = append(msgs, m)
+			ev.Type, ev.Message = chat.EventMessageCreated, m
+		case p < 76:
+			ev.Type, ev.MessageID, ev.Emoji, ev.UserID = chat.EventReactionAdded, msgs[r.IntN(len(msgs))].ID, "👍", actor
+		case p < 78:
+			ev.Type, ev.MessageID, ev.Emoji, ev.UserID = chat.EventReactionRemoved, msgs[r.IntN(len(msgs))].ID, "👍", actor
+		case p < 88:
+			ev.Type, ev.UserID, ev.ReadSeq = chat.EventReadUpdated, actor, max(seq[cid]-1, 1)
+		case p < 91:
+			old := *msgs[r.IntN(len(msgs))]
+			edited := at
+			old.Text, old.EditedAt, old.Version = text(), &edited, old.Version+1
+			old.Reactions = map[string][]string{"👍": {"bob", "carol.dev"}}
+			ev.Type, ev.Message = chat.EventMessageUpdated, &old
+		case p < 93:
+			ev.Type, ev.MessageID = chat.EventMessageDeleted, msgs[r.IntN(len(msgs))].ID
+		default:
+			if r.IntN(2) == 0 {
+				ev.Type, ev.UserID = chat.EventMemberAdded, users[r.IntN(len(users))]
+			} else {
+				ev.Type = chat.EventConversationUpdated
+				ev.Conversation = &chat.Conversation{ID: cid, Kind: chat.KindGroup, Title: "Platform team", CreatedBy: "alice",
+					CreatedAt: at.Add(-48 * time.Hour), Members: users, MemberCount: len(users), LastSeq: seq[cid],
+					LastMessage: msgs[len(msgs)-1]}
+				pub := ev.Conversation.Public()
+				ev.Conversation = &pub
+			}
+		}
+		out = append(out, mixEvent{ev: &ev})
+	}
+	return out
+}
+
+// mixItems makes the fan-out items of the mix, as the hub does.
+func mixItems(mix []mixEvent) []*Item {
+	items := make([]*Item, len(mix))
+	for i, m := range mix {
+		if m.ev != nil {
+			items[i] = EventItem(*m.ev, time.Time{})
+		} else {
+			items[i] = EphemeralItem(*m.eph)
+		}
+	}
+	return items
+}
+
+// mixCursor is the cursor of a user in 20 conversations: a position in
+// each partition they live in.
+func mixCursor(mix []mixEvent) chat.Cursor {
+	c := chat.NewCursor(0x5a17)
+	for _, m := range mix {
+		if m.ev != nil {
+			c.Positions[m.ev.Partition] = 1_000_000 << 8
+		}
+	}
+	return c
+}
+
+// TestRealisticMixSizes logs the bytes per event of each encoding on the
+// mix (go test -run RealisticMix -v), one event per frame and in frames of
+// 16, and without the cursors (the same string in both encodings, which
+// grows with the partitions a user's conversations live in); the binary
+// encoding must be the smaller.
+func TestRealisticMixSizes(t *testing.T) {
+	mix := realisticMix(2000)
+	items := mixItems(mix)
+	for _, batch := range []int{1, 16} {
+		var js, pb int
+		cj, cp := NewConn("u", 1), NewConn("u", 1)
+		cj.cursor, cp.cursor = mixCursor(mix), mixCursor(mix)
+		for i := 0; i < len(items); i += batch {
+			part := items[i:min(i+batch, len(items))]
+			js += len(cj.RenderBatch(nil, part))
+			pb += len(cp.RenderBatchProto(nil, part))
+		}
+		t.Logf("frames of %2d: JSON %6.1f B/event, protobuf %6.1f B/event (%.0f%%), cursor %d B",
+			batch, float64(js)/float64(len(items)), float64(pb)/float64(len(items)), 100*float64(pb)/float64(js), len(cj.Cursor()))
+		if pb >= js {
+			t.Errorf("protobuf %d bytes, JSON %d", pb, js)
+		}
+	}
+	var js, pb int
+	for _, it := range items {
+		js += len(it.Data)
+		pb += len(it.Proto())
+	}
+	t.Logf("without cursors: JSON %6.1f B/event, protobuf %6.1f B/event (%.0f%%)",
+		float64(js)/float64(len(items)), float64(pb)/float64(len(items)), 100*float64(pb)/float64(js))
+}
+
+// discardConn is a net.Conn that takes every write and blocks reads until
+// closed: the socket under a benchmark's WebSocket, without the kernel.
+type discardConn struct {
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *discardConn) Read([]byte) (int, error) { <-c.closed; return 0, io.EOF }
+func (c *discardConn) Write(p []byte) (int, error) {
+	return len(p), nil
+}
+func (c *discardConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *discardConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *discardConn) SetDeadline(time.Time) error      { return nil }
+func (c *discardConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *discardConn) SetWriteDeadline(time.Time) error { return nil }
+
+type discardHijacker struct {
+	http.ResponseWriter
+	conn *discardConn
+}
+
+func (h discardHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriterSize(h.conn, 1<<10)), nil
+}
+
+// serverSocket is the server side of a WebSocket whose peer discards
+// everything, negotiated as the gateway does.
+func serverSocket(b *testing.B, subprotocol string) (*websocket.Conn, func()) {
+	req := httptest.NewRequest(http.MethodGet, "/v1/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(make([]byte, 16)))
+	req.Header.Set("Sec-WebSocket-Protocol", subprotocol)
+	dc := &discardConn{closed: make(chan struct{})}
+	ws, err := websocket.Accept(discardHijacker{httptest.NewRecorder(), dc}, req, &websocket.AcceptOptions{
+		Subprotocols: []string{subprotocol}, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ws, func() { ws.CloseNow(); dc.Close() }
+}
+
+// BenchmarkDeliveryMix is the gateway's work per delivery on the mix, for
+// each encoding: every event encoded once (for all connections), then
+// each of 100 connections takes the events in batches of 8, renders each
+// batch with its own cursor into one frame and writes it through the
+// WebSocket library (the kernel's part, one write system call per frame
+// either way, is left out). ns/delivery is the cost of one event reaching
+// one connection; B/event the bytes each delivery puts on the wire.
+func BenchmarkDeliveryMix(b *testing.B) {
+	const (
+		conns = 100
+		batch = 8
+	)
+	mix := realisticMix(512)
+	for _, enc := range []string{"json", "proto"} {
+		b.Run("enc="+enc, func(b *testing.B) {
+			typ, sub := websocket.MessageText, "parley.v1"
+			if enc == "proto" {
+				typ, sub = websocket.MessageBinary, "parley.v1+proto"
+			}
+			ws, done := serverSocket(b, sub)
+			defer done()
+			cs := make([]*Conn, conns)
+			for i := range cs {
+				cs[i] = NewConn(fmt.Sprint("user", i), 1)
+			}
+			ctx := context.Background()
+			var frame []byte
+			var wire int64
+			b.ReportAllocs()
+			for b.Loop() {
+				items := mixItems(mix) // encoded once per iteration, as the hub does per event
+				wire = 0
+				for _, c := range cs {
+					c.cursor = mixCursor(mix)
+					for i := 0; i < len(items); i += batch {
+						part := items[i:min(i+batch, len(items))]
+						if enc == "proto" {
+							frame = c.RenderBatchProto(frame[:0], part)
+						} else {
+							frame = c.RenderBatch(frame[:0], part)
+						}
+						if err := ws.Write(ctx, typ, frame); err != nil {
+							b.Fatal(err)
+						}
+						wire += int64(len(frame))
+					}
+				}
+			}
+			deliveries := float64(b.N) * float64(conns*len(mix))
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
+			b.ReportMetric(float64(wire)/float64(conns*len(mix)), "B/event")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
