@@ -42,22 +42,29 @@ func (it *Item) encodeProto() []byte {
 	return b
 }
 
-// maxEncodedCursor bounds an encoded cursor (chat.MaxCursorLen and then
-// some): the scratch space RenderProto encodes it in.
-const maxEncodedCursor = 1100
+// cursorScratch is the stack space a connection's cursor is encoded in
+// before it is appended to a binary frame: enough for a user whose
+// conversations live in some 40 partitions (a longer cursor is encoded on
+// the heap).
+const cursorScratch = 256
 
 // RenderProto is Render for a binary connection: it appends the item to a
 // binary frame (wire.AppendEvent, wire.AppendMessage), advancing the
 // cursor. It reports false, with dst unchanged, for what renders nothing.
 func (c *Conn) RenderProto(dst []byte, it *Item) ([]byte, bool) {
+	var scratch [cursorScratch]byte
+	return c.renderProto(dst, it, scratch[:0])
+}
+
+// renderProto is RenderProto with the scratch space for the cursor.
+func (c *Conn) renderProto(dst []byte, it *Item, scratch []byte) ([]byte, bool) {
 	switch it.Kind {
 	case KindEvent:
 		b := it.Proto()
 		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		var scratch [maxEncodedCursor]byte
-		return wire.AppendEvent(dst, b, c.cursor.AppendEncode(scratch[:0])), true
+		return wire.AppendEvent(dst, b, c.cursor.AppendEncode(scratch)), true
 	case KindMark:
 		c.cursor.Advance(it.Partition, it.Position)
 		return dst, false
@@ -74,8 +81,9 @@ func (c *Conn) RenderProto(dst []byte, it *Item) ([]byte, bool) {
 // RenderBatchProto renders items into one binary frame: a ServerFrame of
 // one message per item rendered.
 func (c *Conn) RenderBatchProto(dst []byte, items []*Item) []byte {
+	var scratch [cursorScratch]byte
 	for _, it := range items {
-		dst, _ = c.RenderProto(dst, it)
+		dst, _ = c.renderProto(dst, it, scratch[:0])
 	}
 	return dst
 }

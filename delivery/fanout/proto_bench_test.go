@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +27,10 @@ import (
 // each connection's frame with its cursor, writing it through the
 // WebSocket library) are compared with benchstat:
 //
-//	go test -run '^$' -bench 'DeliveryMix' -count 10 ./delivery/fanout | tee mix.txt
+//	for i in $(seq 10); do go test -run '^$' -bench DeliveryMix ./delivery/fanout; done | tee mix.txt
 //	benchstat -col /enc mix.txt
+//
+// (one run per round, so the two encodings alternate on a shared machine).
 
 // mixEvent is one item of the mix: a durable event or an ephemeral one.
 type mixEvent struct {
@@ -242,8 +245,10 @@ func serverSocket(b *testing.B, subprotocol string) (*websocket.Conn, func()) {
 // each of 100 connections takes the events in batches of 8, renders each
 // batch with its own cursor into one frame and writes it through the
 // WebSocket library (the kernel's part, one write system call per frame
-// either way, is left out). ns/delivery is the cost of one event reaching
-// one connection; B/event the bytes each delivery puts on the wire.
+// either way, is left out). ns/delivery is the time of one event reaching
+// one connection, cpu-ns/delivery the process's CPU time for it (garbage
+// collection included; steadier than wall time on a shared machine);
+// B/event the bytes each delivery puts on the wire.
 func BenchmarkDeliveryMix(b *testing.B) {
 	const (
 		conns = 100
@@ -266,6 +271,7 @@ func BenchmarkDeliveryMix(b *testing.B) {
 			var frame []byte
 			var wire int64
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			for b.Loop() {
 				items := mixItems(mix) // encoded once per iteration, as the hub does per event
 				wire = 0
@@ -285,10 +291,37 @@ func BenchmarkDeliveryMix(b *testing.B) {
 					}
 				}
 			}
+			cpu := processCPU() - cpu0
 			deliveries := float64(b.N) * float64(conns*len(mix))
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
+			b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "cpu-ns/delivery")
 			b.ReportMetric(float64(wire)/float64(conns*len(mix)), "B/event")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRenderBatchProto is BenchmarkRenderBatch for a binary
+// connection: the same 100 events, one frame.
+func BenchmarkRenderBatchProto(b *testing.B) {
+	items := make([]*Item, 100)
+	shared := EventItem(benchEvent(1), time.Time{})
+	for i := range items {
+		items[i] = &Item{Data: shared.Data, Partition: 5, Position: int64(i+1) << 8, Kind: KindEvent, event: shared.event}
+	}
+	c := NewConn("bob", 1024)
+	var frame []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		c.cursor = chat.Cursor{Deployment: 7, Positions: map[int]int64{17: 1 << 20, 40: 1 << 21}}
+		frame = c.RenderBatchProto(frame[:0], items)
+	}
+	b.SetBytes(int64(len(frame)))
 }
