@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/wire"
 )
 
 // The binary encoding against JSON on a realistic mix of events: what a
@@ -324,4 +325,27 @@ func BenchmarkRenderBatchProto(b *testing.B) {
 		frame = c.RenderBatchProto(frame[:0], items)
 	}
 	b.SetBytes(int64(len(frame)))
+}
+
+// BenchmarkEncodeMix is the once-per-event encoding of the mix's durable
+// events in each encoding (what the hub does before any delivery).
+func BenchmarkEncodeMix(b *testing.B) {
+	mix := realisticMix(512)
+	for _, enc := range []string{"json", "proto"} {
+		b.Run("enc="+enc, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, m := range mix {
+					if m.ev == nil {
+						continue
+					}
+					if enc == "proto" {
+						_, _ = wire.EncodeEvent(*m.ev)
+					} else {
+						EncodeEvent(*m.ev)
+					}
+				}
+			}
+		})
+	}
 }
