@@ -13,8 +13,10 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -88,12 +90,26 @@ func EphemeralType(t string) (pb.EphemeralType, bool) { v, ok := ephemeralTypes[
 // connection (AppendEvent adds each one's cursor). Partition and position
 // are internal and not encoded.
 func EncodeEvent(ev chat.Event) ([]byte, error) {
-	m, err := EventProto(ev, "")
-	if err != nil {
-		return nil, err
+	t, ok := eventTypes[ev.Type]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, ev.Type)
 	}
-	return marshal.Marshal(m)
+	buf := scratch.Get().(*[]byte)
+	b := appendEvent((*buf)[:0], &ev, int32(t))
+	out := bytes.Clone(b) // exactly its size: it stays queued on connections
+	if cap(b) <= maxScratch {
+		*buf = b
+		scratch.Put(buf)
+	}
+	return out, nil
 }
+
+// scratch holds the buffers events are encoded in before they are copied
+// out at their exact size.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxScratch is the biggest buffer kept in scratch.
+const maxScratch = 64 << 10
 
 // AppendEvent appends to a frame the message of an event encoded by
 // EncodeEvent, with cursor as its last field. cursor is the connection's

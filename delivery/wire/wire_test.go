@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,6 +194,45 @@ func TestRefString(t *testing.T) {
 	for raw, want := range map[string]string{``: "", `null`: "", `"r1"`: "r1", `"a\"b"`: `a"b`, `7`: "7", `"\u00e9"`: "é"} {
 		if got := RefString(json.RawMessage(raw)); got != want {
 			t.Errorf("RefString(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestHandEncodingEqualsMarshal: EncodeEvent's bytes are proto.Marshal's
+// (deterministic) of the same event, for events that use every field,
+// long and empty values, and lengths that need one, two and three bytes.
+func TestHandEncodingEqualsMarshal(t *testing.T) {
+	full := sampleEvent()
+	empty := ""
+	bare := chat.Event{Type: chat.EventMessageCreated, Message: &chat.Message{ReplyTo: &empty}}
+	long := sampleEvent()
+	long.Message.Text = strings.Repeat("x", 20000)
+	long.Message.Reactions = map[string][]string{"b": {"u1"}, "a": {"u2", "u3"}, "🎉": {strings.Repeat("u", 200)}}
+	negative := chat.Event{Type: chat.EventReadUpdated, Seq: -1, ReadSeq: -5, UserID: "bob"}
+	conv := chat.Event{Type: chat.EventConversationUpdated, ConversationID: "cnv_1", Seq: 9, At: time.Unix(0, 1),
+		Conversation: &chat.Conversation{ID: "cnv_1", Kind: chat.KindDirect, Title: strings.Repeat("t", 300), CreatedBy: "a",
+			CreatedAt: time.Unix(1700000000, 5), Members: []string{"a", "b"}, MemberCount: 2, LastSeq: 9, ReadSeq: 3,
+			Unread: 6, Muted: true, LastMessage: sampleEvent().Message}}
+	many := sampleEvent()
+	for i := range 200 {
+		many.Message.Attachments = append(many.Message.Attachments, chat.Attachment{ID: fmt.Sprint("att_", i), Size: int64(i)})
+	}
+	events := []chat.Event{full, bare, long, negative, conv, many, {Type: chat.EventMemberAdded, UserID: "x"}}
+	for typ := range eventTypes {
+		events = append(events, chat.Event{Type: typ, ConversationID: "cnv_2", Seq: 1})
+	}
+	for i, ev := range events {
+		got, err := EncodeEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := EventProto(ev, "")
+		want, err := marshal.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("event %d (%s): hand encoding differs from proto.Marshal\n got %x\nwant %x", i, ev.Type, got, want)
 		}
 	}
 }
