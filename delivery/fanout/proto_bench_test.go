@@ -10,8 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -196,60 +196,58 @@ func TestRealisticMixSizes(t *testing.T) {
 		float64(js)/float64(len(items)), float64(pb)/float64(len(items)), 100*float64(pb)/float64(js))
 }
 
-// discardConn is a net.Conn that takes every write and blocks reads until
-// closed: the socket under a benchmark's WebSocket, without the kernel.
-type discardConn struct {
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (c *discardConn) Read([]byte) (int, error) { <-c.closed; return 0, io.EOF }
-func (c *discardConn) Write(p []byte) (int, error) {
-	return len(p), nil
-}
-func (c *discardConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
-func (c *discardConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (c *discardConn) SetDeadline(time.Time) error      { return nil }
-func (c *discardConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *discardConn) SetWriteDeadline(time.Time) error { return nil }
-
-type discardHijacker struct {
+type hijacked struct {
 	http.ResponseWriter
-	conn *discardConn
+	conn net.Conn
 }
 
-func (h discardHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriterSize(h.conn, 1<<10)), nil
 }
 
-// serverSocket is the server side of a WebSocket whose peer discards
-// everything, negotiated as the gateway does.
+// serverSocket is the server side of a WebSocket on a loopback TCP
+// connection, negotiated as the gateway does, whose peer reads and drops
+// everything.
 func serverSocket(b *testing.B, subprotocol string) (*websocket.Conn, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() { defer close(drained); _, _ = io.Copy(io.Discard, peer) }()
 	req := httptest.NewRequest(http.MethodGet, "/v1/ws", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(make([]byte, 16)))
 	req.Header.Set("Sec-WebSocket-Protocol", subprotocol)
-	dc := &discardConn{closed: make(chan struct{})}
-	ws, err := websocket.Accept(discardHijacker{httptest.NewRecorder(), dc}, req, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(hijacked{httptest.NewRecorder(), conn}, req, &websocket.AcceptOptions{
 		Subprotocols: []string{subprotocol}, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return ws, func() { ws.CloseNow(); dc.Close() }
+	return ws, func() { ws.CloseNow(); conn.Close(); peer.Close(); <-drained }
 }
 
 // BenchmarkDeliveryMix is the gateway's work per delivery on the mix, for
 // each encoding: every event encoded once (for all connections), then
 // each of 100 connections takes the events in batches of 8, renders each
 // batch with its own cursor into one frame and writes it through the
-// WebSocket library (the kernel's part, one write system call per frame
-// either way, is left out). ns/delivery is the time of one event reaching
-// one connection, cpu-ns/delivery the process's CPU time for it (garbage
-// collection included; steadier than wall time on a shared machine);
-// B/event the bytes each delivery puts on the wire.
+// WebSocket library to a loopback TCP socket. ns/delivery is the time of
+// one event reaching one connection; cpu-ns/delivery the CPU time of the
+// thread doing all that (the write system calls included), which is
+// steadier than wall time on a shared machine; proc-cpu-ns/delivery the
+// whole process's (garbage collection, but also the peer draining the
+// socket); B/event the bytes each delivery puts on the wire.
 func BenchmarkDeliveryMix(b *testing.B) {
 	const (
 		conns = 100
@@ -272,7 +270,9 @@ func BenchmarkDeliveryMix(b *testing.B) {
 			var frame []byte
 			var wire int64
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			runtime.LockOSThread() // so that the thread's CPU time is this loop's
+			defer runtime.UnlockOSThread()
+			cpu0, proc0 := threadCPU(), processCPU()
 			for b.Loop() {
 				items := mixItems(mix) // encoded once per iteration, as the hub does per event
 				wire = 0
@@ -292,10 +292,11 @@ func BenchmarkDeliveryMix(b *testing.B) {
 					}
 				}
 			}
-			cpu := processCPU() - cpu0
+			cpu, proc := threadCPU()-cpu0, processCPU()-proc0
 			deliveries := float64(b.N) * float64(conns*len(mix))
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
 			b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "cpu-ns/delivery")
+			b.ReportMetric(float64(proc.Nanoseconds())/deliveries, "proc-cpu-ns/delivery")
 			b.ReportMetric(float64(wire)/float64(conns*len(mix)), "B/event")
 			b.ReportMetric(0, "ns/op")
 		})
@@ -303,9 +304,14 @@ func BenchmarkDeliveryMix(b *testing.B) {
 }
 
 // processCPU is the CPU time this process has used, user and system.
-func processCPU() time.Duration {
+func processCPU() time.Duration { return rusage(syscall.RUSAGE_SELF) }
+
+// threadCPU is the CPU time the calling thread has used (Linux).
+func threadCPU() time.Duration { return rusage(1) } // RUSAGE_THREAD
+
+func rusage(who int) time.Duration {
 	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	_ = syscall.Getrusage(who, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
