@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -417,4 +418,26 @@ func normalize(v any) any {
 		return x
 	}
 	return v
+}
+
+// TestProtoSharedByConcurrentWriters: writers of many connections render
+// one shared item at once (as the hub's items are); its binary encoding
+// is made once and every frame gets the same bytes (run with -race).
+func TestProtoSharedByConcurrentWriters(t *testing.T) {
+	it := EventItem(fixtureEvents()[chat.EventMessageUpdated], time.Time{})
+	frames := make([][]byte, 16)
+	var wg sync.WaitGroup
+	for i := range frames {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			frames[i] = testConn().RenderBatchProto(nil, []*Item{it})
+		}()
+	}
+	wg.Wait()
+	for _, f := range frames[1:] {
+		if !bytes.Equal(f, frames[0]) {
+			t.Fatal("connections rendered different bytes for one item")
+		}
+	}
 }
