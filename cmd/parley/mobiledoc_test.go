@@ -583,6 +583,20 @@ func TestMobileGuideProtoClient(t *testing.T) {
 		t.Fatalf("first event after resume: %v", first)
 	}
 
+	// A cursor the server cannot read: a binary error frame, then 4410.
+	c3, err := dialProto(ctx, s.url, token, "AQAAAAAA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.ws.CloseNow()
+	msgs, err = c3.next(ctx)
+	if err != nil || len(msgs) != 1 || msgs[0].GetError().GetCode() != "cursor_expired" {
+		t.Fatalf("expired cursor: %v %v", msgs, err)
+	}
+	if _, err := c3.next(ctx); websocket.CloseStatus(err) != 4410 {
+		t.Fatalf("expired cursor: closed with %v, want 4410", err)
+	}
+
 	// A client that lists JSON first gets JSON.
 	ws, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/v1/ws", &websocket.DialOptions{
 		Subprotocols: []string{"parley.v1", "parley.v1+proto"},
