@@ -47,6 +47,17 @@ import (
 //go:embed static
 var files embed.FS
 
+// The reference client is a package of its own (web/client: package.json,
+// TypeScript declarations, README) that other web apps can use; the web
+// client imports it from the URL it always had.
+//
+//go:embed client/parley-client.js
+var clientModule []byte
+
+// clientModulePath is where the web client (and anyone else) loads the
+// reference client from the server.
+const clientModulePath = "js/parley-client.js"
+
 // Options adjusts the handler for deployments whose attachment URLs live on
 // another origin.
 type Options struct {
@@ -69,7 +80,7 @@ func NewHandler(opts Options) http.Handler {
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded files: %v", err)) // cannot happen with a valid go:embed
 	}
-	h, err := newHandler(root, opts)
+	h, err := newHandler(root, opts, map[string][]byte{clientModulePath: clientModule})
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded files: %v", err))
 	}
@@ -81,8 +92,8 @@ func NewHandler(opts Options) http.Handler {
 const immutable = "public, max-age=31536000, immutable"
 
 // newHandler builds the handler from the files of root (which must hold
-// index.html).
-func newHandler(root fs.FS, opts Options) (*handler, error) {
+// index.html) and the extra files named by their paths.
+func newHandler(root fs.FS, opts Options, extra map[string][]byte) (*handler, error) {
 	h := &handler{assets: make(map[string]*asset), csp: contentSecurityPolicy(opts)}
 	raw := make(map[string][]byte)
 	err := fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
@@ -98,6 +109,9 @@ func newHandler(root fs.FS, opts Options) (*handler, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for name, body := range extra {
+		raw[name] = body
 	}
 	if raw["index.html"] == nil {
 		return nil, fmt.Errorf("no index.html")
