@@ -80,7 +80,7 @@ func NewHandler(opts Options) http.Handler {
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded files: %v", err)) // cannot happen with a valid go:embed
 	}
-	h, err := newHandler(root, opts, map[string][]byte{clientModulePath: clientModule})
+	h, err := newHandler(root, opts)
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded files: %v", err))
 	}
@@ -92,8 +92,8 @@ func NewHandler(opts Options) http.Handler {
 const immutable = "public, max-age=31536000, immutable"
 
 // newHandler builds the handler from the files of root (which must hold
-// index.html) and the extra files named by their paths.
-func newHandler(root fs.FS, opts Options, extra map[string][]byte) (*handler, error) {
+// index.html).
+func newHandler(root fs.FS, opts Options) (*handler, error) {
 	h := &handler{assets: make(map[string]*asset), csp: contentSecurityPolicy(opts)}
 	raw := make(map[string][]byte)
 	err := fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
@@ -110,8 +110,8 @@ func newHandler(root fs.FS, opts Options, extra map[string][]byte) (*handler, er
 	if err != nil {
 		return nil, err
 	}
-	for name, body := range extra {
-		raw[name] = body
+	if _, ok := raw[clientModulePath]; !ok {
+		raw[clientModulePath] = clientModule
 	}
 	if raw["index.html"] == nil {
 		return nil, fmt.Errorf("no index.html")

@@ -323,7 +323,7 @@ func TestAChangedDependencyRenamesItsImporters(t *testing.T) {
 			"js/cycle-a.js": {Data: []byte(`import './cycle-b.js';`)},
 			"js/cycle-b.js": {Data: []byte(`import './cycle-a.js';`)},
 		}
-		h, err := newHandler(fsys, Options{}, nil)
+		h, err := newHandler(fsys, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
