@@ -271,3 +271,40 @@ func TestMigrateInEmbeddedModeDoesNothing(t *testing.T) {
 		t.Errorf("migrate made the data folder: %v", err)
 	}
 }
+
+// TestCheckConfigAgreesWithServe: every configuration serve refuses before
+// it opens anything, check-config refuses with the same message, and one
+// serve accepts (it opens a data folder and answers) check-config accepts.
+// check-config parses on its own (loadConfig), so this pins the two together.
+func TestCheckConfigAgreesWithServe(t *testing.T) {
+	refused := [][]string{
+		{"--partitions", "0"},
+		{"--roles", "gateway,chef"},
+		{"--addr", "nowhere"},
+		{"--addr", "0.0.0.0:0", "--dev-auth", "true"},
+		{"--addr", "0.0.0.0:0"},
+		{"--frobnicate"},
+		{"--kafka.brokers", "127.0.0.1:9092"},
+		{"--log.level", "loud"},
+		{"--roles", "gateway"},
+		{"--debug.addr", "0.0.0.0:6060"},
+		{"--auth-secret", "short"},
+	}
+	for _, args := range refused {
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		serveErr := run(ctx, append([]string{"serve", "--data-dir", dir}, args...), noEnv, io.Discard, io.Discard)
+		cancel()
+		checkErr := run(context.Background(), append([]string{"check-config", "--data-dir", dir}, args...), noEnv, io.Discard, io.Discard)
+		if serveErr == nil || checkErr == nil {
+			t.Errorf("%v: serve %v, check-config %v; want both refused", args, serveErr, checkErr)
+			continue
+		}
+		if want := "invalid configuration: " + serveErr.Error(); checkErr.Error() != want {
+			t.Errorf("%v: check-config says %q, serve %q", args, checkErr, serveErr)
+		}
+	}
+	if err := run(context.Background(), []string{"check-config", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, noEnv, io.Discard, io.Discard); err != nil {
+		t.Errorf("check-config refuses what serve runs with: %v", err)
+	}
+}
