@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley check-config [flags]  (validate flags and PARLEY_ variables, open nothing; exit 2 when invalid)\n       parley migrate [flags]       (create the topics, schema, index template and bucket, then exit)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley check-config [flags]  (validate flags and PARLEY_ variables, open nothing; exit 2 when invalid)\n       parley migrate [flags]       (create the topics, schema, index template and bucket, then exit)\n       parley reindex [flags]       (rebuild the search index from the store; serve's flags name the engines)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
 		return nil
 	case "probe":
 		return probe(ctx, args, stdout)
@@ -62,8 +62,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout, stderr)
+	case "reindex":
+		return reindexCommand(ctx, args, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, check-config, migrate, probe, version or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, check-config, migrate, reindex, probe, version or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
