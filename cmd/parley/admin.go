@@ -42,6 +42,7 @@ func adminHandler(cfg config, eng *engines, verifier *auth.Verifier, reg prometh
 		Gatherer: reg,
 		Errors:   errs,
 		Logger:   logger,
+		Config:   cfg.Admin,
 	}
 	switch l := eng.log.(type) {
 	case *kafka.Log:
