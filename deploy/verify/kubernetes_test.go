@@ -240,6 +240,24 @@ func TestStrictDecodeRefusesUnknownFields(t *testing.T) {
 	}
 }
 
+// TestExtraManifestsDecodeStrictly: the manifests kept beside the base
+// (extra/, listed by an overlay or once their role exists) are valid too.
+func TestExtraManifestsDecodeStrictly(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(manifestDir, "extra", "*.yaml"))
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range splitDocs(b) {
+			if err := m.add(doc); err != nil {
+				t.Errorf("%s document %d: %v", filepath.Base(f), i+1, err)
+			}
+		}
+	}
+}
+
 // TestManifestsDecodeStrictly: every object of the kustomization is a
 // valid object of its type, and the set is complete.
 func TestManifestsDecodeStrictly(t *testing.T) {
