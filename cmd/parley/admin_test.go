@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,15 @@ func TestAdminViewShowsTheNodeToAdminsOnly(t *testing.T) {
 		}
 		return nil
 	})
+	// Another node told of this one (--admin.peers) shows its connections.
+	other := startServer(t, "--admin.peers", strings.TrimPrefix(s.url, "http://"))
+	peers := other.do(t, "GET", "/admin/status", other.adminToken(t, "ops"), nil).json(t)["peers"].([]any)
+	if len(peers) != 1 {
+		t.Fatalf("peers %v", peers)
+	}
+	if p := peers[0].(map[string]any); p["up"] != true || p["connections"].(map[string]any)["websocket"] != 1.0 {
+		t.Errorf("peer %v", p)
+	}
 	if page := s.do(t, "GET", "/admin", "", nil); page.status != 200 {
 		t.Errorf("page: %d", page.status)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
@@ -57,6 +58,7 @@ type config struct {
 	Blobs     fsblob.Config
 	Auth      auth.Config
 	Gateway   gateway.Config
+	Admin     admin.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
@@ -76,6 +78,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	c.Blobs.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
+	c.Admin.RegisterFlags(fs)
 }
 
 // compose fills the engine settings that one flag decides for several
@@ -221,6 +224,9 @@ func (c *config) validate() error {
 		if err := c.Blobs.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Admin.Validate(); err != nil {
+		return err
 	}
 	switch c.LogFormat {
 	case "auto", "json", "text":
