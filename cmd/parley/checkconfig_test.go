@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 func noEnv(string) string { return "" }
@@ -293,8 +295,7 @@ func TestAdminViewReadsKafkaGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		st := s.do(t, "GET", "/admin/status", tok, nil).json(t)
 		members := map[string]int{}
 		for _, g := range st["groups"].([]any) {
@@ -309,14 +310,11 @@ func TestAdminViewReadsKafkaGroups(t *testing.T) {
 				owned++
 			}
 		}
-		if members["sequencer"] == 4 && members["indexer"] == 4 && members["media"] == 4 && owned == 4 && len(st["nodes"].([]any)) == 1 {
-			break
+		if members["sequencer"] != 4 || members["indexer"] != 4 || members["media"] != 4 || owned != 4 || len(st["nodes"].([]any)) != 1 {
+			return fmt.Errorf("groups never showed this node holding every partition: %v (owners %v, error %v)", st["groups"], st["partition_owners"], st["cluster_error"])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("groups never showed this node holding every partition: %v (owners %v, error %v)", st["groups"], st["partition_owners"], st["cluster_error"])
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestMigrateInEmbeddedModeDoesNothing: there is nothing to prepare ahead,
