@@ -96,7 +96,10 @@ func IsConflict(err error) bool { return ErrorCode(err) == CodeConflict }
 // that every adapter answers the same code for it. Any other error is
 // returned as it is.
 func ContextError(op string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeUnavailable, Op: op, Message: "ran out of time", Err: err}
+	case errors.Is(err, context.Canceled):
 		return &Error{Code: CodeUnavailable, Op: op, Message: "canceled", Err: err}
 	}
 	return err
