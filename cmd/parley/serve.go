@@ -26,6 +26,8 @@ import (
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/presence"
+	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/web"
@@ -183,6 +185,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	if roles["media"] {
 		mw := media.New(log, store, blobs, logger, media.WithRegisterer(reg))
 		work.Go(func() error { return mw.Run(workCtx) })
+	}
+	if roles["push"] {
+		pcfg := cfg.Push
+		pcfg.VAPIDPublicKey, pcfg.VAPIDPrivateKey = cfg.Gateway.Push.VAPIDPublicKey, cfg.Gateway.Push.VAPIDPrivateKey
+		pcfg.AllowLoopback = cfg.Gateway.Push.AllowLoopback
+		view := presence.NewView(chat.NewID("push"), log, 0, logger)
+		pusher, err := push.New(pcfg, push.Deps{Log: log, Store: store, Presence: view, Logger: logger, Registerer: reg})
+		if err != nil {
+			stopWork()
+			_ = work.Wait()
+			return err
+		}
+		if pusher.Enabled() {
+			work.Go(func() error { return view.Run(workCtx) })
+			work.Go(func() error { return pusher.Run(workCtx) })
+		} else {
+			logger.Info("push role idle: no --push.vapid-public-key/--push.vapid-private-key and no --push.webhook-url")
+		}
 	}
 	checks := map[string]func(context.Context) error{
 		"log":   log.Ping,

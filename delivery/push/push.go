@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -170,6 +171,10 @@ func New(cfg Config, deps Deps) (*Pusher, error) {
 	}
 	return p, nil
 }
+
+// Enabled reports whether the role has a way to push: VAPID keys for Web
+// Push or a webhook URL. Without either it has nothing to do.
+func (p *Pusher) Enabled() bool { return p.webPush != nil || p.webhook != nil }
 
 // Run consumes the events log and pushes until ctx is done; it owns every
 // goroutine of the role.
@@ -418,6 +423,9 @@ func (p *Pusher) notify(ctx context.Context, user string, n Notification) bool {
 		p.logger.Warn("reading devices", "user", user, "err", err)
 		return false
 	}
+	devices = slices.DeleteFunc(devices, func(d chat.Device) bool {
+		return (d.Kind == chat.DeviceWebPush && p.webPush == nil) || (d.Kind == chat.DeviceWebhook && p.webhook == nil)
+	})
 	if len(devices) == 0 {
 		p.skipped.WithLabelValues("no_devices").Inc()
 		return false
