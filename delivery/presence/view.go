@@ -40,6 +40,7 @@ type View struct {
 	where   map[string]map[string]bool // user -> gateways it is online on
 	seen    map[string]time.Time       // gateway -> last record read from it
 	askedAt time.Time                  // when our hello came back
+	helloAt time.Time                  // when we last sent one (zero: not subscribed yet)
 }
 
 // NewView returns a view named id (unique among the deployment's nodes,
@@ -80,14 +81,9 @@ func (v *View) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := v.log.Subscribe(ctx, chat.TopicEphemeral, func() {
-			// Ask the gateways for their lists. A failure is retried by
-			// the next subscription round, and Ready waits for it.
-			b, _ := json.Marshal(record{Kind: "hello", Gateway: v.id})
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := v.log.Append(actx, chat.TopicEphemeral, &chat.Record{Key: v.id, Value: b}); err != nil {
-				v.logger.Warn("asking the gateways who is online", "err", err)
-			}
+			// Ask the gateways for their lists; expire asks again while
+			// the hello does not come back (an append that failed).
+			v.hello(ctx)
 		}, v.apply)
 		if ctx.Err() != nil {
 			break
@@ -100,6 +96,23 @@ func (v *View) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// hello asks the gateways for their lists of online users.
+func (v *View) hello(ctx context.Context) {
+	v.mu.Lock()
+	v.helloAt = time.Now()
+	v.mu.Unlock()
+	b, _ := json.Marshal(record{Kind: "hello", Gateway: v.id})
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := v.log.Append(actx, chat.TopicEphemeral, &chat.Record{Key: v.id, Value: b}); err != nil {
+		v.logger.Warn("asking the gateways who is online", "err", err)
+	}
+}
+
+// helloRetry is how long a View waits for its hello to come back before
+// sending another.
+const helloRetry = 5 * time.Second
 
 // expire forgets gateways that fell silent, as a Tracker does, and closes
 // Ready settle after the view's hello came back.
@@ -126,7 +139,11 @@ func (v *View) expire(ctx context.Context) {
 			}
 		}
 		settled := !v.askedAt.IsZero() && now.Sub(v.askedAt) >= v.settle
+		again := v.askedAt.IsZero() && !v.helloAt.IsZero() && now.Sub(v.helloAt) >= helloRetry
 		v.mu.Unlock()
+		if again {
+			v.hello(ctx)
+		}
 		if settled {
 			v.readyOnce.Do(func() { close(v.ready) })
 		}
