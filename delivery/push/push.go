@@ -179,6 +179,16 @@ func (p *Pusher) Enabled() bool { return p.webPush != nil || p.webhook != nil }
 // Run consumes the events log and pushes until ctx is done; it owns every
 // goroutine of the role.
 func (p *Pusher) Run(ctx context.Context) error {
+	// Last: kept-alive connections to push services have goroutines of
+	// their own.
+	defer func() {
+		if p.webPush != nil {
+			p.webPush.client.CloseIdleConnections()
+		}
+		if p.webhook != nil {
+			p.webhook.client.CloseIdleConnections()
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1 + p.cfg.Workers)
