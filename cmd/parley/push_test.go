@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -204,5 +205,37 @@ func runPy(t *testing.T, py, script string, in []byte, out any) {
 	}
 	if err := json.Unmarshal(res, out); err != nil {
 		t.Fatalf("%s: %v: %s", script, err, res)
+	}
+}
+
+// TestPushKeysPrintsAConfigurationTheServerTakes: `parley push-keys`
+// prints a VAPID pair and a webhook secret that serve accepts from the
+// environment, and a new set each time.
+func TestPushKeysPrintsAConfigurationTheServerTakes(t *testing.T) {
+	keys := func() map[string]string {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"push-keys"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			env[k] = v
+		}
+		return env
+	}
+	env := keys()
+	if len(env) != 3 || env["PARLEY_PUSH_VAPID_PUBLIC_KEY"] == keys()["PARLEY_PUSH_VAPID_PUBLIC_KEY"] {
+		t.Fatalf("push-keys printed %v", env)
+	}
+	var cfg config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.registerFlags(fs)
+	env["PARLEY_PUSH_WEBHOOK_URL"] = "https://push.example.com/parley"
+	if err := applyEnv(fs, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("serve refuses what push-keys printed: %v", err)
 	}
 }

@@ -54,12 +54,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)\n       parley push-keys             (print a new VAPID key pair and webhook secret as PARLEY_PUSH_… lines)")
 		return nil
 	case "probe":
 		return probe(ctx, args, stdout)
+	case "push-keys":
+		return pushKeys(stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, probe, version or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, probe, push-keys, version or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
