@@ -92,6 +92,9 @@ type Pusher struct {
 	failures    *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	undecodable prometheus.Counter
+	// skippedOnline and skippedStale are children of skipped, taken once
+	// (handle counts per recipient).
+	skippedOnline, skippedStale prometheus.Counter
 
 	mu    sync.Mutex
 	slots map[slotKey]*slot
@@ -152,6 +155,7 @@ func New(cfg Config, deps Deps) (*Pusher, error) {
 		work:  make(chan *slot, cfg.Workers),
 		now:   time.Now,
 	}
+	p.skippedOnline, p.skippedStale = p.skipped.WithLabelValues("online"), p.skipped.WithLabelValues("stale")
 	if cfg.VAPIDPublicKey != "" {
 		s, err := newWebPushSender(cfg)
 		if err != nil {
@@ -222,6 +226,17 @@ func (p *Pusher) Run(ctx context.Context) error {
 // waits for a push service, nor for the Store.
 func (p *Pusher) handle(_ context.Context, partition int, recs []chat.Record) error {
 	now := p.now()
+	// A recipient online when the message is read had a connection that
+	// the gateways delivered it to: no push, and no pending state (in a
+	// big room that is most recipients, and this keeps them at one map
+	// read each). One not online yet is looked at again after Delay, in
+	// case its online record is still on its way.
+	presenceKnown := false
+	select {
+	case <-p.presence.Ready():
+		presenceKnown = true
+	default:
+	}
 	for _, rec := range recs {
 		var s chat.Sequenced
 		if err := json.Unmarshal(rec.Value, &s); err != nil {
@@ -244,7 +259,11 @@ func (p *Pusher) handle(_ context.Context, partition int, recs []chat.Record) er
 					continue
 				}
 				if stale {
-					p.skipped.WithLabelValues("stale").Inc()
+					p.skippedStale.Inc()
+					continue
+				}
+				if presenceKnown && p.presence.Online(user) {
+					p.skippedOnline.Inc()
 					continue
 				}
 				p.enqueue(user, note{n: n, read: now})
@@ -412,7 +431,7 @@ func (p *Pusher) worker(ctx context.Context) {
 // the conversation, and reports whether any push went out.
 func (p *Pusher) notify(ctx context.Context, user string, n Notification) bool {
 	if p.presence.Online(user) {
-		p.skipped.WithLabelValues("online").Inc()
+		p.skippedOnline.Inc()
 		return false
 	}
 	rctx, cancel := context.WithTimeout(ctx, sendTimeout)
