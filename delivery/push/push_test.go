@@ -707,3 +707,57 @@ func TestSlowPushServiceDoesNotHoldTheConsumer(t *testing.T) {
 		t.Fatalf("%v deliveries while the service hangs", d)
 	}
 }
+
+// switchPresence is a ready Presence whose online users the test sets.
+type switchPresence struct {
+	mu     sync.Mutex
+	online map[string]bool
+}
+
+func (*switchPresence) Ready() <-chan struct{} { return closedReady }
+func (s *switchPresence) Online(u string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online[u]
+}
+func (s *switchPresence) set(u string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.online[u] = on
+}
+
+// TestRecipientWhoComesOnlineWithinTheDelayGetsNoPush: a recipient offline
+// when the message is read, whose online record arrives within Delay, is
+// looked at again then and gets no push; one who stays offline gets it.
+func TestRecipientWhoComesOnlineWithinTheDelayGetsNoPush(t *testing.T) {
+	e := newEnv(t, nil)
+	e.subscribe("bob", "bob-phone")
+	e.subscribe("carol", "carol-phone")
+	pres := &switchPresence{online: map[string]bool{}}
+	cfg := e.pusher.cfg
+	cfg.Delay = 300 * time.Millisecond
+	p, err := New(cfg, Deps{Store: e.store, Presence: pres, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.schedule(ctx) }()
+	go func() { defer wg.Done(); p.worker(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	b, _ := json.Marshal(chat.Sequenced{Recipients: []string{"alice", "bob", "carol"}, Events: []chat.Event{{
+		Type: chat.EventMessageCreated, ConversationID: "cnv_1", Seq: 1, At: time.Now(),
+		Message: &chat.Message{ConversationID: "cnv_1", Seq: 1, SenderID: "alice", Text: "hi"},
+	}}})
+	if err := p.handle(ctx, 0, []chat.Record{{Value: b}}); err != nil {
+		t.Fatal(err)
+	}
+	pres.set("bob", true) // bob's online record, just behind the message
+	waitFor(t, "carol's push", func() bool { return testutil.ToFloat64(p.deliveries.WithLabelValues("webpush")) == 1 })
+	waitFor(t, "bob skipped as online", func() bool { return testutil.ToFloat64(p.skipped.WithLabelValues("online")) == 1 })
+	if n := len(e.svc.received("/push/bob-phone")); n != 0 {
+		t.Fatalf("bob got %d pushes", n)
+	}
+}
