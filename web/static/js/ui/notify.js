@@ -106,6 +106,12 @@ export function setupNotify(client, me) {
   }
   if (Notification.permission !== 'granted') mode = 'off';
   show();
+  if (mode === 'push' && 'serviceWorker' in navigator) {
+    // Register again on every start (a cheap 200): it brings back a
+    // device the server removed after its push service said it was gone,
+    // and a subscription the browser renewed meanwhile.
+    vapidKey(client).then((key) => (key ? subscribeWebPush(client, key) : null)).catch(() => {});
+  }
 
   button.addEventListener('click', async () => {
     button.disabled = true;
