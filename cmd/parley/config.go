@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/kafka"
@@ -53,6 +54,7 @@ type config struct {
 	Auth      auth.Config
 	Gateway   gateway.Config
 	Push      push.Config
+	Admin     admin.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
@@ -84,6 +86,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.Push.RegisterFlags(fs)
+	c.Admin.RegisterFlags(fs)
 }
 
 // envName is a flag's environment twin: PARLEY_ + upper case, with dots
@@ -204,6 +207,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Push.Validate(); err != nil {
+		return err
+	}
+	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
 	switch c.LogFormat {
