@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/kafka"
 	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/search/elastic"
 	"github.com/parleychat/parley/storage/cassandra"
@@ -32,10 +33,11 @@ const (
 	roleSequencer role = sequencer.Group
 	roleIndexer   role = indexer.Group
 	roleMedia     role = media.Group
+	rolePush      role = push.Group
 )
 
 // allRoles is every role, in the order help and errors name them.
-var allRoles = []role{roleGateway, roleSequencer, roleIndexer, roleMedia}
+var allRoles = []role{roleGateway, roleSequencer, roleIndexer, roleMedia, rolePush}
 
 // config is everything `parley serve` is told. Each engine's config
 // registers its own flags and validates itself; config only composes them,
@@ -58,6 +60,7 @@ type config struct {
 	Blobs     fsblob.Config
 	Auth      auth.Config
 	Gateway   gateway.Config
+	Push      push.Config
 	Admin     admin.Config
 }
 
@@ -78,19 +81,23 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	c.Blobs.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
+	c.Push.RegisterFlags(fs)
 	c.Admin.RegisterFlags(fs)
 }
 
 // compose fills the engine settings that one flag decides for several
 // configs: the partition count (the log's and the deployment's), the blob
 // folder (under --data-dir), the attachment limit (the gateway checks it,
-// the blob store enforces it) and whether dev sign-in is on.
+// the blob store enforces it), whether dev sign-in is on, and the VAPID
+// keys the push role signs with (the gateway's --push.vapid-*).
 func (c *config) compose() {
 	c.Kafka.Partitions = c.Partitions
 	c.Blobs.Dir = filepath.Join(c.DataDir, "blobs")
 	c.Blobs.MaxSize = c.Gateway.MaxAttachment
 	c.S3.MaxSize = c.Gateway.MaxAttachment
 	c.Gateway.DevAuth, _ = c.devAuthOn()
+	c.Push.VAPIDPublicKey, c.Push.VAPIDPrivateKey = c.Gateway.Push.VAPIDPublicKey, c.Gateway.Push.VAPIDPrivateKey
+	c.Push.AllowLoopback = c.Gateway.Push.AllowLoopback
 }
 
 func roleList() string {
@@ -224,6 +231,9 @@ func (c *config) validate() error {
 		if err := c.Blobs.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Push.Validate(); err != nil {
+		return err
 	}
 	if err := c.Admin.Validate(); err != nil {
 		return err
