@@ -3,10 +3,10 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web run bench build clean
+.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web fuzz run bench build clean
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
-test: fmt-check vet services test-go test-cluster test-outage test-web
+test: fmt-check vet services test-go test-cluster test-outage test-web fuzz
 
 ## help: list the targets and what each starts or installs
 help:
@@ -58,6 +58,29 @@ test-cluster: services
 test-outage: services
 	$(GO) test -tags outage -run TestOutage -timeout $(TIMEOUT) -count=1 -v ./cmd/parley
 	deploy/local/services up $(SERVICES)
+
+# Fuzz targets, as package:FuzzName. Each one's seed corpus, with every
+# input that once failed, is committed under the package's testdata/fuzz/
+# and runs with the package's tests; `make fuzz` then explores for
+# FUZZTIME each (inputs are not minimized, so a find is reported at once).
+FUZZ_TARGETS = \
+	chat:FuzzDecodeCursor \
+	delivery/auth:FuzzVerifyClaims \
+	storage/blobname:FuzzSafeFilename \
+	storage/blobname:FuzzCheckKey \
+	search/elastic:FuzzSearchBody \
+	search/bleve:FuzzSearch \
+	storage/pebble:FuzzStoredRecords \
+	storage/cassandra:FuzzStoredRecords
+FUZZTIME ?= 10s
+
+## fuzz: run each go test -fuzz target for FUZZTIME (10s) beyond its committed corpus (~2 min)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz ./$$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./$$pkg; \
+	done
 
 # Browser end-to-end tests: Playwright driving Debian's Chromium against a
 # real `parley serve` (web/e2e/setup.sh installs what is missing).
