@@ -3,10 +3,10 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web fuzz run bench build clean
+.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy fuzz run bench build clean
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
-test: fmt-check vet services test-go test-cluster test-outage test-web fuzz
+test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy fuzz
 
 ## help: list the targets and what each starts or installs
 help:
@@ -18,7 +18,10 @@ EMBEDDED_PKGS = $$($(GO) list ./... | grep -v -E '/(storage/cassandra|storage/mi
 
 ## test-quick: embedded-mode tests only: no JVMs, no browser, no race detector (a few minutes)
 test-quick:
-	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)' $(EMBEDDED_PKGS)
+	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)|$(ENGINE_TESTS)' $(EMBEDDED_PKGS)
+
+# Tests of cmd/parley that need the real engines (test-go runs them).
+ENGINE_TESTS = ^TestMigratePreparesEveryEngine$$
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
@@ -87,6 +90,12 @@ fuzz:
 ## test-web: browser end-to-end tests (installs Debian's Chromium and playwright-core from npm when missing)
 test-web:
 	@if [ -f web/e2e/package.json ]; then bash web/e2e/setup.sh && cd web/e2e && npm test; fi
+
+# Its own Go module (deploy/verify), so the server's module neither builds
+# nor links the Kubernetes API types and compose-go.
+## test-deploy: decode deploy/kubernetes strictly into the Kubernetes API types, load docker-compose.yml with compose-go, run parley check-config on every container of both
+test-deploy:
+	cd deploy/verify && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## build: bin/parley, stamped with the commit and build date (parley version)
 build:

@@ -30,6 +30,17 @@ import (
 //go:embed static
 var files embed.FS
 
+// The reference client is a package of its own (web/client: package.json,
+// TypeScript declarations, README) that other web apps can use; the web
+// client imports it from the URL it always had.
+//
+//go:embed client/parley-client.js
+var clientModule []byte
+
+// clientModulePath is where the web client (and anyone else) loads the
+// reference client from the server.
+const clientModulePath = "js/parley-client.js"
+
 // Options adjusts the handler for deployments whose attachment URLs live on
 // another origin.
 type Options struct {
@@ -71,6 +82,12 @@ func NewHandler(opts Options) http.Handler {
 	})
 	if err != nil {
 		panic(fmt.Sprintf("web: embedded files: %v", err))
+	}
+	sum := sha256.Sum256(clientModule)
+	h.assets[clientModulePath] = &asset{
+		body:        clientModule,
+		etag:        `"` + hex.EncodeToString(sum[:12]) + `"`,
+		contentType: contentType(clientModulePath),
 	}
 	if h.assets["index.html"] == nil {
 		panic("web: embedded files lack index.html")

@@ -4,7 +4,7 @@
 // the search-highlight sanitizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ParleyClient, backoffDelay, ApiError } from '../static/js/parley-client.js';
+import { ParleyClient, backoffDelay, ApiError } from '../client/parley-client.js';
 import { sanitizeHighlight } from '../static/js/ui/dom.js';
 
 function recorder(client) {

@@ -1,0 +1,383 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
+)
+
+const (
+	wsSubprotocol     = "parley.v1"
+	wsWriteTimeout    = 10 * time.Second
+	wsMaxInvalidInRow = 20
+	wsHelloWait       = 500 * time.Millisecond
+	wsSendBuffer      = 128 << 10
+)
+
+type connKey struct{}
+
+var keyConn connKey
+
+// ConnContext, set as http.Server.ConnContext, lets the gateway tune the
+// TCP connection under a WebSocket.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, keyConn, c)
+}
+
+// originAllowed implements the cross-site WebSocket hijacking check: no
+// Origin (native clients), the server's own origin, or an allowed one.
+func (t *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, pat := range t.origins {
+		target := u.Host
+		if strings.Contains(pat, "://") {
+			target = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+		if ok, _ := path.Match(strings.ToLower(pat), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// wsClientFrame is any frame a client sends.
+type wsClientFrame struct {
+	Type           string          `json:"type"`
+	Ref            json.RawMessage `json:"ref,omitempty"`
+	Cursor         string          `json:"cursor,omitempty"`
+	ConversationID string          `json:"conversation_id"`
+	ClientID       string          `json:"client_id"`
+	Text           string          `json:"text"`
+	Attachments    []string        `json:"attachments"`
+	ReplyTo        *string         `json:"reply_to"`
+	Seq            *int64          `json:"seq"`
+	UserIDs        []string        `json:"user_ids"`
+	Token          string          `json:"token"`
+}
+
+func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !t.originAllowed(r) {
+		t.writeCode(w, r, chat.CodeForbidden, "origin not allowed")
+		return
+	}
+	u := httpx.User(r)
+	if t.hub.Connections(u.ID) >= t.cfg.MaxConnsPerUser {
+		t.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
+		return
+	}
+	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
+	// A small kernel send buffer keeps what a slow client can pile up on
+	// the server small; the bounded queue then notices it is slow.
+	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(wsSendBuffer)
+	}
+	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{wsSubprotocol},
+		InsecureSkipVerify: true, // origin checked above, with our own error body
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(t.cfg.MaxBody)
+	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
+	s.conn.Keepalive = s.keepalive
+	go s.run(cursor)
+}
+
+// wsSession is one WebSocket. Its reader goroutine lives as long as the
+// socket; a writer runs only while something waits to be written (the
+// connection starts it), so an idle WebSocket holds one goroutine and no
+// write buffer.
+type wsSession struct {
+	t    *Server
+	ws   *websocket.Conn
+	user chat.User
+	conn *fanout.Conn
+	// tokenMu guards the token's expiry and its timer: the reader sets
+	// them on an auth frame, the timer and the keepalive read them.
+	tokenMu    sync.Mutex
+	expires    time.Time
+	tokenTimer *time.Timer
+	// watching: a presence.watch ends with the session (read loop only).
+	watching bool
+}
+
+// control queues a non-event frame (ack, pong, error) ahead of queued events.
+func (s *wsSession) control(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.conn.Control(b)
+}
+
+// run opens the connection and returns; the reader it starts lives as
+// long as the socket and closes the connection when it ends.
+func (s *wsSession) run(cursor string) {
+	t := s.t
+	ctx, cancel := context.WithCancel(context.Background())
+	t.metrics.connections.WithLabelValues("websocket").Inc()
+	// The reader starts at once; an optional hello frame may carry the
+	// cursor instead of the query. (A read with a deadline would close the
+	// socket when it expires, so the wait is on a channel.)
+	hello := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer func() {
+			cancel()
+			s.stopTokenTimer()
+			s.conn.CloseWith(int(websocket.StatusNormalClosure), "")
+			t.hub.Unregister(s.conn)
+			t.metrics.connections.WithLabelValues("websocket").Dec()
+		}()
+		defer close(done)
+		s.readLoop(ctx, hello)
+	}()
+	if cursor == "" {
+		t := time.NewTimer(wsHelloWait)
+		select {
+		case cursor = <-hello:
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+	s.open(ctx, cursor)
+}
+
+// open opens the connection with cursor and writes ready; on failure it
+// closes the socket with the error's code and reports false.
+func (s *wsSession) open(ctx context.Context, cursor string) bool {
+	t := s.t
+	err := t.hub.Open(ctx, s.conn, cursor, t.cfg.MaxConnsPerUser)
+	if err == nil && ctx.Err() != nil {
+		t.hub.Unregister(s.conn) // the client left while it opened
+		err = ctx.Err()
+	}
+	if err != nil {
+		code := chat.ErrorCode(err)
+		if code == chat.CodeCursorExpired {
+			b := httpx.ErrorJSON(code, chat.ErrorMessage(err), "")
+			_ = s.ws.Write(ctx, websocket.MessageText, append([]byte(`{"type":"error",`), b[1:]...))
+		}
+		s.ws.Close(httpx.CloseCode(code), chat.ErrorMessage(err))
+		return false
+	}
+	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
+	err = s.ws.Write(wctx, websocket.MessageText, s.readyFrame())
+	wcancel()
+	if err != nil {
+		s.ws.CloseNow()
+		return false
+	}
+	s.conn.StartWriter(func() { go s.write() })
+	s.tokenMu.Lock()
+	s.armTokenTimer()
+	s.tokenMu.Unlock()
+	return true
+}
+
+// wsBuffers are the write buffers of running writers: an idle connection
+// holds none.
+var wsBuffers = sync.Pool{New: func() any { return new(wsBuffer) }}
+
+type wsBuffer struct {
+	items []*fanout.Item
+	frame []byte
+}
+
+// write writes everything queued, each take in one frame, until nothing
+// waits; the connection starts it again when something does.
+func (s *wsSession) write() {
+	t := s.t
+	b := wsBuffers.Get().(*wsBuffer)
+	defer func() {
+		clear(b.items)
+		if cap(b.frame) > 256<<10 {
+			b.frame = nil
+		}
+		wsBuffers.Put(b)
+	}()
+	for {
+		items, err := s.conn.Take(b.items)
+		switch {
+		case errors.Is(err, fanout.ErrTooSlow):
+			t.metrics.slowClosed.Inc()
+			s.ws.Close(websocket.StatusTryAgainLater, "too slow to keep up; resume with your cursor")
+			return
+		case errors.Is(err, fanout.ErrClosed):
+			s.ws.Close(websocket.StatusCode(s.conn.CloseCode()), s.conn.CloseReason())
+			return
+		case err != nil:
+			s.ws.CloseNow()
+			return
+		case len(items) == 0:
+			return
+		}
+		b.items = items
+		b.frame = s.conn.RenderBatch(b.frame[:0], items)
+		if len(b.frame) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
+		cancel()
+		if err != nil {
+			t.metrics.dropped.WithLabelValues("write_failed").Inc()
+			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
+			s.ws.CloseNow()
+			return
+		}
+		t.metrics.wrote("websocket", items, len(items))
+	}
+}
+
+// keepalive pings the session and closes it with 4401 once its token has
+// expired. The gateway calls it for every WebSocket from one ticker, so an
+// idle connection costs no goroutine of its own for this.
+func (s *wsSession) keepalive() {
+	s.tokenMu.Lock()
+	expires := s.expires
+	s.tokenMu.Unlock()
+	if !expires.IsZero() && time.Now().After(expires) {
+		s.conn.CloseWith(4401, "token expired")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	if err := s.ws.Ping(ctx); err != nil {
+		s.t.metrics.dropped.WithLabelValues("ping_timeout").Inc()
+		s.conn.Close()
+	}
+}
+
+// readLoop reads client frames until the socket closes. The first frame,
+// if it is a hello, hands its cursor to the session's setup.
+func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
+	invalid := 0
+	firstFrame := true
+	handle := func(f *wsClientFrame) {
+		if s.handleFrame(ctx, f) {
+			invalid = 0
+			return
+		}
+		invalid++
+		if invalid > wsMaxInvalidInRow {
+			s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
+		}
+	}
+	for {
+		typ, data, err := s.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		var f wsClientFrame
+		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+			f = wsClientFrame{Type: "\x00invalid"}
+		}
+		if firstFrame {
+			firstFrame = false
+			if f.Type == "hello" {
+				hello <- f.Cursor
+				continue
+			}
+		}
+		handle(&f)
+	}
+}
+
+func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {
+	type errFrame struct {
+		Type  string            `json:"type"`
+		Ref   json.RawMessage   `json:"ref,omitempty"`
+		Error httpx.ErrorDetail `json:"error"`
+	}
+	s.control(errFrame{Type: "error", Ref: ref, Error: httpx.ErrorDetail{Code: code, Message: msg}})
+}
+
+// handleFrame acts on one client frame; it reports whether it was valid.
+func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
+	t := s.t
+	switch f.Type {
+	case "ping":
+		s.control(map[string]any{"type": "pong", "ref": f.Ref})
+	case "hello":
+		// Only meaningful as the first frame; later ones are harmless.
+	case "send":
+		req := httpx.SendRequest{ConversationID: f.ConversationID, ClientID: f.ClientID, Text: f.Text, Attachments: f.Attachments, ReplyTo: f.ReplyTo}
+		ref := f.Ref
+		t.actions.Send(ctx, s.user, req, func(msg *chat.Message, err error) {
+			if err != nil {
+				s.sendFailed(ref, err)
+				return
+			}
+			s.control(map[string]any{"type": "ack", "ref": ref, "message": msg})
+		})
+	case "typing":
+		if err := t.actions.Typing(ctx, s.user, f.ConversationID); err != nil {
+			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+		}
+	case "read":
+		if f.Seq == nil || *f.Seq < 0 {
+			s.frameError(f.Ref, chat.CodeInvalid, "seq must be a non-negative integer")
+			return false
+		}
+		cid, seq, ref := f.ConversationID, *f.Seq, f.Ref
+		go func() {
+			if err := t.actions.Read(ctx, s.user, cid, seq); err != nil {
+				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+			}
+		}()
+	case "auth":
+		return s.refreshToken(f.Ref, f.Token)
+	case "presence.watch":
+		if err := s.watchPresence(ctx, f.UserIDs); err != nil {
+			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+			return chat.ErrorCode(err) != chat.CodeInvalid
+		}
+	case "\x00invalid":
+		s.frameError(nil, chat.CodeInvalid, "a frame must be one JSON object")
+		return false
+	default:
+		s.frameError(f.Ref, chat.CodeInvalid, "unknown frame type")
+		return false
+	}
+	return true
+}
+
+func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
+	if _, ok := err.(*httpx.RateLimited); ok {
+		// The WebSocket twin of 429: an error frame for the send, then
+		// close 4429; the client reconnects later with its cursor.
+		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")
+		s.conn.CloseWith(4429, "rate limited")
+		return
+	}
+	s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
+}
