@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -126,11 +128,20 @@ type wsSession struct {
 	watching bool
 }
 
-// control queues a non-event frame (ack, pong, error) ahead of queued events.
+// wsInvalidUTF8 is the reason of a 1007 close.
+const wsInvalidUTF8 = "text frame is not valid UTF-8"
+
+// control queues a non-event frame (ack, pong, error) ahead of queued
+// events. Such frames echo a client's ref (raw JSON): the reader refuses
+// frames that are not UTF-8, and this makes sure, so the server never
+// writes a text frame that is not UTF-8.
 func (s *wsSession) control(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
+	}
+	if !utf8.Valid(b) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
 	}
 	s.conn.Control(b)
 }
@@ -295,6 +306,13 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 	for {
 		typ, data, err := s.ws.Read(ctx)
 		if err != nil {
+			return
+		}
+		if typ == websocket.MessageText && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007; answering it would echo the bytes.
+			s.conn.CloseWith(int(websocket.StatusInvalidFramePayloadData), wsInvalidUTF8)
+			s.ws.Close(websocket.StatusInvalidFramePayloadData, wsInvalidUTF8)
 			return
 		}
 		var f wsClientFrame
