@@ -67,6 +67,7 @@ test-outage: services
 # and runs with the package's tests; `make fuzz` then explores for
 # FUZZTIME each (inputs are not minimized, so a find is reported at once).
 FUZZ_TARGETS = \
+	delivery/realtime:FuzzDecodeClientFrame \
 	chat:FuzzDecodeCursor \
 	delivery/auth:FuzzVerifyClaims \
 	storage/blobname:FuzzSafeFilename \

@@ -308,16 +308,11 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		if err != nil {
 			return
 		}
-		if typ == websocket.MessageText && !utf8.Valid(data) {
-			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
-			// connection with 1007; answering it would echo the bytes.
+		f, fail := decodeClientFrame(typ, data)
+		if fail {
 			s.conn.CloseWith(int(websocket.StatusInvalidFramePayloadData), wsInvalidUTF8)
 			s.ws.Close(websocket.StatusInvalidFramePayloadData, wsInvalidUTF8)
 			return
-		}
-		var f wsClientFrame
-		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
-			f = wsClientFrame{Type: "\x00invalid"}
 		}
 		if firstFrame {
 			firstFrame = false
@@ -328,6 +323,21 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		}
 		handle(&f)
 	}
+}
+
+// decodeClientFrame decodes one client frame. fail reports a frame that
+// fails the connection with 1007: RFC 6455 §8.1, a text frame that is
+// not UTF-8 (answering it would echo the bytes). Any other frame that is
+// not one JSON object in a text frame decodes as the "\x00invalid" type,
+// answered with an error frame.
+func decodeClientFrame(typ websocket.MessageType, data []byte) (f wsClientFrame, fail bool) {
+	if typ == websocket.MessageText && !utf8.Valid(data) {
+		return wsClientFrame{}, true
+	}
+	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+		return wsClientFrame{Type: "\x00invalid"}, false
+	}
+	return f, false
 }
 
 func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {
