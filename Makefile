@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy fuzz run bench build clean
+.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy fuzz vulncheck run bench build clean
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
 test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy fuzz
@@ -85,6 +85,32 @@ fuzz:
 		echo "fuzz ./$$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./$$pkg; \
 	done
+
+# Known vulnerabilities, offline: the Go vulnerability database is built
+# from the golang.org/x/vulndb module (its data/osv, indexed by its own
+# cmd/indexdb) and govulncheck (golang.org/x/vuln) reads it with -db
+# file://, both from the module proxy, kept in VULN_CACHE. It fails on
+# any vulnerability the code reaches, in modules or in the standard
+# library of the Go that runs it.
+VULN_CACHE ?= $(HOME)/.cache/parley-vuln
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK_VERSION ?= v1.9.0
+
+## vulncheck: govulncheck against the vulnerability database built offline from golang.org/x/vulndb (installs both into ~/.cache/parley-vuln; first run ~5 min)
+vulncheck:
+	@set -e; cache="$(VULN_CACHE)"; mkdir -p "$$cache/bin"; \
+	if [ ! -x "$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)" ]; then \
+		(cd "$$cache" && GOBIN="$$cache/bin" $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)); \
+		mv "$$cache/bin/govulncheck" "$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)"; \
+	fi; \
+	db="$$cache/db-$(VULNDB_VERSION)"; \
+	if [ ! -f "$$db/index/db.json" ]; then \
+		(cd "$$cache" && GOBIN="$$cache/bin" $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)); \
+		src="$$(cd "$$cache" && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')"; \
+		rm -rf "$$db.tmp"; "$$cache/bin/indexdb" -vulns "$$src/data/osv" -out "$$db.tmp"; mv "$$db.tmp" "$$db"; \
+	fi; \
+	echo "govulncheck $(GOVULNCHECK_VERSION), database golang.org/x/vulndb@$(VULNDB_VERSION), $$($(GO) version)"; \
+	"$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)" -db "file://$$db" ./...
 
 # Browser end-to-end tests: Playwright driving Debian's Chromium against a
 # real `parley serve` (web/e2e/setup.sh installs what is missing).
