@@ -232,6 +232,8 @@ export declare class ParleyClient extends EventTarget {
    * null when it failed or was already confirmed.
    */
   send(cid: string, options?: SendOptions): Promise<Message | null>;
+  /** Whether a send with this client_id is in flight right now (the outbox asks before retrying). */
+  isSending(clientId: string): boolean;
   uploadAttachment(file: Uploadable, options?: { onProgress?: (loaded: number, total: number) => void; signal?: AbortSignal }): Promise<Attachment>;
   /** An attachment (or its thumbnail) as a Blob, for an object URL. */
   fetchAttachment(id: string, options?: { thumbnail?: boolean; signal?: AbortSignal }): Promise<Blob>;
