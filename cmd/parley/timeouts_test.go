@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,42 @@ func TestStalledRequestBodiesDoNotHoldConnections(t *testing.T) {
 	got, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(got), "HTTP/1.1 201") {
 		t.Fatalf("a trickled body: %.200q, want 201", got)
+	}
+}
+
+// A handler that works on after reading its body (a send waits for
+// sequencing) keeps its request's context past the body's idle limit:
+// the deadline bounds reading the body, not the request.
+func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
+	shortBodyTimeouts(t)
+	bodyIdleTimeout = 200 * time.Millisecond
+	srv := httptest.NewServer(withBodyTimeouts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		time.Sleep(3 * bodyIdleTimeout) // working after the body
+		if err := r.Context().Err(); err != nil {
+			http.Error(w, "context: "+err.Error(), 500)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	defer srv.Close()
+	for _, chunked := range []bool{false, true} {
+		body := io.Reader(strings.NewReader(`{"text":"hi"}`))
+		if chunked {
+			body = io.MultiReader(body) // no length: sent chunked
+		}
+		res, err := http.Post(srv.URL, "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			t.Errorf("chunked %v: %d %s, want 204", chunked, res.StatusCode, msg)
+		}
 	}
 }
