@@ -270,7 +270,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	for _, d := range m.deployments {
 		roles[d.Labels["app.kubernetes.io/component"]] = true
 	}
-	for _, r := range []string{"gateway", "sequencer", "indexer", "media"} {
+	for _, r := range []string{"gateway", "sequencer", "indexer", "media", "push"} {
 		if !roles[r] {
 			t.Errorf("no Deployment runs the %s role", r)
 		}
