@@ -175,7 +175,7 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	g.metrics = newMetrics(d.Registerer)
 	g.hub = &hub{Hub: fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment}), id: d.GatewayID, log: d.Log}
-	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
 	g.hub.OnResult = g.submitter.Resolve
 	g.hub.OnDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
 	g.members = newMemberCache()

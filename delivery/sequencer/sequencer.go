@@ -46,6 +46,12 @@ type Sequencer struct {
 	// the partition): while it holds the epoch nobody else writes them,
 	// so a batch reads from the Store only conversations it has not seen.
 	known map[int]map[string]knownConv
+	// refused holds, per partition, the gateways' refusal floors
+	// (Store.Refusals) as read after taking the partition: a command at or
+	// below its gateway's floor is refused, as Commit would refuse its
+	// change. A floor raised since makes the Commit fail, and the partition
+	// is taken, and its floors read, again.
+	refused map[int]map[string]time.Time
 
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
 	members         memberCache  // of big conversations (members.go)
@@ -77,6 +83,7 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		epochs:   map[int]int64{},
 		assigned: map[int]int64{},
 		known:    map[int]map[string]knownConv{},
+		refused:  map[int]map[string]time.Time{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
 	s.storeRead = s.hops.WithLabelValues("store_read")
@@ -113,12 +120,29 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sequencer: take partition %d: %w", partition, err)
 	}
+	floors, err := s.store.Refusals(ctx, partition)
+	if err != nil {
+		return 0, fmt.Errorf("sequencer: read the refusals of partition %d: %w", partition, err)
+	}
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
 	s.known[partition] = map[string]knownConv{}
+	s.refused[partition] = floors
 	s.epochsMu.Unlock()
 	return e, nil
+}
+
+// refusedBy reports whether cmd's gateway refused it (Store.Refuse): it
+// answered 503 and the Store would refuse the change.
+func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
+	if cmd.Gateway == "" || cmd.Deadline.IsZero() {
+		return false
+	}
+	s.epochsMu.Lock()
+	floor, ok := s.refused[partition][cmd.Gateway]
+	s.epochsMu.Unlock()
+	return ok && !floor.Before(cmd.Deadline)
 }
 
 // knownConv is a conversation's state as stored (exists false: there is
@@ -212,6 +236,11 @@ type batch struct {
 	partition int
 	states    map[string]*convState
 	expired   int // commands refused because their gateway stopped waiting
+	// fence holds, by gateway, the latest deadline among the commands
+	// refused as expired: fenced (Store.Refuse) before the refusals are
+	// appended, so no later owner applies what this one answered
+	// unavailable.
+	fence map[string]time.Time
 	// prefetched holds dedup lookups made side by side before the batch
 	// is applied (conversation+sender+client_id -> message id, "" when
 	// there is none): one by one, they were most of a batch's time on a
@@ -344,7 +373,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	if err != nil {
 		return err
 	}
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, fence: map[string]time.Time{}}
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
@@ -386,6 +415,18 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 			return fmt.Errorf("sequencer: encode: %w", err)
 		}
 		outs = append(outs, &chat.Record{Key: cmd.ConversationID, Value: val})
+	}
+	for gw, d := range b.fence {
+		ok, err := s.store.Refuse(ctx, partition, gw, d)
+		if err != nil {
+			return fmt.Errorf("sequencer: fence expired commands: %w", err)
+		}
+		if !ok {
+			// A change of the gateway at or after the deadline is stored:
+			// this sequencer's states are stale. Take the partition again.
+			s.forget(partition)
+			return fmt.Errorf("sequencer: partition %d: gateway %s has a change stored after a command this batch found expired", partition, gw)
+		}
 	}
 	t2 := time.Now()
 	if len(changes) > 0 {
@@ -499,11 +540,14 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 		out, err := b.replayed(cmd, st, offset)
 		return out, nil, err
 	}
-	if b.s.expired(cmd) {
+	if b.s.expired(cmd) || b.s.refusedBy(b.partition, cmd) {
 		// Not applied before (that is the replay above): refused now, as
-		// the gateway answered. A new owner catching up after a rebalance
-		// thus skips what nobody waits for any more.
+		// the gateway answered or will. A new owner catching up after a
+		// rebalance thus skips what nobody waits for any more.
 		b.expired++
+		if cmd.Gateway != "" && !cmd.Deadline.IsZero() && cmd.Deadline.After(b.fence[cmd.Gateway]) {
+			b.fence[cmd.Gateway] = cmd.Deadline
+		}
 		return failed(cmd, chat.CodeUnavailable, "the command expired in the log before it was applied; send it again"), nil, nil
 	}
 	a := &applier{b: b, st: st, cmd: cmd, offset: offset, at: cmd.At.UTC()}
@@ -520,6 +564,7 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 	out.Events = a.change.Events
 	out.Recipients = a.recipients()
 	a.change.Conversation = storedState(st.conv)
+	a.change.Gateway, a.change.Deadline = cmd.Gateway, cmd.Deadline
 	return out, &a.change, nil
 }
 

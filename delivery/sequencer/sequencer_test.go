@@ -425,3 +425,44 @@ func TestSendersMembershipsAreReadAlongsideTheirDedups(t *testing.T) {
 		t.Fatal("the dedup record was not prefetched")
 	}
 }
+
+// TestRefusedCommandsAreRefusedAndExpiredOnesFenced: a command at or
+// below its gateway's refusal floor (Store.Refuse: the gateway answered
+// 503) is refused, not applied, while another gateway's goes on; and a
+// command refused as expired is fenced in the Store before its refusal
+// is appended, so no later owner can apply it.
+func TestRefusedCommandsAreRefusedAndExpiredOnesFenced(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	from := func(c chat.Command, gw string, deadline time.Time) chat.Command {
+		c.Gateway, c.Deadline = gw, deadline
+		return c
+	}
+	past := time.Now().Add(-time.Minute)
+	out := r.apply(create("c1", "alice"),
+		from(send("c1", "alice", "refused", "k1"), "gw-a", later),
+		from(send("c1", "alice", "fine", "k2"), "gw-b", later),
+		from(send("c1", "alice", "expired", "k3"), "gw-c", past))
+	if out[1].Result.ErrCode != chat.CodeUnavailable || len(out[1].Events) != 0 {
+		t.Fatalf("a refused gateway's send: %+v, want unavailable", out[1].Result)
+	}
+	if out[2].Result.ErrCode != "" || out[2].Result.Message == nil {
+		t.Fatalf("another gateway's send: %+v", out[2].Result)
+	}
+	if out[3].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("an expired send: %+v, want unavailable", out[3].Result)
+	}
+	floors, err := r.store.Refusals(ctx, 0)
+	if err != nil || !floors["gw-c"].Equal(past.UTC()) {
+		t.Fatalf("floors %v, %v; want gw-c fenced at %v", floors, err, past)
+	}
+	for _, k := range []string{"k1", "k3"} {
+		if _, err := r.store.Dedup(ctx, "c1", "alice", k); !chat.IsNotFound(err) {
+			t.Errorf("refused send %s stored (err %v)", k, err)
+		}
+	}
+}

@@ -6,9 +6,14 @@
 // Its answers are truthful: a caller hears "unavailable" only when the
 // command was never appended, or when it can no longer be applied. A
 // command carries a deadline; the sequencer refuses a command it reaches
-// more than chat.ExpiryGrace after that deadline; the submitter waits for the
-// result until Settle after that, so an applied command's result has come
-// by then, and a command whose result has not come never will be applied.
+// more than chat.ExpiryGrace after that deadline, and the submitter waits
+// for the result until Settle after that. A command whose result has not
+// come by then is fenced in the Store (chat.Store.Refuse) before the
+// caller hears "unavailable": the fence either makes the command
+// unstorable for good, or finds that the sequencer has stored it (or one
+// after it), and then the caller waits for the result, which follows. A
+// gateway's commands to one partition carry strictly growing deadlines in
+// log order, which is what the fence relies on.
 package submit
 
 import (
@@ -38,11 +43,19 @@ func Deadlines(at time.Time, timeout time.Duration) (deadline, giveUp time.Time)
 	return deadline, deadline.Add(chat.ExpiryGrace + Settle)
 }
 
+// Refuser fences a gateway's commands in the Store (chat.Store.Refuse).
+type Refuser interface {
+	Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error)
+}
+
 // Config is what a submitter is wired to.
 type Config struct {
 	// Gateway is the id that results come back under.
 	Gateway string
 	Log     chat.Log
+	// Store fences the commands whose result does not come in time
+	// (required).
+	Store Refuser
 	// Timeout is how long a caller waits for its result at most (at
 	// least chat.ExpiryGrace+Settle+minLead is waited).
 	Timeout time.Duration
@@ -71,14 +84,30 @@ type waiter struct {
 	once  sync.Once
 	done  func(chat.Result, error)
 	timer *time.Timer
+	// partition, and deadline and appending, set by the appender (under
+	// Submitter.mu) before the command is appended: the deadline it
+	// carries, and that it may be in the log from then on.
+	partition int
+	deadline  time.Time
+	appending bool
 }
 
 // queued is a command waiting for its lane's appender.
 type queued struct {
 	id  string
-	rec *chat.Record
+	cmd *chat.Command
 	at  time.Time
 }
+
+// refuseTimeout bounds one call of Store.Refuse; refuseLimit is how long
+// after giving up the submitter keeps trying to fence a command when the
+// Store does not answer, before it answers "unavailable" unfenced (the
+// Store is down: see Submit).
+const (
+	refuseTimeout = 500 * time.Millisecond
+	refuseLimit   = 750 * time.Millisecond
+	refusePause   = 100 * time.Millisecond
+)
 
 // maxAppendBatch bounds the commands of one Append.
 const maxAppendBatch = 512
@@ -119,6 +148,15 @@ func (s *Submitter) Run(ctx context.Context) {
 // appended or can no longer be applied. The command's conversation keeps
 // its order: its commands take one lane. Submit waits only while that
 // lane is full.
+//
+// When no result has come by the give-up time, the command is fenced
+// (Store.Refuse) before "unavailable" is answered; when the fence finds
+// the command passed, the caller waits on for its result. The one
+// exception: when the Store does not answer the fence within
+// refuseLimit (the Store itself is down), "unavailable" is answered all
+// the same, so that a caller is never kept waiting on a dead engine; a
+// command whose batch the sequencer claimed just before the Store failed
+// can then still be applied when it returns.
 func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(chat.Result, error)) {
 	s.inflight.Add(1)
 	cmd.ID = chat.NewID("cmd")
@@ -126,23 +164,17 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	cmd.At = time.Now().UTC()
 	deadline, giveUp := Deadlines(cmd.At, s.cfg.Timeout)
 	cmd.Deadline = deadline
-	w := &waiter{done: done}
-	val, err := json.Marshal(cmd)
-	if err != nil {
-		s.finish(w, chat.Result{}, err)
-		return
-	}
-	// Past giveUp the sequencer refuses the command if it has not applied
-	// it, and the result of an applied one has come: "unavailable" is
-	// then the truth.
-	w.timer = time.AfterFunc(time.Until(giveUp), func() {
-		s.fail(cmd.ID, "timed out waiting for the sequencer")
-	})
+	partition := chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())
+	w := &waiter{done: done, partition: partition}
+	// The appender sets the deadline it carries: a copy, so the caller's
+	// command is not written to meanwhile.
+	c := *cmd
+	w.timer = time.AfterFunc(time.Until(giveUp), func() { s.giveUp(c.ID) })
 	s.mu.Lock()
-	s.waiting[cmd.ID] = w
+	s.waiting[c.ID] = w
 	s.mu.Unlock()
-	lane := s.lanes[chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())%len(s.lanes)]
-	q := queued{id: cmd.ID, rec: &chat.Record{Key: cmd.ConversationID, Value: val}, at: cmd.At}
+	lane := s.lanes[partition%len(s.lanes)]
+	q := queued{id: c.ID, cmd: &c, at: c.At}
 	select {
 	case lane <- q: // the usual case: no timer for it
 		return
@@ -154,7 +186,46 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	case lane <- q:
 	case <-wait.C:
 		// Never appended: it cannot be applied.
-		s.fail(cmd.ID, "the command log is too busy")
+		s.fail(c.ID, "the command log is too busy")
+	}
+}
+
+// giveUp answers a command whose result has not come: "unavailable" at
+// once if the appender never took it (it never will: see take), else
+// once the Store's fence rules it out.
+func (s *Submitter) giveUp(id string) {
+	s.mu.Lock()
+	w := s.waiting[id]
+	if w != nil && !w.appending {
+		delete(s.waiting, id)
+	}
+	s.mu.Unlock()
+	switch {
+	case w == nil:
+		return
+	case !w.appending:
+		s.finish(w, chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the command log is too busy"))
+		return
+	}
+	limit := time.Now().Add(refuseLimit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+		refused, err := s.cfg.Store.Refuse(ctx, w.partition, s.cfg.Gateway, w.deadline)
+		cancel()
+		switch {
+		case err == nil && refused:
+			s.fail(id, "timed out waiting for the sequencer")
+			return
+		case err == nil:
+			// The sequencer has passed the command: its result follows.
+			s.logger.Info("a command's result is late; waiting for it, as the sequencer passed it", "command", id, "partition", w.partition)
+			return
+		case time.Now().After(limit):
+			s.logger.Warn("could not fence a command whose result did not come; answering unavailable unfenced", "command", id, "err", err)
+			s.fail(id, "timed out waiting for the sequencer")
+			return
+		}
+		time.Sleep(refusePause)
 	}
 }
 
@@ -213,14 +284,19 @@ func (s *Submitter) Drain(ctx context.Context) {
 
 // appender appends one lane's queued commands to the commands log in queue
 // order, all that queued during the previous Append in the next one, until
-// ctx is done.
+// ctx is done. It gives each command its final deadline: above the
+// previous one of the same partition, so a gateway's deadlines grow in log
+// order (the Store's fence relies on it).
 //
-// A failed Append does not answer its commands: the log may have taken
-// them all the same (a lost acknowledgement), so they wait for their
-// result like any other until the sequencer would refuse them.
+// A failed Append does not answer its commands at once: the log may have
+// taken them all the same (a lost acknowledgement). They are fenced
+// (Store.Refuse) before anything newer of their partitions is appended;
+// where the fence holds they are answered "unavailable", else (the
+// sequencer has them) they wait for their results like any other.
 func (s *Submitter) appender(ctx context.Context, lane chan queued) {
 	batch := make([]queued, 0, maxAppendBatch)
 	recs := make([]*chat.Record, 0, maxAppendBatch)
+	last := map[int]time.Time{} // the latest deadline appended, by partition
 	for {
 		batch, recs = batch[:0], recs[:0]
 		select {
@@ -238,14 +314,23 @@ func (s *Submitter) appender(ctx context.Context, lane chan queued) {
 				break gather
 			}
 		}
+		taken := batch[:0]
 		for _, q := range batch {
-			recs = append(recs, q.rec)
+			if rec := s.take(q, last); rec != nil {
+				taken = append(taken, q)
+				recs = append(recs, rec)
+			}
+		}
+		batch = taken
+		if len(recs) == 0 {
+			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 		err := s.cfg.Log.Append(actx, chat.TopicCommands, recs...)
 		cancel()
 		if err != nil {
-			s.logger.Warn("appending commands failed; they are answered once they can no longer be applied", "err", err, "commands", len(batch))
+			s.logger.Warn("appending commands failed; fencing them", "err", err, "commands", len(batch))
+			s.fenceFailed(ctx, batch)
 			continue
 		}
 		if s.cfg.OnAppended != nil {
@@ -253,6 +338,74 @@ func (s *Submitter) appender(ctx context.Context, lane chan queued) {
 			for _, q := range batch {
 				s.cfg.OnAppended(now.Sub(q.at))
 			}
+		}
+	}
+}
+
+// take gives a queued command its final deadline and encodes it, or
+// returns nil when its caller was answered already (it gave up while the
+// command queued): such a command is never appended.
+func (s *Submitter) take(q queued, last map[int]time.Time) *chat.Record {
+	p := chat.PartitionOf(q.cmd.ConversationID, s.cfg.Log.Partitions())
+	d := q.cmd.Deadline
+	if prev, ok := last[p]; ok && !d.After(prev) {
+		d = prev.Add(time.Microsecond)
+	}
+	q.cmd.Deadline = d
+	val, err := json.Marshal(q.cmd)
+	s.mu.Lock()
+	w := s.waiting[q.id]
+	if w != nil && err == nil {
+		w.deadline, w.appending = d, true
+	}
+	s.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	if err != nil {
+		s.fail(q.id, "the command could not be encoded")
+		return nil
+	}
+	last[p] = d
+	return &chat.Record{Key: q.cmd.ConversationID, Value: val}
+}
+
+// fenceFailed fences the commands of a failed Append, per partition up to
+// the latest deadline among them, retrying until the Store answers (or
+// ctx ends): meanwhile nothing newer is appended from this lane, and
+// callers that queue give up as "too busy", never appended.
+func (s *Submitter) fenceFailed(ctx context.Context, batch []queued) {
+	latest := map[int]time.Time{}
+	for _, q := range batch {
+		p := chat.PartitionOf(q.cmd.ConversationID, s.cfg.Log.Partitions())
+		if q.cmd.Deadline.After(latest[p]) {
+			latest[p] = q.cmd.Deadline
+		}
+	}
+	refused := map[int]bool{}
+	for p, d := range latest {
+		for {
+			rctx, cancel := context.WithTimeout(ctx, refuseTimeout)
+			ok, err := s.cfg.Store.Refuse(rctx, p, s.cfg.Gateway, d)
+			cancel()
+			if err == nil {
+				refused[p] = ok
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.logger.Warn("fencing commands of a failed append; retrying", "partition", p, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(refusePause):
+			}
+		}
+	}
+	for _, q := range batch {
+		if refused[chat.PartitionOf(q.cmd.ConversationID, s.cfg.Log.Partitions())] {
+			s.fail(q.id, "the command log is unavailable")
 		}
 	}
 }
