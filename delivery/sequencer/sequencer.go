@@ -46,6 +46,11 @@ type Sequencer struct {
 	// the partition): while it holds the epoch nobody else writes them,
 	// so a batch reads from the Store only conversations it has not seen.
 	known map[int]map[string]knownConv
+	// mships caches, per partition, membership rows (by conversation and
+	// user) as this sequencer's Commits left them or as it read them:
+	// only Commits write them, so while it holds the epoch a sender's row
+	// is read once, not at every batch.
+	mships map[int]map[string]chat.Membership
 	// refused holds, per partition, the gateways' refusal floors
 	// (Store.Refusals) as read after taking the partition: a command at or
 	// below its gateway's floor is refused, as Commit would refuse its
@@ -84,6 +89,7 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		assigned: map[int]int64{},
 		known:    map[int]map[string]knownConv{},
 		refused:  map[int]map[string]time.Time{},
+		mships:   map[int]map[string]chat.Membership{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
 	s.storeRead = s.hops.WithLabelValues("store_read")
@@ -110,6 +116,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if ok && s.assigned[partition] != assignment {
 		delete(s.epochs, partition)
 		delete(s.known, partition)
+		delete(s.mships, partition)
 		ok = false
 	}
 	s.epochsMu.Unlock()
@@ -128,6 +135,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
 	s.known[partition] = map[string]knownConv{}
+	s.mships[partition] = map[string]chat.Membership{}
 	s.refused[partition] = floors
 	s.epochsMu.Unlock()
 	return e, nil
@@ -177,6 +185,30 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	for cid, st := range states {
 		m[cid] = knownConv{conv: st.conv, exists: st.exists}
 	}
+	ms := s.mships[partition]
+	if ms == nil {
+		return
+	}
+	n := 0
+	for _, st := range states {
+		n += len(st.mships)
+	}
+	if len(ms)+n > maxKnown {
+		clear(ms)
+	}
+	for cid, st := range states {
+		for uid, m := range st.mships {
+			ms[cid+"\x00"+uid] = *m
+		}
+	}
+}
+
+// knownMembership returns a membership row cached for partition.
+func (s *Sequencer) knownMembership(partition int, cid, uid string) (chat.Membership, bool) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m, ok := s.mships[partition][cid+"\x00"+uid]
+	return m, ok
 }
 
 // forget drops the epoch of partition after a failed Commit: it may be
@@ -187,6 +219,7 @@ func (s *Sequencer) forget(partition int) {
 	s.epochsMu.Lock()
 	delete(s.epochs, partition)
 	delete(s.known, partition)
+	delete(s.mships, partition)
 	s.epochsMu.Unlock()
 }
 
@@ -203,6 +236,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		s.epochsMu.Lock()
 		clear(s.epochs)
 		clear(s.known)
+		clear(s.mships)
 		s.epochsMu.Unlock()
 		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
 		if ctx.Err() != nil {
@@ -308,6 +342,12 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 			if st.exists {
 				for _, uid := range senders[cid] {
 					if !st.members[uid] {
+						continue
+					}
+					if m, ok := b.s.knownMembership(b.partition, cid, uid); ok {
+						mu.Lock()
+						st.mships[uid] = &m
+						mu.Unlock()
 						continue
 					}
 					dg.Go(func() error {
@@ -507,6 +547,10 @@ func (b *batch) message(st *convState, mid string) (*chat.Message, error) {
 func (b *batch) membership(st *convState, uid string) (*chat.Membership, error) {
 	if m, ok := st.mships[uid]; ok {
 		return m, nil
+	}
+	if m, ok := b.s.knownMembership(b.partition, st.conv.ID, uid); ok {
+		st.mships[uid] = &m
+		return &m, nil
 	}
 	m, err := b.s.store.Membership(b.ctx, st.conv.ID, uid)
 	if err != nil && !chat.IsNotFound(err) {

@@ -3,6 +3,7 @@ package sequencer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -464,5 +465,40 @@ func TestRefusedCommandsAreRefusedAndExpiredOnesFenced(t *testing.T) {
 		if _, err := r.store.Dedup(ctx, "c1", "alice", k); !chat.IsNotFound(err) {
 			t.Errorf("refused send %s stored (err %v)", k, err)
 		}
+	}
+}
+
+// countStore counts membership reads.
+type countStore struct {
+	chat.Store
+	mu          sync.Mutex
+	memberships int
+}
+
+func (s *countStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
+	s.mu.Lock()
+	s.memberships++
+	s.mu.Unlock()
+	return s.Store.Membership(ctx, cid, uid)
+}
+
+// TestMembershipsAreReadOncePerOwnership: a sender's membership row is
+// read from the Store once while the sequencer holds the partition (only
+// its Commits write it), and its read position still moves with every
+// send.
+func TestMembershipsAreReadOncePerOwnership(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice", "bob"))
+	st := &countStore{Store: r.store}
+	r.seq = New(r.log, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 4 {
+		r.apply(send("c1", "alice", "x", fmt.Sprint("m-", i)))
+	}
+	if st.memberships != 1 {
+		t.Errorf("%d membership reads for four batches, want 1", st.memberships)
+	}
+	m, err := r.store.Membership(t.Context(), "c1", "alice")
+	if err != nil || m.ReadSeq != 6 {
+		t.Fatalf("alice's stored read position %d (%v), want 6", m.ReadSeq, err)
 	}
 }
