@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -141,7 +142,9 @@ type Store interface {
 	// highest position among their events. An epoch that is not the
 	// partition's newest is a CodeConflict, and nothing is written.
 	// A change whose Gateway has a refusal floor at or after its Deadline
-	// (Refuse) is a CodeConflict too, and nothing is written.
+	// (Refuse) is a CodeConflict too, which wraps ErrRefused, and nothing
+	// of it is written (changes before it in the same call may be); the
+	// epoch stays the writer's.
 	Commit(ctx context.Context, partition int, epoch, head int64, changes []Change) error
 	// Refuse makes every change of gateway with a Deadline at or before
 	// deadline unstorable in partition from now on (it raises the
@@ -230,6 +233,11 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ErrRefused is wrapped by the conflict of a Commit that holds a change
+// its gateway refused (Store.Refuse): the writer reads the floors again
+// (Store.Refusals) and refuses those commands, keeping its epoch.
+var ErrRefused = errors.New("a change's gateway refused it")
 
 // SearchQuery is a search request, already authorized: ConversationIDs is
 // the caller's membership at query time and is always applied as a filter.

@@ -2,6 +2,7 @@ package chattest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -819,12 +820,36 @@ func storeTestRefuse(t *testing.T, s chat.Store, _ func() chat.Store) {
 	storeCheckConversation(t, s, c)
 	storeCheckConversation(t, s, d)
 
+	// A refusal after the writer took the partition: a change of another
+	// gateway still commits with the same epoch; a refused one is a
+	// conflict wrapping ErrRefused, and the epoch stays the writer's.
+	epoch := storeTakeOver(t, s, 4)
+	refuse(4, "gw-c", 5000, true)
+	ch, _ = c.send("bob", "b-5", "refused elsewhere")
+	ch = from(ch, "gw-d", 5000)
+	if err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{ch}), []chat.Change{ch}); err != nil {
+		t.Fatalf("another gateway's change after a refusal since Own: %v", err)
+	}
+	refuse(4, "gw-d", 6000, true)
+	late, _ := c.fork().send("bob", "b-6", "refused")
+	late = from(late, "gw-d", 5500)
+	err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{late}), []chat.Change{late})
+	if !chat.IsConflict(err) || !errors.Is(err, chat.ErrRefused) {
+		t.Fatalf("a change refused since Own: err %v, want a conflict wrapping ErrRefused", err)
+	}
+	ch, _ = c.send("bob", "b-7", "the epoch holds")
+	ch = from(ch, "gw-d", 6001)
+	if err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{ch}), []chat.Change{ch}); err != nil {
+		t.Fatalf("the same epoch after a refused change: %v", err)
+	}
+	storeCheckConversation(t, s, c)
+
 	// A partition nobody owns yet can be refused, and its first owner is
 	// held to it.
 	refuse(9, "gw-a", 3000, true)
 	e := w.conversation("cnv_unowned", 9)
 	storeCommit(t, s, 9, e.create(chat.KindGroup, "", "dave"))
-	late, _ := e.fork().send("dave", "d-1", "refused")
+	late, _ = e.fork().send("dave", "d-1", "refused")
 	late = from(late, "gw-a", 3000)
 	if err := s.Commit(ctx, 9, storeOwner(t, s, 9), storeHeadOf([]chat.Change{late}), []chat.Change{late}); !chat.IsConflict(err) {
 		t.Errorf("a change at the floor of a partition refused before it was owned: err %v, want a conflict", err)

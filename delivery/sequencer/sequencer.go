@@ -6,6 +6,7 @@ package sequencer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -407,16 +408,12 @@ func dedupKey(cid, sender, clientID string) string {
 	return cid + "\x00" + sender + "\x00" + clientID
 }
 
+// maxRefusedRetries bounds how often one batch is applied again because
+// gateways refused some of its commands meanwhile.
+const maxRefusedRetries = 5
+
 func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	picked := time.Now()
-	epoch, err := s.epoch(ctx, partition)
-	if err != nil {
-		return err
-	}
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, fence: map[string]time.Time{}}
-	changes := make([]chat.Change, 0, len(recs))
-	outs := make([]*chat.Record, 0, len(recs))
-	var head int64
 	cmds := make([]*chat.Command, len(recs))
 	var valid []*chat.Command
 	for i := range recs {
@@ -431,6 +428,34 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 			s.commandWait.Observe(max(0, picked.Sub(cmd.At).Seconds()))
 		}
 	}
+	for attempt := 0; ; attempt++ {
+		err := s.handleOnce(ctx, partition, recs, cmds, valid)
+		if !errors.Is(err, chat.ErrRefused) || attempt >= maxRefusedRetries {
+			return err
+		}
+		// Gateways refused some of the batch's commands since the
+		// partition was taken: the epoch holds, the floors are read
+		// again and the batch is applied again from the states before
+		// it (nothing of it is remembered before its Commit).
+		floors, ferr := s.store.Refusals(ctx, partition)
+		if ferr != nil {
+			return fmt.Errorf("sequencer: read the refusals of partition %d: %w", partition, ferr)
+		}
+		s.epochsMu.Lock()
+		s.refused[partition] = floors
+		s.epochsMu.Unlock()
+	}
+}
+
+func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.Record, cmds, valid []*chat.Command) error {
+	epoch, err := s.epoch(ctx, partition)
+	if err != nil {
+		return err
+	}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, fence: map[string]time.Time{}}
+	changes := make([]chat.Change, 0, len(recs))
+	outs := make([]*chat.Record, 0, len(recs))
+	var head int64
 	t0 := time.Now()
 	b.prefetch(valid)
 	t1 := time.Now()
@@ -471,6 +496,18 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	t2 := time.Now()
 	if len(changes) > 0 {
 		if err := s.store.Commit(ctx, partition, epoch, head, changes); err != nil {
+			if errors.Is(err, chat.ErrRefused) {
+				// The epoch holds; but changes of the Commit before the
+				// refused one may be stored: the cached states are
+				// dropped, and the partition's conversations read again.
+				s.epochsMu.Lock()
+				if s.known[partition] != nil {
+					s.known[partition] = map[string]knownConv{}
+					s.mships[partition] = map[string]chat.Membership{}
+				}
+				s.epochsMu.Unlock()
+				return fmt.Errorf("sequencer: commit: %w", err)
+			}
 			s.forget(partition)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}

@@ -502,3 +502,32 @@ func TestMembershipsAreReadOncePerOwnership(t *testing.T) {
 		t.Fatalf("alice's stored read position %d (%v), want 6", m.ReadSeq, err)
 	}
 }
+
+// TestARefusalAfterTakingThePartitionIsHandledInTheBatch: a gateway that
+// refuses its commands after the sequencer took the partition makes the
+// Commit fail with ErrRefused; the sequencer reads the floors again and
+// applies the batch again within the same call, keeping its epoch,
+// instead of failing the batch (which would restart the consumer).
+func TestARefusalAfterTakingThePartitionIsHandledInTheBatch(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.apply(create("c1", "alice"))
+	epoch, _ := r.seq.epoch(ctx, 0)
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	refused := send("c1", "alice", "refused", "k1")
+	refused.Gateway, refused.Deadline = "gw-a", later
+	fine := send("c1", "alice", "fine", "k2")
+	out := r.apply(fine, refused)
+	if out[0].Result.Message == nil || out[1].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("results %+v, %+v; want the first applied, the refused one unavailable", out[0].Result, out[1].Result)
+	}
+	if e, _ := r.seq.epoch(ctx, 0); e != epoch {
+		t.Errorf("the partition was taken again (epoch %d, then %d)", epoch, e)
+	}
+	if _, err := r.store.Dedup(ctx, "c1", "alice", "k1"); !chat.IsNotFound(err) {
+		t.Errorf("the refused send was stored (err %v)", err)
+	}
+}

@@ -77,6 +77,9 @@ type Submitter struct {
 	mu      sync.Mutex
 	waiting map[string]*waiter
 
+	fenceMu sync.Mutex
+	fences  map[int]*fencer // by partition
+
 	inflight sync.WaitGroup
 }
 
@@ -122,7 +125,7 @@ func New(cfg Config) *Submitter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Submitter{cfg: cfg, logger: logger.With("component", "submit"), lanes: make([]chan queued, cfg.Lanes), waiting: map[string]*waiter{}}
+	s := &Submitter{cfg: cfg, logger: logger.With("component", "submit"), lanes: make([]chan queued, cfg.Lanes), waiting: map[string]*waiter{}, fences: map[int]*fencer{}}
 	for i := range s.lanes {
 		s.lanes[i] = make(chan queued, 1024)
 	}
@@ -192,7 +195,10 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 
 // giveUp answers a command whose result has not come: "unavailable" at
 // once if the appender never took it (it never will: see take), else
-// once the Store's fence rules it out.
+// once the Store's fence rules it out. The commands of a partition that
+// give up together are fenced together, with one Refuse up to the latest
+// deadline among them: under load many give up at once, and one
+// lightweight transaction each would load the Store further.
 func (s *Submitter) giveUp(id string) {
 	s.mu.Lock()
 	w := s.waiting[id]
@@ -207,23 +213,86 @@ func (s *Submitter) giveUp(id string) {
 		s.finish(w, chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the command log is too busy"))
 		return
 	}
+	s.fenceMu.Lock()
+	f := s.fences[w.partition]
+	if f == nil {
+		f = &fencer{}
+		s.fences[w.partition] = f
+	}
+	f.pending = append(f.pending, id)
+	if f.deadline.Before(w.deadline) {
+		f.deadline = w.deadline
+	}
+	run := !f.running
+	f.running = true
+	s.fenceMu.Unlock()
+	if run {
+		s.fence(w.partition, f)
+	}
+}
+
+// fencer gathers the commands of one partition that gave up while its
+// previous Refuse ran.
+type fencer struct {
+	running  bool
+	pending  []string
+	deadline time.Time // the latest among pending
+	floor    time.Time // the floor this submitter set last
+}
+
+// fence fences f's pending commands, round after round, until none is
+// left.
+func (s *Submitter) fence(partition int, f *fencer) {
+	for {
+		s.fenceMu.Lock()
+		ids, d, floor := f.pending, f.deadline, f.floor
+		f.pending, f.deadline = nil, time.Time{}
+		if len(ids) == 0 {
+			f.running = false
+			s.fenceMu.Unlock()
+			return
+		}
+		s.fenceMu.Unlock()
+		if !d.After(floor) {
+			// Fenced already, by an earlier round.
+			for _, id := range ids {
+				s.fail(id, "timed out waiting for the sequencer")
+			}
+			continue
+		}
+		refused, err := s.refuse(partition, d)
+		switch {
+		case err != nil:
+			s.logger.Warn("could not fence commands whose results did not come; answering unavailable unfenced", "partition", partition, "commands", len(ids), "err", err)
+			for _, id := range ids {
+				s.fail(id, "timed out waiting for the sequencer")
+			}
+		case refused:
+			s.fenceMu.Lock()
+			if d.After(f.floor) {
+				f.floor = d
+			}
+			s.fenceMu.Unlock()
+			for _, id := range ids {
+				s.fail(id, "timed out waiting for the sequencer")
+			}
+		default:
+			// The sequencer has passed them (a change at or after d is
+			// stored): their results follow.
+			s.logger.Info("results are late; waiting for them, as the sequencer passed the commands", "partition", partition, "commands", len(ids))
+		}
+	}
+}
+
+// refuse calls Store.Refuse until it answers or refuseLimit passes.
+func (s *Submitter) refuse(partition int, d time.Time) (bool, error) {
 	limit := time.Now().Add(refuseLimit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
-		refused, err := s.cfg.Store.Refuse(ctx, w.partition, s.cfg.Gateway, w.deadline)
+		refused, err := s.cfg.Store.Refuse(ctx, partition, s.cfg.Gateway, d)
 		cancel()
-		switch {
-		case err == nil && refused:
-			s.fail(id, "timed out waiting for the sequencer")
-			return
-		case err == nil:
-			// The sequencer has passed the command: its result follows.
-			s.logger.Info("a command's result is late; waiting for it, as the sequencer passed it", "command", id, "partition", w.partition)
-			return
-		case time.Now().After(limit):
-			s.logger.Warn("could not fence a command whose result did not come; answering unavailable unfenced", "command", id, "err", err)
-			s.fail(id, "timed out waiting for the sequencer")
-			return
+		if err == nil || time.Now().After(limit) {
+			return refused, err
 		}
 		time.Sleep(refusePause)
 	}

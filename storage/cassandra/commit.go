@@ -357,8 +357,7 @@ func (s *Store) decide(ctx context.Context, po *owned, changes []chat.Change) ([
 		}
 		if ch.Gateway != "" && !ch.Deadline.IsZero() {
 			if floor, ok := po.refused[ch.Gateway]; ok && floor >= ch.Deadline.UnixNano() {
-				return nil, &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
-					Message: fmt.Sprintf("conversation %s: gateway %s refused its commands up to %s", cid, ch.Gateway, time.Unix(0, floor).UTC().Format(time.RFC3339Nano))}
+				return nil, refusedErr(cid, ch.Gateway, floor)
 			}
 		}
 		last[cid] = ch.Conversation.LastSeq
@@ -431,14 +430,45 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 			claimed[ch.Gateway] = max(claimed[ch.Gateway], ch.Deadline.UnixNano())
 		}
 	}
-	cur := map[string]any{}
-	applied, err := s.q(ctx, `UPDATE {partition_owners} SET pending = ?, last_ts = ?, claimed = claimed + ? WHERE partition = ? IF epoch = ? AND fences = ?`,
-		ref, lastTS, claimed, partition, po.epoch, po.fences).MapScanCAS(cur)
-	if err != nil {
-		// The claim may or may not have been accepted: the next Own
-		// finds it pending, or not.
-		po.epoch = 0
-		return nil, "", fmt.Errorf("claim: %w", err)
+	var (
+		applied bool
+		cur     map[string]any
+	)
+	for attempt := 0; ; attempt++ {
+		cur = map[string]any{}
+		applied, err = s.q(ctx, `UPDATE {partition_owners} SET pending = ?, last_ts = ?, claimed = claimed + ? WHERE partition = ? IF epoch = ? AND fences = ?`,
+			ref, lastTS, claimed, partition, po.epoch, po.fences).MapScanCAS(cur)
+		if err != nil {
+			// The claim may or may not have been accepted: the next Own
+			// finds it pending, or not.
+			po.epoch = 0
+			return nil, "", fmt.Errorf("claim: %w", err)
+		}
+		e, _ := cur["epoch"].(int64)
+		if applied || e != po.epoch || attempt >= maxOwnAttempts {
+			break
+		}
+		// Still this store's epoch: a gateway refused commands since
+		// (fences moved). Claim again on the new fences unless one of
+		// these changes is refused now.
+		var (
+			fences  *int64
+			refused map[string]int64
+		)
+		if err := s.q(ctx, `SELECT fences, refused FROM {partition_owners} WHERE partition = ?`, partition).
+			Consistency(s.serial).Scan(&fences, &refused); err != nil {
+			po.epoch = 0
+			return nil, "", fmt.Errorf("read refusals: %w", err)
+		}
+		po.fences, po.refused = fences, refused
+		for _, ch := range changes {
+			if ch.Gateway == "" || ch.Deadline.IsZero() {
+				continue
+			}
+			if floor, ok := refused[ch.Gateway]; ok && floor >= ch.Deadline.UnixNano() {
+				return nil, "", refusedErr(ch.Conversation.ID, ch.Gateway, floor)
+			}
+		}
 	}
 	if !applied {
 		e, _ := cur["epoch"].(int64)
@@ -446,7 +476,7 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 		po.epoch = 0
 		if e == stale {
 			return nil, "", &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
-				Message: fmt.Sprintf("partition %d: a gateway refused commands since epoch %d was taken", partition, stale)}
+				Message: fmt.Sprintf("partition %d: too much contention on refusals at epoch %d", partition, stale)}
 		}
 		return nil, "", &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
 			Message: fmt.Sprintf("partition %d was taken at epoch %d; this writer holds epoch %d", partition, e, stale)}
@@ -480,6 +510,12 @@ func (s *Store) checkReplay(ctx context.Context, ch *chat.Change, storedSeq int6
 		}
 	}
 	return nil
+}
+
+// refusedErr is the conflict of a change its gateway refused.
+func refusedErr(cid, gateway string, floor int64) error {
+	return &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit", Err: chat.ErrRefused,
+		Message: fmt.Sprintf("conversation %s: gateway %s refused its commands up to %s", cid, gateway, time.Unix(0, floor).UTC().Format(time.RFC3339Nano))}
 }
 
 func conflict(cid string, stored, prev int64) error {

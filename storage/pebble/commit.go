@@ -183,7 +183,7 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 		}
 		d := unsigned(ch.Deadline.UnixNano())
 		if floor >= d {
-			return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("change %d: gateway %s refused its commands up to %s", i, ch.Gateway, time.Unix(0, int64(floor)).UTC().Format(time.RFC3339Nano))}
+			return &chat.Error{Code: chat.CodeConflict, Op: op, Err: chat.ErrRefused, Message: fmt.Sprintf("change %d: gateway %s refused its commands up to %s", i, ch.Gateway, time.Unix(0, int64(floor)).UTC().Format(time.RFC3339Nano))}
 		}
 		claimed[ch.Gateway] = max(claimed[ch.Gateway], d)
 	}
