@@ -216,10 +216,37 @@ func (s *Store) Refuse(ctx context.Context, partition int, gateway string, deadl
 			return false, classify(op, err)
 		}
 		if applied {
+			s.refusedHere(partition, fences, gateway, d)
 			return true, nil
 		}
 	}
 	return false, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("partition %d: too much contention", partition)}
+}
+
+// refusedHere brings this store's hold on partition up to a refusal it
+// made itself (the sequencer fences the commands it refuses as expired,
+// just before its Commit), so its next claim does not fail on fences it
+// moved: only when the hold had seen the row's fences as they were
+// before (else a refusal by someone else is still unknown to it).
+func (s *Store) refusedHere(partition int, was *int64, gateway string, d int64) {
+	s.ownedMu.Lock()
+	po := s.owned[partition]
+	s.ownedMu.Unlock()
+	if po == nil || !po.mu.TryLock() {
+		return // a Commit or Own runs: it finds out on its own
+	}
+	defer po.mu.Unlock()
+	if po.epoch == 0 || deref(po.fences) != deref(was) || (po.fences == nil) != (was == nil) {
+		return
+	}
+	f := deref(was) + 1
+	po.fences = &f
+	refused := make(map[string]int64, len(po.refused)+1)
+	for g, v := range po.refused {
+		refused[g] = v
+	}
+	refused[gateway] = max(refused[gateway], d)
+	po.refused = refused
 }
 
 // Refusals reads partition's refusal floors.
