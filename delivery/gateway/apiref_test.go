@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // The API reference in docs/api is held to the server here: a route added
@@ -111,9 +112,9 @@ func TestOpenAPIOperationsAnswerErrors(t *testing.T) {
 		}
 	}
 	walk(doc)
-	for code, status := range statusOf {
+	for _, code := range httpx.Codes() {
 		if !strings.Contains(mustRead(t, "openapi.yaml"), code) {
-			t.Errorf("error code %s (HTTP %d) missing from openapi.yaml", code, status)
+			t.Errorf("error code %s (HTTP %d) missing from openapi.yaml", code, httpx.Status(code))
 		}
 	}
 }
@@ -196,7 +197,7 @@ func TestAsyncAPINamesEveryEventAndCloseCode(t *testing.T) {
 	// The codes sent by name (normal, going away, policy, too big, try
 	// again) and every code an error maps to.
 	codes := []int{1000, 1001, 1008, 1009, 1013}
-	for _, cc := range closeCodeOf {
+	for _, cc := range httpx.CloseCodes() {
 		codes = append(codes, int(cc))
 	}
 	for _, cc := range codes {

@@ -5,11 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/rest"
 )
 
 func mobileHarness(t *testing.T, cfg Config) *restHarness {
@@ -211,7 +211,7 @@ func TestLoopbackEndpointsOnlyWhenAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	push := PushConfig{
+	push := rest.PushConfig{
 		VAPIDPublicKey:  base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()),
 		VAPIDPrivateKey: base64.RawURLEncoding.EncodeToString(k.Bytes()),
 		AllowLoopback:   true,
@@ -237,7 +237,7 @@ func TestPushConfigRefusesHalfOrMismatchedKeys(t *testing.T) {
 	a, _ := ecdh.P256().GenerateKey(rand.Reader)
 	b, _ := ecdh.P256().GenerateKey(rand.Reader)
 	enc := base64.RawURLEncoding.EncodeToString
-	for name, c := range map[string]PushConfig{
+	for name, c := range map[string]rest.PushConfig{
 		"public only":  {VAPIDPublicKey: enc(a.PublicKey().Bytes())},
 		"private only": {VAPIDPrivateKey: enc(a.Bytes())},
 		"mismatched":   {VAPIDPublicKey: enc(a.PublicKey().Bytes()), VAPIDPrivateKey: enc(b.Bytes())},
@@ -245,35 +245,6 @@ func TestPushConfigRefusesHalfOrMismatchedKeys(t *testing.T) {
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: Validate passed", name)
-		}
-	}
-}
-
-func TestPublicAddr(t *testing.T) {
-	for _, tc := range []struct {
-		addr     string
-		loopback bool
-		want     bool
-	}{
-		{"8.8.8.8", false, true},
-		{"2001:4860:4860::8888", false, true},
-		{"127.0.0.1", false, false},
-		{"127.0.0.1", true, true},
-		{"::1", true, true},
-		{"::ffff:10.0.0.1", true, false},
-		{"10.0.0.1", false, false},
-		{"172.16.0.1", false, false},
-		{"192.168.0.1", false, false},
-		{"100.64.0.1", false, false},
-		{"169.254.169.254", false, false},
-		{"fe80::1", false, false},
-		{"fd00::1", false, false},
-		{"224.0.0.1", false, false},
-		{"255.255.255.255", false, false},
-		{"0.0.0.0", true, false},
-	} {
-		if got := PublicAddr(netip.MustParseAddr(tc.addr), tc.loopback); got != tc.want {
-			t.Errorf("PublicAddr(%s, %v) = %v, want %v", tc.addr, tc.loopback, got, tc.want)
 		}
 	}
 }

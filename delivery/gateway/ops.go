@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // failingChecks runs every dependency check with a shared 2 s bound and
@@ -38,10 +40,10 @@ func failingChecks(ctx context.Context, checks map[string]func(context.Context) 
 func writeReadiness(w http.ResponseWriter, failing map[string]string) {
 	if len(failing) > 0 {
 		w.Header().Set("Retry-After", "2")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // OpsHandler serves /healthz, /readyz and /metrics for a node that runs no
@@ -50,14 +52,14 @@ func writeReadiness(w http.ResponseWriter, failing map[string]string) {
 func OpsHandler(checks map[string]func(context.Context) error, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		writeReadiness(w, failingChecks(r.Context(), checks))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "not_found", "message": "this node runs no gateway role"}})
+		httpx.WriteJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "not_found", "message": "this node runs no gateway role"}})
 	})
 	return mux
 }

@@ -1,17 +1,16 @@
-// Package gateway is Parley's edge: the REST API, the three realtime
-// transports (WebSocket, SSE, long-polling), authentication, limits, and
-// the fan-out hub that delivers sequenced events to local connections.
+// Package gateway is Parley's edge, composed of its parts: it wires the
+// fan-out hub (delivery/fanout), presence (delivery/presence), command
+// submission (delivery/submit), the REST handlers (delivery/rest) and the
+// realtime transports (delivery/realtime) into one http.Handler, and owns
+// what is around every route (method dispatch, Accept, authentication,
+// request ids, panics), readiness, metrics and shutdown.
 package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -25,7 +24,10 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
 	"github.com/parleychat/parley/delivery/presence"
+	"github.com/parleychat/parley/delivery/realtime"
+	"github.com/parleychat/parley/delivery/rest"
 	"github.com/parleychat/parley/delivery/submit"
 )
 
@@ -44,7 +46,7 @@ type Config struct {
 	DevAuth         bool
 	TokenTTL        time.Duration
 	Presence        presence.Config
-	Push            PushConfig
+	Push            rest.PushConfig
 }
 
 // RegisterFlags registers the gateway's flags on fs.
@@ -101,29 +103,16 @@ func (c *Config) defaults() {
 
 // Gateway serves the public API of one node.
 type Gateway struct {
-	cfg        Config
-	log        chat.Log
-	store      chat.Store
-	index      chat.Index
-	blobs      chat.Blobs
-	verifier   *auth.Verifier
-	hub        *hub
-	submitter  *submit.Submitter
-	logger     *slog.Logger
-	deployment uint32
-	partitions int
-	limiter    *limiter
-	typingRate *limiter
-	origins    []string
-	checks     map[string]func(context.Context) error
-	static     http.Handler
-	metrics    *metrics
-	presence   *presence.Tracker
-	members    *memberCache
-	claims     claimedNames
-
-	ticketsMu sync.Mutex
-	tickets   *auth.Tickets
+	cfg       Config
+	hub       *fanout.Hub
+	submitter *submit.Submitter
+	presence  *presence.Tracker
+	api       *rest.API
+	realtime  *realtime.Server
+	logger    *slog.Logger
+	checks    map[string]func(context.Context) error
+	static    http.Handler
+	metrics   *metrics
 
 	shutdown  chan struct{}
 	closeOnce sync.Once
@@ -146,88 +135,55 @@ type Deps struct {
 	Static http.Handler
 }
 
-// New returns a gateway.
+// New returns a gateway; it does no I/O.
 func New(cfg Config, d Deps) *Gateway {
 	cfg.defaults()
 	if d.GatewayID == "" {
 		d.GatewayID = chat.NewID("gw")
 	}
 	g := &Gateway{
-		cfg:        cfg,
-		log:        d.Log,
-		store:      d.Store,
-		index:      d.Index,
-		blobs:      d.Blobs,
-		verifier:   d.Verifier,
-		logger:     d.Logger.With("component", "gateway"),
-		deployment: d.Deployment,
-		partitions: d.Log.Partitions(),
-		limiter:    newLimiter(cfg.SendRate, cfg.SendBurst),
-		typingRate: newLimiter(2, 5),
-		checks:     d.Checks,
-		static:     d.Static,
-		shutdown:   make(chan struct{}),
-	}
-	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			g.origins = append(g.origins, o)
-		}
+		cfg:      cfg,
+		logger:   d.Logger.With("component", "gateway"),
+		checks:   d.Checks,
+		static:   d.Static,
+		shutdown: make(chan struct{}),
 	}
 	g.metrics = newMetrics(d.Registerer)
-	g.hub = &hub{Hub: fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment}), id: d.GatewayID, log: d.Log}
+	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment})
 	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
+	g.api = rest.New(rest.Config{
+		SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, MaxBody: cfg.MaxBody, MaxAttachment: cfg.MaxAttachment,
+		DevAuth: cfg.DevAuth, TokenTTL: cfg.TokenTTL, Push: cfg.Push,
+	}, rest.Deps{
+		Store: d.Store, Index: d.Index, Blobs: d.Blobs, Verifier: d.Verifier, Submitter: g.submitter,
+		Presence: g.presence, Logger: g.logger, Registerer: g.metrics.registerer,
+	})
+	g.realtime = realtime.New(realtime.Config{
+		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, QueueSize: cfg.QueueSize,
+		MaxBody: cfg.MaxBody, PingInterval: cfg.PingInterval, SSEHeartbeat: cfg.SSEHeartbeat,
+	}, realtime.Deps{
+		Hub: g.hub, Presence: g.presence, Verifier: d.Verifier, Actions: g.api, Logger: g.logger,
+		Registerer: g.metrics.registerer, EventsToSocket: g.metrics.eventsToSocket,
+	})
 	g.hub.OnResult = g.submitter.Resolve
 	g.hub.OnDispatch = func(n int) { g.metrics.deliveries.Add(float64(n)) }
-	g.members = newMemberCache()
-	g.hub.OnRemoved = g.members.forget
-	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
+	g.hub.OnRemoved = g.api.ForgetMember
 	g.hub.OnRegister, g.hub.OnUnregister = g.presence.Connected, g.presence.Disconnected
 	g.hub.OnMembership = g.presence.MembershipChanged
 	return g
 }
 
 // Hub returns the gateway's fan-out hub.
-func (g *Gateway) Hub() *fanout.Hub { return g.hub.Hub }
+func (g *Gateway) Hub() *fanout.Hub { return g.hub }
 
-// Run runs the fan-out and the WebSocket keepalive until ctx is done.
+// Run runs the fan-out, presence, command submission and the transports'
+// tickers until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
-	go g.keepalive(ctx)
 	go func() { _ = g.presence.Run(ctx) }()
 	go g.submitter.Run(ctx)
-	go g.heartbeats(ctx)
+	go g.realtime.Run(ctx)
 	return g.hub.Run(ctx)
-}
-
-// keepalive pings every WebSocket and closes those whose token expired,
-// from one ticker and a few workers rather than a goroutine per connection.
-func (g *Gateway) keepalive(ctx context.Context) {
-	tick := time.NewTicker(g.cfg.PingInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		work := make(chan func(), 64)
-		var wg sync.WaitGroup
-		for i := 0; i < 16; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for f := range work {
-					f()
-				}
-			}()
-		}
-		g.hub.Each(func(c *fanout.Conn) {
-			if c.Keepalive != nil {
-				work <- c.Keepalive
-			}
-		})
-		close(work)
-		wg.Wait()
-	}
 }
 
 // BeginShutdown makes new requests answer 503 and closes every realtime
@@ -251,41 +207,6 @@ func (g *Gateway) shuttingDown() bool {
 	}
 }
 
-type ctxKey int
-
-const (
-	keyRequestID ctxKey = iota
-	keyUser
-	keyExpiry
-)
-
-// expiryOf is when the request's token expires.
-func expiryOf(r *http.Request) time.Time {
-	t, _ := r.Context().Value(keyExpiry).(time.Time)
-	return t
-}
-
-func requestID(r *http.Request) string {
-	if v, ok := r.Context().Value(keyRequestID).(string); ok {
-		return v
-	}
-	return ""
-}
-
-func userOf(r *http.Request) chat.User {
-	u, _ := r.Context().Value(keyUser).(chat.User)
-	return u
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
-}
-
-// route is one path's handlers by method.
-type route map[string]http.HandlerFunc
-
 // Handler returns the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler(nil) }
 
@@ -294,7 +215,7 @@ func (g *Gateway) Handler() http.Handler { return g.handler(nil) }
 // tests hold docs/api/openapi.yaml to it.
 func (g *Gateway) routeTable() []string {
 	var out []string
-	g.handler(func(pattern string, rt route) {
+	g.handler(func(pattern string, rt httpx.Route) {
 		for m := range rt {
 			out = append(out, m+" "+pattern)
 		}
@@ -304,44 +225,19 @@ func (g *Gateway) routeTable() []string {
 }
 
 // handler builds the mux, telling seen (when not nil) each route.
-func (g *Gateway) handler(seen func(pattern string, rt route)) http.Handler {
+func (g *Gateway) handler(seen func(pattern string, rt httpx.Route)) http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, rt route, opts ...routeOpt) {
+	handle := func(pattern string, rt httpx.Route, opts ...httpx.RouteOption) {
 		if seen != nil {
 			seen(pattern, rt)
 		}
 		mux.Handle(pattern, g.methods(rt, opts...))
 	}
-	handle("/healthz", route{"GET": g.healthz}, public)
-	handle("/readyz", route{"GET": g.readyz}, public)
-	handle("/metrics", route{"GET": g.metrics.handler().ServeHTTP}, public)
-	handle("/v1/auth/dev", route{"POST": g.devSignIn}, public)
-	handle("/v1/me", route{"GET": g.me, "PATCH": g.patchMe})
-	handle("/v1/users", route{"GET": g.listUsers})
-	handle("/v1/users/{uid}", route{"GET": g.getUser})
-	handle("/v1/tickets", route{"POST": g.postTicket})
-	handle("/v1/conversations", route{"GET": g.listConversations, "POST": g.createConversation})
-	handle("/v1/conversations/{cid}", route{"GET": g.getConversation, "PATCH": g.patchConversation})
-	handle("/v1/conversations/{cid}/members", route{"GET": g.listMembers})
-	handle("/v1/conversations/{cid}/members/{uid}", route{"PUT": g.addMember, "DELETE": g.removeMember})
-	handle("/v1/conversations/{cid}/messages", route{"GET": g.listMessages, "POST": g.postMessage})
-	handle("/v1/conversations/{cid}/messages/{mid}", route{"GET": g.getMessage, "PATCH": g.editMessage, "DELETE": g.deleteMessage})
-	handle("/v1/conversations/{cid}/messages/{mid}/reactions/{emoji}", route{"PUT": g.addReaction, "DELETE": g.removeReaction})
-	handle("/v1/conversations/{cid}/events", route{"GET": g.listEvents})
-	handle("/v1/conversations/{cid}/read", route{"POST": g.markRead})
-	handle("/v1/conversations/{cid}/typing", route{"POST": g.typing})
-	handle("/v1/conversations/{cid}/presence", route{"GET": g.getPresence})
-	handle("/v1/conversations/{cid}/settings", route{"GET": g.getSettings, "PUT": g.putSettings})
-	handle("/v1/devices", route{"GET": g.listDevices})
-	handle("/v1/devices/{id}", route{"PUT": g.putDevice, "DELETE": g.deleteDevice})
-	handle("/v1/push/vapid-public-key", route{"GET": g.vapidPublicKey})
-	handle("/v1/search", route{"GET": g.search})
-	handle("/v1/attachments", route{"POST": g.createAttachment})
-	handle("/v1/attachments/{id}", route{"GET": g.getAttachment}, noAccept)
-	handle("/v1/attachments/{id}/thumbnail", route{"GET": g.getThumbnail}, noAccept)
-	handle("/v1/ws", route{"GET": g.serveWS}, realtime, noAccept)
-	handle("/v1/events", route{"GET": g.serveSSE}, realtime, acceptSSE)
-	handle("/v1/poll", route{"GET": g.servePoll}, realtime)
+	handle("/healthz", httpx.Route{"GET": g.healthz}, httpx.Public)
+	handle("/readyz", httpx.Route{"GET": g.readyz}, httpx.Public)
+	handle("/metrics", httpx.Route{"GET": g.metrics.handler().ServeHTTP}, httpx.Public)
+	g.api.Routes(handle)
+	g.realtime.Routes(handle)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		g.writeCode(w, r, chat.CodeNotFound, "no such endpoint")
 	})
@@ -355,19 +251,10 @@ func (g *Gateway) handler(seen func(pattern string, rt route)) http.Handler {
 	return g.recoverer(mux)
 }
 
-type routeOpt int
-
-const (
-	public routeOpt = iota + 1
-	realtime
-	noAccept
-	acceptSSE
-)
-
 // methods dispatches by method, answering 405 with Allow, 406 for an
 // Accept that excludes what the route produces, and authenticating.
-func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
-	has := func(o routeOpt) bool {
+func (g *Gateway) methods(rt httpx.Route, opts ...httpx.RouteOption) http.Handler {
+	has := func(o httpx.RouteOption) bool {
 		for _, x := range opts {
 			if x == o {
 				return true
@@ -397,8 +284,8 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 			return
 		}
 		switch {
-		case has(noAccept):
-		case has(acceptSSE):
+		case has(httpx.NoAccept):
+		case has(httpx.AcceptSSE):
 			if !accepts(r, "text/event-stream") {
 				g.writeCode(w, r, "not_acceptable", "this endpoint produces text/event-stream")
 				return
@@ -409,15 +296,13 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 				return
 			}
 		}
-		if !has(public) {
-			user, exp, err := g.authenticateOffStack(r, has(realtime))
+		if !has(httpx.Public) {
+			user, exp, err := g.authenticateOffStack(r, has(httpx.Realtime))
 			if err != nil {
 				g.writeErr(w, r, err)
 				return
 			}
-			g.recordClaim(r.Context(), user)
-			ctx := context.WithValue(r.Context(), keyUser, user)
-			r = r.WithContext(context.WithValue(ctx, keyExpiry, exp))
+			r = httpx.WithUser(r, user, exp)
 		}
 		if g.shuttingDown() && r.URL.Path != "/healthz" {
 			g.writeCode(w, r, chat.CodeUnavailable, "server is shutting down")
@@ -427,17 +312,23 @@ func (g *Gateway) methods(rt route, opts ...routeOpt) http.Handler {
 	})
 }
 
-func (g *Gateway) authenticate(r *http.Request, allowQuery bool) (chat.User, time.Time, error) {
-	if allowQuery && r.Header.Get("Authorization") == "" {
-		if t := r.URL.Query().Get("ticket"); t != "" {
-			return g.redeemTicket(r, t)
-		}
+// authenticateOffStack authenticates a realtime request on a goroutine of
+// its own: token verification needs a deep stack, which a long-poll that
+// then waits would otherwise keep for as long as it waits.
+func (g *Gateway) authenticateOffStack(r *http.Request, realtime bool) (chat.User, time.Time, error) {
+	if !realtime {
+		return g.api.Authenticate(r, false)
 	}
-	tok := auth.FromRequest(r, allowQuery)
-	if tok == "" {
-		return chat.User{}, time.Time{}, chat.Errorf(chat.CodeUnauthorized, "missing bearer token")
-	}
-	return g.verifier.Verify(tok)
+	var user chat.User
+	var exp time.Time
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		user, exp, err = g.api.Authenticate(r, true)
+	}()
+	<-done
+	return user, exp, err
 }
 
 // accepts reports whether the Accept header admits mediaType.
@@ -471,8 +362,8 @@ func accepts(r *http.Request, mediaType string) bool {
 // logged) instead of a dropped connection.
 func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, newRequestID()))
-		w.Header().Set("X-Request-Id", requestID(r))
+		r = httpx.WithRequestID(r)
+		w.Header().Set("X-Request-Id", httpx.RequestID(r))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -486,52 +377,16 @@ func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// writeJSON answers v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, errorJSON(chat.CodeInternal, "encoding failed", "")
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+func (g *Gateway) writeCode(w http.ResponseWriter, r *http.Request, code, msg string) {
+	httpx.WriteCode(w, r, code, msg)
 }
 
-// decodeJSON reads a JSON object body of at most MaxBody bytes into v.
-func (g *Gateway) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return &chat.Error{Code: "unsupported_media_type", Message: "request body must be application/json"}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return chat.Errorf(chat.CodeTooLarge, "request body is larger than %d bytes", g.cfg.MaxBody)
-		}
-		return chat.Errorf(chat.CodeInvalid, "could not read request body")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return chat.Errorf(chat.CodeInvalid, "malformed JSON: %s", jsonErrText(err))
-	}
-	return nil
-}
-
-func jsonErrText(err error) string {
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) {
-		return fmt.Sprintf("field %q has the wrong type", ute.Field)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	}
-	return "invalid body"
+func (g *Gateway) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.WriteError(g.logger, w, r, err)
 }
 
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // ticketKeyMeta names the Store metadata that holds the ticket key of a
@@ -17,19 +18,19 @@ import (
 const ticketKeyMeta = "realtime_ticket_key"
 
 // ticketIssuer returns the deployment's Tickets, made on first use.
-func (g *Gateway) ticketIssuer(ctx context.Context) (*auth.Tickets, error) {
-	g.ticketsMu.Lock()
-	defer g.ticketsMu.Unlock()
-	if g.tickets != nil {
-		return g.tickets, nil
+func (a *API) ticketIssuer(ctx context.Context) (*auth.Tickets, error) {
+	a.ticketsMu.Lock()
+	defer a.ticketsMu.Unlock()
+	if a.tickets != nil {
+		return a.tickets, nil
 	}
-	key := g.verifier.TicketKey()
+	key := a.verifier.TicketKey()
 	if key == nil {
 		var b [32]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, err
 		}
-		v, err := g.store.Meta(ctx, ticketKeyMeta, hex.EncodeToString(b[:]))
+		v, err := a.store.Meta(ctx, ticketKeyMeta, hex.EncodeToString(b[:]))
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -41,30 +42,30 @@ func (g *Gateway) ticketIssuer(ctx context.Context) (*auth.Tickets, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.tickets = t
+	a.tickets = t
 	return t, nil
 }
 
 // postTicket issues a single-use realtime ticket for the caller (API
 // "Authentication"). The ticket is never logged.
-func (g *Gateway) postTicket(w http.ResponseWriter, r *http.Request) {
-	t, err := g.ticketIssuer(r.Context())
+func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
+	t, err := a.ticketIssuer(r.Context())
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
-	ticket, exp, err := t.Issue(userOf(r), expiryOf(r))
+	ticket, exp, err := t.Issue(httpx.User(r), httpx.Expiry(r))
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"ticket": ticket, "expires_at": exp.UTC().Format(time.RFC3339Nano)})
+	httpx.WriteJSON(w, http.StatusCreated, map[string]string{"ticket": ticket, "expires_at": exp.UTC().Format(time.RFC3339Nano)})
 }
 
 // redeemTicket authenticates a realtime request by its ticket query
 // parameter.
-func (g *Gateway) redeemTicket(r *http.Request, ticket string) (chat.User, time.Time, error) {
-	t, err := g.ticketIssuer(r.Context())
+func (a *API) redeemTicket(r *http.Request, ticket string) (chat.User, time.Time, error) {
+	t, err := a.ticketIssuer(r.Context())
 	if err != nil {
 		return chat.User{}, time.Time{}, err
 	}

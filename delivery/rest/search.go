@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 type searchResult struct {
@@ -16,17 +17,17 @@ type searchResult struct {
 // search answers GET /v1/search. The caller's memberships are read at query
 // time and always passed as the filter; the query string is only ever
 // matched against message text.
-func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
-	if g.index == nil {
-		g.writeCode(w, r, chat.CodeUnavailable, "search is not configured")
+func (a *API) search(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
+	if a.index == nil {
+		a.writeCode(w, r, chat.CodeUnavailable, "search is not configured")
 		return
 	}
 	q := r.URL.Query()
 	sq := chat.SearchQuery{Text: strings.TrimSpace(q.Get("q")), SenderID: q.Get("sender_id"), PageToken: q.Get("page_token")}
-	limit, err := intParam(q, "limit", 20, 1, 50)
+	limit, err := httpx.IntParam(q, "limit", 20, 1, 50)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	sq.Limit = int(limit)
@@ -34,7 +35,7 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(name); v != "" {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				g.writeCode(w, r, chat.CodeInvalid, name+" must be an RFC 3339 time")
+				a.writeCode(w, r, chat.CodeInvalid, name+" must be an RFC 3339 time")
 				return
 			}
 			*dst = t
@@ -45,20 +46,20 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 	case "attachment":
 		sq.HasAttachment = true
 	default:
-		g.writeCode(w, r, chat.CodeInvalid, `has must be "attachment"`)
+		a.writeCode(w, r, chat.CodeInvalid, `has must be "attachment"`)
 		return
 	}
 	if sq.SenderID != "" && !chat.ValidUserID(sq.SenderID) {
-		g.writeCode(w, r, chat.CodeInvalid, "sender_id is not a valid user id")
+		a.writeCode(w, r, chat.CodeInvalid, "sender_id is not a valid user id")
 		return
 	}
 	if len(sq.Text) > chat.MaxTextChars {
-		g.writeCode(w, r, chat.CodeInvalid, "q is too long")
+		a.writeCode(w, r, chat.CodeInvalid, "q is too long")
 		return
 	}
-	ms, err := g.store.Memberships(r.Context(), u.ID)
+	ms, err := a.store.Memberships(r.Context(), u.ID)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	want := q.Get("conversation_id")
@@ -70,13 +71,13 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 	results := []searchResult{}
 	var next *string
 	if len(sq.ConversationIDs) > 0 {
-		hits, token, err := g.index.Search(r.Context(), sq)
+		hits, token, err := a.index.Search(r.Context(), sq)
 		if err != nil {
 			if chat.ErrorCode(err) == chat.CodeInvalid {
-				g.writeErr(w, r, err)
+				a.writeErr(w, r, err)
 				return
 			}
-			g.writeErr(w, r, unavailable(err))
+			a.writeErr(w, r, unavailable(err))
 			return
 		}
 		for _, h := range hits {
@@ -84,7 +85,7 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 			// indexed is never shown. Any other failure to read a hit
 			// answers 503: dropping it would pass an incomplete page off
 			// as the whole answer.
-			m, err := g.store.Message(r.Context(), h.ConversationID, h.MessageID)
+			m, err := a.store.Message(r.Context(), h.ConversationID, h.MessageID)
 			if chat.IsNotFound(err) {
 				continue
 			}
@@ -92,7 +93,7 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 				if chat.ErrorCode(err) != chat.CodeUnavailable {
 					err = &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
 				}
-				g.writeErr(w, r, err)
+				a.writeErr(w, r, err)
 				return
 			}
 			if m.Deleted {
@@ -109,5 +110,5 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request) {
 			next = &token
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": results, "next_page_token": next})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"results": results, "next_page_token": next})
 }

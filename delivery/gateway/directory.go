@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sort"
 
 	"github.com/parleychat/parley/chat"
-	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/presence"
 )
 
@@ -84,52 +82,4 @@ func (d storeDirectory) Members(ctx context.Context, cid, after string, limit in
 		i++
 	}
 	return ms[i:min(len(ms), i+limit)], nil
-}
-
-// getPresence answers GET /v1/conversations/{cid}/presence?after=&limit=:
-// the online members in user-id order, a page at a time.
-func (g *Gateway) getPresence(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
-	cid := r.PathValue("cid")
-	if err := g.isMember(r.Context(), cid, u.ID); err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	limit, err := intParam(q, "limit", 500, 1, 500)
-	if err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	online, next, err := g.presence.OnlineMembers(r.Context(), cid, q.Get("after"), int(limit))
-	if err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	var nextAfter *string
-	if next != "" {
-		nextAfter = &next
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"online": online, "next_after": nextAfter})
-}
-
-// watchPresence handles a presence.watch frame. The watch ends with the
-// session.
-func (s *wsSession) watchPresence(ctx context.Context, ids []string) error {
-	if !s.watching {
-		s.watching = true
-		context.AfterFunc(ctx, func() { s.g.presence.Unwatch(s) })
-	}
-	return s.g.presence.Watch(ctx, s, ids)
-}
-
-// UserID and Presence make a WebSocket session a presence.Watcher.
-func (s *wsSession) UserID() string { return s.user.ID }
-
-func (s *wsSession) Presence(e chat.Ephemeral) {
-	b, err := jsonMarshal(e)
-	if err != nil {
-		return
-	}
-	s.conn.Enqueue(&fanout.Item{Data: b, Type: e.Type, Kind: fanout.KindEphemeral})
 }

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // maxProfileName bounds a name set with PATCH /v1/me, in characters.
@@ -29,24 +30,24 @@ type claimedNames struct{ m sync.Map } // user id -> name
 // already. A token without a name claim carries the user id as its name
 // (auth.Verify) and is not recorded. A failed write is logged, not
 // returned: the request goes on with the token's name.
-func (g *Gateway) recordClaim(ctx context.Context, u chat.User) {
+func (a *API) recordClaim(ctx context.Context, u chat.User) {
 	if u.Name == "" || u.Name == u.ID {
 		return
 	}
-	if prev, ok := g.claims.m.Load(u.ID); ok && prev.(string) == u.Name {
+	if prev, ok := a.claims.m.Load(u.ID); ok && prev.(string) == u.Name {
 		return
 	}
-	if err := g.store.SetUserName(ctx, u.ID, u.Name, true); err != nil {
-		g.logger.Warn("recording a token's name", "user", u.ID, "err", err)
+	if err := a.store.SetUserName(ctx, u.ID, u.Name, true); err != nil {
+		a.logger.Warn("recording a token's name", "user", u.ID, "err", err)
 		return
 	}
-	g.claims.m.Store(u.ID, u.Name)
+	a.claims.m.Store(u.ID, u.Name)
 }
 
 // profiles returns the profile of each id, in the order of ids: the stored
 // one, or the id as the name for a user who never signed in.
-func (g *Gateway) profiles(ctx context.Context, ids []string) ([]chat.User, error) {
-	found, err := g.store.Users(ctx, ids)
+func (a *API) profiles(ctx context.Context, ids []string) ([]chat.User, error) {
+	found, err := a.store.Users(ctx, ids)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -63,57 +64,57 @@ func (g *Gateway) profiles(ctx context.Context, ids []string) ([]chat.User, erro
 
 // getMe answers the caller's stored profile, or the token's name before
 // any is stored.
-func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
-	found, err := g.store.Users(r.Context(), []string{u.ID})
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
+	found, err := a.store.Users(r.Context(), []string{u.ID})
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	if p, ok := found[u.ID]; ok {
 		u = p
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpx.WriteJSON(w, http.StatusOK, u)
 }
 
 // patchMe sets the caller's name and tells the people who share a
 // conversation with it, and its own connections, with user.updated.
-func (g *Gateway) patchMe(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	var req struct {
 		Name *string `json:"name"`
 	}
-	if err := g.decodeJSON(w, r, &req); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	if req.Name == nil {
-		g.writeCode(w, r, chat.CodeInvalid, "name is required")
+		a.writeCode(w, r, chat.CodeInvalid, "name is required")
 		return
 	}
 	name := strings.TrimSpace(*req.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxProfileName || !utf8.ValidString(name) {
-		g.writeCode(w, r, chat.CodeInvalid, "name must be 1-64 characters after trimming")
+		a.writeCode(w, r, chat.CodeInvalid, "name must be 1-64 characters after trimming")
 		return
 	}
-	if err := g.store.SetUserName(r.Context(), u.ID, name, false); err != nil {
-		g.writeErr(w, r, unavailable(err))
+	if err := a.store.SetUserName(r.Context(), u.ID, name, false); err != nil {
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	p := chat.User{ID: u.ID, Name: name}
-	if to, err := g.contacts(r.Context(), u.ID); err != nil {
+	if to, err := a.contacts(r.Context(), u.ID); err != nil {
 		// The name is stored; those connected learn it on their next read.
-		g.logger.Warn("listing whom to tell of a name change", "user", u.ID, "err", err)
+		a.logger.Warn("listing whom to tell of a name change", "user", u.ID, "err", err)
 	} else {
-		g.presence.Broadcast(to, chat.Ephemeral{Type: chat.EventUserUpdated, User: &p})
+		a.presence.Broadcast(to, chat.Ephemeral{Type: chat.EventUserUpdated, User: &p})
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 // contacts returns uid and the people who share an active conversation
 // with it, sorted and without duplicates, at most maxContacts of them.
-func (g *Gateway) contacts(ctx context.Context, uid string) ([]string, error) {
-	ms, err := g.store.Memberships(ctx, uid)
+func (a *API) contacts(ctx context.Context, uid string) ([]string, error) {
+	ms, err := a.store.Memberships(ctx, uid)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -122,14 +123,14 @@ func (g *Gateway) contacts(ctx context.Context, uid string) ([]string, error) {
 		if !m.Active || len(seen) >= maxContacts {
 			continue
 		}
-		c, err := g.store.Conversation(ctx, m.ConversationID)
+		c, err := a.store.Conversation(ctx, m.ConversationID)
 		if chat.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		members, err := g.conversationMembers(ctx, &c)
+		members, err := a.conversationMembers(ctx, &c)
 		if err != nil {
 			return nil, err
 		}
@@ -148,10 +149,10 @@ func (g *Gateway) contacts(ctx context.Context, uid string) ([]string, error) {
 	return out, nil
 }
 
-// sharesConversation reports whether a and b are active members of one
+// sharesConversation reports whether users x and y are active members of one
 // conversation, from the two users' membership rows.
-func (g *Gateway) sharesConversation(ctx context.Context, a, b string) (bool, error) {
-	ma, err := g.store.Memberships(ctx, a)
+func (a *API) sharesConversation(ctx context.Context, x, y string) (bool, error) {
+	ma, err := a.store.Memberships(ctx, x)
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -164,7 +165,7 @@ func (g *Gateway) sharesConversation(ctx context.Context, a, b string) (bool, er
 	if len(mine) == 0 {
 		return false, nil
 	}
-	mb, err := g.store.Memberships(ctx, b)
+	mb, err := a.store.Memberships(ctx, y)
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -179,60 +180,60 @@ func (g *Gateway) sharesConversation(ctx context.Context, a, b string) (bool, er
 // getUser answers a profile to the user itself and to those who share a
 // conversation with it; 404 to everyone else, so a stranger cannot learn
 // whether the user exists.
-func (g *Gateway) getUser(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	uid := r.PathValue("uid")
 	if !chat.ValidUserID(uid) {
-		g.writeCode(w, r, chat.CodeNotFound, "user not found")
+		a.writeCode(w, r, chat.CodeNotFound, "user not found")
 		return
 	}
 	if uid != u.ID {
-		ok, err := g.sharesConversation(r.Context(), u.ID, uid)
+		ok, err := a.sharesConversation(r.Context(), u.ID, uid)
 		if err != nil {
-			g.writeErr(w, r, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		if !ok {
-			g.writeCode(w, r, chat.CodeNotFound, "user not found")
+			a.writeCode(w, r, chat.CodeNotFound, "user not found")
 			return
 		}
 	}
-	ps, err := g.profiles(r.Context(), []string{uid})
+	ps, err := a.profiles(r.Context(), []string{uid})
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	p := ps[0]
 	if uid == u.ID && p.Name == uid && u.Name != "" {
 		p = u // no stored profile yet: the token's name
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 // listUsers is the directory search: the profiles among the caller and
 // the people sharing a conversation with it whose id or name starts with
 // q, ignoring case, in user-id order.
-func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	q := r.URL.Query()
-	limit, err := intParam(q, "limit", 20, 1, 50)
+	limit, err := httpx.IntParam(q, "limit", 20, 1, 50)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	prefix := strings.ToLower(strings.TrimSpace(q.Get("q")))
 	if utf8.RuneCountInString(prefix) > maxProfileName || !utf8.ValidString(prefix) {
-		g.writeCode(w, r, chat.CodeInvalid, "q must be at most 64 characters")
+		a.writeCode(w, r, chat.CodeInvalid, "q must be at most 64 characters")
 		return
 	}
-	ids, err := g.contacts(r.Context(), u.ID)
+	ids, err := a.contacts(r.Context(), u.ID)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
-	ps, err := g.profiles(r.Context(), ids)
+	ps, err := a.profiles(r.Context(), ids)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	out := []chat.User{}
@@ -247,5 +248,5 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": out})
 }

@@ -1,4 +1,4 @@
-package gateway
+package realtime
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 const (
@@ -38,7 +39,7 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 // originAllowed implements the cross-site WebSocket hijacking check: no
 // Origin (native clients), the server's own origin, or an allowed one.
-func (g *Gateway) originAllowed(r *http.Request) bool {
+func (t *Server) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -50,7 +51,7 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	for _, pat := range g.origins {
+	for _, pat := range t.origins {
 		target := u.Host
 		if strings.Contains(pat, "://") {
 			target = strings.ToLower(u.Scheme + "://" + u.Host)
@@ -77,14 +78,14 @@ type wsClientFrame struct {
 	Token          string          `json:"token"`
 }
 
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
-	if !g.originAllowed(r) {
-		g.writeCode(w, r, chat.CodeForbidden, "origin not allowed")
+func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !t.originAllowed(r) {
+		t.writeCode(w, r, chat.CodeForbidden, "origin not allowed")
 		return
 	}
-	u := userOf(r)
-	if g.hub.Connections(u.ID) >= g.cfg.MaxConnsPerUser {
-		g.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
+	u := httpx.User(r)
+	if t.hub.Connections(u.ID) >= t.cfg.MaxConnsPerUser {
+		t.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
 		return
 	}
 	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
@@ -101,8 +102,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(g.cfg.MaxBody)
-	s := &wsSession{g: g, ws: ws, user: u, expires: expiryOf(r), conn: g.newConn(u.ID)}
+	ws.SetReadLimit(t.cfg.MaxBody)
+	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
 	s.conn.Keepalive = s.keepalive
 	go s.run(cursor)
 }
@@ -112,7 +113,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // connection starts it), so an idle WebSocket holds one goroutine and no
 // write buffer.
 type wsSession struct {
-	g    *Gateway
+	t    *Server
 	ws   *websocket.Conn
 	user chat.User
 	conn *fanout.Conn
@@ -137,9 +138,9 @@ func (s *wsSession) control(v any) {
 // run opens the connection and returns; the reader it starts lives as
 // long as the socket and closes the connection when it ends.
 func (s *wsSession) run(cursor string) {
-	g := s.g
+	t := s.t
 	ctx, cancel := context.WithCancel(context.Background())
-	g.metrics.connections.WithLabelValues("websocket").Inc()
+	t.metrics.connections.WithLabelValues("websocket").Inc()
 	// The reader starts at once; an optional hello frame may carry the
 	// cursor instead of the query. (A read with a deadline would close the
 	// socket when it expires, so the wait is on a channel.)
@@ -150,8 +151,8 @@ func (s *wsSession) run(cursor string) {
 			cancel()
 			s.stopTokenTimer()
 			s.conn.CloseWith(int(websocket.StatusNormalClosure), "")
-			g.hub.Unregister(s.conn)
-			g.metrics.connections.WithLabelValues("websocket").Dec()
+			t.hub.Unregister(s.conn)
+			t.metrics.connections.WithLabelValues("websocket").Dec()
 		}()
 		defer close(done)
 		s.readLoop(ctx, hello)
@@ -173,23 +174,19 @@ func (s *wsSession) run(cursor string) {
 // open opens the connection with cursor and writes ready; on failure it
 // closes the socket with the error's code and reports false.
 func (s *wsSession) open(ctx context.Context, cursor string) bool {
-	g := s.g
-	err := g.hub.Open(ctx, s.conn, cursor, g.cfg.MaxConnsPerUser)
+	t := s.t
+	err := t.hub.Open(ctx, s.conn, cursor, t.cfg.MaxConnsPerUser)
 	if err == nil && ctx.Err() != nil {
-		g.hub.Unregister(s.conn) // the client left while it opened
+		t.hub.Unregister(s.conn) // the client left while it opened
 		err = ctx.Err()
 	}
 	if err != nil {
 		code := chat.ErrorCode(err)
 		if code == chat.CodeCursorExpired {
-			b := errorJSON(code, chat.ErrorMessage(err), "")
+			b := httpx.ErrorJSON(code, chat.ErrorMessage(err), "")
 			_ = s.ws.Write(ctx, websocket.MessageText, append([]byte(`{"type":"error",`), b[1:]...))
 		}
-		cc, ok := closeCodeOf[code]
-		if !ok {
-			cc = websocket.StatusTryAgainLater
-		}
-		s.ws.Close(cc, chat.ErrorMessage(err))
+		s.ws.Close(httpx.CloseCode(code), chat.ErrorMessage(err))
 		return false
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
@@ -218,7 +215,7 @@ type wsBuffer struct {
 // write writes everything queued, each take in one frame, until nothing
 // waits; the connection starts it again when something does.
 func (s *wsSession) write() {
-	g := s.g
+	t := s.t
 	b := wsBuffers.Get().(*wsBuffer)
 	defer func() {
 		clear(b.items)
@@ -231,7 +228,7 @@ func (s *wsSession) write() {
 		items, err := s.conn.Take(b.items)
 		switch {
 		case errors.Is(err, fanout.ErrTooSlow):
-			g.metrics.slowClosed.Inc()
+			t.metrics.slowClosed.Inc()
 			s.ws.Close(websocket.StatusTryAgainLater, "too slow to keep up; resume with your cursor")
 			return
 		case errors.Is(err, fanout.ErrClosed):
@@ -252,12 +249,12 @@ func (s *wsSession) write() {
 		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
 		cancel()
 		if err != nil {
-			g.metrics.dropped.WithLabelValues("write_failed").Inc()
+			t.metrics.dropped.WithLabelValues("write_failed").Inc()
 			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
 			return
 		}
-		g.metrics.wrote("websocket", items, len(items))
+		t.metrics.wrote("websocket", items, len(items))
 	}
 }
 
@@ -275,7 +272,7 @@ func (s *wsSession) keepalive() {
 	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
 	defer cancel()
 	if err := s.ws.Ping(ctx); err != nil {
-		s.g.metrics.dropped.WithLabelValues("ping_timeout").Inc()
+		s.t.metrics.dropped.WithLabelValues("ping_timeout").Inc()
 		s.conn.Close()
 	}
 }
@@ -317,40 +314,33 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 
 func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {
 	type errFrame struct {
-		Type  string          `json:"type"`
-		Ref   json.RawMessage `json:"ref,omitempty"`
-		Error errorDetail     `json:"error"`
+		Type  string            `json:"type"`
+		Ref   json.RawMessage   `json:"ref,omitempty"`
+		Error httpx.ErrorDetail `json:"error"`
 	}
-	s.control(errFrame{Type: "error", Ref: ref, Error: errorDetail{Code: code, Message: msg}})
+	s.control(errFrame{Type: "error", Ref: ref, Error: httpx.ErrorDetail{Code: code, Message: msg}})
 }
 
 // handleFrame acts on one client frame; it reports whether it was valid.
 func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
-	g := s.g
+	t := s.t
 	switch f.Type {
 	case "ping":
 		s.control(map[string]any{"type": "pong", "ref": f.Ref})
 	case "hello":
 		// Only meaningful as the first frame; later ones are harmless.
 	case "send":
-		req := sendRequest{ConversationID: f.ConversationID, ClientID: f.ClientID, Text: f.Text, Attachments: f.Attachments, ReplyTo: f.ReplyTo}
-		cmd, err := g.sendCommand(ctx, s.user, req)
-		if err != nil {
-			s.sendFailed(f.Ref, err)
-			return true
-		}
+		req := httpx.SendRequest{ConversationID: f.ConversationID, ClientID: f.ClientID, Text: f.Text, Attachments: f.Attachments, ReplyTo: f.ReplyTo}
 		ref := f.Ref
-		g.submitAsync(ctx, cmd, func(res chat.Result, err error) {
+		t.actions.Send(ctx, s.user, req, func(msg *chat.Message, err error) {
 			if err != nil {
 				s.sendFailed(ref, err)
 				return
 			}
-			g.metrics.sends.Inc()
-			res.Message.Normalize()
-			s.control(map[string]any{"type": "ack", "ref": ref, "message": res.Message})
+			s.control(map[string]any{"type": "ack", "ref": ref, "message": msg})
 		})
 	case "typing":
-		if err := g.sendTyping(ctx, s.user, f.ConversationID); err != nil {
+		if err := t.actions.Typing(ctx, s.user, f.ConversationID); err != nil {
 			s.frameError(f.Ref, chat.ErrorCode(err), chat.ErrorMessage(err))
 		}
 	case "read":
@@ -360,7 +350,7 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 		}
 		cid, seq, ref := f.ConversationID, *f.Seq, f.Ref
 		go func() {
-			if err := g.read(ctx, s.user, cid, seq); err != nil {
+			if err := t.actions.Read(ctx, s.user, cid, seq); err != nil {
 				s.frameError(ref, chat.ErrorCode(err), chat.ErrorMessage(err))
 			}
 		}()
@@ -382,7 +372,7 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 }
 
 func (s *wsSession) sendFailed(ref json.RawMessage, err error) {
-	if _, ok := err.(*rateLimited); ok {
+	if _, ok := err.(*httpx.RateLimited); ok {
 		// The WebSocket twin of 429: an error frame for the send, then
 		// close 4429; the client reconnects later with its cursor.
 		s.frameError(ref, chat.CodeRateLimited, "too many messages; slow down")

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 const (
@@ -29,10 +30,10 @@ var attachmentTypes = map[string]bool{
 	"application/vnd.oasis.opendocument.text":                                   true,
 }
 
-func (g *Gateway) createAttachment(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
-	if g.blobs == nil {
-		g.writeCode(w, r, chat.CodeUnavailable, "attachments are not configured")
+func (a *API) createAttachment(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
+	if a.blobs == nil {
+		a.writeCode(w, r, chat.CodeUnavailable, "attachments are not configured")
 		return
 	}
 	var req struct {
@@ -40,26 +41,26 @@ func (g *Gateway) createAttachment(w http.ResponseWriter, r *http.Request) {
 		ContentType string `json:"content_type"`
 		Size        *int64 `json:"size"`
 	}
-	if err := g.decodeJSON(w, r, &req); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	name := strings.TrimSpace(req.Name)
 	if name == "" || len(name) > 255 || strings.ContainsAny(name, "\x00/\\\r\n") {
-		g.writeCode(w, r, chat.CodeInvalid, "name must be 1-255 bytes without slashes or control characters")
+		a.writeCode(w, r, chat.CodeInvalid, "name must be 1-255 bytes without slashes or control characters")
 		return
 	}
 	ct, _, err := mime.ParseMediaType(req.ContentType)
 	if err != nil || !attachmentTypes[ct] {
-		g.writeCode(w, r, chat.CodeInvalid, "content_type is not an accepted attachment type")
+		a.writeCode(w, r, chat.CodeInvalid, "content_type is not an accepted attachment type")
 		return
 	}
 	if req.Size == nil || *req.Size < 1 {
-		g.writeCode(w, r, chat.CodeInvalid, "size must be a positive number of bytes")
+		a.writeCode(w, r, chat.CodeInvalid, "size must be a positive number of bytes")
 		return
 	}
-	if *req.Size > g.cfg.MaxAttachment {
-		g.writeCode(w, r, chat.CodeTooLarge, "attachment is larger than the limit")
+	if *req.Size > a.cfg.MaxAttachment {
+		a.writeCode(w, r, chat.CodeTooLarge, "attachment is larger than the limit")
 		return
 	}
 	rec := chat.AttachmentRecord{
@@ -67,20 +68,20 @@ func (g *Gateway) createAttachment(w http.ResponseWriter, r *http.Request) {
 		UploaderID: u.ID,
 		CreatedAt:  time.Now().UTC(),
 	}
-	if err := g.store.PutAttachment(r.Context(), rec); err != nil {
-		g.writeErr(w, r, unavailable(err))
+	if err := a.store.PutAttachment(r.Context(), rec); err != nil {
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
-	url, headers, err := g.blobs.UploadURL(r.Context(), rec.BlobKey(), ct, rec.Size, uploadTTL)
+	url, headers, err := a.blobs.UploadURL(r.Context(), rec.BlobKey(), ct, rec.Size, uploadTTL)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	if headers == nil {
 		headers = map[string]string{}
 	}
 	w.Header().Set("Location", "/v1/attachments/"+rec.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{
 		"id": rec.ID, "upload_url": url, "method": "PUT", "headers": headers,
 		"expires_at": time.Now().Add(uploadTTL).UTC(),
 		"attachment": rec.Attachment,
@@ -90,12 +91,12 @@ func (g *Gateway) createAttachment(w http.ResponseWriter, r *http.Request) {
 // visibleAttachment loads an attachment the caller may see: its uploader,
 // or a member of the conversation it was posted in, while its message
 // stands. Everyone else gets 404.
-func (g *Gateway) visibleAttachment(ctx context.Context, id, uid string) (chat.AttachmentRecord, error) {
+func (a *API) visibleAttachment(ctx context.Context, id, uid string) (chat.AttachmentRecord, error) {
 	notFound := chat.Errorf(chat.CodeNotFound, "attachment not found")
 	if !chat.ValidID(id) {
 		return chat.AttachmentRecord{}, notFound
 	}
-	rec, err := g.store.Attachment(ctx, id)
+	rec, err := a.store.Attachment(ctx, id)
 	if err != nil {
 		if chat.IsNotFound(err) {
 			return rec, notFound
@@ -108,47 +109,47 @@ func (g *Gateway) visibleAttachment(ctx context.Context, id, uid string) (chat.A
 		}
 		return rec, nil
 	}
-	if _, err := g.member(ctx, rec.ConversationID, uid); err != nil {
+	if _, err := a.member(ctx, rec.ConversationID, uid); err != nil {
 		return rec, notFound
 	}
-	m, err := g.store.Message(ctx, rec.ConversationID, rec.MessageID)
+	m, err := a.store.Message(ctx, rec.ConversationID, rec.MessageID)
 	if err != nil || m.Deleted {
 		return rec, notFound
 	}
 	return rec, nil
 }
 
-func (g *Gateway) getAttachment(w http.ResponseWriter, r *http.Request) {
-	g.redirectToBlob(w, r, false)
+func (a *API) getAttachment(w http.ResponseWriter, r *http.Request) {
+	a.redirectToBlob(w, r, false)
 }
 
-func (g *Gateway) getThumbnail(w http.ResponseWriter, r *http.Request) {
-	g.redirectToBlob(w, r, true)
+func (a *API) getThumbnail(w http.ResponseWriter, r *http.Request) {
+	a.redirectToBlob(w, r, true)
 }
 
-func (g *Gateway) redirectToBlob(w http.ResponseWriter, r *http.Request, thumb bool) {
-	u := userOf(r)
-	if g.blobs == nil {
-		g.writeCode(w, r, chat.CodeUnavailable, "attachments are not configured")
+func (a *API) redirectToBlob(w http.ResponseWriter, r *http.Request, thumb bool) {
+	u := httpx.User(r)
+	if a.blobs == nil {
+		a.writeCode(w, r, chat.CodeUnavailable, "attachments are not configured")
 		return
 	}
-	rec, err := g.visibleAttachment(r.Context(), r.PathValue("id"), u.ID)
+	rec, err := a.visibleAttachment(r.Context(), r.PathValue("id"), u.ID)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	key, name, ct := rec.BlobKey(), rec.Name, rec.ContentType
 	if thumb {
 		if rec.ThumbnailKey == "" {
-			g.writeCode(w, r, chat.CodeNotFound, "no thumbnail (yet)")
+			a.writeCode(w, r, chat.CodeNotFound, "no thumbnail (yet)")
 			return
 		}
 		key, ct = rec.ThumbnailKey, "image/png"
 		name = strings.TrimSuffix(name, "."+extOf(name)) + "-thumbnail.png"
 	}
-	url, err := g.blobs.DownloadURL(r.Context(), key, name, ct, downloadTTL)
+	url, err := a.blobs.DownloadURL(r.Context(), key, name, ct, downloadTTL)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
@@ -165,16 +166,16 @@ func extOf(name string) string {
 
 // checkUploads verifies that the caller's attachments were uploaded before
 // a send refers to them.
-func (g *Gateway) checkUploads(ctx context.Context, uid string, ids []string) error {
+func (a *API) checkUploads(ctx context.Context, uid string, ids []string) error {
 	for _, id := range ids {
 		if !chat.ValidID(id) {
 			return chat.Errorf(chat.CodeInvalid, "unknown attachment %q", id)
 		}
-		rec, err := g.store.Attachment(ctx, id)
-		if err != nil || rec.UploaderID != uid || g.blobs == nil {
+		rec, err := a.store.Attachment(ctx, id)
+		if err != nil || rec.UploaderID != uid || a.blobs == nil {
 			return chat.Errorf(chat.CodeInvalid, "unknown attachment %q", id)
 		}
-		rc, err := g.blobs.Get(ctx, rec.BlobKey())
+		rc, err := a.blobs.Get(ctx, rec.BlobKey())
 		if err != nil {
 			return chat.Errorf(chat.CodeInvalid, "attachment %q has not been uploaded", id)
 		}

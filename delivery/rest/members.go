@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // memberTTL is how long the gateway trusts that a user it saw as a member
@@ -68,30 +69,30 @@ func (m *memberCache) forget(cid, uid string) {
 // the last page, so a client never asks for an empty one. Any size of
 // conversation costs one read of the caller's membership, one of the
 // conversation's state and one slice of its member rows.
-func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) listMembers(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	q := r.URL.Query()
-	limit, err := intParam(q, "limit", 100, 1, 500)
+	limit, err := httpx.IntParam(q, "limit", 100, 1, 500)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	after := q.Get("after")
 	if after != "" && !chat.ValidUserID(after) {
-		g.writeCode(w, r, chat.CodeInvalid, "after must be a user id")
+		a.writeCode(w, r, chat.CodeInvalid, "after must be a user id")
 		return
 	}
-	c, err := g.member(r.Context(), r.PathValue("cid"), u.ID)
+	c, err := a.member(r.Context(), r.PathValue("cid"), u.ID)
 	if err != nil {
-		g.writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	var page []string
 	if c.MemberCount == 0 && len(c.Members) > 0 {
 		// Stored before member rows existed: its state lists them all.
 		page = legacyMembersPage(c.Members, after, int(limit)+1)
-	} else if page, err = g.store.Members(r.Context(), c.ID, after, int(limit)+1); err != nil {
-		g.writeErr(w, r, unavailable(err))
+	} else if page, err = a.store.Members(r.Context(), c.ID, after, int(limit)+1); err != nil {
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	var next *string
@@ -102,7 +103,7 @@ func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request) {
 	if page == nil {
 		page = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"members": page, "next_after": next})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": page, "next_after": next})
 }
 
 // legacyMembersPage pages a member list held in a conversation's state.
@@ -118,14 +119,14 @@ func legacyMembersPage(members []string, after string, limit int) []string {
 // conversationMembers returns every member of c: its list when its state
 // holds one, otherwise (a conversation of more than chat.MaxListedMembers)
 // its member rows, page by page.
-func (g *Gateway) conversationMembers(ctx context.Context, c *chat.Conversation) ([]string, error) {
+func (a *API) conversationMembers(ctx context.Context, c *chat.Conversation) ([]string, error) {
 	if c.Members != nil || c.MemberCount == 0 {
 		return c.Members, nil
 	}
 	const page = 1000
 	all := make([]string, 0, c.MemberCount)
 	for after := ""; ; {
-		ms, err := g.store.Members(ctx, c.ID, after, page)
+		ms, err := a.store.Members(ctx, c.ID, after, page)
 		if err != nil {
 			return nil, unavailable(err)
 		}

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // PushConfig holds what the gateway needs of push: the VAPID key pair
@@ -90,39 +91,39 @@ const maxEndpointLen = 2048
 // host is public.
 const endpointResolveTimeout = 3 * time.Second
 
-func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) putDevice(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	id := r.PathValue("id")
 	if !chat.ValidDeviceID(id) {
-		g.writeCode(w, r, chat.CodeInvalid, "device id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		a.writeCode(w, r, chat.CodeInvalid, "device id must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		return
 	}
 	var req deviceBody
-	if err := g.decodeJSON(w, r, &req); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	now := time.Now().UTC()
 	d := chat.Device{ID: id, UserID: u.ID, Kind: req.Kind, CreatedAt: now, UpdatedAt: now}
 	switch req.Kind {
 	case chat.DeviceWebPush:
-		if err := g.checkEndpoint(r.Context(), req.Endpoint); err != nil {
-			g.writeErr(w, r, err)
+		if err := a.checkEndpoint(r.Context(), req.Endpoint); err != nil {
+			a.writeErr(w, r, err)
 			return
 		}
 		if req.Keys == nil {
-			g.writeCode(w, r, chat.CodeInvalid, "keys (p256dh, auth) are required for webpush")
+			a.writeCode(w, r, chat.CodeInvalid, "keys (p256dh, auth) are required for webpush")
 			return
 		}
 		if p, err := decodeB64URL(req.Keys.P256DH); err != nil || len(p) != 65 {
-			g.writeCode(w, r, chat.CodeInvalid, "keys.p256dh must be a 65-byte uncompressed P-256 key in base64url")
+			a.writeCode(w, r, chat.CodeInvalid, "keys.p256dh must be a 65-byte uncompressed P-256 key in base64url")
 			return
 		} else if _, err := ecdh.P256().NewPublicKey(p); err != nil {
-			g.writeCode(w, r, chat.CodeInvalid, "keys.p256dh is not a point on P-256")
+			a.writeCode(w, r, chat.CodeInvalid, "keys.p256dh is not a point on P-256")
 			return
 		}
-		if a, err := decodeB64URL(req.Keys.Auth); err != nil || len(a) != 16 {
-			g.writeCode(w, r, chat.CodeInvalid, "keys.auth must be 16 bytes in base64url")
+		if k, err := decodeB64URL(req.Keys.Auth); err != nil || len(k) != 16 {
+			a.writeCode(w, r, chat.CodeInvalid, "keys.auth must be 16 bytes in base64url")
 			return
 		}
 		d.Endpoint = req.Endpoint
@@ -131,21 +132,21 @@ func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request) {
 		switch req.Platform {
 		case chat.PlatformFCM, chat.PlatformAPNs, chat.PlatformOther:
 		default:
-			g.writeCode(w, r, chat.CodeInvalid, `platform must be "fcm", "apns" or "other"`)
+			a.writeCode(w, r, chat.CodeInvalid, `platform must be "fcm", "apns" or "other"`)
 			return
 		}
 		if req.Token == "" || len(req.Token) > maxPushTokenLen || !printableASCII(req.Token) {
-			g.writeCode(w, r, chat.CodeInvalid, fmt.Sprintf("token must be 1-%d printable ASCII characters", maxPushTokenLen))
+			a.writeCode(w, r, chat.CodeInvalid, fmt.Sprintf("token must be 1-%d printable ASCII characters", maxPushTokenLen))
 			return
 		}
 		d.Platform, d.Token = req.Platform, req.Token
 	default:
-		g.writeCode(w, r, chat.CodeInvalid, `kind must be "webpush" or "webhook"`)
+		a.writeCode(w, r, chat.CodeInvalid, `kind must be "webpush" or "webhook"`)
 		return
 	}
-	created, err := g.store.PutDevice(r.Context(), d)
+	created, err := a.store.PutDevice(r.Context(), d)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	status := http.StatusOK
@@ -153,7 +154,7 @@ func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	} else {
 		// The store kept the first registration's time; answer it.
-		if ds, err := g.store.Devices(r.Context(), u.ID); err == nil {
+		if ds, err := a.store.Devices(r.Context(), u.ID); err == nil {
 			for _, x := range ds {
 				if x.ID == id {
 					d.CreatedAt = x.CreatedAt
@@ -161,45 +162,45 @@ func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, status, d.Public())
+	httpx.WriteJSON(w, status, d.Public())
 }
 
-func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request) {
-	ds, err := g.store.Devices(r.Context(), userOf(r).ID)
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
+	ds, err := a.store.Devices(r.Context(), httpx.User(r).ID)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	out := make([]chat.Device, len(ds))
 	for i, d := range ds {
 		out[i] = d.Public()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
-func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
+func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !chat.ValidDeviceID(id) {
-		g.writeCode(w, r, chat.CodeInvalid, "device id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		a.writeCode(w, r, chat.CodeInvalid, "device id must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		return
 	}
-	if err := g.store.DeleteDevice(r.Context(), userOf(r).ID, id); err != nil {
+	if err := a.store.DeleteDevice(r.Context(), httpx.User(r).ID, id); err != nil {
 		if chat.IsNotFound(err) {
-			g.writeCode(w, r, chat.CodeNotFound, "device not found")
+			a.writeCode(w, r, chat.CodeNotFound, "device not found")
 			return
 		}
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (g *Gateway) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
-	if g.cfg.Push.VAPIDPublicKey == "" {
-		g.writeCode(w, r, chat.CodeNotFound, "web push is not configured on this server")
+func (a *API) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Push.VAPIDPublicKey == "" {
+		a.writeCode(w, r, chat.CodeNotFound, "web push is not configured on this server")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"key": g.cfg.Push.VAPIDPublicKey})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"key": a.cfg.Push.VAPIDPublicKey})
 }
 
 func printableASCII(s string) bool {
@@ -217,7 +218,7 @@ func printableASCII(s string) bool {
 // as an IP or as a name that resolves to one. The push role checks the
 // address again when it connects, since a name may resolve differently
 // later (DNS rebinding); this check gives the client its 400 early.
-func (g *Gateway) checkEndpoint(ctx context.Context, raw string) error {
+func (a *API) checkEndpoint(ctx context.Context, raw string) error {
 	bad := func(why string) error { return chat.Errorf(chat.CodeInvalid, "endpoint %s", why) }
 	if raw == "" || len(raw) > maxEndpointLen {
 		return bad(fmt.Sprintf("must be an https URL of at most %d bytes", maxEndpointLen))
@@ -231,8 +232,8 @@ func (g *Gateway) checkEndpoint(ctx context.Context, raw string) error {
 	}
 	host := u.Hostname()
 	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{a}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
 	} else {
 		rctx, cancel := context.WithTimeout(ctx, endpointResolveTimeout)
 		defer cancel()
@@ -242,8 +243,8 @@ func (g *Gateway) checkEndpoint(ctx context.Context, raw string) error {
 		}
 		addrs = ips
 	}
-	for _, a := range addrs {
-		if !PublicAddr(a, g.cfg.Push.AllowLoopback) {
+	for _, ip := range addrs {
+		if !PublicAddr(ip, a.cfg.Push.AllowLoopback) {
 			return bad("must be on a public address")
 		}
 	}

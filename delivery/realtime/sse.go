@@ -1,4 +1,4 @@
-package gateway
+package realtime
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 const sseWriteTimeout = 10 * time.Second
@@ -28,15 +29,15 @@ const (
 // Over HTTP/1.1 the stream leaves the HTTP server (sseStream): an idle
 // stream then holds one small goroutine that notices the client leave, and
 // a writer runs only while events wait. Over HTTP/2 the handler serves it.
-func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (t *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	cursor := r.URL.Query().Get("cursor")
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		cursor = last
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	conn, ok := g.openHTTPStream(ctx, w, r, u, cursor, "sse")
+	conn, ok := t.openHTTPStream(ctx, w, r, u, cursor, "sse")
 	if !ok {
 		return
 	}
@@ -52,10 +53,10 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 	writeSSE(&out, "ready", conn.AppendCursor(nil), conn.ReadyFrame())
 
 	if _, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet {
-		g.detachSSE(w, conn, out.Bytes())
+		t.detachSSE(w, conn, out.Bytes())
 		return
 	}
-	defer g.closeHTTPStream(conn, "sse")
+	defer t.closeHTTPStream(conn, "sse")
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	flush := func() bool {
@@ -75,7 +76,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 		items, err := conn.Next(ctx, buf)
 		switch {
 		case errors.Is(err, fanout.ErrTooSlow):
-			g.metrics.slowClosed.Inc()
+			t.metrics.slowClosed.Inc()
 			out.WriteString(sseTooSlow)
 			flush()
 			return
@@ -92,7 +93,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 			if !flush() {
 				return
 			}
-			g.metrics.wrote("sse", items, n)
+			t.metrics.wrote("sse", items, n)
 		}
 		clear(items)
 		if out.Cap() > 256<<10 {
@@ -130,7 +131,7 @@ func (s *sseScratch) render(out *bytes.Buffer, conn *fanout.Conn, items []*fanou
 // is written chunked straight to the socket, by a writer that runs only
 // while items wait, and a one-byte reader notices the client leave.
 type sseStream struct {
-	g    *Gateway
+	t    *Server
 	nc   net.Conn
 	conn *fanout.Conn
 	once sync.Once
@@ -147,10 +148,10 @@ type sseBuffer struct {
 
 // detachSSE hijacks the stream's connection and writes its head and first
 // events; from then on the stream lives without the handler.
-func (g *Gateway) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byte) {
+func (t *Server) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byte) {
 	nc, brw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
-		g.closeHTTPStream(conn, "sse")
+		t.closeHTTPStream(conn, "sse")
 		return
 	}
 	var head bytes.Buffer
@@ -164,10 +165,10 @@ func (g *Gateway) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []by
 	_ = nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	if _, err := nc.Write(head.Bytes()); err != nil {
 		nc.Close()
-		g.closeHTTPStream(conn, "sse")
+		t.closeHTTPStream(conn, "sse")
 		return
 	}
-	s := &sseStream{g: g, nc: nc, conn: conn}
+	s := &sseStream{t: t, nc: nc, conn: conn}
 	go s.watch()
 	conn.StartWriter(func() { go s.write() })
 }
@@ -197,7 +198,7 @@ func (s *sseStream) watch() {
 func (s *sseStream) end() {
 	s.once.Do(func() {
 		s.nc.Close()
-		s.g.closeHTTPStream(s.conn, "sse")
+		s.t.closeHTTPStream(s.conn, "sse")
 	})
 }
 
@@ -218,7 +219,7 @@ func (s *sseStream) write() {
 		final := ""
 		switch {
 		case errors.Is(err, fanout.ErrTooSlow):
-			s.g.metrics.slowClosed.Inc()
+			s.t.metrics.slowClosed.Inc()
 			final = sseTooSlow
 		case errors.Is(err, fanout.ErrClosed):
 			final = sseClosed
@@ -242,12 +243,12 @@ func (s *sseStream) write() {
 		if b.out.Len() > 0 {
 			_ = s.nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 			if _, err := s.nc.Write(b.out.Bytes()); err != nil {
-				s.g.metrics.dropped.WithLabelValues("write_failed").Inc()
+				s.t.metrics.dropped.WithLabelValues("write_failed").Inc()
 				s.conn.CloseWith(1001, "")
 				s.end()
 				return
 			}
-			s.g.metrics.wrote("sse", items, n)
+			s.t.metrics.wrote("sse", items, n)
 		}
 		if final != "" {
 			s.end()
@@ -258,8 +259,8 @@ func (s *sseStream) write() {
 
 // heartbeats asks every SSE stream for its comment line, from one ticker
 // for all of them, until ctx is done.
-func (g *Gateway) heartbeats(ctx context.Context) {
-	tick := time.NewTicker(g.cfg.SSEHeartbeat)
+func (t *Server) heartbeats(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.SSEHeartbeat)
 	defer tick.Stop()
 	for {
 		select {
@@ -267,7 +268,7 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		g.hub.Each(func(c *fanout.Conn) {
+		t.hub.Each(func(c *fanout.Conn) {
 			if c.Beats {
 				c.Beat()
 			}
@@ -291,115 +292,28 @@ func writeSSE(out *bytes.Buffer, typ string, id, data []byte) {
 	out.WriteString("\n\n")
 }
 
-// servePoll answers a long-poll: events after the cursor at once, or the
-// first to arrive within wait seconds, or none.
-func (g *Gateway) servePoll(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
-	q := r.URL.Query()
-	wait, err := intParam(q, "wait", 25, 0, 55)
-	if err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	cursor := q.Get("cursor")
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	// The opening reads the store on a goroutine of its own: the deep
-	// stack it needs is not kept by a poll that then waits for long.
-	// The replay is read only up to one answer (maxEvents): a client far
-	// behind pages through it, each poll reading what it answers.
-	const maxEvents = 500
-	var conn *fanout.Conn
-	var ok, cut bool
-	opened := make(chan struct{})
-	go func() {
-		defer close(opened)
-		conn, cut, ok = g.openHTTPStreamLimited(ctx, w, r, u, cursor, "longpoll", maxEvents)
-	}()
-	<-opened
-	if !ok {
-		return
-	}
-	defer g.closeHTTPStream(conn, "longpoll")
-
-	events := make([]rawJSON, 0)
-	var answered []*fanout.Item // for the events_to_socket hop
-	if cursor != "" {
-		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		var buf []*fanout.Item
-		wctx, wcancel := context.WithDeadline(ctx, deadline)
-		defer wcancel()
-	collect:
-		for len(events) < maxEvents {
-			if len(events) > 0 && !conn.Pending() {
-				break // answer the first events to arrive at once
-			}
-			if cut && !conn.Replaying() {
-				break // live items would move the cursor past events not yet replayed
-			}
-			items, err := conn.Next(wctx, buf)
-			if err != nil {
-				break // wait elapsed, closed or too slow: the cursor resumes the rest
-			}
-			buf = items
-			for _, it := range items {
-				if len(events) >= maxEvents {
-					break collect // the rest comes on the next poll, from the cursor
-				}
-				if one, ok := conn.Render(nil, it); ok {
-					events = append(events, rawJSON(one))
-					answered = append(answered, it)
-				}
-			}
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": conn.Cursor()})
-	if len(events) > 0 {
-		g.metrics.wrote("longpoll", answered, len(events))
-	}
-}
-
 // openHTTPStream opens a connection for an SSE or long-poll request,
 // answering the error itself when it cannot.
-func (g *Gateway) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*fanout.Conn, bool) {
-	conn, _, ok := g.openHTTPStreamLimited(ctx, w, r, u, cursor, transport, 0)
+func (t *Server) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string) (*fanout.Conn, bool) {
+	conn, _, ok := t.openHTTPStreamLimited(ctx, w, r, u, cursor, transport, 0)
 	return conn, ok
 }
 
 // openHTTPStreamLimited is openHTTPStream with a replay of at most limit
 // events (none when 0); cut says more wait (see fanout.Hub.OpenLimited).
-func (g *Gateway) openHTTPStreamLimited(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string, limit int) (*fanout.Conn, bool, bool) {
-	conn := g.newConn(u.ID)
+func (t *Server) openHTTPStreamLimited(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string, limit int) (*fanout.Conn, bool, bool) {
+	conn := t.newConn(u.ID)
 	conn.Beats = transport == "sse"
-	cut, err := g.hub.OpenLimited(ctx, conn, cursor, g.cfg.MaxConnsPerUser, limit)
+	cut, err := t.hub.OpenLimited(ctx, conn, cursor, t.cfg.MaxConnsPerUser, limit)
 	if err != nil {
-		g.writeErr(w, r, err)
+		t.writeErr(w, r, err)
 		return nil, false, false
 	}
-	g.metrics.connections.WithLabelValues(transport).Inc()
+	t.metrics.connections.WithLabelValues(transport).Inc()
 	return conn, cut, true
 }
 
-func (g *Gateway) closeHTTPStream(conn *fanout.Conn, transport string) {
-	g.hub.Unregister(conn)
-	g.metrics.connections.WithLabelValues(transport).Dec()
-}
-
-// authenticateOffStack authenticates a realtime request on a goroutine of
-// its own: token verification needs a deep stack, which a long-poll that
-// then waits would otherwise keep for as long as it waits.
-func (g *Gateway) authenticateOffStack(r *http.Request, realtime bool) (chat.User, time.Time, error) {
-	if !realtime {
-		return g.authenticate(r, false)
-	}
-	var user chat.User
-	var exp time.Time
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		user, exp, err = g.authenticate(r, true)
-	}()
-	<-done
-	return user, exp, err
+func (t *Server) closeHTTPStream(conn *fanout.Conn, transport string) {
+	t.hub.Unregister(conn)
+	t.metrics.connections.WithLabelValues(transport).Dec()
 }

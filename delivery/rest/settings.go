@@ -1,10 +1,11 @@
-package gateway
+package rest
 
 import (
 	"context"
 	"net/http"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // Conversation settings are a member's own (PUT …/settings). They live in
@@ -20,51 +21,51 @@ type settingsBody struct {
 	Muted *bool `json:"muted"`
 }
 
-func (g *Gateway) putSettings(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) putSettings(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	cid := r.PathValue("cid")
-	if err := g.isMember(r.Context(), cid, u.ID); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.isMember(r.Context(), cid, u.ID); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	var req settingsBody
-	if err := g.decodeJSON(w, r, &req); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
 	if req.Muted == nil {
-		g.writeCode(w, r, chat.CodeInvalid, "muted must be true or false")
+		a.writeCode(w, r, chat.CodeInvalid, "muted must be true or false")
 		return
 	}
 	set := chat.ConversationSettings{Muted: *req.Muted}
-	if err := g.store.PutSettings(r.Context(), u.ID, cid, set); err != nil {
-		g.writeErr(w, r, unavailable(err))
+	if err := a.store.PutSettings(r.Context(), u.ID, cid, set); err != nil {
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, set)
+	httpx.WriteJSON(w, http.StatusOK, set)
 }
 
-func (g *Gateway) getSettings(w http.ResponseWriter, r *http.Request) {
-	u := userOf(r)
+func (a *API) getSettings(w http.ResponseWriter, r *http.Request) {
+	u := httpx.User(r)
 	cid := r.PathValue("cid")
-	if err := g.isMember(r.Context(), cid, u.ID); err != nil {
-		g.writeErr(w, r, err)
+	if err := a.isMember(r.Context(), cid, u.ID); err != nil {
+		a.writeErr(w, r, err)
 		return
 	}
-	all, err := g.store.Settings(r.Context(), u.ID)
+	all, err := a.store.Settings(r.Context(), u.ID)
 	if err != nil {
-		g.writeErr(w, r, unavailable(err))
+		a.writeErr(w, r, unavailable(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, all[cid])
+	httpx.WriteJSON(w, http.StatusOK, all[cid])
 }
 
 // viewWithSettings is view plus the caller's own settings of c (one read
 // of the caller's settings). A failed read shows the defaults rather than
 // failing the answer: settings only decorate it.
-func (g *Gateway) viewWithSettings(ctx context.Context, c chat.Conversation, uid string, m *chat.Membership) chat.Conversation {
-	v := g.view(ctx, c, uid, m)
-	if all, err := g.store.Settings(ctx, uid); err == nil {
+func (a *API) viewWithSettings(ctx context.Context, c chat.Conversation, uid string, m *chat.Membership) chat.Conversation {
+	v := a.view(ctx, c, uid, m)
+	if all, err := a.store.Settings(ctx, uid); err == nil {
 		v.Muted = all[c.ID].Muted
 	}
 	return v

@@ -1,4 +1,4 @@
-package gateway
+package realtime
 
 import (
 	"encoding/json"
@@ -95,7 +95,7 @@ func (s *wsSession) refreshToken(ref json.RawMessage, token string) bool {
 		s.frameError(ref, chat.CodeInvalid, "auth needs a token")
 		return false
 	}
-	user, exp, err := s.g.verifier.Verify(token)
+	user, exp, err := s.t.verifier.Verify(token)
 	if err == nil && user.ID != s.user.ID {
 		err = chat.Errorf(chat.CodeUnauthorized, "the token names another user")
 	}

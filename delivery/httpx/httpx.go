@@ -1,0 +1,283 @@
+// Package httpx is the HTTP plumbing the gateway's packages share
+// (delivery/gateway, delivery/rest, delivery/realtime): the one table from
+// error codes to HTTP statuses and WebSocket close codes, the contract's
+// error body, JSON answers and request bodies, query parameters, and the
+// identity of an authenticated request.
+package httpx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/chat"
+)
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	chat.CodeInvalid:         http.StatusBadRequest,
+	chat.CodeUnauthorized:    http.StatusUnauthorized,
+	chat.CodeForbidden:       http.StatusForbidden,
+	chat.CodeNotFound:        http.StatusNotFound,
+	chat.CodeConflict:        http.StatusConflict,
+	chat.CodeCursorExpired:   http.StatusGone,
+	chat.CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	chat.CodeRateLimited:     http.StatusTooManyRequests,
+	chat.CodeUnavailable:     http.StatusServiceUnavailable,
+	chat.CodeInternal:        http.StatusInternalServerError,
+	"method_not_allowed":     http.StatusMethodNotAllowed,
+	"not_acceptable":         http.StatusNotAcceptable,
+	"unsupported_media_type": http.StatusUnsupportedMediaType,
+}
+
+// closeCodeOf maps error codes to WebSocket close codes.
+var closeCodeOf = map[string]websocket.StatusCode{
+	chat.CodeUnauthorized:  4401,
+	chat.CodeCursorExpired: 4410,
+	chat.CodeRateLimited:   4429,
+	chat.CodeUnavailable:   websocket.StatusTryAgainLater,
+	chat.CodeForbidden:     websocket.StatusPolicyViolation,
+}
+
+// Codes returns every error code the API answers, sorted.
+func Codes() []string {
+	out := make([]string, 0, len(statusOf))
+	for c := range statusOf {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Status is the HTTP status of an error code; 500 for an unknown one.
+func Status(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// CloseCode is the WebSocket close code of an error code; 1013 (try again
+// later) for one without its own.
+func CloseCode(code string) websocket.StatusCode {
+	if c, ok := closeCodeOf[code]; ok {
+		return c
+	}
+	return websocket.StatusTryAgainLater
+}
+
+// CloseCodes returns every close code an error code maps to.
+func CloseCodes() []websocket.StatusCode {
+	out := make([]websocket.StatusCode, 0, len(closeCodeOf))
+	for _, c := range closeCodeOf {
+		out = append(out, c)
+	}
+	return out
+}
+
+// ErrorDetail is the contract's error object.
+type ErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// ErrorJSON is the contract's error body {"error":{…}}.
+func ErrorJSON(code, msg, requestID string) []byte {
+	b, _ := json.Marshal(struct {
+		Error ErrorDetail `json:"error"`
+	}{ErrorDetail{Code: code, Message: msg, RequestID: requestID}})
+	return b
+}
+
+// WriteError answers err in the contract's error shape; an internal error
+// (a bug or an unclassified failure) is logged to log first.
+func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	code := chat.ErrorCode(err)
+	msg := chat.ErrorMessage(err)
+	if code == chat.CodeInternal && log != nil {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", RequestID(r), "err", err)
+	}
+	WriteCode(w, r, code, msg)
+}
+
+// WriteCode answers the error code with msg, with the headers its status
+// asks for (Retry-After for 429 and 503, WWW-Authenticate for 401).
+func WriteCode(w http.ResponseWriter, r *http.Request, code, msg string) {
+	status := Status(code)
+	switch status {
+	case http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(2))
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(ErrorJSON(code, msg, RequestID(r)))
+}
+
+// WriteJSON answers v with status, never cached.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, ErrorJSON(chat.CodeInternal, "encoding failed", "")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// RawJSON is already-encoded JSON, written as it is.
+type RawJSON []byte
+
+// MarshalJSON returns r itself.
+func (r RawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// DecodeJSON reads a JSON body of at most maxBody bytes into v: 415 for
+// another media type, 413 for a larger body, 400 for malformed JSON.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBody int64, v any) error {
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return &chat.Error{Code: "unsupported_media_type", Message: "request body must be application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return chat.Errorf(chat.CodeTooLarge, "request body is larger than %d bytes", maxBody)
+		}
+		return chat.Errorf(chat.CodeInvalid, "could not read request body")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return chat.Errorf(chat.CodeInvalid, "malformed JSON: %s", jsonErrText(err))
+	}
+	return nil
+}
+
+func jsonErrText(err error) string {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return fmt.Sprintf("field %q has the wrong type", ute.Field)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "invalid body"
+}
+
+// IntParam parses an optional integer query parameter within [lo, hi];
+// def when it is absent, "invalid" when it is not such an integer.
+func IntParam(q url.Values, name string, def, lo, hi int64) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		return 0, chat.Errorf(chat.CodeInvalid, "%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return v, nil
+}
+
+// SendRequest is a send: the body of POST …/messages and the fields of a
+// WebSocket send frame.
+type SendRequest struct {
+	ConversationID string   `json:"conversation_id"`
+	ClientID       string   `json:"client_id"`
+	Text           string   `json:"text"`
+	Attachments    []string `json:"attachments"`
+	ReplyTo        *string  `json:"reply_to"`
+}
+
+// RateLimited is a refused send: 429 with Retry-After over HTTP, an error
+// frame and close 4429 over a WebSocket.
+type RateLimited struct {
+	// Wait is how long until the next send is allowed.
+	Wait time.Duration
+}
+
+func (e *RateLimited) Error() string { return "rate limited" }
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyUser
+	keyExpiry
+)
+
+// WithRequestID returns r with a new request id, which RequestID returns
+// and error bodies carry.
+func WithRequestID(r *http.Request) *http.Request {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return r.WithContext(context.WithValue(r.Context(), keyRequestID, "req_"+hex.EncodeToString(b[:])))
+}
+
+// RequestID is the request's id ("" before WithRequestID).
+func RequestID(r *http.Request) string {
+	v, _ := r.Context().Value(keyRequestID).(string)
+	return v
+}
+
+// WithUser returns r authenticated as u, whose token expires at exp (zero
+// for never).
+func WithUser(r *http.Request, u chat.User, exp time.Time) *http.Request {
+	ctx := context.WithValue(r.Context(), keyUser, u)
+	return r.WithContext(context.WithValue(ctx, keyExpiry, exp))
+}
+
+// User is the authenticated caller (zero for a public route).
+func User(r *http.Request) chat.User {
+	u, _ := r.Context().Value(keyUser).(chat.User)
+	return u
+}
+
+// Expiry is when the caller's token expires (zero for never).
+func Expiry(r *http.Request) time.Time {
+	t, _ := r.Context().Value(keyExpiry).(time.Time)
+	return t
+}
+
+// Route is one path's handlers by method.
+type Route map[string]http.HandlerFunc
+
+// RouteOption says how the gateway guards a route.
+type RouteOption int
+
+const (
+	// Public routes need no token.
+	Public RouteOption = iota + 1
+	// Realtime routes also take a token or ticket from the query, and
+	// authenticate on a stack of their own (see gateway).
+	Realtime
+	// NoAccept routes do not check Accept (redirects, WebSocket).
+	NoAccept
+	// AcceptSSE routes produce text/event-stream instead of JSON.
+	AcceptSSE
+)
+
+// Mux is what a package registers its routes with: the gateway's mux
+// behind method dispatch, Accept checks and authentication.
+type Mux func(pattern string, rt Route, opts ...RouteOption)

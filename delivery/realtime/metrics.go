@@ -1,0 +1,61 @@
+package realtime
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/delivery/fanout"
+)
+
+// metrics are the transports' collectors.
+type metrics struct {
+	connections *prometheus.GaugeVec
+	slowClosed  prometheus.Counter
+	overflows   prometheus.Counter
+	// dropped counts connections the server closed because the client did
+	// not answer (a ping without pong, a write that timed out or failed).
+	dropped *prometheus.CounterVec
+	// writes counts socket writes (a WebSocket frame, an SSE flush, a
+	// long-poll answer) and written the events they carried, by transport:
+	// writes / written is the writes per delivery.
+	writes         *prometheus.CounterVec
+	written        *prometheus.CounterVec
+	eventsToSocket prometheus.Observer
+}
+
+func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *metrics {
+	m := &metrics{
+		connections:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_connections", Help: "Open realtime connections by transport."}, []string{"transport"}),
+		slowClosed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up."}),
+		overflows:      prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_queue_overflows_total", Help: "Connection queues that overflowed (the connection is then closed with 1013)."}),
+		dropped:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_dropped_total", Help: "Realtime connections the server closed because the client stopped answering, by reason (ping_timeout, write_failed)."}, []string{"reason"}),
+		writes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_writes_total", Help: "Writes to realtime connections (WebSocket frames, SSE flushes, long-poll answers) by transport; many events share one."}, []string{"transport"}),
+		written:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_written_items_total", Help: "Events and answers written to realtime connections by transport."}, []string{"transport"}),
+		eventsToSocket: eventsToSocket,
+	}
+	if m.eventsToSocket == nil {
+		m.eventsToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "unregistered"})
+	}
+	if r != nil {
+		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written)
+	}
+	return m
+}
+
+// wrote counts one socket write of transport that carried items, and the
+// events_to_socket hop of each live event among them.
+func (m *metrics) wrote(transport string, items []*fanout.Item, n int) {
+	m.writes.WithLabelValues(transport).Inc()
+	m.written.WithLabelValues(transport).Add(float64(n))
+	var now time.Time
+	for _, it := range items {
+		if it.Kind != fanout.KindEvent || it.Received.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		m.eventsToSocket.Observe(now.Sub(it.Received).Seconds())
+	}
+}

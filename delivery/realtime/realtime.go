@@ -1,0 +1,168 @@
+// Package realtime holds the gateway's three realtime transports (API
+// "Realtime"): WebSocket (/v1/ws, with its frames, token refresh and
+// presence.watch), Server-Sent Events (/v1/events) and long-polling
+// (/v1/poll). Each opens a fanout.Conn on the gateway's hub, replays from
+// the client's cursor and then writes what the hub queues, many events per
+// write. An idle WebSocket or SSE stream holds one reader goroutine and
+// small buffers; a writer runs only while something waits to be written.
+package realtime
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/auth"
+	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/presence"
+)
+
+// Config holds the transports' settings (flags are the gateway's).
+type Config struct {
+	// AllowedOrigins are extra origins (host patterns) allowed to open
+	// WebSockets, comma-separated.
+	AllowedOrigins  string
+	MaxConnsPerUser int           // realtime connections per user on this gateway
+	QueueSize       int           // events queued per connection before 1013
+	MaxBody         int64         // largest client frame
+	PingInterval    time.Duration // WebSocket keepalive and token-expiry tick
+	SSEHeartbeat    time.Duration // SSE comment line interval
+}
+
+// Actions carry out what a WebSocket's frames ask beyond the connection
+// itself; the REST API (delivery/rest) implements them, so a frame and its
+// REST twin are checked alike.
+type Actions interface {
+	// Send checks and submits a send; done is called exactly once, with
+	// the message or the error (*httpx.RateLimited for a refused rate).
+	Send(ctx context.Context, u chat.User, req httpx.SendRequest, done func(*chat.Message, error))
+	// Typing tells the conversation's members that u is typing.
+	Typing(ctx context.Context, u chat.User, cid string) error
+	// Read moves u's read position in cid to seq.
+	Read(ctx context.Context, u chat.User, cid string, seq int64) error
+}
+
+// Deps are what a Server is wired to.
+type Deps struct {
+	Hub      *fanout.Hub
+	Presence *presence.Tracker
+	Verifier *auth.Verifier // checks the tokens of auth frames
+	Actions  Actions
+	Logger   *slog.Logger
+	// Registerer takes the transports' metrics.
+	Registerer prometheus.Registerer
+	// EventsToSocket observes, per event written, the time from its
+	// record's read until it was written to a socket.
+	EventsToSocket prometheus.Observer
+}
+
+// Server serves the realtime transports of one gateway.
+type Server struct {
+	cfg      Config
+	hub      *fanout.Hub
+	presence *presence.Tracker
+	verifier *auth.Verifier
+	actions  Actions
+	logger   *slog.Logger
+	origins  []string
+	metrics  *metrics
+}
+
+// New returns a Server; it does no I/O.
+func New(cfg Config, d Deps) *Server {
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.SSEHeartbeat <= 0 {
+		cfg.SSEHeartbeat = 15 * time.Second
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 64 << 10
+	}
+	t := &Server{
+		cfg:      cfg,
+		hub:      d.Hub,
+		presence: d.Presence,
+		verifier: d.Verifier,
+		actions:  d.Actions,
+		logger:   d.Logger,
+		metrics:  newMetrics(d.Registerer, d.EventsToSocket),
+	}
+	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			t.origins = append(t.origins, o)
+		}
+	}
+	return t
+}
+
+// Routes registers the three transports with mux.
+func (t *Server) Routes(mux httpx.Mux) {
+	mux("/v1/ws", httpx.Route{"GET": t.serveWS}, httpx.Realtime, httpx.NoAccept)
+	mux("/v1/events", httpx.Route{"GET": t.serveSSE}, httpx.Realtime, httpx.AcceptSSE)
+	mux("/v1/poll", httpx.Route{"GET": t.servePoll}, httpx.Realtime)
+}
+
+// Run pings every WebSocket and beats every SSE stream, each from one
+// ticker, until ctx is done.
+func (t *Server) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); t.keepalive(ctx) }()
+	go func() { defer wg.Done(); t.heartbeats(ctx) }()
+	wg.Wait()
+}
+
+// keepalive pings every WebSocket and closes those whose token expired,
+// from one ticker and a few workers rather than a goroutine per connection.
+func (t *Server) keepalive(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		work := make(chan func(), 64)
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for f := range work {
+					f()
+				}
+			}()
+		}
+		t.hub.Each(func(c *fanout.Conn) {
+			if c.Keepalive != nil {
+				work <- c.Keepalive
+			}
+		})
+		close(work)
+		wg.Wait()
+	}
+}
+
+// newConn returns a connection whose overflows are counted.
+func (t *Server) newConn(user string) *fanout.Conn {
+	c := fanout.NewConn(user, t.cfg.QueueSize)
+	c.OnOverflow = t.metrics.overflows.Inc
+	return c
+}
+
+func (t *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.WriteError(t.logger, w, r, err)
+}
+
+func (t *Server) writeCode(w http.ResponseWriter, r *http.Request, code, msg string) {
+	httpx.WriteCode(w, r, code, msg)
+}
