@@ -39,11 +39,25 @@ func (s *slowStore) Commit(ctx context.Context, partition int, epoch, head int64
 	return err
 }
 
+// slowEvents delays the sequencer's appends to the events log.
+type slowEvents struct {
+	chat.Log
+	delay atomic.Int64 // nanoseconds
+}
+
+func (l *slowEvents) Append(ctx context.Context, topic string, recs ...*chat.Record) error {
+	if topic == chat.TopicEvents {
+		time.Sleep(time.Duration(l.delay.Load()))
+	}
+	return l.Log.Append(ctx, topic, recs...)
+}
+
 // fenceRig is one embedded gateway's send path: a submitter, the
 // sequencer and the results read back from the events log.
 type fenceRig struct {
-	store *slowStore
-	sub   *submit.Submitter
+	store  *slowStore
+	events *slowEvents
+	sub    *submit.Submitter
 }
 
 func newFenceRig(t *testing.T) *fenceRig {
@@ -75,7 +89,8 @@ func newFenceRig(t *testing.T) *fenceRig {
 	}()
 	<-ready
 	go func() { defer func() { done <- struct{}{} }(); sub.Run(ctx) }()
-	go func() { defer func() { done <- struct{}{} }(); _ = sequencer.New(lg, st, logger).Run(ctx) }()
+	events := &slowEvents{Log: lg}
+	go func() { defer func() { done <- struct{}{} }(); _ = sequencer.New(events, st, logger).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		for range 3 {
@@ -84,7 +99,7 @@ func newFenceRig(t *testing.T) *fenceRig {
 		pb.Close()
 		lg.Close()
 	})
-	return &fenceRig{store: st, sub: sub}
+	return &fenceRig{store: st, events: events, sub: sub}
 }
 
 func (r *fenceRig) create(t *testing.T) string {
@@ -132,4 +147,23 @@ func TestASlowlyAcknowledgedSendIsAnsweredWithItsResult(t *testing.T) {
 	if err != nil || res.Message == nil || res.Message.ClientID != "slow-1" {
 		t.Fatalf("answer %+v, %v; want the message", res, err)
 	}
+}
+
+// TestAStoredSendIsAnsweredFromTheStoreWhenItsResultIsLate: when the
+// events log is what is slow (or down), a send the fence finds stored is
+// answered from its dedup record, as created, soon after the give-up
+// time, not when the result finally comes.
+func TestAStoredSendIsAnsweredFromTheStoreWhenItsResultIsLate(t *testing.T) {
+	r := newFenceRig(t)
+	cid := r.create(t)
+	r.events.delay.Store(int64(10 * time.Second))
+	start := time.Now()
+	res, err := r.sub.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: cid, Actor: "alice", ClientID: "stored-1", Text: "stored"})
+	if err != nil || res.Message == nil || res.Message.ClientID != "stored-1" || !res.Created {
+		t.Fatalf("answer %+v, %v; want the created message", res, err)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Fatalf("answered after %v, want soon after the give-up time", took)
+	}
+	r.events.delay.Store(0)
 }

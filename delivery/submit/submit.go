@@ -43,9 +43,13 @@ func Deadlines(at time.Time, timeout time.Duration) (deadline, giveUp time.Time)
 	return deadline, deadline.Add(chat.ExpiryGrace + Settle)
 }
 
-// Refuser fences a gateway's commands in the Store (chat.Store.Refuse).
+// Refuser is what the submitter needs of the Store: the fence
+// (chat.Store.Refuse), and the dedup record and message of a send the
+// fence found stored, to answer it without waiting for the events log.
 type Refuser interface {
 	Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error)
+	Dedup(ctx context.Context, conversationID, senderID, clientID string) (string, error)
+	Message(ctx context.Context, conversationID, messageID string) (chat.Message, error)
 }
 
 // Config is what a submitter is wired to.
@@ -93,6 +97,7 @@ type waiter struct {
 	partition int
 	deadline  time.Time
 	appending bool
+	cmd       *chat.Command // the command as appended (its copy)
 }
 
 // queued is a command waiting for its lane's appender.
@@ -168,10 +173,10 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	deadline, giveUp := Deadlines(cmd.At, s.cfg.Timeout)
 	cmd.Deadline = deadline
 	partition := chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())
-	w := &waiter{done: done, partition: partition}
 	// The appender sets the deadline it carries: a copy, so the caller's
 	// command is not written to meanwhile.
 	c := *cmd
+	w := &waiter{done: done, partition: partition, cmd: &c}
 	w.timer = time.AfterFunc(time.Until(giveUp), func() { s.giveUp(c.ID) })
 	s.mu.Lock()
 	s.waiting[c.ID] = w
@@ -278,10 +283,53 @@ func (s *Submitter) fence(partition int, f *fencer) {
 			}
 		default:
 			// The sequencer has passed them (a change at or after d is
-			// stored): their results follow.
-			s.logger.Info("results are late; waiting for them, as the sequencer passed the commands", "partition", partition, "commands", len(ids))
+			// stored): their results follow. A stored send is answered
+			// from the Store meanwhile (the events log may be what is
+			// slow, or down).
+			for _, id := range ids {
+				go s.answerStored(id)
+			}
 		}
 	}
+}
+
+// storedTries and storedPause pace the reads of a passed send's dedup
+// record: in Cassandra a claimed batch's rows follow its claim.
+const (
+	storedTries = 5
+	storedPause = 200 * time.Millisecond
+)
+
+// answerStored answers a passed send from the Store when its dedup record
+// is there: the message it names, created by this command when its time
+// is the command's (a retried client_id answers the first message, as
+// the sequencer would). Other commands, and a send found nowhere (the
+// sequencer refused it, or its rows are late), wait for their results.
+func (s *Submitter) answerStored(id string) {
+	s.mu.Lock()
+	w := s.waiting[id]
+	s.mu.Unlock()
+	if w == nil || w.cmd.Op != chat.OpSend || w.cmd.ClientID == "" {
+		return
+	}
+	cmd := w.cmd
+	for try := 0; try < storedTries; try++ {
+		if try > 0 {
+			time.Sleep(storedPause)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+		mid, err := s.cfg.Store.Dedup(ctx, cmd.ConversationID, cmd.Actor, cmd.ClientID)
+		var m chat.Message
+		if err == nil {
+			m, err = s.cfg.Store.Message(ctx, cmd.ConversationID, mid)
+		}
+		cancel()
+		if err == nil {
+			s.Resolve(id, chat.Result{Created: m.CreatedAt.Equal(cmd.At), Message: &m})
+			return
+		}
+	}
+	s.logger.Info("a result is late; waiting for it, as the sequencer passed the command", "command", id, "partition", w.partition)
 }
 
 // refuse calls Store.Refuse until it answers or refuseLimit passes.
@@ -475,6 +523,8 @@ func (s *Submitter) fenceFailed(ctx context.Context, batch []queued) {
 	for _, q := range batch {
 		if refused[chat.PartitionOf(q.cmd.ConversationID, s.cfg.Log.Partitions())] {
 			s.fail(q.id, "the command log is unavailable")
+		} else {
+			go s.answerStored(q.id)
 		}
 	}
 }

@@ -64,6 +64,14 @@ func (f *fakeStore) Refuse(ctx context.Context, partition int, gateway string, d
 	return f.refuse, f.err
 }
 
+func (f *fakeStore) Dedup(ctx context.Context, cid, sender, clientID string) (string, error) {
+	return "", chat.Errorf(chat.CodeNotFound, "no dedup record")
+}
+
+func (f *fakeStore) Message(ctx context.Context, cid, mid string) (chat.Message, error) {
+	return chat.Message{}, chat.Errorf(chat.CodeNotFound, "no message")
+}
+
 func start(t *testing.T, lg *fakeLog, timeout time.Duration) *Submitter {
 	t.Helper()
 	return startWith(t, lg, &fakeStore{refuse: true}, timeout)
