@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/parleychat/parley/chat"
 )
 
 // bucketSize is how many seqs share one partition of events or messages:
@@ -167,7 +170,7 @@ func schema(keyspace string, replication int) []string {
 // applySchema creates the keyspace and tables that are missing.
 func (s *Store) applySchema(ctx context.Context, keyspace string, replication int) error {
 	for _, stmt := range schema(keyspace, replication) {
-		if err := s.session.Query(stmt).WithContext(ctx).Exec(); err != nil {
+		if err := s.schemaStatement(ctx, stmt); err != nil {
 			if strings.HasPrefix(stmt, "ALTER TABLE") && (strings.Contains(err.Error(), "already exists") || strings.Contains(err.Error(), "conflicts with an existing column")) {
 				continue
 			}
@@ -176,4 +179,28 @@ func (s *Store) applySchema(ctx context.Context, keyspace string, replication in
 		}
 	}
 	return nil
+}
+
+// schemaAttempts bounds the tries of one schema statement: under load a
+// node applies a schema change more slowly than the request timeout (it
+// waits for its schema to settle), and finishes it meanwhile. Every
+// statement is idempotent, so it is sent again.
+const schemaAttempts = 5
+
+func (s *Store) schemaStatement(ctx context.Context, stmt string) error {
+	var err error
+	for attempt := 0; attempt < schemaAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+		}
+		err = s.session.Query(stmt).WithContext(ctx).Exec()
+		if err == nil || chat.ErrorCode(classify("", err)) != chat.CodeUnavailable {
+			return err
+		}
+	}
+	return err
 }
