@@ -531,3 +531,23 @@ func TestARefusalAfterTakingThePartitionIsHandledInTheBatch(t *testing.T) {
 		t.Errorf("the refused send was stored (err %v)", err)
 	}
 }
+
+// TestAnExpiredCommandBeforeAStoredOneIsRefused: re-handling a batch in
+// which a later command of the same gateway was stored (its claim
+// finished by the next Own after an outage), an earlier command of that
+// gateway that made no change is now expired: the fence finds the later
+// one stored, and the batch goes on, refusing the expired command,
+// instead of failing for ever.
+func TestAnExpiredCommandBeforeAStoredOneIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice"))
+	stored := send("c1", "alice", "stored", "k2")
+	stored.Gateway, stored.Deadline = "gw-a", time.Now().Add(time.Hour)
+	r.apply(stored)
+	early := send("c2", "alice", "expired", "k1") // c2 does not exist: no change either way
+	early.Gateway, early.Deadline = "gw-a", time.Now().Add(-time.Minute)
+	out := r.apply(early)
+	if out[0].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("the expired command: %+v, want unavailable", out[0].Result)
+	}
+}

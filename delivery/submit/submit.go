@@ -98,6 +98,11 @@ type waiter struct {
 	deadline  time.Time
 	appending bool
 	cmd       *chat.Command // the command as appended (its copy)
+	// cap answers the caller if nothing else did by giveUp + refuseLimit;
+	// passed (under Submitter.mu) is set when the fence found the command
+	// passed, and then it does not.
+	cap    *time.Timer
+	passed bool
 }
 
 // queued is a command waiting for its lane's appender.
@@ -115,7 +120,30 @@ const (
 	refuseTimeout = 500 * time.Millisecond
 	refuseLimit   = 750 * time.Millisecond
 	refusePause   = 100 * time.Millisecond
+	// fenceLead is how long after the sequencer's own expiry (deadline +
+	// chat.ExpiryGrace) the fence starts.
+	fenceLead = Settle / 4
 )
+
+// capped answers a command nobody answered by its cap: unfenced, since
+// the Store did not answer the fence (a command the fence found passed
+// waits for its result instead).
+func (s *Submitter) capped(id string) {
+	s.mu.Lock()
+	w := s.waiting[id]
+	if w != nil && w.passed {
+		w = nil
+	}
+	if w != nil {
+		delete(s.waiting, id)
+	}
+	s.mu.Unlock()
+	if w != nil {
+		s.logger.Warn("answering unavailable unfenced: the Store did not answer the fence in time", "command", id, "partition", w.partition)
+		w.timer.Stop()
+		s.finish(w, chat.Result{}, chat.Errorf(chat.CodeUnavailable, "timed out waiting for the sequencer"))
+	}
+}
 
 // maxAppendBatch bounds the commands of one Append.
 const maxAppendBatch = 512
@@ -177,7 +205,15 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	// command is not written to meanwhile.
 	c := *cmd
 	w := &waiter{done: done, partition: partition, cmd: &c}
-	w.timer = time.AfterFunc(time.Until(giveUp), func() { s.giveUp(c.ID) })
+	// The fence starts a little before the answer is due, so that a
+	// caller hears "unavailable" by giveUp although the fence takes a
+	// round trip to the Store; the sequencer refuses the command itself
+	// from deadline + chat.ExpiryGrace on, so this costs no command that
+	// could still be applied in time. Past giveUp + refuseLimit the
+	// caller is answered whatever the fence does (see Submit's doc).
+	fenceAt := deadline.Add(chat.ExpiryGrace + fenceLead)
+	w.timer = time.AfterFunc(time.Until(fenceAt), func() { s.giveUp(c.ID) })
+	w.cap = time.AfterFunc(time.Until(giveUp.Add(refuseLimit)), func() { s.capped(c.ID) })
 	s.mu.Lock()
 	s.waiting[c.ID] = w
 	s.mu.Unlock()
@@ -286,6 +322,13 @@ func (s *Submitter) fence(partition int, f *fencer) {
 			// stored): their results follow. A stored send is answered
 			// from the Store meanwhile (the events log may be what is
 			// slow, or down).
+			s.mu.Lock()
+			for _, id := range ids {
+				if w := s.waiting[id]; w != nil {
+					w.passed = true
+				}
+			}
+			s.mu.Unlock()
 			for _, id := range ids {
 				go s.answerStored(id)
 			}
@@ -366,6 +409,7 @@ func (s *Submitter) Resolve(id string, r chat.Result) {
 	s.mu.Unlock()
 	if w != nil {
 		w.timer.Stop()
+		w.cap.Stop()
 		s.finish(w, r, r.Err())
 	}
 }
@@ -378,6 +422,7 @@ func (s *Submitter) fail(id, msg string) {
 	s.mu.Unlock()
 	if w != nil {
 		w.timer.Stop()
+		w.cap.Stop()
 		s.finish(w, chat.Result{}, chat.Errorf(chat.CodeUnavailable, "%s", msg))
 	}
 }

@@ -87,15 +87,16 @@ func startWith(t *testing.T, lg *fakeLog, st *fakeStore, timeout time.Duration) 
 	return s
 }
 
-// TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied: when no
-// result comes, the caller hears "unavailable" only after the moment from
-// which the sequencer refuses the command (its deadline plus the
-// sequencer's grace) and the result of a command applied just before it
-// would have come back (Settle). Before, the gateway answered 503 at the
-// command's deadline, while the sequencer still applied it for 2 s more.
-func TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied(t *testing.T) {
+// TestUnavailableComesOnlyOnceTheCommandIsFenced: when no result comes,
+// the caller hears "unavailable" only once the fence in the Store holds
+// for the command's deadline (it can then never be applied), and not
+// before the sequencer refuses the command on its own (its deadline plus
+// the sequencer's grace). Before, the gateway answered by the clock
+// alone, and a slow Commit could still apply the command.
+func TestUnavailableComesOnlyOnceTheCommandIsFenced(t *testing.T) {
 	lg := &fakeLog{}
-	s := start(t, lg, time.Second)
+	st := &fakeStore{refuse: true}
+	s := startWith(t, lg, st, time.Second)
 	cmd := &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"}
 	_, err := s.Wait(context.Background(), cmd)
 	answered := time.Now()
@@ -108,12 +109,34 @@ func TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied(t *testing.T) {
 		t.Fatalf("%d commands appended", len(lg.appended))
 	}
 	carried := lg.appended[0].Deadline
-	if refusedFrom := carried.Add(chat.ExpiryGrace + Settle); answered.Before(refusedFrom) {
-		t.Fatalf("answered unavailable at %v, before the sequencer must refuse the command (%v) and its result settled",
+	if refusedFrom := carried.Add(chat.ExpiryGrace); answered.Before(refusedFrom) {
+		t.Fatalf("answered unavailable at %v, before the sequencer refuses the command (%v)",
 			answered.Format(time.StampMilli), refusedFrom.Format(time.StampMilli))
 	}
 	if !carried.After(cmd.At) {
 		t.Fatalf("deadline %v not after the command's time %v", carried, cmd.At)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.calls) != 1 || !st.calls[0].deadline.Equal(carried) || st.calls[0].gateway != "gw1" {
+		t.Fatalf("fences %+v, want one at the carried deadline %v", st.calls, carried)
+	}
+}
+
+// TestTheAnswerComesByTheTimeoutWhenTheStoreDoesNotAnswer: a fence the
+// Store never answers (it is down) does not keep the caller: it hears
+// "unavailable" by the give-up time plus refuseLimit.
+func TestTheAnswerComesByTheTimeoutWhenTheStoreDoesNotAnswer(t *testing.T) {
+	lg := &fakeLog{}
+	st := &fakeStore{err: chat.Errorf(chat.CodeUnavailable, "store down")}
+	s := startWith(t, lg, st, 4*time.Second)
+	start := time.Now()
+	_, err := s.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"})
+	if chat.ErrorCode(err) != chat.CodeUnavailable {
+		t.Fatalf("err %v, want unavailable", err)
+	}
+	if took := time.Since(start); took > 4*time.Second+refuseLimit+500*time.Millisecond {
+		t.Fatalf("answered after %v", took)
 	}
 }
 
