@@ -6,14 +6,14 @@
 // Its answers are truthful: a caller hears "unavailable" only when the
 // command was never appended, or when it can no longer be applied. A
 // command carries a deadline; the sequencer refuses a command it reaches
-// more than chat.ExpiryGrace after that deadline, and the submitter waits
-// for the result until Settle after that. A command whose result has not
-// come by then is fenced in the Store (chat.Store.Refuse) before the
-// caller hears "unavailable": the fence either makes the command
-// unstorable for good, or finds that the sequencer has stored it (or one
-// after it), and then the caller waits for the result, which follows. A
-// gateway's commands to one partition carry strictly growing deadlines in
-// log order, which is what the fence relies on.
+// more than chat.ExpiryGrace after that deadline. A command whose result
+// has not come a little after that is fenced in the Store
+// (chat.Store.Refuse) before the caller hears "unavailable": the fence
+// either makes the command unstorable for good, or finds that the
+// sequencer has stored it (or one after it), and then a send is answered
+// from its dedup record, or the caller waits for the result, which
+// follows. A gateway's commands to one partition carry strictly growing
+// deadlines in log order, which is what the fence relies on.
 package submit
 
 import (
@@ -185,14 +185,16 @@ func (s *Submitter) Run(ctx context.Context) {
 // its order: its commands take one lane. Submit waits only while that
 // lane is full.
 //
-// When no result has come by the give-up time, the command is fenced
-// (Store.Refuse) before "unavailable" is answered; when the fence finds
-// the command passed, the caller waits on for its result. The one
-// exception: when the Store does not answer the fence within
-// refuseLimit (the Store itself is down), "unavailable" is answered all
-// the same, so that a caller is never kept waiting on a dead engine; a
-// command whose batch the sequencer claimed just before the Store failed
-// can then still be applied when it returns.
+// When no result has come by a quarter of Settle after the sequencer's
+// own expiry, the command is fenced (Store.Refuse) before "unavailable"
+// is answered; when the fence finds the command passed, a send is
+// answered from its dedup record, or the caller waits on for its result.
+// The one exception: when the Store has not answered the fence by the
+// give-up time plus refuseLimit (the Store itself is down),
+// "unavailable" is answered all the same, so that a caller is never kept
+// waiting on a dead engine; a command whose batch the sequencer claimed
+// just before the Store failed can then still be applied when it
+// returns.
 func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(chat.Result, error)) {
 	s.inflight.Add(1)
 	cmd.ID = chat.NewID("cmd")
