@@ -142,6 +142,43 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	return e, nil
 }
 
+// fenceExpired fences gateway's commands up to d, the latest deadline
+// among those a batch refused as expired. A floor already that high
+// needs nothing. Otherwise it fences everything that is expired by this
+// sequencer's clock (deadlines up to now - chat.ExpiryGrace, which
+// covers d): a catching-up owner then pays one Refuse per gateway, not
+// one per batch. When a later command of the gateway is stored already
+// (Refuse reports false), the expired ones precede it in the log and
+// were not stored (the states, read after taking the partition, would
+// show them as replays): any owner passes them again only to find them
+// expired, so the refusal stands without a floor.
+func (s *Sequencer) fenceExpired(ctx context.Context, partition int, gateway string, d time.Time) error {
+	s.epochsMu.Lock()
+	floor, ok := s.refused[partition][gateway]
+	s.epochsMu.Unlock()
+	if ok && !floor.Before(d) {
+		return nil
+	}
+	for _, upTo := range []time.Time{s.now().Add(-chat.ExpiryGrace), d} {
+		if upTo.Before(d) {
+			continue
+		}
+		fenced, err := s.store.Refuse(ctx, partition, gateway, upTo)
+		if err != nil {
+			return fmt.Errorf("sequencer: fence expired commands: %w", err)
+		}
+		if fenced {
+			s.epochsMu.Lock()
+			if m := s.refused[partition]; m != nil && m[gateway].Before(upTo) {
+				m[gateway] = upTo
+			}
+			s.epochsMu.Unlock()
+			return nil
+		}
+	}
+	return nil
+}
+
 // refusedBy reports whether cmd's gateway refused it (Store.Refuse): it
 // answered 503 and the Store would refuse the change.
 func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
@@ -482,13 +519,8 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		outs = append(outs, &chat.Record{Key: cmd.ConversationID, Value: val})
 	}
 	for gw, d := range b.fence {
-		// false: a later command of the gateway is stored already. The
-		// expired ones precede it in the log, and were not stored (the
-		// states, read after taking the partition, would show them as
-		// replays): any owner passes them again only to find them
-		// expired, so the refusal stands without a floor.
-		if _, err := s.store.Refuse(ctx, partition, gw, d); err != nil {
-			return fmt.Errorf("sequencer: fence expired commands: %w", err)
+		if err := s.fenceExpired(ctx, partition, gw, d); err != nil {
+			return err
 		}
 	}
 	t2 := time.Now()
