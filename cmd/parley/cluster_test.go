@@ -96,6 +96,13 @@ func newCluster(t *testing.T, partitions int) *cluster {
 	id := hex.EncodeToString(b)
 	esPrefix := "parley-test-" + id + "-"
 	t.Cleanup(func() {
+		// The test's keyspace goes (runs after the nodes are killed: cleanups
+		// run last-registered first). Left behind, hundreds of test keyspaces
+		// make every later schema change on the shared node slow enough to
+		// time out.
+		dropKeyspace(hosts, "parley_test_"+id)
+	})
+	t.Cleanup(func() {
 		// The test's index, alias and template go; topics stay (cheap).
 		for _, path := range []string{"/" + esPrefix + "*", "/_index_template/" + esPrefix + "*"} {
 			req, _ := http.NewRequest("DELETE", strings.Split(esURL, ",")[0]+path, nil)
