@@ -407,7 +407,7 @@ func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int
 	case errors.As(err, &se) && ctx.Err() != nil:
 		return chat.ContextError(op, ctx.Err())
 	case errors.As(err, &se):
-		return fmt.Errorf("fsblob: put %s: read: %w", key, se.err)
+		return fmt.Errorf("fsblob: put %s: read: %w", key, se) // still a sourceError: the client's fault, not ours
 	case err != nil:
 		return fmt.Errorf("fsblob: put %s: write: %w", key, err)
 	}
