@@ -94,7 +94,8 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
-	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
+	hj := &smallHijacker{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{wsSubprotocol},
 		InsecureSkipVerify: true, // origin checked above, with our own error body
 		CompressionMode:    websocket.CompressionDisabled,
@@ -103,7 +104,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(t.cfg.MaxBody)
-	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
+	s := &wsSession{t: t, ws: ws, out: hj.out, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
 	s.conn.Keepalive = s.keepalive
 	go s.run(cursor)
 }
@@ -115,6 +116,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 type wsSession struct {
 	t    *Server
 	ws   *websocket.Conn
+	out  *frameConn // under ws's write buffer: corked around each data frame
 	user chat.User
 	conn *fanout.Conn
 	// tokenMu guards the token's expiry and its timer: the reader sets
@@ -209,7 +211,8 @@ var wsBuffers = sync.Pool{New: func() any { return new(wsBuffer) }}
 
 type wsBuffer struct {
 	items []*fanout.Item
-	frame []byte
+	frame []byte // the rendered events
+	wire  []byte // the frame as written, header included
 }
 
 // write writes everything queued, each take in one frame, until nothing
@@ -220,7 +223,7 @@ func (s *wsSession) write() {
 	defer func() {
 		clear(b.items)
 		if cap(b.frame) > 256<<10 {
-			b.frame = nil
+			b.frame, b.wire = nil, nil
 		}
 		wsBuffers.Put(b)
 	}()
@@ -245,10 +248,7 @@ func (s *wsSession) write() {
 		if len(b.frame) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
-		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
-		cancel()
-		if err != nil {
+		if err := s.writeFrame(b); err != nil {
 			t.metrics.dropped.WithLabelValues("write_failed").Inc()
 			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
@@ -256,6 +256,26 @@ func (s *wsSession) write() {
 		}
 		t.metrics.wrote("websocket", items, len(items))
 	}
+}
+
+// writeFrame writes b.frame as one text frame in one write. While corked,
+// the library's Write only fills memory, so it needs no deadline of its
+// own (a concurrent ping that holds the frame lock has one); the socket
+// write on uncork has wsWriteTimeout.
+func (s *wsSession) writeFrame(b *wsBuffer) error {
+	if s.out == nil { // not hijacked through smallHijacker
+		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+		defer cancel()
+		return s.ws.Write(ctx, websocket.MessageText, b.frame)
+	}
+	s.out.cork(b.wire)
+	err := s.ws.Write(context.Background(), websocket.MessageText, b.frame)
+	wire, uerr := s.out.uncork(wsWriteTimeout)
+	b.wire = wire[:0]
+	if err != nil {
+		return err
+	}
+	return uerr
 }
 
 // keepalive pings the session and closes it with 4401 once its token has
