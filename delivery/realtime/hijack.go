@@ -19,7 +19,7 @@ import (
 // close frames: at most 2+4+125 bytes); a data frame is gathered by the
 // frameConn underneath, whatever its size.
 const (
-	hijackReadBuffer  = 1 << 10
+	hijackReadBuffer  = 512
 	hijackWriteBuffer = 256
 )
 

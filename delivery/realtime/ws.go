@@ -300,36 +300,50 @@ func (s *wsSession) keepalive() {
 // readLoop reads client frames until the socket closes. The first frame,
 // if it is a hello, hands its cursor to the session's setup.
 func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
-	invalid := 0
-	firstFrame := true
-	handle := func(f *wsClientFrame) {
-		if s.handleFrame(ctx, f) {
-			invalid = 0
-			return
-		}
-		invalid++
-		if invalid > wsMaxInvalidInRow {
-			s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
-		}
-	}
+	st := readState{first: true}
 	for {
-		typ, data, err := s.ws.Read(ctx)
-		if err != nil {
+		if !s.readFrame(ctx, &st, hello) {
 			return
 		}
-		var f wsClientFrame
-		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
-			f = wsClientFrame{Type: "\x00invalid"}
-		}
-		if firstFrame {
-			firstFrame = false
-			if f.Type == "hello" {
-				hello <- f.Cursor
-				continue
-			}
-		}
-		handle(&f)
 	}
+}
+
+// readState is what the reader keeps between frames.
+type readState struct {
+	first   bool // no frame read yet
+	invalid int  // invalid frames in a row
+}
+
+// readFrame reads and handles one client frame; it reports false once the
+// socket is closed.
+func (s *wsSession) readFrame(ctx context.Context, st *readState, hello chan<- string) bool {
+	// Read's context stays Background: a cancelable one costs every idle
+	// connection a Done channel and an AfterFunc registration, and the
+	// reader ends anyway when the socket closes.
+	typ, data, err := s.ws.Read(context.Background())
+	if err != nil {
+		return false
+	}
+	var f wsClientFrame
+	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+		f = wsClientFrame{Type: "\x00invalid"}
+	}
+	if st.first {
+		st.first = false
+		if f.Type == "hello" {
+			hello <- f.Cursor
+			return true
+		}
+	}
+	if s.handleFrame(ctx, &f) {
+		st.invalid = 0
+		return true
+	}
+	st.invalid++
+	if st.invalid > wsMaxInvalidInRow {
+		s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
+	}
+	return true
 }
 
 func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {
