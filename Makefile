@@ -3,10 +3,10 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web run bench build clean
+.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
-test: fmt-check vet services test-go test-cluster test-outage test-web
+test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy
 
 ## help: list the targets and what each starts or installs
 help:
@@ -18,7 +18,10 @@ EMBEDDED_PKGS = $$($(GO) list ./... | grep -v -E '/(storage/cassandra|storage/mi
 
 ## test-quick: embedded-mode tests only: no JVMs, no browser, no race detector (a few minutes)
 test-quick:
-	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)' $(EMBEDDED_PKGS)
+	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)|$(ENGINE_TESTS)' $(EMBEDDED_PKGS)
+
+# Tests of cmd/parley that need the real engines (test-go runs them).
+ENGINE_TESTS = ^TestMigratePreparesEveryEngine$$
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
@@ -65,6 +68,12 @@ test-outage: services
 test-web:
 	@if [ -f web/e2e/package.json ]; then bash web/e2e/setup.sh && cd web/e2e && npm test; fi
 
+# Its own Go module (deploy/verify), so the server's module neither builds
+# nor links the Kubernetes API types and compose-go.
+## test-deploy: decode deploy/kubernetes strictly into the Kubernetes API types, load docker-compose.yml with compose-go, run parley check-config on every container of both
+test-deploy:
+	cd deploy/verify && $(GO) vet ./... && $(GO) test -count=1 ./...
+
 ## build: bin/parley, stamped with the commit and build date (parley version)
 build:
 	$(GO) build -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null) -X main.buildDate=$$(date -u +%Y-%m-%dT%H:%M:%SZ)" -o bin/parley ./cmd/parley
@@ -80,6 +89,17 @@ run:
 ## bench: the issue-10 benchmark set against Parley and Centrifugo (installs Centrifugo into ~/.cache/parley-bench); writes BENCHMARKS.md
 bench:
 	deploy/bench/run short
+
+# The binary realtime protocol's schema (parley/v1/parley.proto) and its
+# committed Go code: builds need no protoc; these fetch it (Maven Central)
+# and protoc-gen-go (Go module proxy) into ~/.cache/parley-tools.
+## proto: regenerate parley/v1/parley.pb.go from parley/v1/parley.proto (installs protoc and protoc-gen-go into ~/.cache/parley-tools)
+proto:
+	deploy/tools/protoc
+
+## proto-check: fail when parley/v1/parley.pb.go is stale
+proto-check:
+	deploy/tools/protoc --check
 
 ## clean: remove bin/ and the default data dir
 clean:

@@ -236,7 +236,10 @@ type Index interface {
 
 // Blobs stores attachment bytes behind signed URLs (MinIO/S3 in
 // distributed mode). Guarantees: an upload URL accepts exactly the declared
-// size and content type until it expires; a download URL expires.
+// size and content type until it expires, and writes at most once: an
+// upload to a key that already holds a blob is refused (4xx) and changes
+// nothing, so the bytes of an attachment, once uploaded (and posted),
+// never change; a download URL expires. Put (server-side) replaces.
 type Blobs interface {
 	UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (url string, headers map[string]string, err error)
 	DownloadURL(ctx context.Context, key, name, contentType string, ttl time.Duration) (string, error)
@@ -244,4 +247,15 @@ type Blobs interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// ConversationScanner lists every conversation of a Store, for
+// maintenance that must visit them all (`parley reindex`). It is not part
+// of Store: the serving path never needs it.
+type ConversationScanner interface {
+	// ConversationIDs returns up to limit conversation ids that come after
+	// after ("" for the first page) in the adapter's own stable order;
+	// passing the last id of a page gets the next one, and an empty page
+	// is the end. Conversations created during a scan may be missed.
+	ConversationIDs(ctx context.Context, after string, limit int) ([]string, error)
 }

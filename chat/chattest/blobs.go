@@ -45,6 +45,10 @@ import (
 //     SVG included, is "attachment" with a filename parameter: the given
 //     name when it is a plain file name, else a made-safe name with no
 //     path separator, quote or control character;
+//   - an upload URL writes at most once: replaying it, with the returned
+//     headers or only Content-Type, or a new upload URL for a key that
+//     holds a blob (uploaded or Put), is refused and the stored bytes stay;
+//     of two concurrent uploads to one key, at most one succeeds;
 //   - Put stores exactly size bytes: a reader that ends early or has more
 //     is an error and stores nothing; Put replaces an existing blob;
 //   - Get of a missing key, and a download of a missing blob, are not
@@ -69,6 +73,8 @@ type blobsCase struct {
 var blobsCases = []blobsCase{
 	{"PingAnswers", blobsTestPing},
 	{"UploadOfDeclaredSizeAndTypeIsStoredAndDownloads", blobsTestUpload},
+	{"UploadURLWritesOnce", blobsTestUploadOnce},
+	{"ConcurrentUploadsToOneKeyStoreOne", blobsTestUploadRace},
 	{"UploadOfAnotherSizeIsRefused", blobsTestUploadSize},
 	{"UploadOfAnotherContentTypeIsRefused", blobsTestUploadType},
 	{"ExpiredURLsAreRefused", blobsTestExpired},
@@ -349,6 +355,73 @@ func blobsTestUpload(t *testing.T, b chat.Blobs) {
 		rep := blobsSend(t, http.MethodGet, u, nil, nil, false)
 		blobsExpectServed(t, "download of "+tc.contentType, rep, tc.contentType, tc.data)
 	}
+}
+
+func blobsTestUploadOnce(t *testing.T, b chat.Blobs) {
+	data := blobsData(1024, 7)
+	evil := blobsData(1024, 8) // same size, same type
+	key := blobsKey()
+	u, h := blobsUploadURL(t, b, key, "image/png", int64(len(data)), time.Minute)
+	if rep := blobsSend(t, http.MethodPut, u, h, data, false); !rep.ok() {
+		t.Fatalf("first upload: %v, want 2xx", rep)
+	}
+	if rep := blobsSend(t, http.MethodPut, u, h, evil, false); !rep.refused() {
+		t.Errorf("replay of the upload URL with other bytes of the same size and type: %v, want 4xx", rep)
+	}
+	bare := http.Header{"Content-Type": {"image/png"}}
+	if rep := blobsSend(t, http.MethodPut, u, bare, evil, false); !rep.refused() {
+		t.Errorf("replay of the upload URL with Content-Type only: %v, want 4xx", rep)
+	}
+	u2, h2 := blobsUploadURL(t, b, key, "image/png", int64(len(evil)), time.Minute)
+	if rep := blobsSend(t, http.MethodPut, u2, h2, evil, false); !rep.refused() {
+		t.Errorf("a new upload URL for a key already uploaded: %v, want 4xx", rep)
+	}
+	blobsExpectContent(t, b, key, data)
+	down := blobsDownloadURL(t, b, key, "a.png", "image/png", time.Minute)
+	blobsExpectServed(t, "download after the refused replays", blobsSend(t, http.MethodGet, down, nil, nil, false), "image/png", data)
+
+	// A blob stored server-side (a thumbnail) is not replaced by an upload.
+	putKey := blobsKey()
+	blobsPut(t, b, putKey, "image/png", data)
+	u3, h3 := blobsUploadURL(t, b, putKey, "image/png", int64(len(evil)), time.Minute)
+	if rep := blobsSend(t, http.MethodPut, u3, h3, evil, false); !rep.refused() {
+		t.Errorf("upload to a key stored with Put: %v, want 4xx", rep)
+	}
+	blobsExpectContent(t, b, putKey, data)
+}
+
+func blobsTestUploadRace(t *testing.T, b chat.Blobs) {
+	const n = 4
+	key := blobsKey()
+	u, h := blobsUploadURL(t, b, key, "application/octet-stream", 64<<10, time.Minute)
+	bodies := make([][]byte, n)
+	reps := make([]blobsReply, n)
+	done := make(chan int)
+	for i := range n {
+		bodies[i] = blobsData(64<<10, byte(10+i))
+		go func() {
+			defer func() { done <- i }()
+			reps[i] = blobsSend(t, http.MethodPut, u, h, bodies[i], false)
+		}()
+	}
+	for range n {
+		<-done
+	}
+	winner := -1
+	for i, rep := range reps {
+		switch {
+		case rep.ok() && winner >= 0:
+			t.Errorf("uploads %d and %d to one key both succeeded", winner, i)
+		case rep.ok():
+			winner = i
+		case !rep.refused():
+			t.Errorf("upload %d: %v, want 2xx or 4xx", i, rep)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("none of %d concurrent uploads succeeded: %v", n, reps)
+	}
+	blobsExpectContent(t, b, key, bodies[winner])
 }
 
 func blobsTestUploadSize(t *testing.T, b chat.Blobs) {

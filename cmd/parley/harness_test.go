@@ -155,6 +155,7 @@ func (s *server) do(t *testing.T, method, path, token string, body any, hdr ...s
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	checkResponse(t, res.Request, res.StatusCode, res.Header, raw) // after redirects
 	return resp{status: res.StatusCode, header: res.Header, body: raw}
 }
 
@@ -217,6 +218,17 @@ func (s *server) connect(t *testing.T, transport, token, cursor string) (stream,
 		t.Fatalf("connect %s: %v", transport, err)
 	}
 	t.Cleanup(st.close)
+	check := func(channel string) func(map[string]any) {
+		return func(m map[string]any) { checkFrame(t, channel, m) }
+	}
+	switch st := st.(type) {
+	case *wsStream:
+		st.check = check("websocket")
+	case *sseStream:
+		st.check = check("sse")
+	case *pollStream:
+		st.check = check("poll")
+	}
 	ready, err := st.next(10 * time.Second)
 	if err != nil {
 		t.Fatalf("%s: no ready: %v", transport, err)
@@ -232,6 +244,7 @@ type wsStream struct {
 	pending []map[string]any
 	ctx     context.Context
 	cancel  context.CancelFunc
+	check   func(map[string]any) // validates a frame against docs/api; nil: no check
 }
 
 func dialWS(base, token, cursor string) (*wsStream, error) {
@@ -275,6 +288,9 @@ func (w *wsStream) next(timeout time.Duration) (map[string]any, error) {
 	}
 	m := w.pending[0]
 	w.pending = w.pending[1:]
+	if w.check != nil {
+		w.check(m)
+	}
 	return m, nil
 }
 
@@ -291,6 +307,7 @@ type sseStream struct {
 	errc   chan error
 	cancel context.CancelFunc
 	ids    map[string]string // event_id -> SSE id seen
+	check  func(map[string]any)
 }
 
 func dialSSE(base, token, cursor string) (*sseStream, error) {
@@ -350,6 +367,9 @@ func (s *sseStream) read() {
 func (s *sseStream) next(timeout time.Duration) (map[string]any, error) {
 	select {
 	case m := <-s.ch:
+		if s.check != nil {
+			s.check(m)
+		}
 		return m, nil
 	case err := <-s.errc:
 		return nil, err
@@ -366,6 +386,7 @@ type pollStream struct {
 	ready               bool
 	ctx                 context.Context
 	cancel              context.CancelFunc
+	check               func(map[string]any)
 }
 
 func dialPoll(base, token, cursor string) (*pollStream, error) {
@@ -427,6 +448,9 @@ func (p *pollStream) next(timeout time.Duration) (map[string]any, error) {
 	}
 	m := p.pending[0]
 	p.pending = p.pending[1:]
+	if p.check != nil {
+		p.check(m)
+	}
 	return m, nil
 }
 

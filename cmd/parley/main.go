@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +18,10 @@ func main() {
 		if err != errHelp {
 			// One line, whatever the error joins (errors.Join uses newlines).
 			fmt.Fprintln(os.Stderr, "parley:", strings.ReplaceAll(err.Error(), "\n", "; "))
+			var coded interface{ ExitCode() int }
+			if errors.As(err, &coded) {
+				os.Exit(coded.ExitCode())
+			}
 			os.Exit(1)
 		}
 	}

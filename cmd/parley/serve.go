@@ -22,11 +22,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
 	"github.com/parleychat/parley/delivery/sequencer"
+	apiref "github.com/parleychat/parley/docs/api"
 	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/web"
 )
@@ -52,12 +54,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley check-config [flags]  (validate flags and PARLEY_ variables, open nothing; exit 2 when invalid)\n       parley migrate [flags]       (create the topics, schema, index template and bucket, then exit)\n       parley reindex [flags]       (rebuild the search index from the store; serve's flags name the engines)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
 		return nil
 	case "probe":
 		return probe(ctx, args, stdout)
+	case "check-config":
+		return checkConfig(args, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout, stderr)
+	case "reindex":
+		return reindexCommand(ctx, args, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, probe, version or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, check-config, migrate, reindex, probe, version or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
@@ -117,6 +125,9 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	started := time.Now()
+	recentErrors := admin.NewErrorLog(100) // the admin view's recent warnings and errors
+	logger = slog.New(recentErrors.Wrap(logger.Handler()))
 	roles, _ := cfg.roles()
 	devAuth, _ := cfg.devAuthOn()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -211,6 +222,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 			mux.Handle(fsblob.MountPath, eng.blobHandler) // signed URLs: no bearer token
 		}
 		mux.Handle("/", gw.Handler())
+		mux.Handle(apiref.MountPath, apiref.Handler())     // the API reference page
+		mux.Handle(apiref.MountPath+"/", apiref.Handler()) // and its two source files
 		go func() {
 			select {
 			case <-gw.Hub().Ready():
@@ -223,6 +236,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		mux.Handle("/", gateway.OpsHandler(checks, reg))
 		close(ready)
 	}
+
+	adminView := adminHandler(cfg, eng, verifier, reg, recentErrors, started, logger)
+	mux.Handle(admin.MountPath, adminView)
+	mux.Handle(admin.MountPath+"/", adminView)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -8,6 +8,7 @@ package fanout
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley/chat"
@@ -43,6 +44,12 @@ type Item struct {
 	// Received is when the hub read the event's record from the log (zero
 	// for replayed events), for the events_to_socket hop.
 	Received time.Time
+
+	// The binary encoding (subprotocol parley.v1+proto), made on the first
+	// demand of a binary connection, once for all of them (proto.go).
+	event     *chat.Event     // what Data was encoded from, when kept
+	ephemeral *chat.Ephemeral // likewise
+	proto     protoOnce
 }
 
 // heartbeat is the one heartbeat item every connection shares.
@@ -67,7 +74,23 @@ func EncodeEvent(ev chat.Event) []byte {
 
 // EventItem is the item of a durable event read at received.
 func EventItem(ev chat.Event, received time.Time) *Item {
-	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received}
+	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, event: &ev}
+}
+
+// EphemeralItem is the item of a typing, presence or user.updated event,
+// or nil when e cannot be encoded.
+func EphemeralItem(e chat.Ephemeral) *Item {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil
+	}
+	return &Item{Data: b, Type: e.Type, Kind: KindEphemeral, ephemeral: &e}
+}
+
+// protoOnce is an item's binary encoding, made at most once.
+type protoOnce struct {
+	once sync.Once
+	data []byte
 }
 
 // ControlItem is an answer to one client: complete JSON.

@@ -235,7 +235,8 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 
 // UploadURL returns a URL that accepts one PUT of exactly size bytes of
 // contentType for key until ttl (at most MaxUploadTTL) has passed, and
-// the headers to send with it.
+// the headers to send with it. The URL writes at most once: it is refused
+// (409) once key holds a blob.
 func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
 	const op = "fsblob.upload_url"
 	if err := b.usable(ctx, op); err != nil {
@@ -310,7 +311,7 @@ func (b *Blobs) Put(ctx context.Context, key, contentType string, r io.Reader, s
 	if err := b.checkBlob(op, key, contentType, size); err != nil {
 		return err
 	}
-	return b.write(ctx, op, key, r, size)
+	return b.write(ctx, op, key, r, size, true)
 }
 
 // Get opens the blob under key; missing blobs are not_found.
@@ -381,9 +382,15 @@ func (s source) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// errUploaded refuses a second write through an upload URL.
+var errUploaded = errors.New("the blob was already uploaded; an upload URL writes once")
+
 // write stores exactly size bytes of r under key: into a temporary file,
-// synced, then renamed into place. On any failure nothing is stored.
-func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int64) (err error) {
+// synced, then moved into place. On any failure nothing is stored. With
+// replace false an existing blob is kept and the write is a conflict:
+// the file is hard-linked into place, which fails when the name exists,
+// so of two concurrent writes exactly one lands.
+func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int64, replace bool) (err error) {
 	tmp := path.Join(tmpDir, randomName())
 	f, err := b.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -432,7 +439,18 @@ func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int
 		}
 		return fmt.Errorf("fsblob: put %s: %w", key, err)
 	}
-	if err = b.root.Rename(tmp, dst); err != nil {
+	if !replace {
+		if err = b.root.Link(tmp, dst); err != nil {
+			if fi, serr := b.root.Lstat(dst); serr == nil && fi.Mode().IsRegular() {
+				return &chat.Error{Code: chat.CodeConflict, Op: op, Message: errUploaded.Error(), Err: err}
+			}
+			if errors.Is(err, fs.ErrExist) {
+				return &chat.Error{Code: chat.CodeConflict, Op: op, Message: "the key is a prefix of other keys", Err: err}
+			}
+			return fmt.Errorf("fsblob: put %s: %w", key, err)
+		}
+		_ = b.root.Remove(tmp)
+	} else if err = b.root.Rename(tmp, dst); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) {
 			return &chat.Error{Code: chat.CodeConflict, Op: op, Message: "the key is a prefix of other keys", Err: err}
 		}

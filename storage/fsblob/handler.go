@@ -17,7 +17,11 @@ import (
 // the authorization), on the listener PublicURL names, without stripping
 // the prefix: mux.Handle(fsblob.MountPath, b.Handler()).
 //
-// Answers: 200 on success; 403 forbidden for a missing, wrong or expired
+// An upload URL writes at most once: once a blob exists under its key,
+// every upload to the key is refused with 409 conflict, so the bytes a
+// posted attachment's members download never change.
+//
+// Answers: 200 on success; 409 conflict when the key already holds a blob; 403 forbidden for a missing, wrong or expired
 // signature; 400 invalid_request for an invalid key or an upload whose
 // Content-Length or Content-Type differs from the signed ones (or has no
 // length); 413 too_large over the size limit; 404 not_found for a missing
@@ -78,8 +82,16 @@ func (b *Blobs) serveUpload(w http.ResponseWriter, r *http.Request, g grant) {
 		writeError(w, http.StatusBadRequest, chat.CodeInvalid, fmt.Sprintf("Content-Type must be %q as declared", g.contentType))
 		return
 	}
+	// An upload URL writes once: a blob already there (uploaded through
+	// this URL or another one for the key, maybe posted since) is never
+	// replaced. Checked here to spare reading the body; write checks again,
+	// atomically, for uploads that race.
+	if fi, err := b.root.Lstat(objectPath(g.key)); err == nil && fi.Mode().IsRegular() {
+		writeError(w, http.StatusConflict, chat.CodeConflict, errUploaded.Error())
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, size)
-	err = b.write(r.Context(), "fsblob.upload", g.key, body, size)
+	err = b.write(r.Context(), "fsblob.upload", g.key, body, size, false)
 	var se *sourceError
 	switch {
 	case err == nil:

@@ -281,8 +281,11 @@ func (b *Blobs) usable(ctx context.Context, op string) error {
 
 // UploadURL returns a presigned PUT that accepts exactly size bytes of
 // contentType for key until ttl (at most MaxUploadTTL) has passed, and
-// the headers to send with it: Content-Type, and Content-Length, which an
-// HTTP client sets itself from the body.
+// the headers to send with it: Content-Type, If-None-Match: *, and
+// Content-Length, which an HTTP client sets itself from the body. The
+// conditional header is signed too, so the URL writes at most once: the
+// store refuses it (412) once key holds an object, and never replaces
+// the bytes of an attachment already uploaded (and maybe posted).
 func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (string, map[string]string, error) {
 	const op = "minio.upload_url"
 	if err := b.usable(ctx, op); err != nil {
@@ -296,12 +299,12 @@ func (b *Blobs) UploadURL(ctx context.Context, key, contentType string, size int
 		return "", nil, err
 	}
 	length := strconv.FormatInt(size, 10)
-	signed := http.Header{"Content-Type": {contentType}, "Content-Length": {length}}
+	signed := http.Header{"Content-Type": {contentType}, "Content-Length": {length}, "If-None-Match": {"*"}}
 	u, err := b.presigner.PresignHeader(ctx, http.MethodPut, b.bucket, key, expires, nil, signed)
 	if err != nil {
 		return "", nil, fmt.Errorf("minio: sign upload of %s: %w", key, err)
 	}
-	return u.String(), map[string]string{"Content-Type": contentType, "Content-Length": length}, nil
+	return u.String(), map[string]string{"Content-Type": contentType, "Content-Length": length, "If-None-Match": "*"}, nil
 }
 
 // DownloadURL returns a presigned GET that serves key as contentType,

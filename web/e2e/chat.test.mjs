@@ -218,12 +218,13 @@ describe('Parley web client', () => {
   test('reply, react, edit, delete, rename, and a send that fails offers Retry', T, async () => {
     const alice = await person('alice-actions');
     const bob = await person('bob-actions');
-    alice.page.on('dialog', (d) => d.accept());
+    let nativeDialogs = 0;
+    alice.page.on('dialog', (d) => { nativeDialogs++; d.accept(); });
     await createGroup(alice.page, 'Actions', [bob.userId]);
     await send(alice.page, 'original text');
     await openConversation(bob.page, 'Actions');
     // A message by its own text (a reply's quote holds the text too).
-    const item = (page, text) => messageList(page).locator('li.msg').filter({ has: page.locator('p.msg-text').getByText(text, { exact: true }) });
+    const item = (page, text) => messageList(page).locator('li.msg').filter({ has: page.locator('.msg-text > p').getByText(text, { exact: true }) });
     const bobMsg = item(bob.page, 'original text');
     await bobMsg.waitFor();
 
@@ -255,7 +256,18 @@ describe('Parley web client', () => {
     const aliceEdited = item(alice.page, 'edited text');
     await aliceEdited.hover();
     await aliceEdited.getByRole('button', { name: 'Delete', exact: true }).click();
+    // An in-app confirmation, not the browser's confirm(): Cancel keeps it.
+    const confirmDlg = alice.page.getByRole('alertdialog', { name: 'Delete this message?' });
+    await confirmDlg.waitFor();
+    await screenshot(alice.page, '15-delete-confirm.png');
+    await confirmDlg.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await confirmDlg.waitFor({ state: 'detached' });
+    assert.ok((await messageTexts(alice.page)).includes('edited text'), 'Cancel deleted the message');
+    await aliceEdited.hover();
+    await aliceEdited.getByRole('button', { name: 'Delete', exact: true }).click();
+    await confirmDlg.getByRole('button', { name: 'Delete', exact: true }).click();
     await waitForText(messageList(bob.page), 'This message was deleted.');
+    assert.equal(nativeDialogs, 0, 'the browser\'s confirm() was used');
     assert.ok(!(await messageTexts(bob.page)).includes('edited text'));
 
     // Rename reaches the other person live.
@@ -264,13 +276,17 @@ describe('Parley web client', () => {
     await alice.page.getByRole('dialog').getByRole('button', { name: 'Save', exact: true }).click();
     await waitForText(bob.page.locator('#conv-title'), 'Actions, renamed');
 
-    // A send that cannot reach the server is marked failed; Retry sends it once.
-    await alice.context.setOffline(true);
+    // A send the server refuses is marked failed; Retry sends it once
+    // (the refusal is made by the test, on the wire).
+    await alice.page.route('**/v1/conversations/*/messages', (r) => (r.request().method() === 'POST'
+      ? r.fulfill({ status: 403, contentType: 'application/json', body: '{"error":{"code":"forbidden","message":"refused by the test"}}' })
+      : r.fallback()));
     await send(alice.page, 'sent on retry');
     const failed = messageList(alice.page).locator('li.failed');
     await failed.getByRole('button', { name: 'Retry', exact: true }).waitFor({ timeout: 30_000 });
+    await waitForText(failed, 'Not sent');
     await screenshot(alice.page, '14-failed-send.png');
-    await alice.context.setOffline(false);
+    await alice.page.unroute('**/v1/conversations/*/messages');
     await failed.getByRole('button', { name: 'Retry', exact: true }).click();
     await waitForText(messageList(bob.page), 'sent on retry');
     await eventually(async () => assert.equal(await messageList(alice.page).locator('li.pending').count(), 0), { what: 'no pending sends' });

@@ -17,8 +17,14 @@ elif ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then
 fi
 
 # npm ci only when node_modules does not match the lock file.
-want=$(node -e 'console.log(require("./package-lock.json").packages["node_modules/playwright-core"].version)')
-have=$(node -e 'try{console.log(require("./node_modules/playwright-core/package.json").version)}catch{console.log("")}')
-if [ "$want" != "$have" ]; then
+stale=$(node -e '
+  const lock = require("./package-lock.json").packages;
+  for (const [k, v] of Object.entries(lock)) {
+    if (!k) continue;
+    let have = "";
+    try { have = require("./" + k + "/package.json").version; } catch {}
+    if (have !== v.version) { console.log(k); break; }
+  }')
+if [ -n "$stale" ]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi

@@ -4,7 +4,7 @@
 // the search-highlight sanitizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ParleyClient, backoffDelay, ApiError } from '../static/js/parley-client.js';
+import { ParleyClient, backoffDelay, ApiError } from '../client/parley-client.js';
 import { sanitizeHighlight } from '../static/js/ui/dom.js';
 
 function recorder(client) {
@@ -244,4 +244,130 @@ test('close 4401 reports unauthorized and stops reconnecting', async () => {
   assert.equal(unauthorized, 1);
   assert.deepEqual(connects, []);
   assert.equal(c.state, 'stopped');
+});
+
+test('after a fallback, auto mode probes WebSocket with backoff and steps back up when it opens', async () => {
+  const { c, connects } = runningClient({ baseUrl: 'http://parley.test', upgradeProbe: { base: 20, max: 80 } });
+  c.backoff = { base: 1, cap: 1 };
+  c.ticket = async () => 'tk';
+  const opened = [];
+  let probes = 0;
+  const saved = globalThis.WebSocket;
+  // The first two probes fail (the server is still down for WebSocket), the third opens.
+  globalThis.WebSocket = class extends EventTarget {
+    constructor(url) {
+      super();
+      probes++;
+      this.url = url;
+      const n = probes;
+      setTimeout(() => this.dispatchEvent(new Event(n < 3 ? 'close' : 'open')), 1);
+    }
+    close() { opened.push(this.url); }
+  };
+  try {
+    const fail = () => c._connectionLost({ gen: c._gen, opened: false }, {});
+    fail(); fail(); fail(); fail();
+    assert.equal(c.transport, 'longpoll');
+    clearTimeout(c._retryTimer); // the reconnect the last failure scheduled: not part of this test
+    connects.length = 0;
+    // Long-polling gets through: its first answer plays `ready`.
+    await c._enqueueBatch([{ type: 'ready', user_id: 'me', cursor: null, _poll: true }], { gen: c._gen, withCursor: 'cur', opened: true });
+    assert.equal(c.state, 'connected');
+    await eventually(() => c.transport === 'websocket', 3000);
+    assert.equal(probes, 3, 'failed probes are retried');
+    assert.ok(opened[0].includes('ticket=tk') && !opened[0].includes('access_token'), opened[0]);
+    assert.deepEqual(connects, ['websocket'], 'the stream reconnects over WebSocket once');
+    // A forced transport never probes.
+    const forced = runningClient({ transport: 'longpoll', upgradeProbe: { base: 1, max: 1 } }).c;
+    await forced._enqueueBatch([{ type: 'ready', user_id: 'me', _poll: true }], { gen: forced._gen, withCursor: 'c', opened: true });
+    assert.equal(forced._upgrade, null);
+    forced.stop();
+  } finally {
+    globalThis.WebSocket = saved;
+    c.stop();
+  }
+});
+
+async function eventually(pred, ms) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+// ------------------------------------------------------------- Markdown
+
+import { parse as parseMarkdown, inline as parseInline, safeHref, plainText } from '../static/js/ui/markdown.js';
+
+/** Every node kind and href that a parse tree holds. */
+function kinds(blocks) {
+  const seen = new Set(), hrefs = [];
+  const walk = (n) => {
+    seen.add(n.t);
+    if (n.href) hrefs.push(n.href);
+    for (const c of n.c || []) walk(c);
+    for (const it of n.items || []) it.forEach(walk);
+  };
+  blocks.forEach(walk);
+  return { seen, hrefs };
+}
+
+test('markdown: bold, italic, code, code blocks, links and lists', () => {
+  assert.deepEqual(parseInline('**bold** and *it* and _it2_ and `x<y`', 0), [
+    { t: 'strong', c: [{ t: 'text', v: 'bold' }] }, { t: 'text', v: ' and ' },
+    { t: 'em', c: [{ t: 'text', v: 'it' }] }, { t: 'text', v: ' and ' },
+    { t: 'em', c: [{ t: 'text', v: 'it2' }] }, { t: 'text', v: ' and ' }, { t: 'code', v: 'x<y' },
+  ]);
+  assert.deepEqual(parseInline('see [the docs](https://example.com/a?b=1) or https://x.org/p.', 0), [
+    { t: 'text', v: 'see ' }, { t: 'a', href: 'https://example.com/a?b=1', c: [{ t: 'text', v: 'the docs' }] },
+    { t: 'text', v: ' or ' }, { t: 'a', href: 'https://x.org/p', c: [{ t: 'text', v: 'https://x.org/p' }] }, { t: 'text', v: '.' },
+  ]);
+  assert.deepEqual(parseMarkdown('Plan:\n- one\n- **two**\n\n1. first\n2. second\n```\nlet a = 1 < 2;\n```\nbye'), [
+    { t: 'p', c: [{ t: 'text', v: 'Plan:' }] },
+    { t: 'ul', items: [[{ t: 'text', v: 'one' }], [{ t: 'strong', c: [{ t: 'text', v: 'two' }] }]] },
+    { t: 'ol', start: 1, items: [[{ t: 'text', v: 'first' }], [{ t: 'text', v: 'second' }]] },
+    { t: 'pre', v: 'let a = 1 < 2;' },
+    { t: 'p', c: [{ t: 'text', v: 'bye' }] },
+  ]);
+  // Not emphasis: snake_case, lone stars, escaped markers.
+  assert.deepEqual(parseInline('snake_case_name 2 * 3 * 4 \\*no\\*', 0), [{ t: 'text', v: 'snake_case_name 2 * 3 * 4 *no*' }]);
+  assert.equal(plainText('**Hi** `there`\n- a\n- b'), 'Hi there a · b');
+});
+
+test('markdown: script injection stays text, and links are only http(s) or mailto', () => {
+  const attacks = [
+    '<script>alert(1)</script>',
+    '<img src=x onerror=alert(1)>',
+    '[click](javascript:alert(1))',
+    '[click](JaVaScRiPt:alert(1))',
+    '[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)',
+    '[x](vbscript:msgbox(1))',
+    '**<b onmouseover=alert(1)>**',
+    '```\n</code></pre><script>alert(1)</script>\n```',
+    '[a](https://ok.example/"onmouseover="alert(1))',
+    'javascript:alert(1)',
+    '*'.repeat(5000) + '_'.repeat(5000) + '['.repeat(2000),
+  ];
+  for (const a of attacks) {
+    const { seen, hrefs } = kinds(parseMarkdown(a));
+    for (const k of seen) assert.ok(['p', 'text', 'strong', 'em', 'code', 'pre', 'a', 'ul', 'ol'].includes(k), `${a}: node ${k}`);
+    for (const href of hrefs) assert.match(href, /^(https?:|mailto:)/, `${a}: href ${href}`);
+  }
+  assert.equal(kinds(parseMarkdown('[click](javascript:alert(1))')).hrefs.length, 0);
+  assert.equal(safeHref('javascript:alert(1)'), null);
+  assert.equal(safeHref(' https://ok.example/'), 'https://ok.example/');
+  // Text keeps every character: what looks like markup is shown as typed.
+  assert.deepEqual(parseMarkdown('<script>alert(1)</script>'), [{ t: 'p', c: [{ t: 'text', v: '<script>alert(1)</script>' }] }]);
+});
+
+test('the markdown renderer and the UI modules never assign innerHTML or use insertAdjacentHTML', async () => {
+  const { readFile, readdir } = await import('node:fs/promises');
+  const dir = new URL('../static/js/ui/', import.meta.url);
+  for (const f of await readdir(dir)) {
+    const src = await readFile(new URL(f, dir), 'utf8');
+    const uses = src.match(/\.innerHTML\s*=|outerHTML\s*=|insertAdjacentHTML|document\.write/g) || [];
+    // dom.js's setHighlight is the one reviewed exception (escaped whole, then <mark> only).
+    assert.equal(uses.length, f === 'dom.js' ? 1 : 0, `${f}: ${uses.join(', ')}`);
+  }
 });

@@ -45,39 +45,55 @@ export async function startServer() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const logs = [];
-  const proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PARLEY_ADDR: '', PARLEY_DATA_DIR: '' },
-  });
-  proc.stdout.on('data', (d) => logs.push(String(d)));
-  proc.stderr.on('data', (d) => logs.push(String(d)));
-  let exited = null;
-  const exit = new Promise((r) => proc.once('exit', (code, sig) => { exited = { code, sig }; r(); }));
+  let proc = null, exited = null, exit = null;
 
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`parley exited early (${JSON.stringify(exited)}):\n${logs.join('')}`);
-    try {
-      const res = await fetch(base + '/readyz');
-      if (res.status === 200) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`parley not ready after 60 s:\n${logs.join('')}`);
+  // Starts the process on the port and data dir, and waits for /readyz.
+  const launch = async () => {
+    exited = null;
+    proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PARLEY_ADDR: '', PARLEY_DATA_DIR: '' },
+    });
+    proc.stdout.on('data', (d) => logs.push(String(d)));
+    proc.stderr.on('data', (d) => logs.push(String(d)));
+    const p = proc;
+    exit = new Promise((r) => p.once('exit', (code, sig) => { exited = { code, sig }; r(); }));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (exited) throw new Error(`parley exited early (${JSON.stringify(exited)}):\n${logs.join('')}`);
+      try {
+        const res = await fetch(base + '/readyz');
+        if (res.status === 200) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`parley not ready after 60 s:\n${logs.join('')}`);
+      }
+      await sleep(200);
     }
-    await sleep(200);
-  }
+  };
+  const halt = async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(t);
+    }
+  };
+  await launch();
 
   return {
     base,
     logs,
+    /** Stops the server (SIGTERM, as a deploy does), keeps it down for
+     * downMs and starts it again on the same port and data. */
+    async restart({ downMs = 3000 } = {}) {
+      await halt();
+      await sleep(downMs);
+      await launch();
+    },
     async stop() {
-      if (!exited) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        await exit;
-        clearTimeout(t);
-      }
+      await halt();
       if (process.env.PARLEY_E2E_KEEP_LOGS) await writeFile(process.env.PARLEY_E2E_KEEP_LOGS, logs.join(''));
       await rm(tmp, { recursive: true, force: true });
     },

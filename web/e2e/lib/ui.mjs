@@ -53,8 +53,8 @@ export const TRANSPORT_LABELS = { websocket: 'WebSocket', sse: 'SSE', longpoll: 
  * Opens a browser context as a person, signs in with dev sign-in and waits
  * for the realtime connection (on the given transport).
  */
-export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 }, name = '' } = {}) {
-  const context = await browser.newContext({ baseURL: base, colorScheme, viewport });
+export async function signIn(browser, base, userId, { transport = 'auto', colorScheme = 'light', viewport = { width: 1280, height: 800 }, name = '', locale = 'en-US' } = {}) {
+  const context = await browser.newContext({ baseURL: base, colorScheme, viewport, locale });
   const page = await context.newPage();
   const problems = [];
   const realtimeUrls = []; // every WebSocket and EventSource URL the page opened
@@ -85,7 +85,9 @@ export async function createGroup(page, title, members) {
   await page.getByRole('button', { name: 'New conversation', exact: true }).click();
   const dialog = page.getByRole('dialog');
   await dialog.getByLabel('Title', { exact: true }).fill(title);
-  await dialog.getByLabel('Members', { exact: true }).fill(members.join(', '));
+  const box = dialog.getByLabel('Members', { exact: true });
+  await box.fill(members.join(', '));
+  await box.press('Enter'); // the typed ids become chips in the people picker
   await dialog.getByRole('button', { name: 'Create', exact: true }).click();
   await dialog.waitFor({ state: 'hidden' });
   await waitForText(page.locator('#conv-title'), title);

@@ -1,6 +1,8 @@
 // Parley web client: start-up, sign-in, and the glue between the protocol
 // client (parley-client.js) and the UI modules under ui/.
-import { ParleyClient, devSignIn, TRANSPORT_NAMES, TRANSPORTS } from './parley-client.js';
+import { ParleyClient, devSignIn, newClientId, TRANSPORT_NAMES, TRANSPORTS } from './parley-client.js';
+import { Outbox } from './outbox.js';
+import { trapAllDialogs } from './ui/dialogs.js';
 import { $, h, avatar, errorText, announce } from './ui/dom.js';
 import { Conversations, membersText } from './ui/conversations.js';
 import { MessageView } from './ui/messages.js';
@@ -70,7 +72,8 @@ class App {
     this.online = new Set();    // user ids seen online
     this.reads = new Map();     // conversation id → Map(user id → read seq)
     this.typing = new Map();    // conversation id → Map(user id → shown until)
-    this.pending = new Map();   // client_id → optimistic send
+    this.pending = new Map();   // client_id → optimistic send (mirrors the outbox)
+    this.outbox = new Outbox(me.id);
     this.lastMessageAt = new Map(); // "cid user" → when their last message arrived
     this.names = new Map();     // user id → display name (GET /v1/users/{uid}, user.updated)
     this.namesAsked = new Set(); // user ids whose profile was asked for
@@ -83,6 +86,10 @@ class App {
     this.search = new Search(this);
     this._bindClient();
     this._bindChrome();
+    trapAllDialogs();
+    showMe(me); // again: the avatar with the name's initials
+    // What an earlier page left unsent; flushOutbox waits for it.
+    this.outboxLoaded = this.loadOutbox();
   }
 
   // ----- state loading
@@ -239,19 +246,70 @@ class App {
 
   // ----- sending
 
-  send(cid, opts) {
-    this.client.send(cid, opts);
+  /** Sends a message: first into the durable outbox, then to the server. */
+  async send(cid, opts) {
+    const clientId = newClientId();
+    const rec = {
+      clientId, conversationId: cid, text: opts.text || '', attachments: opts.attachments || [],
+      attachmentInfo: (opts.attachmentInfo || []).map(({ id, name, size, content_type: ct }) => ({ id, name, size, content_type: ct })),
+      replyTo: opts.replyTo || null, createdAt: Date.now(), status: 'sending',
+    };
+    try { await this.outbox.put(rec); } catch (err) { console.warn('parley: outbox unavailable', err); }
+    this._post(rec);
+  }
+
+  _post(rec) {
+    rec.status = 'sending';
+    this.client.send(rec.conversationId, { ...rec, clientId: rec.clientId });
+  }
+
+  /** Loads what an earlier page left in the outbox and shows it. */
+  async loadOutbox() {
+    let recs = [];
+    try { recs = await this.outbox.all(); } catch (err) { console.warn('parley: outbox unavailable', err); }
+    for (const r of recs) {
+      if (this.pending.has(r.clientId)) continue;
+      const p = { ...r, status: r.status === 'failed' ? 'failed' : 'queued' };
+      this.pending.set(p.clientId, p);
+      this.messages.showPending(p);
+    }
+  }
+
+  /** Sends again, oldest first and one at a time (to keep their order),
+   * what waits in the outbox: on every (re)connect. */
+  async flushOutbox() {
+    if (this._flushing) { this._flushAgain = true; return; }
+    this._flushing = true;
+    try {
+      await this.outboxLoaded;
+      do {
+        this._flushAgain = false;
+        const queued = [...this.pending.values()].filter((p) => p.status === 'queued' && !this.client.isSending(p.clientId))
+          .sort((a, b) => a.createdAt - b.createdAt);
+        for (const p of queued) {
+          if (this.client.state !== 'connected') return;
+          if (!this.pending.has(p.clientId)) continue; // discarded meanwhile
+          p.status = 'sending';
+          this.messages.showPending(p);
+          await this.client.send(p.conversationId, { ...p, clientId: p.clientId });
+        }
+      } while (this._flushAgain);
+    } finally {
+      this._flushing = false;
+    }
   }
 
   retrySend(clientId) {
     const p = this.pending.get(clientId);
-    if (!p) return;
-    this.client.send(p.conversationId, { ...p, clientId });
+    if (!p || this.client.isSending(clientId)) return;
+    this._post(p);
   }
 
   discardSend(clientId) {
     this.pending.delete(clientId);
     this.messages.removePending(clientId);
+    this.outbox.delete(clientId).catch(() => {});
+    announce('Message discarded');
   }
 
   // ----- client events
@@ -259,17 +317,22 @@ class App {
   _bindClient() {
     const c = this.client;
     c.onResync = () => this.resync();
-    c.addEventListener('status', (e) => this.renderStatus(e.detail));
+    c.addEventListener('status', (e) => {
+      this.renderStatus(e.detail);
+      if (e.detail.state === 'connected') this.flushOutbox();
+    });
     c.addEventListener('unauthorized', () => signOut('Your session has ended. Please sign in again.'));
     c.addEventListener('cursor-expired', () => announce('Reloading conversations'));
     c.addEventListener('send-pending', (e) => {
-      const p = { ...e.detail, status: 'sending' };
+      const old = this.pending.get(e.detail.clientId);
+      const p = { createdAt: Date.now(), ...old, ...e.detail, status: 'sending', error: null };
       this.pending.set(p.clientId, p);
       this.messages.showPending(p);
     });
     c.addEventListener('send-confirmed', (e) => {
       const { clientId, conversationId, message } = e.detail;
       this.pending.delete(clientId);
+      this.outbox.delete(clientId).catch(() => {});
       if (conversationId === this.messages.cid) {
         if (this.messages.atLiveEnd) this.messages._upsert(message);
         else this.messages.removePending(clientId);
@@ -279,17 +342,26 @@ class App {
       if (conv) {
         conv.last_seq = Math.max(conv.last_seq || 0, message.seq);
         this.convs.touch(conversationId);
-        this.convs.snippets.set(conversationId, { sender: this.me.id, text: message.text || '📎' });
+        if (!conv.last_message || (conv.last_message.seq || 0) <= message.seq) conv.last_message = message;
         this.convs.render();
       }
     });
     c.addEventListener('send-failed', (e) => {
       const p = this.pending.get(e.detail.clientId);
       if (!p) return;
-      p.status = 'failed';
+      // Offline or the server away: it waits in the outbox for the next
+      // connection. Refused: it waits for Retry or Discard.
+      p.status = e.detail.retryable ? 'queued' : 'failed';
       p.error = e.detail.error;
+      this.outbox.update(p.clientId, { status: p.status }).catch(() => {});
       this.messages.showPending(p);
-      announce('Message not sent');
+      this.renderStatus({ state: this.client.state, transport: this.client.transport });
+      announce(p.status === 'queued' ? 'Message will be sent when the connection is back' : 'Message not sent');
+      if (p.status === 'queued' && this.client.state === 'connected') {
+        // The stream is up but the send failed: try again in a while.
+        p.tries = (p.tries || 0) + 1;
+        setTimeout(() => this.flushOutbox(), Math.min(60000, 5000 * 2 ** (p.tries - 1)));
+      }
     });
     c.addEventListener('event', (e) => this._onEvent(e.detail));
   }
@@ -332,9 +404,23 @@ class App {
     const el = $('#connection');
     const name = TRANSPORT_NAMES[transport] || transport;
     const words = { connecting: 'Connecting', connected: 'Connected', reconnecting: 'Reconnecting' };
-    el.textContent = words[state] ? `${words[state]} · ${name}` : 'Offline';
+    // The text names the state and the transport (API.md landmarks); a
+    // phone shows only the coloured dot, the text stays for screen readers.
+    el.replaceChildren(h('span', { class: 'conn-text' }, words[state] ? `${words[state]} · ${name}` : 'Offline'));
     el.dataset.state = state;
     el.title = state === 'connected' ? `Live updates over ${name}` : '';
+    // Shown where the person types, too: what happens to what they send.
+    const cs = $('#composer-status');
+    const waiting = [...this.pending.values()].filter((p) => p.status === 'queued').length;
+    const later = waiting ? ` ${waiting === 1 ? 'One message waits' : `${waiting} messages wait`} to be sent.` : ' What you send goes out when it is back.';
+    const texts = {
+      offline: 'You are offline.' + later,
+      reconnecting: 'Reconnecting…' + later,
+      connecting: 'Connecting…',
+    };
+    cs.textContent = texts[state] || '';
+    cs.dataset.state = state;
+    cs.hidden = !texts[state];
   }
 
   // ----- page chrome
@@ -403,6 +489,8 @@ export function readPosition(ev) {
 // ----------------------------------------------------------------- start-up
 
 function showMe(me) {
+  const av = $('#me-avatar');
+  if (av) av.replaceWith(Object.assign(avatar(me.id, 'me-avatar', me.name), { id: 'me-avatar' }));
   $('#me-name').textContent = me.name || me.id;
   $('#me-id').textContent = me.name && me.name !== me.id ? `(${me.id})` : '';
   $('#me-chip').textContent = me.name || me.id;

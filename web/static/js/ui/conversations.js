@@ -1,6 +1,9 @@
 // The conversation list (sidebar) and the dialogs that create, rename and
 // change the members of a conversation.
 import { h, $, avatar, errorText, announce } from './dom.js';
+import { PeoplePicker, USER_ID_RE } from './people.js';
+import { confirmDialog } from './dialogs.js';
+import { plainText } from './markdown.js';
 
 /** A conversation lists its members only up to this many (API.md). */
 export const MAX_LISTED_MEMBERS = 256;
@@ -21,7 +24,7 @@ export function membersText(c) {
 function snippetOf(m) {
   if (!m) return null;
   if (m.deleted) return { sender: m.sender_id, text: 'Message deleted' };
-  return { sender: m.sender_id, text: m.text || (m.attachments && m.attachments.length ? '📎 ' + m.attachments[0].name : '') };
+  return { sender: m.sender_id, text: (m.text && plainText(m.text)) || (m.attachments && m.attachments.length ? '📎 ' + m.attachments[0].name : '') };
 }
 
 const MEMBERS_PAGE = 100;
@@ -31,7 +34,6 @@ export class Conversations {
     this.app = app;
     this.map = new Map(); // id → conversation
     this.order = [];      // ids, newest activity first
-    this.snippets = new Map(); // id → last message text seen live
     this.listEl = $('#conv-list');
     this.emptyEl = $('#conv-empty');
     this._bindList();
@@ -142,7 +144,6 @@ export class Conversations {
       case 'message.created': {
         const m = ev.message;
         c.last_message = m;
-        this.snippets.set(cid, snippetOf(m));
         if (m.sender_id !== me) {
           if (this.app.isReading(cid)) this.app.markRead(cid);
           else c.unread = (c.unread || 0) + 1;
@@ -150,6 +151,16 @@ export class Conversations {
         this.touch(cid);
         break;
       }
+      case 'message.updated':
+        // An edit of the last message changes the preview too.
+        if (ev.message && c.last_message && c.last_message.id === ev.message.id) c.last_message = ev.message;
+        break;
+      case 'message.deleted':
+        // The preview never keeps a deleted message's text.
+        if (c.last_message && c.last_message.id === ev.message_id) {
+          c.last_message = { ...c.last_message, deleted: true, text: '', attachments: [] };
+        }
+        break;
       case 'member.added':
         this._memberAdded(c, ev.user_id, ev.conversation);
         break;
@@ -222,9 +233,9 @@ export class Conversations {
     const other = this.otherMember(c);
     const current = c.id === this.app.currentCid;
     const unread = current ? 0 : (c.unread || 0);
-    const snippet = this.snippets.get(c.id) || snippetOf(c.last_message);
+    const snippet = snippetOf(c.last_message);
     const online = other ? this.app.online.has(other) : (c.members || []).some((m) => m !== this.app.me.id && this.app.online.has(m));
-    const av = avatar(other || title, 'conv-avatar');
+    const av = other ? avatar(other, 'conv-avatar', this.app.name(other)) : avatar(c.id, 'conv-avatar', title);
     const dot = h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' });
     return h('li', null,
       h('button', {
@@ -267,40 +278,60 @@ export class Conversations {
     const form = $('#new-conv-form');
     const name = $('#new-conv-name');
     const nameLabel = $('#new-conv-name-label');
-    const members = $('#new-conv-members');
+    const membersLabel = $('#new-conv-members-label');
+    const hint = $('#new-conv-members-hint');
     const err = $('#new-conv-error');
+    const picker = new PeoplePicker(this.app, $('#new-conv-members'), { exclude: [this.app.me.id] });
+    this.newConvPicker = picker;
     const syncKind = () => {
       const direct = form.elements.kind.value === 'direct';
       name.hidden = direct;
       nameLabel.hidden = direct;
-      members.placeholder = direct ? 'bob' : 'bob, carol';
-      $('#new-conv-members').previousElementSibling.textContent = direct ? 'With' : 'Members';
+      picker.single = direct;
+      if (direct && picker.chosen.length > 1) { picker.chosen = picker.chosen.slice(0, 1); picker._render(); }
+      else picker._render();
+      membersLabel.textContent = direct ? 'Person' : 'Members';
+      picker.input.placeholder = direct ? 'Search for a person' : 'Search by name or user id';
+      hint.textContent = direct
+        ? 'A direct conversation is with one other person.'
+        : 'Type a name or a user id, then pick from the list. Someone who has not signed in yet can be added by id.';
     };
-    form.addEventListener('change', syncKind);
+    form.addEventListener('change', (e) => { if (e.target.name === 'kind') { err.textContent = ''; syncKind(); } });
     $('#new-conv-btn').addEventListener('click', () => {
       form.reset();
+      picker.reset();
       err.textContent = '';
       syncKind();
       dlg.showModal();
-      name.focus();
+      form.querySelector('input[name="kind"]:checked').focus();
     });
     $('#new-conv-cancel').addEventListener('click', () => dlg.close());
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const kind = form.elements.kind.value;
-      const ids = members.value.split(/[\s,;]+/).map((s) => s.trim()).filter((s) => s && s !== this.app.me.id);
-      if (kind === 'direct' && ids.length !== 1) { err.textContent = 'A direct conversation has exactly one other person.'; members.focus(); return; }
-      const bad = ids.find((id) => !/^[A-Za-z0-9._@-]{1,64}$/.test(id));
-      if (bad) { err.textContent = `“${bad}” is not a valid user id.`; members.focus(); return; }
+      const bad = picker.input.value.trim() ? picker.commitTyped() : [];
+      const fail = (text, el) => { err.textContent = text; (el || picker.input).focus(); };
+      if (bad.length) { fail(`“${bad[0]}” is not a valid user id (letters, digits and . _ @ - only).`); return; }
+      const ids = picker.ids().filter((id) => id !== this.app.me.id && USER_ID_RE.test(id));
+      const title = name.value.trim();
+      if (kind === 'direct' && ids.length !== 1) { fail('Choose the one person this direct conversation is with.'); return; }
+      if (kind === 'group' && !ids.length && !title) {
+        fail('Add at least one member, or give the group a title.', name);
+        return;
+      }
       err.textContent = '';
+      const submit = form.querySelector('button[type="submit"]');
+      submit.disabled = true;
       try {
-        const c = await this.app.client.createConversation({ kind, title: kind === 'group' ? name.value.trim() : '', members: ids });
+        const c = await this.app.client.createConversation({ kind, title: kind === 'group' ? title : '', members: ids });
         this.upsert(c, { toFront: true });
         dlg.close();
         this.app.openConversation(c.id, { focusComposer: true });
         announce(`Conversation ${this.title(c)} opened`);
       } catch (ex) {
         err.textContent = errorText(ex);
+      } finally {
+        submit.disabled = false;
       }
     });
   }
@@ -334,10 +365,12 @@ export class Conversations {
   _bindMembersDialog() {
     const dlg = $('#members-dialog');
     const err = $('#members-error');
-    const input = $('#add-member-input');
+    const picker = new PeoplePicker(this.app, $('#add-member-input'), { single: true });
+    this.addMemberPicker = picker;
     this.membersDialog = dlg;
     $('#members-btn').addEventListener('click', () => {
       err.textContent = '';
+      picker.reset();
       this._membersPage = null;
       this.renderMembers();
       dlg.showModal();
@@ -346,8 +379,10 @@ export class Conversations {
     $('#members-close').addEventListener('click', () => dlg.close());
     $('#add-member-form').addEventListener('submit', async (e) => {
       e.preventDefault();
-      const uid = input.value.trim();
-      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(uid)) { err.textContent = 'Enter a valid user id.'; return; }
+      const bad = picker.input.value.trim() ? picker.commitTyped() : [];
+      if (bad.length) { err.textContent = `“${bad[0]}” is not a valid user id.`; picker.focus(); return; }
+      const uid = picker.ids()[0];
+      if (!uid) { err.textContent = 'Choose a person to add.'; picker.focus(); return; }
       const cid = this.app.currentCid;
       try {
         const added = await this.app.client.addMember(cid, uid);
@@ -357,8 +392,10 @@ export class Conversations {
           if (added.members) c.members = added.members; else delete c.members;
         }
         this._membersPage = null;
-        input.value = '';
+        picker.reset();
+        picker.focus();
         err.textContent = '';
+        announce(`${this.app.name(uid)} added`);
         this.renderMembers();
         this.render();
       } catch (ex) {
@@ -371,7 +408,11 @@ export class Conversations {
       await this._removeMember(b.dataset.remove);
     });
     $('#leave-btn').addEventListener('click', async () => {
-      if (!confirm('Leave this conversation?')) return;
+      const yes = await confirmDialog({
+        title: 'Leave this conversation?', body: 'You will no longer get its messages. A member can add you again.',
+        confirm: 'Leave', danger: true,
+      });
+      if (!yes) return;
       if (await this._removeMember(this.app.me.id)) dlg.close();
     });
   }
@@ -446,7 +487,7 @@ export class Conversations {
     $('#members-list').replaceChildren(...ids.map((m) => {
       const online = this.app.online.has(m) || m === me;
       return h('li', { class: 'member' },
-        h('span', { class: 'conv-avatar-wrap' }, avatar(m), h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' })),
+        h('span', { class: 'conv-avatar-wrap' }, avatar(m, '', this.app.name(m)), h('span', { class: 'presence-dot' + (online ? ' online' : ''), 'aria-hidden': 'true' })),
         h('span', { class: 'member-name', title: m }, m === me ? `${this.app.name(m)} (you)` : this.app.name(m),
           h('span', { class: 'muted member-state' }, online ? ' online' : ' offline'),
           m === c.created_by ? h('span', { class: 'muted' }, ' · creator') : null),

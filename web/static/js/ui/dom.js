@@ -51,14 +51,38 @@ export function setHighlight(el, s) {
   el.innerHTML = sanitizeHighlight(s);
 }
 
+/** The reader's locales (the browser's languages), for every date and time shown. */
+export function locales() {
+  const nav = globalThis.navigator;
+  return nav && nav.languages && nav.languages.length ? [...nav.languages] : undefined;
+}
+
+/** A time of day in the reader's locale, with the date when not today. */
 export function formatTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
   const now = new Date();
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const time = d.toLocaleTimeString(locales(), { hour: 'numeric', minute: '2-digit' });
   if (d.toDateString() === now.toDateString()) return time;
-  return d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + time;
+  return d.toLocaleDateString(locales(), { month: 'short', day: 'numeric' }) + ' ' + time;
+}
+
+/** Just the time of day, in the reader's locale. */
+export function formatClock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString(locales(), { hour: 'numeric', minute: '2-digit' });
+}
+
+/** "Today", "Yesterday" or the full date, in the reader's locale. */
+export function formatDay(d, now = new Date()) {
+  const day = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+  const diff = Math.round((day(now) - day(d)) / 86400000);
+  if (diff === 0) return 'Today';
+  if (diff === 1) return 'Yesterday';
+  return d.toLocaleDateString(locales(), {
+    weekday: 'long', month: 'long', day: 'numeric', year: d.getFullYear() === now.getFullYear() ? undefined : 'numeric',
+  });
 }
 
 export function formatSize(n) {
@@ -68,8 +92,13 @@ export function formatSize(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-export function initials(id) {
-  return String(id || '?').replace(/[^A-Za-z0-9]/g, '').slice(0, 1).toUpperCase() || '?';
+/** One or two initials: of the first and last word of a display name
+ * ("Alice Liddell" → "AL"), or the first letter of an id. */
+export function initials(name) {
+  const words = String(name || '').trim().split(/[\s._@-]+/u).filter((w) => /[\p{L}\p{N}]/u.test(w));
+  if (!words.length) return '?';
+  const first = (w) => (w.match(/[\p{L}\p{N}]/u) || ['?'])[0].toUpperCase();
+  return words.length === 1 ? first(words[0]) : first(words[0]) + first(words[words.length - 1]);
 }
 
 /** A stable hue per user id, for avatars. */
@@ -79,8 +108,11 @@ export function hue(id) {
   return x % 360;
 }
 
-export function avatar(id, extraClass = '') {
-  const el = h('span', { class: 'avatar ' + extraClass, 'aria-hidden': 'true' }, initials(id));
+/** A round avatar: initials of the name, a colour from the user id (so it
+ * stays the same when the name changes). */
+export function avatar(id, extraClass = '', name = '') {
+  const label = name && name !== id ? name : String(id || '').split(/[-_.@]/)[0];
+  const el = h('span', { class: 'avatar ' + extraClass, 'aria-hidden': 'true', dataset: { uid: id } }, initials(label));
   el.dataset.hue = String(Math.floor(hue(id) / 30)); // 12 colour classes in CSS, no inline styles
   return el;
 }

@@ -1,12 +1,23 @@
 // The message list of the open conversation: history, infinite scroll in
 // both directions, live updates, optimistic sends, edit, delete, reactions,
-// replies and "seen by".
-import { h, $, avatar, formatTime, formatSize, errorText, announce } from './dom.js';
+// replies and "seen by"; day separators, messages grouped by sender, a
+// start-of-conversation header, and a list that stays at the bottom while
+// the reader is there (through resizes and image loads).
+import { h, $, avatar, formatClock, formatDay, formatSize, errorText, announce } from './dom.js';
+import { renderMarkdown, plainText } from './markdown.js';
+import { confirmDialog } from './dialogs.js';
 
 const PAGE = 50;
 const AROUND = 25;
-const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+/** Consecutive messages of one sender closer than this share one header. */
+const GROUP_MS = 5 * 60 * 1000;
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+/** The picker's full set (an emoji font is in the CSS font stack, with
+ * the system's as fallback). */
+export const MORE_REACTIONS = [
+  '👍', '👎', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👏', '🔥', '✅', '❌', '👀', '🚀', '💯', '🤔',
+  '😀', '😅', '😍', '😎', '🙌', '💪', '🤝', '👌', '⭐', '💡', '⚠️', '❓', '☕', '🍕', '🐛', '🎯',
+];
 
 export class MessageView {
   constructor(app) {
@@ -15,11 +26,69 @@ export class MessageView {
     this.jumpBtn = $('#jump-latest');
     this.typingEl = $('#typing');
     this._reset(null);
+    this.stuck = true; // the reader is at the newest message: keep them there
     this.list.addEventListener('scroll', () => this._onScroll(), { passive: true });
     this.list.addEventListener('click', (e) => this._onClick(e));
     this.list.addEventListener('keydown', (e) => this._onKeyDown(e));
     this.jumpBtn.addEventListener('click', () => this.open(this.cid));
+    this._bindActions();
+    // Whatever changes a height (a resize of the window or the composer, an
+    // image or a "Seen by" line appearing) keeps a reader at the bottom there.
+    this._resizes = new ResizeObserver(() => { if (this.stuck && this.cid) this.scrollToBottom(); });
+    this._resizes.observe(this.list);
+    this.list.addEventListener('load', () => { if (this.stuck) this.scrollToBottom(); }, true); // images
     setInterval(() => this.renderTyping(), 1000);
+  }
+
+  // ------------------------------------------------------ message actions
+
+  /** One message's action toolbar is open at a time: the one under the
+   * mouse, or holding keyboard focus, or (on a touch screen) the one last
+   * tapped, until a tap elsewhere. */
+  _bindActions() {
+    this.active = null;
+    const hover = window.matchMedia('(hover: hover)');
+    this.list.addEventListener('mouseover', (e) => {
+      if (!hover.matches) return;
+      const li = e.target.closest('li.msg');
+      // The mouse wins, unless the open one holds a reaction picker in use.
+      const busy = this.active && this.active.querySelector('.picker') && this.active.contains(document.activeElement);
+      if (li && !busy) this.setActive(li);
+    });
+    this.list.addEventListener('mouseleave', () => {
+      if (hover.matches && this.active && !this.active.contains(document.activeElement)) this.setActive(null);
+    });
+    this.list.addEventListener('focusin', (e) => {
+      const li = e.target.closest('li.msg');
+      if (li) this.setActive(li);
+    });
+    this.list.addEventListener('focusout', (e) => {
+      if (!this.list.contains(e.relatedTarget) && !(hover.matches && this.list.matches(':hover'))) this.setActive(null);
+    });
+    // A tap toggles: measured against what was open before the tap (the
+    // tap's own focus has opened it already).
+    this.list.addEventListener('pointerdown', () => { this._beforeTap = this.active; });
+    this.list.addEventListener('click', (e) => {
+      if (hover.matches || e.target.closest('button, a, input, textarea, .picker')) return;
+      const li = e.target.closest('li.msg');
+      this.setActive(li && li !== this._beforeTap ? li : null);
+      this._beforeTap = this.active;
+    });
+    document.addEventListener('pointerdown', (e) => {
+      if (this.active && !this.list.contains(e.target) && !e.target.closest('dialog')) this.setActive(null);
+    });
+  }
+
+  setActive(li) {
+    if (li && (li.classList.contains('editing') || li.classList.contains('pending') || li.classList.contains('deleted'))) li = null;
+    if (this.active === li) return;
+    if (this.active) {
+      this.active.classList.remove('actions-open');
+      const picker = this.active.querySelector('.picker');
+      if (picker && !picker.contains(document.activeElement)) picker.remove();
+    }
+    this.active = li;
+    if (li) li.classList.add('actions-open');
   }
 
   _reset(cid) {
@@ -27,14 +96,22 @@ export class MessageView {
     this.msgs = new Map();   // id → message
     this.els = new Map();    // id → <li>
     this.pendingEls = new Map(); // client_id → <li>
+    this.clientIds = new Set();  // client_ids of the loaded messages (a retried send is shown once)
     this.hasMoreBefore = false;
     this.hasMoreAfter = false;
     this.loadingOlder = false;
     this.loadingNewer = false;
+    this.clientIds = this.clientIds || new Set();
     this.editing = null;
+    this.active = null;
+    this.stuck = true;
     this.gen = (this.gen || 0) + 1;
     this.list.replaceChildren();
     this.jumpBtn.hidden = true;
+    if (this._resizes) {
+      this._resizes.disconnect();
+      this._resizes.observe(this.list);
+    }
   }
 
   get atLiveEnd() { return !this.hasMoreAfter; }
@@ -157,7 +234,46 @@ export class MessageView {
   // ----------------------------------------------------------- rendering
 
   _insertMany(messages) {
-    for (const m of messages) this._upsert(m, { scroll: false });
+    this._batch = true;
+    try {
+      for (const m of messages) this._upsert(m, { scroll: false });
+    } finally {
+      this._batch = false;
+    }
+    this._decorate();
+  }
+
+  /** Day separators, grouping of consecutive messages from one sender, and
+   * the start-of-conversation header (or the empty state), from the list
+   * as it stands. Called after every change of the list's messages. */
+  _decorate() {
+    for (const el of this.list.querySelectorAll(':scope > li.day-sep, :scope > li.conv-start')) el.remove();
+    if (!this.cid) return;
+    let prev = null, prevDay = '';
+    const items = [...this.list.querySelectorAll(':scope > li.msg')];
+    for (const li of items) {
+      const at = li.dataset.at ? new Date(li.dataset.at) : new Date();
+      const day = at.toDateString();
+      if (day !== prevDay) {
+        li.before(h('li', { class: 'day-sep' }, h('span', null, formatDay(at))));
+        prev = null;
+      }
+      const grouped = prev && prev.dataset.sender === li.dataset.sender && !prev.classList.contains('deleted')
+        && !li.classList.contains('deleted') && at - new Date(prev.dataset.at || Date.now()) < GROUP_MS;
+      li.classList.toggle('grouped', !!grouped);
+      prev = li;
+      prevDay = day;
+    }
+    if (!this.hasMoreBefore && !this.list.querySelector(':scope > li.notice.error')) {
+      const c = this.app.convs.get(this.cid);
+      const title = c ? this.app.convs.title(c) : '';
+      const empty = items.length === 0;
+      this.list.prepend(h('li', { class: 'conv-start' },
+        h('p', { class: 'conv-start-title' }, `This is the start of ${title || 'the conversation'}.`),
+        empty ? h('p', { class: 'muted' }, c && c.kind === 'direct'
+          ? 'No messages yet. Say hello below.'
+          : 'No messages yet. Write the first one below, or add people with Members.') : null));
+    }
   }
 
   /** Adds or replaces one message, in seq order. */
@@ -166,10 +282,11 @@ export class MessageView {
     if (old && !m.deleted && (old.deleted || (old.version || 0) > (m.version || 0))) return;
     const stick = scroll && this.isNearBottom();
     this.msgs.set(m.id, m);
+    if (m.client_id && m.sender_id === this.app.me.id) this.clientIds.add(m.client_id);
     // An optimistic copy of our own send is replaced by the real message.
     if (m.client_id && m.sender_id === this.app.me.id) {
       const p = this.pendingEls.get(m.client_id);
-      if (p) { p.remove(); this.pendingEls.delete(m.client_id); }
+      if (p) { p.remove(); this._resizes.unobserve(p); this.pendingEls.delete(m.client_id); }
     }
     if (this.editing === m.id) return; // re-rendered when the edit ends
     const li = this._renderMessage(m);
@@ -185,7 +302,11 @@ export class MessageView {
     } else {
       this._insertSorted(li, m.seq);
     }
+    if (this.active === cur) this.setActive(li);
+    if (cur) this._resizes.unobserve(cur);
+    this._resizes.observe(li);
     this.els.set(m.id, li);
+    if (!this._batch) this._decorate();
     if (stick) this.scrollToBottom();
   }
 
@@ -204,21 +325,21 @@ export class MessageView {
     const canDelete = own || (conv && conv.created_by === me);
     const li = h('li', {
       class: 'msg' + (own ? ' own' : '') + (m.deleted ? ' deleted' : ''),
-      dataset: { id: m.id, seq: String(m.seq), sender: m.sender_id },
+      dataset: { id: m.id, seq: String(m.seq), sender: m.sender_id, at: m.created_at },
       tabindex: '-1',
       'aria-label': m.deleted ? `Deleted message from ${this.app.name(m.sender_id)}` : null,
     });
     li.append(
-      avatar(m.sender_id, 'msg-avatar'),
+      avatar(m.sender_id, 'msg-avatar', this.app.name(m.sender_id)),
       h('div', { class: 'msg-body' },
         h('div', { class: 'msg-head' },
           h('span', { class: 'sender', dataset: { uid: m.sender_id }, title: m.sender_id }, this._senderLabel(m.sender_id)),
-          h('time', { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, formatTime(m.created_at)),
+          h('time', { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, formatClock(m.created_at)),
           m.edited_at && !m.deleted ? h('span', { class: 'edited muted', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, '(edited)') : null),
         m.reply_to && !m.deleted ? this._quote(m.reply_to) : null,
         m.deleted
           ? h('p', { class: 'msg-text muted' }, 'This message was deleted.')
-          : (m.text ? h('p', { class: 'msg-text' }, linkify(m.text)) : null),
+          : (m.text ? h('div', { class: 'msg-text' }, renderMarkdown(m.text)) : null),
         !m.deleted && m.attachments && m.attachments.length ? this.app.media.render(m.attachments) : null,
         !m.deleted ? this._reactions(m) : null,
         !m.deleted ? h('div', { class: 'msg-actions', role: 'group', 'aria-label': 'Message actions' },
@@ -236,6 +357,11 @@ export class MessageView {
       h('span', { class: 'quote-text' }, q ? (q.deleted ? 'This message was deleted.' : snippet(q)) : 'not loaded'));
   }
 
+  /** Who reacted, by name. */
+  _names(users) {
+    return users.map((u) => (u === this.app.me.id ? 'you' : this.app.name(u))).join(', ');
+  }
+
   _reactions(m) {
     const entries = Object.entries(m.reactions || {}).filter(([, users]) => users && users.length);
     if (!entries.length) return null;
@@ -244,9 +370,9 @@ export class MessageView {
       const mine = users.includes(me);
       return h('button', {
         type: 'button', class: 'reaction' + (mine ? ' mine' : ''), dataset: { action: 'toggle-reaction', emoji },
-        'aria-pressed': mine ? 'true' : 'false', title: users.join(', '),
-        'aria-label': `${emoji} ${users.length}, by ${users.join(', ')}`,
-      }, `${emoji} ${users.length}`);
+        'aria-pressed': mine ? 'true' : 'false', title: this._names(users),
+        'aria-label': `${emoji} ${users.length}, by ${this._names(users)}`,
+      }, h('span', { class: 'emoji' }, emoji), ` ${users.length}`);
     }));
   }
 
@@ -257,31 +383,42 @@ export class MessageView {
   /** Shows (or refreshes) an optimistic message. */
   showPending(p) {
     if (p.conversationId !== this.cid) return;
+    if (this.clientIds.has(p.clientId)) { this.removePending(p.clientId); return; } // already delivered
     const stick = this.isNearBottom();
     const failed = p.status === 'failed';
-    const li = h('li', { class: 'msg own pending' + (failed ? ' failed' : ''), dataset: { clientId: p.clientId }, tabindex: '-1' },
-      avatar(this.app.me.id, 'msg-avatar'),
+    const queued = p.status === 'queued';
+    const state = failed ? 'Not sent' : queued ? 'Waiting to send' : 'Sending…';
+    const li = h('li', {
+      class: 'msg own pending' + (failed ? ' failed' : '') + (queued ? ' queued' : ''),
+      dataset: { clientId: p.clientId, status: p.status, sender: this.app.me.id }, tabindex: '-1',
+    },
+      avatar(this.app.me.id, 'msg-avatar', this.app.name(this.app.me.id)),
       h('div', { class: 'msg-body' },
-        h('div', { class: 'msg-head' }, h('span', { class: 'sender' }, `${this.app.me.id} (you)`),
-          h('span', { class: 'muted pending-state' }, failed ? 'Not sent' : 'Sending…')),
+        h('div', { class: 'msg-head' }, h('span', { class: 'sender', dataset: { uid: this.app.me.id } }, this._senderLabel(this.app.me.id))),
         p.replyTo ? this._quote(p.replyTo) : null,
-        p.text ? h('p', { class: 'msg-text' }, p.text) : null,
+        p.text ? h('div', { class: 'msg-text' }, renderMarkdown(p.text)) : null,
         p.attachmentInfo && p.attachmentInfo.length
           ? h('p', { class: 'muted' }, p.attachmentInfo.map((a) => `📎 ${a.name} (${formatSize(a.size)})`).join(', ')) : null,
-        failed ? h('div', { class: 'failed-row', role: 'alert' },
-          h('span', { class: 'error' }, errorText(p.error)),
-          h('button', { type: 'button', class: 'small', dataset: { action: 'retry', clientId: p.clientId } }, 'Retry'),
-          h('button', { type: 'button', class: 'small', dataset: { action: 'discard', clientId: p.clientId } }, 'Discard')) : null));
+        // The state shows on the message itself (grouped ones have no header).
+        h('div', { class: 'pending-row', role: failed ? 'alert' : null },
+          h('span', { class: 'pending-state', dataset: { status: p.status } }, state),
+          failed ? h('span', { class: 'error' }, errorText(p.error)) : null,
+          queued ? h('span', { class: 'muted' }, 'It will be sent when the connection is back.') : null,
+          failed || queued ? h('button', { type: 'button', class: 'small', dataset: { action: 'retry', clientId: p.clientId } }, 'Retry') : null,
+          failed || queued ? h('button', { type: 'button', class: 'small', dataset: { action: 'discard', clientId: p.clientId } }, 'Discard') : null)));
+    li.dataset.at = new Date(p.createdAt || Date.now()).toISOString();
     const cur = this.pendingEls.get(p.clientId);
-    if (cur) cur.replaceWith(li);
+    if (cur) { cur.replaceWith(li); this._resizes.unobserve(cur); }
     else this.list.append(li);
+    this._resizes.observe(li);
     this.pendingEls.set(p.clientId, li);
+    this._decorate();
     if (stick || !cur) this.scrollToBottom();
   }
 
   removePending(clientId) {
     const li = this.pendingEls.get(clientId);
-    if (li) { li.remove(); this.pendingEls.delete(clientId); }
+    if (li) { li.remove(); this._resizes.unobserve(li); this.pendingEls.delete(clientId); this._decorate(); }
   }
 
   /** "Seen by": each other member's read marker sits under the newest of my
@@ -320,6 +457,10 @@ export class MessageView {
       if (el.textContent !== text) el.textContent = text;
     }
     for (const el of this.list.querySelectorAll('.quote-sender[data-uid]')) el.textContent = this.app.name(el.dataset.uid);
+    for (const el of this.list.querySelectorAll('.msg-avatar[data-uid]')) {
+      el.replaceWith(avatar(el.dataset.uid, 'msg-avatar', this.app.name(el.dataset.uid)));
+    }
+    this._decorate();
     this.updateSeen();
     this.renderTyping();
   }
@@ -389,10 +530,12 @@ export class MessageView {
   }
 
   scrollToBottom() {
+    this.stuck = true;
     this.list.scrollTop = this.list.scrollHeight;
   }
 
   _onScroll() {
+    this.stuck = this.isNearBottom() && this.atLiveEnd;
     if (this.list.scrollTop < 200) this.loadOlder();
     if (this.isNearBottom()) {
       if (this.hasMoreAfter) this.loadNewer();
@@ -405,6 +548,7 @@ export class MessageView {
   }
 
   _highlight(li) {
+    this.stuck = false;
     li.scrollIntoView({ block: 'center' });
     li.classList.add('target');
     li.focus({ preventScroll: true });
@@ -470,12 +614,23 @@ export class MessageView {
         case 'edit':
           this._startEdit(li, m);
           break;
-        case 'delete':
-          if (confirm('Delete this message for everyone?')) {
-            await client.deleteMessage(this.cid, m.id);
-            this._upsert({ ...m, deleted: true, text: '', attachments: [], reactions: {} }, { scroll: false });
-          }
+        case 'more-reactions':
+          this._showAllReactions(li, b);
           break;
+        case 'delete': {
+          this.setActive(null);
+          const yes = await confirmDialog({
+            title: 'Delete this message?', body: 'It is deleted for everyone in the conversation. This cannot be undone.',
+            confirm: 'Delete', danger: true,
+          });
+          if (yes) {
+            await client.deleteMessage(this.cid, m.id);
+            const cur = this.msgs.get(m.id) || m;
+            this._upsert({ ...cur, deleted: true, text: '', attachments: [], reactions: {} }, { scroll: false });
+            announce('Message deleted');
+          } else if (li.isConnected) li.focus();
+          break;
+        }
         default:
       }
     } catch (err) {
@@ -487,7 +642,8 @@ export class MessageView {
     const open = li.querySelector('.picker');
     if (open) { open.remove(); button.setAttribute('aria-expanded', 'false'); return; }
     const picker = h('div', { class: 'picker', role: 'group', 'aria-label': 'Pick a reaction' },
-      QUICK_REACTIONS.map((emoji) => h('button', { type: 'button', class: 'pick', dataset: { action: 'pick-reaction', emoji }, 'aria-label': `React with ${emoji}` }, emoji)));
+      QUICK_REACTIONS.map((emoji) => h('button', { type: 'button', class: 'pick', dataset: { action: 'pick-reaction', emoji }, 'aria-label': `React with ${emoji}` }, emoji)),
+      h('button', { type: 'button', class: 'pick more', dataset: { action: 'more-reactions' }, 'aria-label': 'More reactions', 'aria-expanded': 'false' }, '＋'));
     picker.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') { picker.remove(); button.setAttribute('aria-expanded', 'false'); button.focus(); }
     });
@@ -496,7 +652,22 @@ export class MessageView {
     picker.querySelector('button').focus();
   }
 
+  /** The picker's full set, in place of the quick row. */
+  _showAllReactions(li, button) {
+    const picker = li.querySelector('.picker');
+    if (!picker) return;
+    button.remove();
+    picker.classList.add('all');
+    const quick = new Set(QUICK_REACTIONS);
+    picker.append(...MORE_REACTIONS.filter((e) => !quick.has(e)).map((emoji) =>
+      h('button', { type: 'button', class: 'pick', dataset: { action: 'pick-reaction', emoji }, 'aria-label': `React with ${emoji}` }, emoji)));
+    picker.querySelectorAll('button')[QUICK_REACTIONS.length].focus();
+    if (this.stuck) this.scrollToBottom();
+  }
+
   _startEdit(li, m) {
+    this.setActive(null);
+    li.classList.add('editing');
     this.editing = m.id;
     const textEl = li.querySelector('.msg-text');
     const input = h('textarea', { class: 'edit-input', 'aria-label': 'Edit message', rows: '2', maxlength: '4000' });
@@ -540,20 +711,10 @@ export class MessageView {
 }
 
 function snippet(m) {
-  if (m.text) return m.text.length > 120 ? m.text.slice(0, 117) + '…' : m.text;
+  if (m.text) {
+    const t = plainText(m.text);
+    return t.length > 120 ? t.slice(0, 117) + '…' : t;
+  }
   if (m.attachments && m.attachments.length) return `📎 ${m.attachments[0].name}`;
   return '';
-}
-
-/** Text with http(s) links made clickable; everything stays text nodes. */
-function linkify(text) {
-  const out = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    if (match.index > last) out.push(text.slice(last, match.index));
-    out.push(h('a', { href: match[0], target: '_blank', rel: 'noopener noreferrer' }, match[0]));
-    last = match.index + match[0].length;
-  }
-  if (last < text.length) out.push(text.slice(last));
-  return out;
 }

@@ -1,6 +1,7 @@
 // Message search: the header's search box, a panel of filters and results,
 // highlighted snippets, and a jump to each result in its conversation.
 import { h, $, formatTime, setHighlight, errorText } from './dom.js';
+import { PeoplePicker } from './people.js';
 
 export class Search {
   constructor(app) {
@@ -12,6 +13,7 @@ export class Search {
     this.more = $('#search-more');
     this.nextToken = null;
     this.gen = 0;
+    this.sender = new PeoplePicker(app, $('#sf-sender'), { single: true, onChange: () => this._filtersChanged() });
     this._bind();
   }
 
@@ -24,8 +26,13 @@ export class Search {
     });
     this.input.addEventListener('keydown', (e) => { if (e.key === 'Escape') this.close(); });
     $('#search-filters').addEventListener('submit', (e) => { e.preventDefault(); this.run(); });
-    $('#search-filters').addEventListener('change', () => { if (this.input.value.trim()) this.run(); });
+    $('#search-filters').addEventListener('change', (e) => { if (e.target !== this.sender.input) this._filtersChanged(); });
     $('#search-close').addEventListener('click', () => this.close());
+    $('#sf-clear').addEventListener('click', () => {
+      $('#search-filters').reset();
+      this.sender.reset();
+      this._filtersChanged();
+    });
     this.panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') this.close(); });
     this.more.addEventListener('click', () => this.run({ append: true }));
     this.results.addEventListener('click', (e) => {
@@ -72,11 +79,20 @@ export class Search {
     };
     return {
       conversationId: $('#sf-conv').value || undefined,
-      senderId: $('#sf-sender').value.trim() || undefined,
+      senderId: this.sender.ids()[0] || undefined,
       after: day($('#sf-after').value),
       before: day($('#sf-before').value, 1), // "to" includes that whole day
       hasAttachment: $('#sf-has').checked,
     };
+  }
+
+  /** Counts the filters in use on the Filters summary, and searches again. */
+  _filtersChanged() {
+    if (!this.sender) return; // still being built
+    const f = this._filters();
+    const n = [f.conversationId, f.senderId, f.after, f.before, f.hasAttachment || undefined].filter((x) => x !== undefined).length;
+    $('#search-filter-count').textContent = n ? `(${n})` : '';
+    if (this.input.value.trim()) this.run();
   }
 
   async run({ append = false } = {}) {

@@ -7,7 +7,8 @@
 //  - REST calls with bearer auth and the error shape {"error":{code,…}};
 //  - one realtime stream over WebSocket, Server-Sent Events or long-polling,
 //    chosen automatically (WebSocket; after two failures to open, SSE; after
-//    two more, long-polling) or forced;
+//    two more, long-polling) or forced; a fallen-back connection keeps
+//    probing WebSocket with backoff and steps back up when it opens again;
 //  - the resume cursor: kept from `ready`, from every durable event and from
 //    every poll answer, passed on every reconnect, on any transport;
 //  - reconnect with full-jitter exponential backoff, and at once (with the
@@ -39,6 +40,9 @@ const TYPING_INTERVAL_MS = 3000;
 const HEARTBEAT_INTERVAL_MS = 20000;
 const HEARTBEAT_TIMEOUT_MS = 10000;
 const OPEN_FAILURES_BEFORE_FALLBACK = 2;
+/** Step-up probes of WebSocket after a fallback: full jitter over
+ * [cap/2, cap) where cap doubles from base up to max. */
+const UPGRADE_PROBE = Object.freeze({ base: 2000, max: 60000 });
 
 /** An error answer from the API, or a network failure (status 0). */
 export class ApiError extends Error {
@@ -124,7 +128,9 @@ const enc = encodeURIComponent;
  *                     order per conversation; ephemeral typing/presence too).
  *  - 'send-pending'   {clientId, conversationId, text, attachments, replyTo}
  *  - 'send-confirmed' {clientId, conversationId, message}  (exactly once)
- *  - 'send-failed'    {clientId, conversationId, error}
+ *  - 'send-failed'    {clientId, conversationId, error, retryable}: retryable
+ *                     failures (offline, 429, 5xx) are worth sending again
+ *                     later with the same clientId.
  *  - 'cursor-expired' {}
  *  - 'unauthorized'   {error}: the token is missing, bad or expired.
  *
@@ -135,7 +141,7 @@ const enc = encodeURIComponent;
  * events it already has are dropped.
  */
 export class ParleyClient extends EventTarget {
-  constructor({ token, baseUrl = '', transport = 'auto', backoff = {}, onResync = null } = {}) {
+  constructor({ token, baseUrl = '', transport = 'auto', backoff = {}, upgradeProbe = {}, onResync = null } = {}) {
     super();
     this.token = token;
     this.baseUrl = baseUrl;
@@ -143,6 +149,7 @@ export class ParleyClient extends EventTarget {
     this.cursor = null;
     this.onResync = onResync;
     this.backoff = { base: 500, cap: 15000, ...backoff };
+    this.upgradeProbe = { ...UPGRADE_PROBE, ...upgradeProbe };
     this.preferred = transport; // 'auto' or a TRANSPORTS entry
     this.state = 'stopped';
     this.transport = transport === 'auto' ? 'websocket' : transport;
@@ -158,6 +165,8 @@ export class ParleyClient extends EventTarget {
     this._openFailures = 0;          // consecutive failures to open, for auto fallback
     this._conn = null;               // {close()} of the live transport
     this._retryTimer = null;
+    this._upgrade = null;            // {timer, ws, attempt} while probing WebSocket after a fallback
+    this._upgradeAttempt = 0;        // probes since the last fallback
     this._running = false;
     this._onOnline = () => { if (this._running) this.reconnectNow(); };
     this._onOffline = () => { if (this._running) this._goOffline(); };
@@ -292,17 +301,21 @@ export class ParleyClient extends EventTarget {
         return msg;
       } catch (err) {
         if (this._confirmed.has(clientId)) return null; // its event already confirmed it
-        if (err.retryable && attempt < 4) {
+        const offline = globalThis.navigator && globalThis.navigator.onLine === false;
+        if (err.retryable && attempt < 4 && !offline) {
           const wait = err.retryAfter ? Math.min(err.retryAfter * 1000, 10000) : 300 + backoffDelay(attempt, { base: 500, cap: 4000 });
           await sleep(wait);
           continue;
         }
         this._pending.delete(clientId);
-        this._emit('send-failed', { clientId, conversationId: cid, error: err });
+        this._emit('send-failed', { clientId, conversationId: cid, error: err, retryable: !!err.retryable });
         return null;
       }
     }
   }
+
+  /** Whether a send with this client_id is in flight right now. */
+  isSending(clientId) { return this._pending.has(clientId); }
 
   _confirmSend(clientId, message) {
     if (this._confirmed.has(clientId)) return;
@@ -394,6 +407,7 @@ export class ParleyClient extends EventTarget {
       globalThis.removeEventListener('offline', this._onOffline);
     }
     this._teardown();
+    this._cancelUpgrade();
     this._setStatus('stopped');
   }
 
@@ -403,6 +417,7 @@ export class ParleyClient extends EventTarget {
     this.preferred = pref;
     this.transport = pref === 'auto' ? 'websocket' : pref;
     this._openFailures = 0;
+    this._cancelUpgrade();
     if (this._running) this.reconnectNow();
   }
 
@@ -488,6 +503,7 @@ export class ParleyClient extends EventTarget {
         if (i < TRANSPORTS.length - 1) {
           this.transport = TRANSPORTS[i + 1];
           this._openFailures = 0;
+          this._upgradeAttempt = 0; // a fresh fallback probes soon again
           immediate = true;
         }
       }
@@ -510,6 +526,57 @@ export class ParleyClient extends EventTarget {
       }
       this._connect();
     }, delay);
+  }
+
+  /** In auto mode on a fallback transport, probes WebSocket again after a
+   * backoff delay; when a probe opens, the stream reconnects over WebSocket
+   * with the cursor (nothing lost or repeated). A failed probe schedules
+   * the next one, later, for as long as the page lives. */
+  _scheduleUpgrade() {
+    if (this.preferred !== 'auto' || this.transport === TRANSPORTS[0] || !this._running || this._upgrade) return;
+    const cap = Math.min(this.upgradeProbe.max, this.upgradeProbe.base * 2 ** Math.min(this._upgradeAttempt, 16));
+    const delay = Math.floor(cap / 2 + Math.random() * (cap / 2));
+    this._upgradeAttempt++;
+    const probe = { timer: null, ws: null, done: false };
+    this._upgrade = probe;
+    const again = () => {
+      if (probe.done) return;
+      probe.done = true;
+      if (this._upgrade === probe) this._upgrade = null;
+      if (this.state === 'connected') this._scheduleUpgrade();
+    };
+    probe.timer = setTimeout(() => {
+      if (probe.done) return;
+      this.ticket().then((ticket) => {
+        if (probe.done) return;
+        let ws;
+        try {
+          ws = new WebSocket(this._realtimeUrl('/v1/ws', { ticket }), WS_SUBPROTOCOL);
+        } catch { again(); return; }
+        probe.ws = ws;
+        ws.addEventListener('open', () => {
+          if (probe.done) { try { ws.close(1000); } catch { /* closing */ } return; }
+          probe.done = true;
+          this._upgrade = null;
+          try { ws.close(1000); } catch { /* closing */ }
+          if (!this._running || this.preferred !== 'auto') return;
+          this.transport = TRANSPORTS[0];
+          this._openFailures = 0;
+          this._upgradeAttempt = 0;
+          this.reconnectNow();
+        });
+        ws.addEventListener('close', again);
+      }, again);
+    }, delay);
+  }
+
+  _cancelUpgrade() {
+    const probe = this._upgrade;
+    if (!probe) return;
+    probe.done = true;
+    clearTimeout(probe.timer);
+    if (probe.ws) try { probe.ws.close(1000); } catch { /* not open */ }
+    this._upgrade = null;
   }
 
   /** Asks for a ticket, then opens the transport with it: browsers log
@@ -693,7 +760,10 @@ export class ParleyClient extends EventTarget {
           if (!ctx.withCursor && this.onResync) {
             try { await this.onResync(); } catch (err) { console.error('parley: resync failed', err); }
           }
-          if (ctx.gen === this._gen) this._setStatus('connected');
+          if (ctx.gen === this._gen) {
+            this._setStatus('connected');
+            this._scheduleUpgrade();
+          }
           break;
         case 'pong':
         case 'ack':
