@@ -21,7 +21,7 @@ test-quick:
 	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)|$(ENGINE_TESTS)' $(EMBEDDED_PKGS)
 
 # Tests of cmd/parley that need the real engines (test-go runs them).
-ENGINE_TESTS = ^TestMigratePreparesEveryEngine$$
+ENGINE_TESTS = ^(TestMigratePreparesEveryEngine|TestAdminViewReadsKafkaGroups)$$
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/kafka"
@@ -51,6 +52,7 @@ type config struct {
 	Cassandra cassandra.Config
 	Auth      auth.Config
 	Gateway   gateway.Config
+	Admin     admin.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
@@ -81,6 +83,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Region, "s3.region", minio.DefaultRegion, "S3 region")
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
+	c.Admin.RegisterFlags(fs)
 }
 
 // envName is a flag's environment twin: PARLEY_ + upper case, with dots
@@ -198,6 +201,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Gateway.Validate(); err != nil {
+		return err
+	}
+	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
 	switch c.LogFormat {
