@@ -181,45 +181,65 @@ type SendRequest struct {
 	ReplyTo        *string  `json:"reply_to"`
 }
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	keyRequestID ctxKey = iota
-	keyUser
-	keyExpiry
-)
+// info is what a request carries through the gateway: one context value,
+// filled in as the request is authenticated, so that a waiting long-poll
+// holds one copy of its request rather than one per step.
+type info struct {
+	requestID string
+	user      chat.User
+	expiry    time.Time
+}
+
+func infoOf(r *http.Request) *info {
+	v, _ := r.Context().Value(ctxKey{}).(*info)
+	return v
+}
 
 // WithRequestID returns r with a new request id, which RequestID returns
 // and error bodies carry.
 func WithRequestID(r *http.Request) *http.Request {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return r.WithContext(context.WithValue(r.Context(), keyRequestID, "req_"+hex.EncodeToString(b[:])))
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, &info{requestID: "req_" + hex.EncodeToString(b[:])}))
 }
 
 // RequestID is the request's id ("" before WithRequestID).
 func RequestID(r *http.Request) string {
-	v, _ := r.Context().Value(keyRequestID).(string)
-	return v
+	if v := infoOf(r); v != nil {
+		return v.requestID
+	}
+	return ""
 }
 
 // WithUser returns r authenticated as u, whose token expires at exp (zero
-// for never).
+// for never). A request that went through WithRequestID is returned
+// itself, its context's value filled in; call it before handing r on.
 func WithUser(r *http.Request, u chat.User, exp time.Time) *http.Request {
-	ctx := context.WithValue(r.Context(), keyUser, u)
-	return r.WithContext(context.WithValue(ctx, keyExpiry, exp))
+	v := infoOf(r)
+	if v == nil {
+		v = &info{}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
+	}
+	v.user, v.expiry = u, exp
+	return r
 }
 
 // User is the authenticated caller (zero for a public route).
 func User(r *http.Request) chat.User {
-	u, _ := r.Context().Value(keyUser).(chat.User)
-	return u
+	if v := infoOf(r); v != nil {
+		return v.user
+	}
+	return chat.User{}
 }
 
 // Expiry is when the caller's token expires (zero for never).
 func Expiry(r *http.Request) time.Time {
-	t, _ := r.Context().Value(keyExpiry).(time.Time)
-	return t
+	if v := infoOf(r); v != nil {
+		return v.expiry
+	}
+	return time.Time{}
 }
 
 // Route is one path's handlers by method.

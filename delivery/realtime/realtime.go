@@ -74,9 +74,8 @@ type Server struct {
 	origins  []string
 	metrics  *metrics
 
-	// sessions is the context every session derives its own from: the
-	// server's life, cancelled when Run stops (a session never runs on
-	// context.Background()). stopSessions cancels it.
+	// sessions is the context every session's work derives its own from:
+	// the server's life, cancelled when Run stops. stopSessions cancels it.
 	sessions     context.Context
 	stopSessions context.CancelFunc
 	// spawnMu guards stopping; running counts the goroutines spawn
@@ -134,6 +133,11 @@ func (t *Server) Run(ctx context.Context) {
 	go func() { defer wg.Done(); t.keepalive(ctx) }()
 	go func() { defer wg.Done(); t.heartbeats(ctx) }()
 	wg.Wait()
+	// Every open connection is closed (1001), so its writer closes the
+	// socket and the reader, which reads without a context of its own
+	// (an idle connection then costs no context registration), returns.
+	// Writers started by these closes are counted before spawn refuses.
+	t.hub.Each(func(c *fanout.Conn) { c.Close() })
 	t.spawnMu.Lock()
 	t.stopping = true
 	t.spawnMu.Unlock()
