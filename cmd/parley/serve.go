@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/observe"
 	"github.com/parleychat/parley/delivery/sequencer"
 	apiref "github.com/parleychat/parley/docs/api"
 	"github.com/parleychat/parley/storage/fsblob"
@@ -168,15 +169,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 	defer eng.close()
-	log, store, index, blobs := eng.log, eng.store, eng.index, eng.blobs
-
-	deployment, err := deploymentID(ctx, store, cfg.Partitions)
+	deployment, err := deploymentID(ctx, eng.store, cfg.Partitions)
 	if err != nil {
 		return err
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The roles see the ports through observe's decorators: every call is
+	// timed and its errors counted, whatever engine is behind it.
+	ports := observe.New(reg)
+	log, store, index, blobs := ports.Log(eng.log), ports.Store(eng.store), ports.Index(eng.index), ports.Blobs(eng.blobs)
+	if c := logCluster(eng.log, nodeID(cfg.Addr)); c != nil {
+		observe.RegisterLag(reg, c)
+	}
 	cfg.Gateway.DevAuth = devAuth
 
 	work, workCtx := errgroup.WithContext(context.Background())

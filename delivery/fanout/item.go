@@ -43,6 +43,9 @@ type Item struct {
 	// Received is when the hub read the event's record from the log (zero
 	// for replayed events), for the events_to_socket hop.
 	Received time.Time
+	// Sequenced is when the sequencer made the event (its At; zero for
+	// replayed events), for parley_delivery_duration_seconds.
+	Sequenced time.Time
 }
 
 // heartbeat is the one heartbeat item every connection shares.
@@ -67,7 +70,15 @@ func EncodeEvent(ev chat.Event) []byte {
 
 // EventItem is the item of a durable event read at received.
 func EventItem(ev chat.Event, received time.Time) *Item {
-	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received}
+	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received)}
+}
+
+// sequencedAt is ev's sequencing time for a live event, zero for a replay.
+func sequencedAt(ev chat.Event, received time.Time) time.Time {
+	if received.IsZero() {
+		return time.Time{}
+	}
+	return ev.At
 }
 
 // ControlItem is an answer to one client: complete JSON.

@@ -15,6 +15,7 @@ import (
 // sendCommand validates a send and makes its command.
 func (a *API) sendCommand(ctx context.Context, u chat.User, req httpx.SendRequest) (*chat.Command, error) {
 	if ok, wait := a.limiter.allow(u.ID); !ok {
+		a.metrics.rateLimited.WithLabelValues("send").Inc()
 		return nil, &httpx.RateLimited{Wait: wait}
 	}
 	if err := a.isMember(ctx, req.ConversationID, u.ID); err != nil {
@@ -69,7 +70,9 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 	if req.ClientID == "" {
 		req.ClientID = r.Header.Get("Idempotency-Key")
 	}
+	start := time.Now()
 	msg, created, err := a.send(r.Context(), u, req)
+	a.metrics.sent("rest", start, err)
 	if err != nil {
 		a.writeSendErr(w, r, err)
 		return
@@ -307,6 +310,7 @@ func (a *API) sendTyping(ctx context.Context, u chat.User, cid string) error {
 		return err
 	}
 	if ok, _ := a.typingRate.allow(u.ID); !ok {
+		a.metrics.rateLimited.WithLabelValues("typing").Inc()
 		return chat.Errorf(chat.CodeRateLimited, "typing notifications are limited to 2 per second")
 	}
 	members, err := a.conversationMembers(ctx, &c)
