@@ -62,7 +62,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
 	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles on (off when empty)")
+	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles and /debug/loglevel (GET, PUT a level to change it at run time) on (off when empty)")
 	fs.StringVar(&c.KafkaBrokers, "kafka.brokers", "", "Kafka brokers (host:port, comma-separated); replaces the embedded log")
 	fs.IntVar(&c.KafkaReplication, "kafka.replication-factor", kafka.DefaultReplicationFactor, "replication factor of the topics Parley creates")
 	fs.DurationVar(&c.KafkaBatchTimeout, "kafka.batch-timeout", kafka.DefaultBatchTimeout, "how long a produce waits for more records to the same partition (at most 1s)")

@@ -97,17 +97,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg, stderr)
+	logger, level, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, logger, stdout)
+	return serve(ctx, cfg, logger, level, stdout)
 }
 
-func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
+// newLogger makes the process's logger: JSON or text on w, at the
+// level of --log.level, which level (when not nil) changes at run time
+// (PUT /debug/loglevel on --debug.addr). Records logged with a request's
+// or a span's context name its request_id (and trace_id, span_id).
+func newLogger(cfg config, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log.level %q is not a level (want debug, info, warn or error)", cfg.LogLevel)
+		return nil, nil, fmt.Errorf("--log.level %q is not a level (want debug, info, warn or error)", cfg.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	format := cfg.LogFormat
@@ -119,13 +123,14 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 			}
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(observe.LogHandler(h)), level, nil
 }
 
-func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.LevelVar, stdout io.Writer) error {
 	started := time.Now()
 	recentErrors := admin.NewErrorLog(100) // the admin view's recent warnings and errors
 	logger = slog.New(recentErrors.Wrap(logger.Handler()))
@@ -160,7 +165,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	if cfg.DebugAddr != "" {
 		dctx, stopDebug := context.WithCancel(ctx)
 		defer stopDebug()
-		if err := serveDebug(dctx, cfg.DebugAddr, logger); err != nil {
+		if err := serveDebug(dctx, cfg.DebugAddr, logger, level); err != nil {
 			return fmt.Errorf("--debug.addr: %w", err)
 		}
 	}

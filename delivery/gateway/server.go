@@ -364,12 +364,16 @@ func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = httpx.WithRequestID(r)
 		w.Header().Set("X-Request-Id", httpx.RequestID(r))
+		start := time.Now()
+		defer func() {
+			g.logger.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "duration", time.Since(start))
+		}()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				g.logger.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				g.logger.ErrorContext(r.Context(), "handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
 				g.writeCode(w, r, chat.CodeInternal, "internal error")
 			}
 		}()
