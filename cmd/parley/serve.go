@@ -94,6 +94,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	if cfg.OtelEndpoint == "" {
+		cfg.OtelEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -161,6 +164,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	if cfg.DebugAddr != "" {
 		dctx, stopDebug := context.WithCancel(ctx)

@@ -204,7 +204,7 @@ func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 			h.logger.Warn("dropping undecodable event record", "partition", partition, "offset", recs[i].Offset)
 			continue
 		}
-		s := chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result}
+		s := chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result, Trace: w.Trace}
 		if len(s.Events) > 0 {
 			var err error
 			if s.Recipients, err = h.recipients.decode(s.Events[0].ConversationID, w.Recipients); err != nil {
@@ -225,6 +225,7 @@ func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 			}
 		}
 		if s.Gateway == h.id && h.OnResult != nil {
+			traceResult(s.Trace, b.received)
 			h.OnResult(s.CommandID, s.Result)
 		}
 		if len(s.Events) > 0 {
@@ -246,6 +247,7 @@ func (h *Hub) fanOut(b readBatch) {
 		r := record{recipients: s.Recipients, items: make([]*Item, 0, len(s.Events))}
 		for _, ev := range s.Events {
 			it := EventItem(ev, b.received)
+			it.Trace = s.Trace
 			if it.Data == nil || ev.Partition < 0 || ev.Partition >= len(h.front) {
 				h.logger.Warn("dropping an event that cannot be delivered", "type", ev.Type, "partition", ev.Partition)
 				continue
@@ -402,6 +404,7 @@ type wireSequenced struct {
 	Events     []chat.Event    `json:"events,omitempty"`
 	Result     chat.Result     `json:"result"`
 	Recipients json.RawMessage `json:"recipients,omitempty"`
+	Trace      string          `json:"trace,omitempty"`
 }
 
 // recipientCache keeps, per conversation, the last recipient list read:

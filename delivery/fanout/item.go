@@ -46,6 +46,9 @@ type Item struct {
 	// Sequenced is when the sequencer made the event (its At; zero for
 	// replayed events), for parley_delivery_duration_seconds.
 	Sequenced time.Time
+	// Trace is the traceparent of the sequencer's span that made the
+	// event ("" untraced): the socket write's span continues it.
+	Trace string
 }
 
 // heartbeat is the one heartbeat item every connection shares.

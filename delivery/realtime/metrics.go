@@ -70,6 +70,9 @@ func (m *metrics) wrote(transport string, items []*fanout.Item, n int) {
 			delivery = m.delivery.WithLabelValues(transport)
 		}
 		m.eventsToSocket.Observe(now.Sub(it.Received).Seconds())
+		if it.Trace != "" {
+			traceWrite(it, transport, now)
+		}
 		if !it.Sequenced.IsZero() {
 			delivery.Observe(max(now.Sub(it.Sequenced), 0).Seconds())
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/tracing"
 )
 
 // sendCommand validates a send and makes its command.
@@ -71,8 +72,10 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		req.ClientID = r.Header.Get("Idempotency-Key")
 	}
 	start := time.Now()
-	msg, created, err := a.send(r.Context(), u, req)
+	ctx, span := startSend(tracing.Extract(r.Context(), r.Header.Get("traceparent")), "rest")
+	msg, created, err := a.send(ctx, u, req)
 	a.metrics.sent("rest", start, err)
+	endSend(span, err)
 	if err != nil {
 		a.writeSendErr(w, r, err)
 		return

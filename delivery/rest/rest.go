@@ -160,9 +160,11 @@ func (a *API) authenticate(r *http.Request, allowQuery bool) (chat.User, time.Ti
 // returns, so sends of one caller are submitted in the order they came.
 func (a *API) Send(ctx context.Context, u chat.User, req httpx.SendRequest, done func(*chat.Message, error)) {
 	start := time.Now()
+	ctx, span := startSend(ctx, "ws")
 	answer := done
 	done = func(m *chat.Message, err error) {
 		a.metrics.sent("ws", start, err)
+		endSend(span, err)
 		answer(m, err)
 	}
 	cmd, err := a.sendCommand(ctx, u, req)

@@ -348,6 +348,7 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
+	spans := &batchSpans{partition: partition}
 	cmds := make([]*chat.Command, len(recs))
 	var valid []*chat.Command
 	for i := range recs {
@@ -373,8 +374,10 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 		seqd, change, err := b.apply(cmd, rec.Offset)
 		if err != nil {
+			spans.fail(err)
 			return err // infrastructure failure: retry the whole batch
 		}
+		seqd.Trace = spans.start(cmd)
 		if change != nil {
 			changes = append(changes, *change)
 			for _, ev := range change.Events {
@@ -389,8 +392,9 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	}
 	t2 := time.Now()
 	if len(changes) > 0 {
-		if err := s.store.Commit(ctx, partition, epoch, head, changes); err != nil {
+		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
 			s.forget(partition)
+			spans.fail(err)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
 		s.storeCommit.Observe(time.Since(t2).Seconds())
@@ -400,10 +404,12 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 	t3 := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
+			spans.fail(err)
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
 		s.eventsAppend.Observe(time.Since(t3).Seconds())
 	}
+	spans.end()
 	if b.expired > 0 {
 		s.warnExpired(partition, b.expired)
 	}

@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/tracing"
 )
 
 // Settle is how long the result of a command the sequencer applied at the
@@ -71,6 +75,7 @@ type waiter struct {
 	once  sync.Once
 	done  func(chat.Result, error)
 	timer *time.Timer
+	span  trace.Span // "submit", ended with the answer
 }
 
 // queued is a command waiting for its lane's appender.
@@ -126,7 +131,9 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	cmd.At = time.Now().UTC()
 	deadline, giveUp := Deadlines(cmd.At, s.cfg.Timeout)
 	cmd.Deadline = deadline
-	w := &waiter{done: done}
+	ctx, span := tracing.Tracer().Start(ctx, "submit", trace.WithSpanKind(trace.SpanKindProducer))
+	cmd.Trace = tracing.Inject(ctx)
+	w := &waiter{done: done, span: span}
 	val, err := json.Marshal(cmd)
 	if err != nil {
 		s.finish(w, chat.Result{}, err)
@@ -196,6 +203,10 @@ func (s *Submitter) fail(id, msg string) {
 
 func (s *Submitter) finish(w *waiter, r chat.Result, err error) {
 	w.once.Do(func() {
+		if err != nil {
+			w.span.SetStatus(codes.Error, chat.ErrorCode(err))
+		}
+		w.span.End()
 		w.done(r, err)
 		s.inflight.Done()
 	})
