@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy run bench build clean
+.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
 test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy
@@ -89,6 +89,17 @@ run:
 ## bench: the issue-10 benchmark set against Parley and Centrifugo (installs Centrifugo into ~/.cache/parley-bench); writes BENCHMARKS.md
 bench:
 	deploy/bench/run short
+
+# The binary realtime protocol's schema (parley/v1/parley.proto) and its
+# committed Go code: builds need no protoc; these fetch it (Maven Central)
+# and protoc-gen-go (Go module proxy) into ~/.cache/parley-tools.
+## proto: regenerate parley/v1/parley.pb.go from parley/v1/parley.proto (installs protoc and protoc-gen-go into ~/.cache/parley-tools)
+proto:
+	deploy/tools/protoc
+
+## proto-check: fail when parley/v1/parley.pb.go is stale
+proto-check:
+	deploy/tools/protoc --check
 
 ## clean: remove bin/ and the default data dir
 clean:

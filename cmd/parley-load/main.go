@@ -64,6 +64,7 @@ type config struct {
 	JSON      string
 	Quiet     bool
 	Prefix    string
+	Proto     bool
 
 	command string
 	prog    *progress
@@ -77,6 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.Mode, "mode", "burst", "burst, latency, storm, idle, resume, list or send")
 	fs.StringVar(&c.Target, "target", "parley", "parley, or centrifugo (burst, latency and idle)")
 	fs.StringVar(&c.Transport, "transport", "ws", "receiving transport: ws, sse or poll (sends always go over WebSocket)")
+	fs.BoolVar(&c.Proto, "proto", false, "WebSocket receivers speak parley.v1+proto (Protocol Buffers) instead of JSON")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to open")
 	fs.IntVar(&c.PID, "pid", 0, "server process id: idle reads its RSS (required); burst and latency its write system calls per delivery")
 	fs.IntVar(&c.Members, "members", 500, "burst/latency/storm: members of the room, one connection each")
@@ -124,6 +126,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "ws", "sse", "poll":
 	default:
 		return fmt.Errorf("unknown --transport %q (ws, sse or poll)", c.Transport)
+	}
+	if c.Proto {
+		if c.Transport != "ws" || c.Target != "parley" {
+			return errors.New("--proto is for Parley's WebSocket receivers (--transport ws)")
+		}
+		c.Transport = "wsproto"
 	}
 	if c.Conc < 1 || c.Members < 1 || c.Size < 1 {
 		return errors.New("--conc, --members and --size must be at least 1")

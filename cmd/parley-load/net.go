@@ -147,6 +147,10 @@ func connect(ctx context.Context, transport, base, token, cursor string) (*clien
 			return nil, err
 		}
 		c.pending = lines[1:]
+	case "wsproto":
+		if err := c.connectProto(ctx, strings.Replace(base, "http", "ws", 1)+"/v1/ws?"+q, cursor); err != nil {
+			return nil, err
+		}
 	case "sse":
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events?"+q, nil)
 		req.Header.Set("Accept", "text/event-stream")
@@ -207,6 +211,8 @@ func (c *client) Next(ctx context.Context) ([][]byte, error) {
 			return nil, err
 		}
 		return bytes.Split(data, []byte("\n")), nil
+	case "wsproto":
+		return c.nextProto(ctx)
 	case "sse":
 		// The stream's request was made with connect's context: this read
 		// ends with this call's context too.

@@ -93,6 +93,8 @@ type Result struct {
 
 	WriteSyscalls     int64   `json:"write_syscalls,omitempty"` // the server's, over the phase (--pid)
 	WritesPerDelivery float64 `json:"write_syscalls_per_delivery,omitempty"`
+	ServerCPUSeconds  float64 `json:"server_cpu_seconds,omitempty"` // the server's user+system time over the phase (--pid)
+	CPUPerDeliveryNs  float64 `json:"server_cpu_ns_per_delivery,omitempty"`
 
 	Acked   int `json:"acked,omitempty"`
 	Refused int `json:"refused,omitempty"`

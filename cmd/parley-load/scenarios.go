@@ -79,7 +79,7 @@ func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		return fmt.Sprintf("%d/%d deliveries, %d acks, %d refused", got.Load(), want, snd.acked.Load(), snd.refused.Load())
 	})
 	text := bytes.Repeat([]byte("x"), c.Size)
-	meter := startSyscalls(c.PID)
+	meter, cpu := startSyscalls(c.PID), startCPU(c.PID)
 	start := time.Now()
 	for i := 0; i < c.Messages; i++ {
 		if err := snd.send(ctx, cid, c.Prefix+"b"+strconv.Itoa(i), string(text)); err != nil {
@@ -102,8 +102,12 @@ func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		r.Seconds, r.DeliveriesPer = elapsed.Seconds(), float64(got.Load())/elapsed.Seconds()
 	}
 	meter.stop(r)
+	cpu.stop(r)
 	fmt.Fprintf(out, "burst: %d members x %d messages of %d bytes over %s: %d/%d deliveries in %v = %.0f deliveries/s; %d missing, %d connections got none; %d acked, %d refused\n",
 		c.Members, c.Messages, c.Size, c.Transport, got.Load(), want, elapsed.Round(time.Millisecond), r.DeliveriesPer, r.Missing, r.SilentConns, r.Acked, r.Refused)
+	if r.ServerCPUSeconds > 0 {
+		fmt.Fprintf(out, "burst: server CPU %.2f s = %.0f ns per delivery; %.2f write system calls per delivery\n", r.ServerCPUSeconds, r.CPUPerDeliveryNs, r.WritesPerDelivery)
+	}
 	if r.Missing != 0 {
 		return r, fmt.Errorf("lost deliveries: %d of %d arrived", got.Load(), want)
 	}
@@ -185,7 +189,7 @@ func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	c.prog.set("latency", func() string {
 		return fmt.Sprintf("%d sent, %d deliveries, %d refused", sent.Load(), got.Load(), snd.refused.Load())
 	})
-	meter := startSyscalls(c.PID)
+	meter, cpu := startSyscalls(c.PID), startCPU(c.PID)
 	start := time.Now()
 	n, err := pace(ctx, msgRate, start, start.Add(c.Duration), func(i int, due time.Time) error {
 		sent.Add(1)
@@ -204,6 +208,7 @@ func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	r.Acked, r.Refused = int(snd.acked.Load()), int(snd.refused.Load())
 	r.Latency = h.Summary()
 	meter.stop(r)
+	cpu.stop(r)
 	l := r.Latency
 	if l == nil {
 		return r, errors.New("no deliveries")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,33 @@ func TestRoomScenariosCountEveryDeliveryOnEachTransport(t *testing.T) {
 				t.Errorf("idle: %v %+v\n%s", err, r, out)
 			}
 		})
+	}
+}
+
+// With -proto the WebSocket receivers speak parley.v1+proto: every
+// delivery counted and timed, a resume from the binary cursor, and the
+// server's CPU time readable.
+func TestProtoReceiversCountEveryDelivery(t *testing.T) {
+	url, pid := startParleyProc(t)
+	r, out, err := runJSON(t, "-url", url, "-proto", "-mode", "burst", "-members", "20", "-messages", "15", "-pid", itoa(pid))
+	if err != nil || r.Transport != "wsproto" || r.Delivered != 300 || r.Missing != 0 || r.SilentConns != 0 || r.WriteSyscalls <= 0 {
+		t.Errorf("burst: %v %+v\n%s", err, r, out)
+	}
+	r, out, err = runJSON(t, "-url", url, "-proto", "-mode", "latency", "-members", "10", "-rate", "500", "-duration", "1s")
+	if err != nil || r.Delivered != 500 || r.Latency == nil || r.Latency.Count != 500 {
+		t.Errorf("latency: %v %+v\n%s", err, r, out)
+	}
+	r, out, err = runJSON(t, "-url", url, "-proto", "-mode", "resume", "-events", "300")
+	if err != nil || r.Delivered != 300 || r.Missing != 0 {
+		t.Errorf("resume: %v %+v\n%s", err, r, out)
+	}
+	if err := run(context.Background(), []string{"-url", url, "-proto", "-transport", "sse", "-quiet"}, io.Discard); err == nil {
+		t.Error("-proto with SSE accepted")
+	}
+	// The server's CPU time is read from /proc (in clock ticks: a burst
+	// this small may take none).
+	if d, err := processCPU(pid); err != nil || d <= 0 {
+		t.Errorf("server CPU time %v, %v", d, err)
 	}
 }
 

@@ -311,11 +311,10 @@ type kick struct {
 
 // Ephemeral sends a typing or presence event to the local connections of users.
 func (h *Hub) Ephemeral(users []string, e chat.Ephemeral) {
-	b, err := json.Marshal(e)
-	if err != nil {
+	it := EphemeralItem(e)
+	if it == nil {
 		return
 	}
-	it := &Item{Data: b, Type: e.Type, Kind: KindEphemeral}
 	var touched []kick
 	h.mu.Lock()
 	for _, u := range users {

@@ -8,6 +8,7 @@ package fanout
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/parleychat/parley/chat"
@@ -49,6 +50,12 @@ type Item struct {
 	// Trace is the traceparent of the sequencer's span that made the
 	// event ("" untraced): the socket write's span continues it.
 	Trace string
+
+	// The binary encoding (subprotocol parley.v1+proto), made on the first
+	// demand of a binary connection, once for all of them (proto.go).
+	event     *chat.Event     // what Data was encoded from, when kept
+	ephemeral *chat.Ephemeral // likewise
+	proto     protoOnce
 }
 
 // heartbeat is the one heartbeat item every connection shares.
@@ -73,7 +80,7 @@ func EncodeEvent(ev chat.Event) []byte {
 
 // EventItem is the item of a durable event read at received.
 func EventItem(ev chat.Event, received time.Time) *Item {
-	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received)}
+	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received), event: &ev}
 }
 
 // sequencedAt is ev's sequencing time for a live event, zero for a replay.
@@ -82,6 +89,22 @@ func sequencedAt(ev chat.Event, received time.Time) time.Time {
 		return time.Time{}
 	}
 	return ev.At
+}
+
+// EphemeralItem is the item of a typing, presence or user.updated event,
+// or nil when e cannot be encoded.
+func EphemeralItem(e chat.Ephemeral) *Item {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil
+	}
+	return &Item{Data: b, Type: e.Type, Kind: KindEphemeral, ephemeral: &e}
+}
+
+// protoOnce is an item's binary encoding, made at most once.
+type protoOnce struct {
+	once sync.Once
+	data []byte
 }
 
 // ControlItem is an answer to one client: complete JSON.

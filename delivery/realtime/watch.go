@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
@@ -22,9 +21,7 @@ func (s *wsSession) watchPresence(ctx context.Context, ids []string) error {
 func (s *wsSession) UserID() string { return s.user.ID }
 
 func (s *wsSession) Presence(e chat.Ephemeral) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return
+	if it := fanout.EphemeralItem(e); it != nil {
+		s.conn.Enqueue(it)
 	}
-	s.conn.Enqueue(&fanout.Item{Data: b, Type: e.Type, Kind: fanout.KindEphemeral})
 }

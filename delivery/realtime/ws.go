@@ -95,8 +95,13 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
+	var subs []string // none offered that the server speaks: no subprotocol, JSON
+	sub := negotiateSubprotocol(r)
+	if sub != "" {
+		subs = []string{sub}
+	}
 	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{wsSubprotocol},
+		Subprotocols:       subs,
 		InsecureSkipVerify: true, // origin checked above, with our own error body
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -104,7 +109,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(t.cfg.MaxBody)
-	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID)}
+	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID), binary: isBinary(sub)}
 	s.conn.Keepalive = s.keepalive
 	go s.run(cursor)
 }
@@ -125,6 +130,8 @@ type wsSession struct {
 	tokenTimer *time.Timer
 	// watching: a presence.watch ends with the session (read loop only).
 	watching bool
+	// binary: the session speaks parley.v1+proto (wsproto.go).
+	binary bool
 }
 
 // control queues a non-event frame (ack, pong, error) ahead of queued events.
@@ -185,13 +192,15 @@ func (s *wsSession) open(ctx context.Context, cursor string) bool {
 		code := chat.ErrorCode(err)
 		if code == chat.CodeCursorExpired {
 			b := httpx.ErrorJSON(code, chat.ErrorMessage(err), "")
-			_ = s.ws.Write(ctx, websocket.MessageText, append([]byte(`{"type":"error",`), b[1:]...))
+			if f := s.frameOf(append([]byte(`{"type":"error",`), b[1:]...)); f != nil {
+				_ = s.ws.Write(ctx, s.messageType(), f)
+			}
 		}
 		s.ws.Close(httpx.CloseCode(code), chat.ErrorMessage(err))
 		return false
 	}
 	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
-	err = s.ws.Write(wctx, websocket.MessageText, s.readyFrame())
+	err = s.ws.Write(wctx, s.messageType(), s.frameOf(s.readyFrame()))
 	wcancel()
 	if err != nil {
 		s.ws.CloseNow()
@@ -242,12 +251,16 @@ func (s *wsSession) write() {
 			return
 		}
 		b.items = items
-		b.frame = s.conn.RenderBatch(b.frame[:0], items)
+		if s.binary {
+			b.frame = s.conn.RenderBatchProto(b.frame[:0], items)
+		} else {
+			b.frame = s.conn.RenderBatch(b.frame[:0], items)
+		}
 		if len(b.frame) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
-		err = s.ws.Write(ctx, websocket.MessageText, b.frame)
+		err = s.ws.Write(ctx, s.messageType(), b.frame)
 		cancel()
 		if err != nil {
 			t.metrics.dropped.WithLabelValues("write_failed").Inc()
@@ -298,10 +311,7 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		if err != nil {
 			return
 		}
-		var f wsClientFrame
-		if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
-			f = wsClientFrame{Type: "\x00invalid"}
-		}
+		f := s.decodeFrame(typ, data)
 		if firstFrame {
 			firstFrame = false
 			if f.Type == "hello" {
@@ -363,7 +373,7 @@ func (s *wsSession) handleFrame(ctx context.Context, f *wsClientFrame) bool {
 			return chat.ErrorCode(err) != chat.CodeInvalid
 		}
 	case "\x00invalid":
-		s.frameError(nil, chat.CodeInvalid, "a frame must be one JSON object")
+		s.frameError(nil, chat.CodeInvalid, s.invalidFrameMessage())
 		return false
 	default:
 		s.frameError(f.Ref, chat.CodeInvalid, "unknown frame type")
