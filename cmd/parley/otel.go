@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -41,11 +42,20 @@ func startTracing(ctx context.Context, cfg config, logger *slog.Logger) (func(),
 	)
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
-	logger.Info("exporting traces", "endpoint", cfg.OtelEndpoint, "sample_ratio", cfg.OtelSampleRatio)
+	logger.Info("exporting traces", "endpoint", redactedURL(cfg.OtelEndpoint), "sample_ratio", cfg.OtelSampleRatio)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = tp.Shutdown(sctx)
 		otel.SetTracerProvider(prev)
 	}, nil
+}
+
+// redactedURL is u with any password replaced, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
