@@ -159,5 +159,7 @@ func TestMetricsFollowRealActions(t *testing.T) {
 		metricCheck{"parley_consumer_lag", labels("group", "sequencer", "topic", "commands", "partition", "0"), 0},
 		metricCheck{"parley_consumer_lag", labels("group", "indexer", "topic", "events", "partition", "0"), 0},
 		metricCheck{"parley_rate_limited_total", labels("limit", "typing"), 1},
+		metricCheck{"parley_submit_queued", nil, 0},
+		metricCheck{"parley_submit_waiting", nil, 0},
 	)
 }
