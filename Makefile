@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services test-go test-cluster test-outage test-web test-deploy run bench build clean proto proto-check
+.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-web test-deploy run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
 test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy
@@ -17,11 +17,11 @@ help:
 EMBEDDED_PKGS = $$($(GO) list ./... | grep -v -E '/(storage/cassandra|storage/minio|search/elastic|delivery/kafka)$$')
 
 ## test-quick: embedded-mode tests only: no JVMs, no browser, no race detector (a few minutes)
-test-quick:
+test-quick: pyenv
 	$(GO) test -count=1 -skip '$(CLUSTER_TESTS)|$(ENGINE_TESTS)' $(EMBEDDED_PKGS)
 
 # Tests of cmd/parley that need the real engines (test-go runs them).
-ENGINE_TESTS = ^TestMigratePreparesEveryEngine$$
+ENGINE_TESTS = ^(TestMigratePreparesEveryEngine|TestAdminViewReadsKafkaGroups)$$
 
 # The real engines the distributed adapters are tested against, started
 # natively on loopback when they are not running (deploy/local/README.md).
@@ -30,6 +30,10 @@ SERVICES ?= kafka cassandra elasticsearch minio
 ## services: install (first time, from Maven Central and the Go proxy) and start Kafka, Cassandra, Elasticsearch, MinIO on loopback
 services:
 	deploy/local/services up $(SERVICES)
+
+## pyenv: install (first time, from PyPI) the Python venv that checks push output with independent implementations (http-ece, cryptography, standardwebhooks)
+pyenv:
+	deploy/local/pyenv >/dev/null
 
 ## fmt-check: fail when gofmt would change a file
 fmt-check:
@@ -48,7 +52,7 @@ vet:
 CLUSTER_TESTS = ^(TestCluster|TestComposeNginx)
 
 ## test-go: every Go test but the cluster ones, with the race detector (starts the engines)
-test-go: services
+test-go: services pyenv
 	$(GO) test -race -timeout $(TIMEOUT) -count=1 -skip '$(CLUSTER_TESTS)' $(PKGS)
 
 ## test-cluster: the multi-process cluster and nginx tests, alone (starts the engines; nginx from Debian's package)

@@ -42,6 +42,7 @@ func adminHandler(cfg config, eng *engines, verifier *auth.Verifier, reg prometh
 		Gatherer: reg,
 		Errors:   errs,
 		Logger:   logger,
+		Config:   cfg.Admin,
 	}
 	d.Cluster = logCluster(eng.log, d.Node.ID)
 	return admin.Handler(d)
@@ -96,7 +97,11 @@ func (k kafkaCluster) Groups(ctx context.Context) ([]admin.Group, error) {
 	for _, s := range states {
 		g := admin.Group{Role: s.Group, Topic: s.Topic, State: strings.ToLower(s.State), Members: []admin.Member{}, Lag: []admin.Lag{}}
 		for _, m := range s.Members {
-			g.Members = append(g.Members, admin.Member{ID: m.ID, Host: m.Host, Partitions: m.Partitions})
+			parts := m.Partitions
+			if parts == nil { // a member not yet given partitions (mid-rebalance) lists none, not null
+				parts = []int{}
+			}
+			g.Members = append(g.Members, admin.Member{ID: m.ID, Host: strings.TrimPrefix(m.Host, "/"), Partitions: parts}) // brokers write "/10.0.0.3"
 		}
 		for _, l := range s.Lag {
 			g.Lag = append(g.Lag, admin.Lag{Partition: l.Partition, Committed: l.Committed, End: l.End, Lag: l.Lag})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,15 @@ func TestAdminViewShowsTheNodeToAdminsOnly(t *testing.T) {
 			t.Fatalf("groups never all had a member and no lag: %v", st["groups"])
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Another node told of this one (--admin.peers) shows its connections.
+	other := startServer(t, "--admin.peers", strings.TrimPrefix(s.url, "http://"))
+	peers := other.do(t, "GET", "/admin/status", other.adminToken(t, "ops"), nil).json(t)["peers"].([]any)
+	if len(peers) != 1 {
+		t.Fatalf("peers %v", peers)
+	}
+	if p := peers[0].(map[string]any); p["up"] != true || p["connections"].(map[string]any)["websocket"] != 1.0 {
+		t.Errorf("peer %v", p)
 	}
 	if page := s.do(t, "GET", "/admin", "", nil); page.status != 200 {
 		t.Errorf("page: %d", page.status)

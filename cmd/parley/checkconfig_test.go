@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/golang-jwt/jwt/v5"
 	miniogo "github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/parleychat/parley/delivery/auth"
 )
 
 func noEnv(string) string { return "" }
@@ -144,58 +147,81 @@ func TestCheckConfigExitStatusOfTheBinary(t *testing.T) {
 	}
 }
 
-// TestMigratePreparesEveryEngine runs `parley migrate` against the real
-// engines on loopback with names of its own, checks that the topics (with
-// the partition count), the keyspace's tables, the index template and the
-// bucket exist, and that a second run succeeds too (idempotent).
-func TestMigratePreparesEveryEngine(t *testing.T) {
-	brokers := envOr("PARLEY_KAFKA_BROKERS", "127.0.0.1:9092")
-	hosts := envOr("PARLEY_CASSANDRA_HOSTS", "127.0.0.1:9042")
-	esURL := envOr("PARLEY_ELASTICSEARCH_URLS", "http://127.0.0.1:9200")
-	s3 := envOr("PARLEY_S3_ENDPOINT", "http://127.0.0.1:9000")
-	s3Key, s3Secret := envOr("PARLEY_S3_ACCESS_KEY", "parley"), envOr("PARLEY_S3_SECRET_KEY", "parleysecret")
-	requireService(t, "kafka", strings.Split(brokers, ",")[0])
-	requireService(t, "cassandra", withPort(strings.Split(hosts, ",")[0], "9042"))
-	requireService(t, "elasticsearch", strings.TrimPrefix(strings.Split(esURL, ",")[0], "http://"))
-	requireService(t, "minio", strings.TrimPrefix(s3, "http://"))
+// realEngines are the loopback engines with names of this test's own.
+type realEngines struct {
+	brokers, hosts, esURL, s3, s3Key, s3Secret string
+	topicPrefix, keyspace, esPrefix, bucket    string
+	s3Client                                   *miniogo.Client
+}
 
+// args configures every real engine (replication 1) for a parley command.
+func (e *realEngines) args() []string {
+	return []string{
+		"--kafka.brokers", e.brokers, "--kafka.replication-factor", "1", "--kafka.topic-prefix", e.topicPrefix,
+		"--cassandra.hosts", e.hosts, "--cassandra.keyspace", e.keyspace, "--cassandra.replication", "1", "--cassandra.timeout", "30s",
+		"--elasticsearch.urls", e.esURL, "--elasticsearch.index-prefix", e.esPrefix,
+		"--s3.endpoint", e.s3, "--s3.access-key", e.s3Key, "--s3.secret-key", e.s3Secret, "--s3.bucket", e.bucket,
+		"--auth-secret", strings.Repeat("m", 32),
+	}
+}
+
+// useRealEngines fails unless the four engines answer on loopback, and
+// removes what the test made in them when it ends.
+func useRealEngines(t *testing.T, name string) *realEngines {
+	t.Helper()
+	e := &realEngines{
+		brokers: envOr("PARLEY_KAFKA_BROKERS", "127.0.0.1:9092"),
+		hosts:   envOr("PARLEY_CASSANDRA_HOSTS", "127.0.0.1:9042"),
+		esURL:   strings.Split(envOr("PARLEY_ELASTICSEARCH_URLS", "http://127.0.0.1:9200"), ",")[0],
+		s3:      envOr("PARLEY_S3_ENDPOINT", "http://127.0.0.1:9000"),
+		s3Key:   envOr("PARLEY_S3_ACCESS_KEY", "parley"), s3Secret: envOr("PARLEY_S3_SECRET_KEY", "parleysecret"),
+	}
+	requireService(t, "kafka", strings.Split(e.brokers, ",")[0])
+	requireService(t, "cassandra", withPort(strings.Split(e.hosts, ",")[0], "9042"))
+	requireService(t, "elasticsearch", strings.TrimPrefix(e.esURL, "http://"))
+	requireService(t, "minio", strings.TrimPrefix(e.s3, "http://"))
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	topicPrefix, keyspace, esPrefix, bucket := "parley-migrate-"+id+".", "parley_migrate_"+id, "parley-migrate-"+id+"-", "parley-migrate-"+id
-	args := []string{"migrate", "--data-dir", t.TempDir(), "--partitions", "3", "--log.level", "warn",
-		"--kafka.brokers", brokers, "--kafka.replication-factor", "1", "--kafka.topic-prefix", topicPrefix,
-		"--cassandra.hosts", hosts, "--cassandra.keyspace", keyspace, "--cassandra.replication", "1",
-		"--elasticsearch.urls", esURL, "--elasticsearch.index-prefix", esPrefix,
-		"--s3.endpoint", s3, "--s3.access-key", s3Key, "--s3.secret-key", s3Secret, "--s3.bucket", bucket,
-		"--auth-secret", strings.Repeat("m", 32)}
-
-	s3Client, err := miniogo.New(strings.TrimPrefix(s3, "http://"), &miniogo.Options{Creds: credentials.NewStaticV4(s3Key, s3Secret, "")})
-	if err != nil {
+	e.topicPrefix, e.keyspace, e.esPrefix, e.bucket = "parley-"+name+"-"+id+".", "parley_"+name+"_"+id, "parley-"+name+"-"+id+"-", "parley-"+name+"-"+id
+	var err error
+	if e.s3Client, err = miniogo.New(strings.TrimPrefix(e.s3, "http://"), &miniogo.Options{Creds: credentials.NewStaticV4(e.s3Key, e.s3Secret, "")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, path := range []string{"/" + esPrefix + "*", "/_index_template/" + esPrefix + "*"} {
-			req, _ := http.NewRequestWithContext(ctx, "DELETE", strings.Split(esURL, ",")[0]+path, nil)
+		for _, path := range []string{"/" + e.esPrefix + "*", "/_index_template/" + e.esPrefix + "*"} {
+			req, _ := http.NewRequestWithContext(ctx, "DELETE", e.esURL+path, nil)
 			if res, err := http.DefaultClient.Do(req); err == nil {
 				res.Body.Close()
 			}
 		}
-		_ = s3Client.RemoveBucket(ctx, bucket)
-		if conn, err := kafkago.DialContext(ctx, "tcp", strings.Split(brokers, ",")[0]); err == nil {
-			_ = conn.DeleteTopics(topicPrefix+"commands", topicPrefix+"events")
+		for obj := range e.s3Client.ListObjects(ctx, e.bucket, miniogo.ListObjectsOptions{Recursive: true}) {
+			_ = e.s3Client.RemoveObject(ctx, e.bucket, obj.Key, miniogo.RemoveObjectOptions{})
+		}
+		_ = e.s3Client.RemoveBucket(ctx, e.bucket)
+		if conn, err := kafkago.DialContext(ctx, "tcp", strings.Split(e.brokers, ",")[0]); err == nil {
+			_ = conn.DeleteTopics(e.topicPrefix+"commands", e.topicPrefix+"events")
 			conn.Close()
 		}
-		cluster := gocql.NewCluster(strings.Split(hosts, ",")...)
+		cluster := gocql.NewCluster(strings.Split(e.hosts, ",")...)
 		cluster.Timeout = 20 * time.Second
 		if s, err := cluster.CreateSession(); err == nil {
-			_ = s.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
+			_ = s.Query("DROP KEYSPACE IF EXISTS " + e.keyspace).Exec()
 			s.Close()
 		}
 	})
+	return e
+}
 
+// TestMigratePreparesEveryEngine runs `parley migrate` against the real
+// engines on loopback with names of its own, checks that the topics (with
+// the partition count), the keyspace's tables, the index template and the
+// bucket exist, and that a second run succeeds too (idempotent).
+func TestMigratePreparesEveryEngine(t *testing.T) {
+	e := useRealEngines(t, "migrate")
+	args := append([]string{"migrate", "--data-dir", t.TempDir(), "--partitions", "3", "--log.level", "warn"}, e.args()...)
 	for i := 0; i < 2; i++ {
 		var out bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -204,7 +230,7 @@ func TestMigratePreparesEveryEngine(t *testing.T) {
 		if err != nil {
 			t.Fatalf("migrate run %d: %v\n%s", i+1, err, out.String())
 		}
-		for _, want := range []string{"log:", "store:", "index:", "blobs:", topicPrefix + "commands", keyspace, bucket} {
+		for _, want := range []string{"log:", "store:", "index:", "blobs:", e.topicPrefix + "commands", e.keyspace, e.bucket} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("run %d: output lacks %q:\n%s", i+1, want, out.String())
 			}
@@ -213,19 +239,19 @@ func TestMigratePreparesEveryEngine(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := kafkago.DialContext(ctx, "tcp", strings.Split(brokers, ",")[0])
+	conn, err := kafkago.DialContext(ctx, "tcp", strings.Split(e.brokers, ",")[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, topic := range []string{topicPrefix + "commands", topicPrefix + "events"} {
+	for _, topic := range []string{e.topicPrefix + "commands", e.topicPrefix + "events"} {
 		parts, err := conn.ReadPartitions(topic)
 		if err != nil || len(parts) != 3 {
 			t.Errorf("topic %s: %d partitions, %v; want 3", topic, len(parts), err)
 		}
 	}
 
-	cluster := gocql.NewCluster(strings.Split(hosts, ",")...)
+	cluster := gocql.NewCluster(strings.Split(e.hosts, ",")...)
 	cluster.Timeout = 20 * time.Second
 	session, err := cluster.CreateSession()
 	if err != nil {
@@ -233,26 +259,63 @@ func TestMigratePreparesEveryEngine(t *testing.T) {
 	}
 	defer session.Close()
 	var tables int
-	if err := session.Query("SELECT COUNT(*) FROM system_schema.tables WHERE keyspace_name = ?", keyspace).Scan(&tables); err != nil || tables < 5 {
-		t.Errorf("keyspace %s has %d tables (%v)", keyspace, tables, err)
+	if err := session.Query("SELECT COUNT(*) FROM system_schema.tables WHERE keyspace_name = ?", e.keyspace).Scan(&tables); err != nil || tables < 5 {
+		t.Errorf("keyspace %s has %d tables (%v)", e.keyspace, tables, err)
 	}
 
-	res, err := http.Get(strings.Split(esURL, ",")[0] + "/_index_template/" + esPrefix + "messages")
+	for _, path := range []string{"/_index_template/" + e.esPrefix + "messages", "/_alias/" + e.esPrefix + "messages"} {
+		res, err := http.Get(e.esURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("GET %s: status %d", path, res.StatusCode)
+		}
+	}
+
+	if ok, err := e.s3Client.BucketExists(ctx, e.bucket); err != nil || !ok {
+		t.Errorf("bucket %s: exists %v, %v", e.bucket, ok, err)
+	}
+}
+
+// TestAdminViewReadsKafkaGroups: on Kafka, the admin view shows the
+// consumer groups as the brokers see them: this node in each role's group,
+// holding every partition, and the sequencer as every partition's owner.
+func TestAdminViewReadsKafkaGroups(t *testing.T) {
+	e := useRealEngines(t, "admin")
+	s := startServer(t, append([]string{"--partitions", "4", "--dev-auth", "true", "--kafka.session-timeout", "6s"}, e.args()...)...)
+	secretArgs := e.args()
+	secret := secretArgs[len(secretArgs)-1]
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "ops", "exp": time.Now().Add(time.Hour).Unix(), auth.AdminClaim: true,
+	}).SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Errorf("index template %smessages: status %d", esPrefix, res.StatusCode)
-	}
-	if res, err := http.Get(strings.Split(esURL, ",")[0] + "/_alias/" + esPrefix + "messages"); err != nil || res.StatusCode != 200 {
-		t.Errorf("alias %smessages: %v %v", esPrefix, err, res)
-	} else {
-		res.Body.Close()
-	}
-
-	if ok, err := s3Client.BucketExists(ctx, bucket); err != nil || !ok {
-		t.Errorf("bucket %s: exists %v, %v", bucket, ok, err)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := s.do(t, "GET", "/admin/status", tok, nil).json(t)
+		members := map[string]int{}
+		for _, g := range st["groups"].([]any) {
+			g := g.(map[string]any)
+			for _, m := range g["members"].([]any) {
+				members[g["role"].(string)] += len(m.(map[string]any)["partitions"].([]any))
+			}
+		}
+		owned := 0
+		for _, o := range st["partition_owners"].([]any) {
+			if o.(map[string]any)["owner"] != "" {
+				owned++
+			}
+		}
+		if members["sequencer"] == 4 && members["indexer"] == 4 && members["media"] == 4 && owned == 4 && len(st["nodes"].([]any)) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("groups never showed this node holding every partition: %v (owners %v, error %v)", st["groups"], st["partition_owners"], st["cluster_error"])
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
@@ -269,5 +332,42 @@ func TestMigrateInEmbeddedModeDoesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("migrate made the data folder: %v", err)
+	}
+}
+
+// TestCheckConfigAgreesWithServe: every configuration serve refuses before
+// it opens anything, check-config refuses with the same message, and one
+// serve accepts (it opens a data folder and answers) check-config accepts.
+// check-config parses on its own (loadConfig), so this pins the two together.
+func TestCheckConfigAgreesWithServe(t *testing.T) {
+	refused := [][]string{
+		{"--partitions", "0"},
+		{"--roles", "gateway,chef"},
+		{"--addr", "nowhere"},
+		{"--addr", "0.0.0.0:0", "--dev-auth", "true"},
+		{"--addr", "0.0.0.0:0"},
+		{"--frobnicate"},
+		{"--kafka.brokers", "127.0.0.1:9092"},
+		{"--log.level", "loud"},
+		{"--roles", "gateway"},
+		{"--debug.addr", "0.0.0.0:6060"},
+		{"--auth-secret", "short"},
+	}
+	for _, args := range refused {
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		serveErr := run(ctx, append([]string{"serve", "--data-dir", dir}, args...), noEnv, io.Discard, io.Discard)
+		cancel()
+		checkErr := run(context.Background(), append([]string{"check-config", "--data-dir", dir}, args...), noEnv, io.Discard, io.Discard)
+		if serveErr == nil || checkErr == nil {
+			t.Errorf("%v: serve %v, check-config %v; want both refused", args, serveErr, checkErr)
+			continue
+		}
+		if want := "invalid configuration: " + serveErr.Error(); checkErr.Error() != want {
+			t.Errorf("%v: check-config says %q, serve %q", args, checkErr, serveErr)
+		}
+	}
+	if err := run(context.Background(), []string{"check-config", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, noEnv, io.Discard, io.Discard); err != nil {
+		t.Errorf("check-config refuses what serve runs with: %v", err)
 	}
 }

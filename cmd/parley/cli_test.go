@@ -41,6 +41,9 @@ func TestInvalidConfigurationIsRefusedWithOneLine(t *testing.T) {
 		"batch timeout over 1s":       {"--kafka.brokers", "127.0.0.1:9092", "--cassandra.hosts", "127.0.0.1", "--kafka.batch-timeout", "2s"},
 		"part of the roles, embedded": {"--roles", "gateway"},
 		"profiles on a public addr":   {"--debug.addr", "0.0.0.0:6060"},
+		"webhook without secret":      {"--push.webhook-url", "https://push.example.com/parley"},
+		"webhook secret not whsec":    {"--push.webhook-url", "https://push.example.com/parley", "--push.webhook-secret", "hunter2"},
+		"vapid subject not a URL":     {"--push.vapid-subject", "ops@example.com"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

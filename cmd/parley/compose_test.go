@@ -56,7 +56,7 @@ func loadCompose(t *testing.T) map[string]composeService {
 // gateways.
 func TestComposeFileMatchesTheCode(t *testing.T) {
 	services := loadCompose(t)
-	for _, want := range []string{"kafka", "cassandra", "elasticsearch", "minio", "nginx", "gateway-1", "gateway-2", "sequencer", "indexer", "media"} {
+	for _, want := range []string{"kafka", "cassandra", "elasticsearch", "minio", "nginx", "gateway-1", "gateway-2", "sequencer", "indexer", "media", "push"} {
 		if _, ok := services[want]; !ok {
 			t.Errorf("docker-compose.yml has no service %q", want)
 		}

@@ -10,16 +10,18 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/admin"
 	"github.com/parleychat/parley/delivery/auth"
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/kafka"
+	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/search/elastic"
 	"github.com/parleychat/parley/storage/cassandra"
 	"github.com/parleychat/parley/storage/minio"
 )
 
 // Roles a node can run.
-var allRoles = []string{"gateway", "sequencer", "indexer", "media"}
+var allRoles = []string{"gateway", "sequencer", "indexer", "media", "push"}
 
 // config is everything `parley serve` is told.
 type config struct {
@@ -55,12 +57,14 @@ type config struct {
 	Cassandra cassandra.Config
 	Auth      auth.Config
 	Gateway   gateway.Config
+	Push      push.Config
+	Admin     admin.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "localhost:8080", "address to listen on")
 	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "data folder of embedded mode")
-	fs.StringVar(&c.Roles, "roles", "all", "comma-separated roles to run: gateway, sequencer, indexer, media, or all")
+	fs.StringVar(&c.Roles, "roles", "all", "comma-separated roles to run: gateway, sequencer, indexer, media, push, or all")
 	fs.StringVar(&c.DevAuth, "dev-auth", "auto", "development sign-in (POST /v1/auth/dev): auto (on when listening on loopback), true or false")
 	fs.BoolVar(&c.DevAuthAny, "dev-auth.allow-non-loopback", false, "allow --dev-auth=true on a non-loopback address (never in production)")
 	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
@@ -87,6 +91,8 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Region, "s3.region", minio.DefaultRegion, "S3 region")
 	c.Auth.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
+	c.Push.RegisterFlags(fs)
+	c.Admin.RegisterFlags(fs)
 }
 
 // envName is a flag's environment twin: PARLEY_ + upper case, with dots
@@ -123,11 +129,11 @@ func (c *config) roles() (map[string]bool, error) {
 			for _, a := range allRoles {
 				out[a] = true
 			}
-		case "gateway", "sequencer", "indexer", "media":
+		case "gateway", "sequencer", "indexer", "media", "push":
 			out[r] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("unknown role %q (want gateway, sequencer, indexer, media or all)", r)
+			return nil, fmt.Errorf("unknown role %q (want gateway, sequencer, indexer, media, push or all)", r)
 		}
 	}
 	if len(out) == 0 {
@@ -212,6 +218,12 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.Gateway.Validate(); err != nil {
+		return err
+	}
+	if err := c.Push.Validate(); err != nil {
+		return err
+	}
+	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
 	switch c.LogFormat {

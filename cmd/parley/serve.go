@@ -28,6 +28,8 @@ import (
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
 	"github.com/parleychat/parley/delivery/observe"
+	"github.com/parleychat/parley/delivery/presence"
+	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/delivery/sequencer"
 	apiref "github.com/parleychat/parley/docs/api"
 	"github.com/parleychat/parley/storage/fsblob"
@@ -55,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help":
-		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley check-config [flags]  (validate flags and PARLEY_ variables, open nothing; exit 2 when invalid)\n       parley migrate [flags]       (create the topics, schema, index template and bucket, then exit)\n       parley reindex [flags]       (rebuild the search index from the store; serve's flags name the engines)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)")
+		fmt.Fprintln(stdout, "usage: parley [serve] [flags]   (parley serve --help lists the flags)\n       parley version               (version, commit and build date; also --version)\n       parley check-config [flags]  (validate flags and PARLEY_ variables, open nothing; exit 2 when invalid)\n       parley migrate [flags]       (create the topics, schema, index template and bucket, then exit)\n       parley reindex [flags]       (rebuild the search index from the store; serve's flags name the engines)\n       parley probe URL             (exit 0 when URL answers 200: a health check for images without curl)\n       parley push-keys             (print a new VAPID key pair and webhook secret as PARLEY_PUSH_… lines)")
 		return nil
 	case "probe":
 		return probe(ctx, args, stdout)
@@ -65,8 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args, getenv, stdout, stderr)
 	case "reindex":
 		return reindexCommand(ctx, args, getenv, stdout, stderr)
+	case "push-keys":
+		return pushKeys(stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, check-config, migrate, reindex, probe, version or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, check-config, migrate, reindex, probe, push-keys, version or help)", cmd)
 	}
 	var cfg config
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
@@ -213,6 +217,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	if roles["media"] {
 		mw := media.New(log, store, blobs, logger, media.WithRegisterer(reg))
 		work.Go(func() error { return mw.Run(workCtx) })
+	}
+	if roles["push"] {
+		pcfg := cfg.Push
+		pcfg.VAPIDPublicKey, pcfg.VAPIDPrivateKey = cfg.Gateway.Push.VAPIDPublicKey, cfg.Gateway.Push.VAPIDPrivateKey
+		pcfg.AllowLoopback = cfg.Gateway.Push.AllowLoopback
+		view := presence.NewView(chat.NewID("push"), log, 0, logger)
+		pusher, err := push.New(pcfg, push.Deps{Log: log, Store: store, Presence: view, Logger: logger, Registerer: reg})
+		if err != nil {
+			stopWork()
+			_ = work.Wait()
+			return err
+		}
+		if pusher.Enabled() {
+			work.Go(func() error { return view.Run(workCtx) })
+			work.Go(func() error { return pusher.Run(workCtx) })
+		} else {
+			logger.Info("push role idle: no --push.vapid-public-key/--push.vapid-private-key and no --push.webhook-url")
+		}
 	}
 	checks := map[string]func(context.Context) error{
 		"log":   log.Ping,

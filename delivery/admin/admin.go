@@ -2,8 +2,9 @@
 // GET /admin is a small page, GET /admin/status its JSON. Both are built
 // from what the node already has: its own Prometheus registry (connections
 // and every parley_ metric), the consumer groups as the log sees them
-// (nodes, their roles, partition owners, lag) and the warnings and errors
-// it logged last. Only tokens with the admin claim (auth.AdminClaim) read
+// (nodes, their roles, partition owners, lag), the /metrics of the peers
+// it is told of (--admin.peers: every gateway's connections) and the
+// warnings and errors it logged last. Only tokens with the admin claim (auth.AdminClaim) read
 // the status; other valid tokens get 403, no token 401.
 package admin
 
@@ -86,6 +87,10 @@ type Deps struct {
 	Cluster  Cluster // nil in embedded mode
 	Errors   *ErrorLog
 	Logger   *slog.Logger
+	// Config names the peers whose /metrics the view reads.
+	Config Config
+	// Client scrapes the peers; nil uses a client with a 2 s timeout.
+	Client *http.Client
 }
 
 // Status is the JSON of GET /admin/status.
@@ -109,6 +114,10 @@ type Status struct {
 	Metrics map[string]float64 `json:"metrics"`
 	// RecentErrors are the newest warnings and errors this node logged.
 	RecentErrors []LogEntry `json:"recent_errors"`
+	// Peers are the nodes of --admin.peers as their /metrics show them
+	// (connections by transport); gateways, which join no consumer group,
+	// appear here.
+	Peers []Peer `json:"peers"`
 }
 
 // ClusterNode is a host and the roles its group memberships show.
@@ -193,6 +202,16 @@ func (d Deps) status(ctx context.Context) Status {
 	}
 	if d.Errors != nil {
 		s.RecentErrors = d.Errors.Entries()
+	}
+	s.Peers = []Peer{}
+	if peers := splitPeers(d.Config.Peers); len(peers) > 0 {
+		client := d.Client
+		if client == nil {
+			client = &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		}
+		pctx, cancel := context.WithTimeout(ctx, peerTimeout)
+		s.Peers = scrapePeers(pctx, client, peers)
+		cancel()
 	}
 	if s.RecentErrors == nil {
 		s.RecentErrors = []LogEntry{}

@@ -181,3 +181,41 @@ func TestErrorLogKeepsTheNewestWarningsOnly(t *testing.T) {
 		t.Errorf("the wrapped handler's level was not kept: %q", out.String())
 	}
 }
+
+// TestStatusScrapesPeers: every address a peer name resolves to is read,
+// its connections summed by transport; one that does not answer is down
+// with the reason, and the rest still show.
+func TestStatusScrapesPeers(t *testing.T) {
+	metrics := "# TYPE parley_connections gauge\nparley_connections{transport=\"websocket\"} 7\nparley_connections{transport=\"sse\"} 2\n# TYPE parley_sends_total counter\nparley_sends_total 5\n"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, metrics)
+	}))
+	defer gw.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := dead.Listener.Addr().String()
+	dead.Close()
+	d := testDeps(t, nil)
+	d.Config.Peers = strings.TrimPrefix(gw.URL, "http://") + ", " + deadAddr
+	s := status(t, d)
+	if len(s.Peers) != 2 {
+		t.Fatalf("peers %+v", s.Peers)
+	}
+	byAddr := map[string]Peer{}
+	for _, p := range s.Peers {
+		byAddr[p.Address] = p
+	}
+	up := byAddr[strings.TrimPrefix(gw.URL, "http://")]
+	if !up.Up || up.Connections["websocket"] != 7 || up.Connections["sse"] != 2 {
+		t.Errorf("live peer %+v", up)
+	}
+	if down := byAddr[deadAddr]; down.Up || down.Error == "" {
+		t.Errorf("dead peer %+v", down)
+	}
+	if err := (Config{Peers: "gateway-1:8080,nowhere"}).Validate(); err == nil {
+		t.Error("a peer without a port was accepted")
+	}
+}

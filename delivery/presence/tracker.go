@@ -425,7 +425,13 @@ func (t *Tracker) apply(_ int, recs []chat.Record) {
 			// reader lagged) is alive: ask everyone for their lists again.
 			t.publish(record{Kind: "hello"})
 		}
-		t.seen[r.Gateway] = time.Now()
+		if r.Kind != "hello" {
+			// A hello may come from a node that is no gateway (the push
+			// role's View) and never beats: it must not be taken for a
+			// gateway that later "went silent". A gateway's hello is
+			// followed by its snapshot at once.
+			t.seen[r.Gateway] = time.Now()
+		}
 		switch r.Kind {
 		case "online":
 			t.addLocked(r.User, r.Gateway)

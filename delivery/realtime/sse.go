@@ -50,12 +50,15 @@ func (t *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	out.WriteString("retry: 2000\n\n")
 	// The ready object carries the cursor as its id too, so an EventSource
 	// that reconnects before any event still resumes where it was.
-	writeSSE(&out, "ready", conn.AppendCursor(nil), conn.ReadyFrame())
+	exp := httpx.Expiry(r)
+	writeSSE(&out, "ready", conn.AppendCursor(nil), withExpiry(conn.ReadyFrame(), exp))
+	stopExpiry := expireStream(conn, exp)
 
 	if _, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method == http.MethodGet {
-		t.detachSSE(w, conn, out.Bytes())
+		t.detachSSE(w, conn, out.Bytes(), stopExpiry)
 		return
 	}
+	defer stopExpiry()
 	defer t.closeHTTPStream(conn, "sse")
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
@@ -81,7 +84,7 @@ func (t *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 			flush()
 			return
 		case errors.Is(err, fanout.ErrClosed):
-			out.WriteString(sseClosed)
+			out.WriteString(sseFinal(conn))
 			flush()
 			return
 		case err != nil:
@@ -131,10 +134,11 @@ func (s *sseScratch) render(out *bytes.Buffer, conn *fanout.Conn, items []*fanou
 // is written chunked straight to the socket, by a writer that runs only
 // while items wait, and a one-byte reader notices the client leave.
 type sseStream struct {
-	t    *Server
-	nc   net.Conn
-	conn *fanout.Conn
-	once sync.Once
+	t          *Server
+	nc         net.Conn
+	conn       *fanout.Conn
+	once       sync.Once
+	stopExpiry func()
 }
 
 // sseBuffers are the buffers of running SSE writers.
@@ -148,15 +152,19 @@ type sseBuffer struct {
 
 // detachSSE hijacks the stream's connection and writes its head and first
 // events; from then on the stream lives without the handler.
-func (t *Server) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byte) {
+func (t *Server) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byte, stopExpiry func()) {
 	nc, brw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
+		stopExpiry()
 		t.closeHTTPStream(conn, "sse")
 		return
 	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	w.Header().Set("Transfer-Encoding", "chunked")
+	// The socket is closed after the stream's last chunk: a client must
+	// not pool it for its next request.
+	w.Header().Set("Connection", "close")
 	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	_ = w.Header().Write(&head)
 	head.WriteString("\r\n")
@@ -165,10 +173,11 @@ func (t *Server) detachSSE(w http.ResponseWriter, conn *fanout.Conn, first []byt
 	_ = nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 	if _, err := nc.Write(head.Bytes()); err != nil {
 		nc.Close()
+		stopExpiry()
 		t.closeHTTPStream(conn, "sse")
 		return
 	}
-	s := &sseStream{t: t, nc: nc, conn: conn}
+	s := &sseStream{t: t, nc: nc, conn: conn, stopExpiry: stopExpiry}
 	go s.watch()
 	conn.StartWriter(func() { go s.write() })
 }
@@ -197,6 +206,7 @@ func (s *sseStream) watch() {
 // end releases the stream once: its socket, its registration.
 func (s *sseStream) end() {
 	s.once.Do(func() {
+		s.stopExpiry()
 		s.nc.Close()
 		s.t.closeHTTPStream(s.conn, "sse")
 	})
@@ -222,7 +232,7 @@ func (s *sseStream) write() {
 			s.t.metrics.slowClosed.Inc()
 			final = sseTooSlow
 		case errors.Is(err, fanout.ErrClosed):
-			final = sseClosed
+			final = sseFinal(s.conn)
 		case err != nil:
 			s.end()
 			return

@@ -28,17 +28,10 @@ const tokenExpiringLead = 60 * time.Second
 
 // readyFrame is the connection's ready frame with the token's expires_at.
 func (s *wsSession) readyFrame() []byte {
-	b := s.conn.ReadyFrame()
 	s.tokenMu.Lock()
 	exp := s.expires
 	s.tokenMu.Unlock()
-	if exp.IsZero() || len(b) < 2 || b[len(b)-1] != '}' {
-		return b
-	}
-	at, _ := json.Marshal(exp.UTC().Format(time.RFC3339Nano))
-	out := append(b[:len(b)-1:len(b)-1], `,"expires_at":`...)
-	out = append(out, at...)
-	return append(out, '}')
+	return withExpiry(s.conn.ReadyFrame(), exp)
 }
 
 // armTokenTimer (re)starts the timer for the current expiry: first the

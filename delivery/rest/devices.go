@@ -16,6 +16,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/push"
 )
 
 // PushConfig holds what the gateway needs of push: the VAPID key pair
@@ -244,45 +245,9 @@ func (a *API) checkEndpoint(ctx context.Context, raw string) error {
 		addrs = ips
 	}
 	for _, ip := range addrs {
-		if !PublicAddr(ip, a.cfg.Push.AllowLoopback) {
+		if !push.PublicAddr(ip, a.cfg.Push.AllowLoopback) {
 			return bad("must be on a public address")
 		}
 	}
 	return nil
-}
-
-// nonPublic are ranges that are not reachable public unicast addresses
-// beyond what netip's predicates name.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("198.51.100.0/24"), // documentation
-	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("100::/64"),        // discard
-}
-
-// PublicAddr reports whether a is a public unicast address that push
-// deliveries may reach; loopback too when allowLoopback. IPv4-mapped IPv6
-// addresses are judged as the IPv4 address they carry.
-func PublicAddr(a netip.Addr, allowLoopback bool) bool {
-	a = a.Unmap()
-	if a.IsLoopback() {
-		return allowLoopback
-	}
-	if !a.IsValid() || a.IsUnspecified() || a.IsPrivate() || a.IsLinkLocalUnicast() ||
-		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
 }

@@ -189,6 +189,43 @@ func (m *manifests) deployment(t *testing.T, role string) *appsv1.Deployment {
 	return nil
 }
 
+func (m *manifests) service(t *testing.T, name string) *corev1.Service {
+	t.Helper()
+	for _, s := range m.services {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no Service %s", name)
+	return nil
+}
+
+// TestAdminPeersReachEveryNode: the admin view's peers name a headless
+// Service that selects the pods of every Deployment, on the port they
+// listen on.
+func TestAdminPeersReachEveryNode(t *testing.T) {
+	m := loadManifests(t)
+	peers := m.configMaps["parley-config"].Data["PARLEY_ADMIN_PEERS"]
+	host, port, ok := strings.Cut(peers, ":")
+	if !ok {
+		t.Fatalf("PARLEY_ADMIN_PEERS %q", peers)
+	}
+	svc := m.service(t, host)
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("Service %s is not headless: its name would resolve to one virtual IP, not every node", host)
+	}
+	for _, d := range m.deployments {
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			t.Errorf("Service %s misses %s's pods", host, d.Name)
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		_, listen, _ := strings.Cut(flagValue(c.Args, "addr"), ":")
+		if listen != port {
+			t.Errorf("%s listens on %s, the peers name port %s", d.Name, listen, port)
+		}
+	}
+}
+
 // TestStrictDecodeRefusesUnknownFields: the decoder the manifests pass
 // would catch a misspelt field.
 func TestStrictDecodeRefusesUnknownFields(t *testing.T) {
@@ -203,19 +240,37 @@ func TestStrictDecodeRefusesUnknownFields(t *testing.T) {
 	}
 }
 
+// TestExtraManifestsDecodeStrictly: the manifests kept beside the base
+// (extra/, listed by an overlay or once their role exists) are valid too.
+func TestExtraManifestsDecodeStrictly(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(manifestDir, "extra", "*.yaml"))
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range splitDocs(b) {
+			if err := m.add(doc); err != nil {
+				t.Errorf("%s document %d: %v", filepath.Base(f), i+1, err)
+			}
+		}
+	}
+}
+
 // TestManifestsDecodeStrictly: every object of the kustomization is a
 // valid object of its type, and the set is complete.
 func TestManifestsDecodeStrictly(t *testing.T) {
 	m := loadManifests(t)
-	if len(m.services) != 1 || len(m.hpas) != 1 || len(m.pdbs) != 1 || len(m.ingresses) != 1 || len(m.configMaps) != 1 || len(m.secrets) != 1 {
-		t.Errorf("want one each of Service, HPA, PDB, Ingress, ConfigMap, Secret; have %d %d %d %d %d %d",
+	if len(m.services) != 2 || len(m.hpas) != 1 || len(m.pdbs) != 1 || len(m.ingresses) != 1 || len(m.configMaps) != 1 || len(m.secrets) != 1 {
+		t.Errorf("want two Services and one each of HPA, PDB, Ingress, ConfigMap, Secret; have %d %d %d %d %d %d",
 			len(m.services), len(m.hpas), len(m.pdbs), len(m.ingresses), len(m.configMaps), len(m.secrets))
 	}
 	roles := map[string]bool{}
 	for _, d := range m.deployments {
 		roles[d.Labels["app.kubernetes.io/component"]] = true
 	}
-	for _, r := range []string{"gateway", "sequencer", "indexer", "media"} {
+	for _, r := range []string{"gateway", "sequencer", "indexer", "media", "push"} {
 		if !roles[r] {
 			t.Errorf("no Deployment runs the %s role", r)
 		}
@@ -301,9 +356,10 @@ func TestGatewayIsScaledProtectedAndExposed(t *testing.T) {
 	m := loadManifests(t)
 	gw := m.deployment(t, "gateway")
 	pods := labels.Set(gw.Spec.Template.Labels)
+	svc := m.service(t, "parley-gateway")
 	for _, other := range m.deployments {
-		if other != gw && labels.SelectorFromSet(m.services[0].Spec.Selector).Matches(labels.Set(other.Spec.Template.Labels)) {
-			t.Errorf("the Service also selects %s's pods", other.Name)
+		if other != gw && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(other.Spec.Template.Labels)) {
+			t.Errorf("the gateway Service also selects %s's pods", other.Name)
 		}
 	}
 	hpa := m.hpas[0]
@@ -314,7 +370,6 @@ func TestGatewayIsScaledProtectedAndExposed(t *testing.T) {
 	if !labels.SelectorFromSet(pdb.Spec.Selector.MatchLabels).Matches(pods) {
 		t.Errorf("PDB selector %v misses the gateway pods", pdb.Spec.Selector.MatchLabels)
 	}
-	svc := m.services[0]
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(pods) {
 		t.Errorf("Service selector %v misses the gateway pods", svc.Spec.Selector)
 	}

@@ -123,7 +123,8 @@ export interface ParleyClientEventMap {
   event: StreamEvent;
   'send-pending': PendingSend;
   'send-confirmed': { clientId: string; conversationId: string; message: Message };
-  'send-failed': { clientId: string; conversationId: string; error: ApiError };
+  /** retryable: offline, 429 or 5xx; worth sending again later with the same clientId. */
+  'send-failed': { clientId: string; conversationId: string; error: ApiError; retryable: boolean };
   'cursor-expired': Record<string, never>;
   unauthorized: { error: ApiError };
 }
@@ -137,6 +138,13 @@ export interface ParleyClientOptions {
   transport?: Transport | 'auto';
   /** Reconnect backoff in milliseconds (full jitter). */
   backoff?: { base?: number; cap?: number };
+  /**
+   * After an auto-mode fallback (SSE, long-poll), WebSocket is probed again
+   * after a delay in [cap/2, cap), cap doubling from base up to max
+   * (milliseconds; default 2000 and 60000); the stream steps back up to
+   * WebSocket, with its cursor, when a probe opens.
+   */
+  upgradeProbe?: { base?: number; max?: number };
   /**
    * Called, with event delivery held back, whenever the stream starts
    * without a cursor (first connect, after cursor_expired): reload state over

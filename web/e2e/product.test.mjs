@@ -94,7 +94,7 @@ describe('Parley web client, finished', () => {
     await dialog.getByRole('radio', { name: 'Group', exact: true }).check();
     const members = dialog.getByRole('combobox', { name: 'Members', exact: true });
     await members.pressSequentially('nobody-zz', { delay: 20 });
-    await waitForText(dialog.getByRole('option').first(), 'has not signed in yet');
+    await waitForText(dialog.getByRole('option').first(), 'Add “nobody-zz”has not signed in yet');
     await members.press('Enter');
     await waitForText(chips.getByRole('listitem').filter({ hasText: 'nobody-zz' }), 'has not signed in yet');
     // A malformed id is refused with a message.

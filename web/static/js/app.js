@@ -9,6 +9,7 @@ import { MessageView } from './ui/messages.js';
 import { Composer } from './ui/composer.js';
 import { Search } from './ui/search.js';
 import { Media } from './ui/media.js';
+import { setupNotify } from './ui/notify.js';
 
 const TOKEN_KEY = 'parley.token';
 const TRANSPORT_KEY = 'parley.transport';
@@ -512,6 +513,7 @@ async function startChat(token) {
   showMe(me);
   $('#me-avatar').replaceWith(Object.assign(avatar(me.id, 'me-avatar'), { id: 'me-avatar' }));
   app = new App(client, me);
+  setupNotify(client, me);
   client.start();
   // If the stream is slow to come up, show what REST has meanwhile; the
   // stream's `ready` loads again and fills any gap.

@@ -76,13 +76,7 @@ export class PeoplePicker {
       else this.activeIndex = this.activeIndex <= 0 ? n - 1 : this.activeIndex - 1;
       this._renderOptions();
     } else if (e.key === 'Enter') {
-      // The typed id itself when it is one of the suggestions, else the
-      // highlighted suggestion, else what is typed.
-      const typed = this.input.value.trim();
-      const exact = this.options.findIndex((o) => o.known && o.id === typed);
-      if (open && exact >= 0 && !this._arrowed) { e.preventDefault(); this._pick(exact); }
-      else if (open && this.activeIndex >= 0) { e.preventDefault(); this._pick(this.activeIndex); }
-      else if (typed) { e.preventDefault(); this.commitTyped(); }
+      if (this.input.value.trim()) { e.preventDefault(); this._enter(); }
     } else if (e.key === ',' || e.key === ';') {
       if (this.input.value.trim()) { e.preventDefault(); this.commitTyped(); }
     } else if (e.key === 'Escape') {
@@ -91,6 +85,23 @@ export class PeoplePicker {
       this.chosen.pop();
       this._render();
     }
+  }
+
+  /** Enter: the typed id itself when the directory knows it, else the
+   * highlighted suggestion, else what is typed. Suggestions made for
+   * other text (typing ran ahead of the search) are asked for again first. */
+  async _enter() {
+    const typed = this.input.value.trim();
+    if (this._optionsFor !== typed) {
+      clearTimeout(this._timer);
+      await this._search();
+      if (this.input.value.trim() !== typed) return; // typed on meanwhile
+    }
+    const open = !this.listbox.hidden && this.options.length > 0;
+    const exact = this.options.findIndex((o) => o.known && o.id === typed);
+    if (open && exact >= 0 && !this._arrowed) this._pick(exact);
+    else if (open && this.activeIndex >= 0) this._pick(this.activeIndex);
+    else this.commitTyped();
   }
 
   async _search() {
@@ -105,6 +116,7 @@ export class PeoplePicker {
       if (gen === this.gen) this.status.textContent = `Directory search failed: ${errorText(err)}`;
     }
     if (gen !== this.gen) return;
+    this._optionsFor = q;
     const taken = new Set(this.chosen.map((p) => p.id));
     this.options = users.filter((u) => !taken.has(u.id) && !this.exclude.has(u.id))
       .map((u) => ({ id: u.id, name: u.name || u.id, known: true }));
@@ -137,6 +149,7 @@ export class PeoplePicker {
   _close() {
     clearTimeout(this._timer);
     this._arrowed = false;
+    this._optionsFor = null;
     this.options = [];
     this.activeIndex = -1;
     this._renderOptions();

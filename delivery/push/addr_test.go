@@ -1,10 +1,12 @@
-package rest
+package push
 
 import (
 	"net/netip"
 	"testing"
 )
 
+// TestPublicAddr: the rule for user-supplied push endpoints, both at
+// registration (rest) and when the push role dials.
 func TestPublicAddr(t *testing.T) {
 	for _, tc := range []struct {
 		addr     string
