@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -150,13 +152,28 @@ func TestLogLevelChangesAtRunTime(t *testing.T) {
 	}
 }
 
-// TestNoSecretsInLogs: a run at debug level that signs in, takes a
-// ticket, connects with it, uploads through a signed URL and sends
-// leaves none of those secrets (the auth secret, the token, the ticket,
-// the upload signature) in its logs.
+// TestNoSecretsInLogs: a run at debug level with push keys and a
+// webhook configured that signs in, takes a ticket, connects with it,
+// uploads through a signed URL, registers a push device and sends leaves
+// none of those secrets (the auth secret, the tokens, the ticket, the
+// upload signature, the VAPID private key, the webhook secret) in its
+// logs.
 func TestNoSecretsInLogs(t *testing.T) {
 	const authSecret = "s3cr3t-auth-key-that-signs-every-token-0123456789"
-	s, logs := startLoggedServer(t, "--auth-secret", authSecret, "--dev-auth", "true")
+	var keys bytes.Buffer
+	if err := run(t.Context(), []string{"push-keys"}, func(string) string { return "" }, &keys, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	push := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(keys.String()), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		push[k] = v
+	}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer hook.Close()
+	s, logs := startLoggedServer(t, "--auth-secret", authSecret, "--dev-auth", "true",
+		"--push.vapid-public-key", push["PARLEY_PUSH_VAPID_PUBLIC_KEY"], "--push.vapid-private-key", push["PARLEY_PUSH_VAPID_PRIVATE_KEY"],
+		"--push.webhook-url", hook.URL+"/parley", "--push.webhook-secret", push["PARLEY_PUSH_WEBHOOK_SECRET"])
 	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
 	cid := s.createGroup(t, alice, "secrets", "bob")
 	r := s.do(t, "POST", "/v1/tickets", alice, nil)
@@ -178,6 +195,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if _, status := s.upload(t, alice, "b.txt", "text/plain", 3, []byte("abc")); status/100 != 2 {
 		t.Fatalf("upload: %d", status)
 	}
+	if r := s.do(t, "PUT", "/v1/devices/phone", bob, map[string]any{"kind": "webhook", "platform": "fcm", "token": "fcm-bob"}); r.status/100 != 2 {
+		t.Fatalf("device: %d %s", r.status, r.body)
+	}
 	s.send(t, alice, cid, "hello", "c-1")
 	s.do(t, "GET", "/v1/me", "not-a-token."+alice[:10], nil) // a refused token is logged as refused, not quoted
 	s.stop()
@@ -185,7 +205,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if !strings.Contains(out, `"msg":"request"`) {
 		t.Fatalf("the run logged no requests at debug: the check below would prove nothing:\n%s", out)
 	}
-	for name, secret := range map[string]string{"auth secret": authSecret, "alice's token": alice, "bob's token": bob, "ticket": ticket, "upload signature": sig} {
+	for name, secret := range map[string]string{"auth secret": authSecret, "alice's token": alice, "bob's token": bob, "ticket": ticket, "upload signature": sig,
+		"VAPID private key": push["PARLEY_PUSH_VAPID_PRIVATE_KEY"], "webhook secret": push["PARLEY_PUSH_WEBHOOK_SECRET"],
+		"webhook secret's key": strings.TrimPrefix(push["PARLEY_PUSH_WEBHOOK_SECRET"], "whsec_")} {
 		if secret == "" {
 			t.Fatalf("%s is empty: the test proves nothing", name)
 		}
