@@ -3,10 +3,10 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 20m
 
-.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-web test-deploy run bench build clean proto proto-check
+.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
-test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy
+test: fmt-check vet services test-go test-cluster test-outage test-web test-deploy fuzz
 
 ## help: list the targets and what each starts or installs
 help:
@@ -65,6 +65,62 @@ test-cluster: services
 test-outage: services
 	$(GO) test -tags outage -run TestOutage -timeout $(TIMEOUT) -count=1 -v ./cmd/parley
 	deploy/local/services up $(SERVICES)
+
+# Fuzz targets, as package:FuzzName:executions. Each one's seed corpus,
+# with every input that once failed, is committed under the package's
+# testdata/fuzz/ and runs with the package's tests; `make fuzz` then
+# explores each for its count of executions (about 10 s each on a busy
+# 2-core machine; inputs are not minimized, so a find is reported at once).
+# Counts, not durations: a -fuzztime duration races the fuzzing
+# coordinator's shutdown in go1.26 (go.dev/issue/75804) and fails with
+# "context deadline exceeded" and no input. FUZZTIME=30s (or 1000000x)
+# overrides every count.
+FUZZ_TARGETS = \
+	delivery/realtime:FuzzDecodeClientFrame:80000 \
+	chat:FuzzDecodeCursor:200000 \
+	delivery/auth:FuzzVerifyClaims:130000 \
+	storage/blobname:FuzzSafeFilename:250000 \
+	storage/blobname:FuzzCheckKey:300000 \
+	search/elastic:FuzzSearchBody:30000 \
+	search/bleve:FuzzSearch:25000 \
+	storage/pebble:FuzzStoredRecords:40000 \
+	storage/cassandra:FuzzStoredRecords:60000
+FUZZTIME ?=
+
+## fuzz: explore each go test -fuzz target beyond its committed corpus (~10 s each; FUZZTIME=30s for longer)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; budget="$(FUZZTIME)"; \
+		if [ -z "$$budget" ]; then budget="$${rest##*:}x"; fi; \
+		echo "fuzz ./$$pkg $$name ($$budget)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime "$$budget" -fuzzminimizetime 0 ./$$pkg; \
+	done
+
+# Known vulnerabilities, offline: the Go vulnerability database is built
+# from the golang.org/x/vulndb module (its data/osv, indexed by its own
+# cmd/indexdb) and govulncheck (golang.org/x/vuln) reads it with -db
+# file://, both from the module proxy, kept in VULN_CACHE. It fails on
+# any vulnerability the code reaches, in modules or in the standard
+# library of the Go that runs it.
+VULN_CACHE ?= $(HOME)/.cache/parley-vuln
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK_VERSION ?= v1.9.0
+
+## vulncheck: govulncheck against the vulnerability database built offline from golang.org/x/vulndb (installs both into ~/.cache/parley-vuln; first run ~5 min)
+vulncheck:
+	@set -e; cache="$(VULN_CACHE)"; mkdir -p "$$cache/bin"; \
+	if [ ! -x "$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)" ]; then \
+		(cd "$$cache" && GOBIN="$$cache/bin" $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)); \
+		mv "$$cache/bin/govulncheck" "$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)"; \
+	fi; \
+	db="$$cache/db-$(VULNDB_VERSION)"; \
+	if [ ! -f "$$db/index/db.json" ]; then \
+		(cd "$$cache" && GOBIN="$$cache/bin" $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)); \
+		src="$$(cd "$$cache" && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')"; \
+		rm -rf "$$db.tmp"; "$$cache/bin/indexdb" -vulns "$$src/data/osv" -out "$$db.tmp"; mv "$$db.tmp" "$$db"; \
+	fi; \
+	echo "govulncheck $(GOVULNCHECK_VERSION), database golang.org/x/vulndb@$(VULNDB_VERSION), $$($(GO) version)"; \
+	"$$cache/bin/govulncheck-$(GOVULNCHECK_VERSION)" -db "file://$$db" ./...
 
 # Browser end-to-end tests: Playwright driving Debian's Chromium against a
 # real `parley serve` (web/e2e/setup.sh installs what is missing).

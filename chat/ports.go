@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -87,6 +88,11 @@ type Change struct {
 	// Attachments are attachment records bound to a message (posted) or
 	// given a thumbnail.
 	Attachments []AttachmentRecord
+	// Gateway and Deadline are those of the command that made the change
+	// (Command.Gateway, Command.Deadline): a gateway's Refuse fences
+	// them. A change without either is never refused.
+	Gateway  string
+	Deadline time.Time
 }
 
 // MessagePage selects a page of history: the newest Limit messages, those
@@ -119,6 +125,11 @@ type MessagePage struct {
 // partition's next Own, which completes it or rules it out: reads after
 // Own returns see every change of the partition that will ever be stored.
 // Missing things are CodeNotFound errors.
+//
+// A gateway that stops waiting for its commands fences them with Refuse:
+// per partition and gateway, a refusal floor that every later Commit
+// checks at the same point where it checks the epoch, so a command is
+// either stored before the floor was raised (and Refuse says so) or never.
 type Store interface {
 	// Own makes the caller the writer of partition and returns its epoch,
 	// above every epoch handed out for partition before (also by other
@@ -130,7 +141,27 @@ type Store interface {
 	// they belong to, epoch the one Own handed out for it, and head the
 	// highest position among their events. An epoch that is not the
 	// partition's newest is a CodeConflict, and nothing is written.
+	// A change whose Gateway has a refusal floor at or after its Deadline
+	// (Refuse) is a CodeConflict too, which wraps ErrRefused, and nothing
+	// of it is written (changes before it in the same call may be); the
+	// epoch stays the writer's.
 	Commit(ctx context.Context, partition int, epoch, head int64, changes []Change) error
+	// Refuse makes every change of gateway with a Deadline at or before
+	// deadline unstorable in partition from now on (it raises the
+	// gateway's refusal floor there, never lowers it), and reports true,
+	// unless a Commit has already stored (or, in Cassandra, claimed) a
+	// change of gateway with a Deadline at or after deadline: then it
+	// reports false and changes nothing. The check and the raise are one
+	// atomic step against Commits. A gateway gives the commands it
+	// appends to a partition strictly growing deadlines, in log order, so
+	// true means its command with that deadline is not stored and never
+	// will be, and false means the sequencer has passed it: its result
+	// follows in the partition's order. It is not fenced by epoch (any
+	// process may call it).
+	Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error)
+	// Refusals returns the refusal floors of partition by gateway
+	// (gateways that never refused are absent).
+	Refusals(ctx context.Context, partition int) (map[string]time.Time, error)
 	// Conversation returns a conversation with its members.
 	Conversation(ctx context.Context, id string) (Conversation, error)
 	// Memberships returns every membership of user, active or left.
@@ -202,6 +233,11 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ErrRefused is wrapped by the conflict of a Commit that holds a change
+// its gateway refused (Store.Refuse): the writer reads the floors again
+// (Store.Refusals) and refuses those commands, keeping its epoch.
+var ErrRefused = errors.New("a change's gateway refused it")
 
 // SearchQuery is a search request, already authorized: ConversationIDs is
 // the caller's membership at query time and is always applied as a filter.

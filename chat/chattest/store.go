@@ -2,6 +2,7 @@ package chattest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -73,6 +74,7 @@ var storeCases = []storeCase{
 	{"CreateReadsBackIdentically", storeTestCreate},
 	{"StalePrevSeqConflictsAndWritesNothing", storeTestConflict},
 	{"StaleOwnerIsRefusedAndWritesNothing", storeTestStaleOwner},
+	{"RefusedDeadlinesAreNeverStored", storeTestRefuse},
 	{"EpochsGrowAcrossPartitionsAndReopen", storeTestEpochs},
 	{"ReplayedChangeIsNoOp", storeTestReplay},
 	{"SeveralChangesInOneCommit", storeTestSeveralChanges},
@@ -746,6 +748,117 @@ func storeTestStaleOwner(t *testing.T, s chat.Store, _ func() chat.Store) {
 		t.Errorf("the stale owner after the new owner's commit: err %v, want a conflict", err)
 	}
 	storeCheckConversation(t, s, c)
+}
+
+// storeTestRefuse: Refuse fences a gateway's commands by deadline, per
+// partition, against every later Commit, whatever its epoch, and tells
+// whether a change at or after that deadline was stored already (then it
+// changes nothing). A refused change is a conflict and writes nothing;
+// other gateways and partitions are not concerned; a floor never goes
+// down.
+func storeTestRefuse(t *testing.T, s chat.Store, _ func() chat.Store) {
+	ctx := t.Context()
+	w := newStoreWorld()
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	from := func(ch chat.Change, gw string, ms int) chat.Change {
+		ch.Gateway, ch.Deadline = gw, at(ms)
+		return ch
+	}
+	refuse := func(p int, gw string, ms int, want bool) {
+		t.Helper()
+		got, err := s.Refuse(ctx, p, gw, at(ms))
+		if err != nil || got != want {
+			t.Fatalf("Refuse(%d, %s, +%dms) = %v, %v; want %v", p, gw, ms, got, err, want)
+		}
+	}
+	c := w.conversation("cnv_refuse", 4)
+	storeCommit(t, s, 4, c.create(chat.KindGroup, "", "alice", "bob"))
+	ch, _ := c.send("alice", "a-1", "in time")
+	storeCommit(t, s, 4, from(ch, "gw-a", 1000))
+
+	// Stored at +1000 ms: too late to refuse up to there.
+	refuse(4, "gw-a", 1000, false)
+	refuse(4, "gw-a", 500, false)
+	if r, err := s.Refusals(ctx, 4); err != nil || len(r) != 0 {
+		t.Fatalf("Refusals after refusing nothing: %v, %v", r, err)
+	}
+	refuse(4, "gw-a", 2000, true)
+	refuse(4, "gw-a", 1900, true) // below the floor: refused already
+	if r, err := s.Refusals(ctx, 4); err != nil || !storeCanonTime(r["gw-a"]).Equal(at(2000)) || len(r) != 1 {
+		t.Fatalf("Refusals = %v, %v; want gw-a at +2000ms", r, err)
+	}
+
+	cids, uids := []string{"cnv_refuse"}, []string{"alice", "bob"}
+	before := storeDump(t, s, cids, uids, 5)
+	for _, ms := range []int{2000, 1500} {
+		late, msg := c.fork().send("bob", fmt.Sprint("b-", ms), "refused")
+		late = from(late, "gw-a", ms)
+		// The writer takes the partition again after each refusal, as
+		// a sequencer does after a failed Commit.
+		err := s.Commit(ctx, 4, storeTakeOver(t, s, 4), storeHeadOf([]chat.Change{late}), []chat.Change{late})
+		if !chat.IsConflict(err) {
+			t.Errorf("a change of gw-a at +%dms after its floor +2000ms: err %v, want a conflict", ms, err)
+		}
+		storeSameDump(t, "refused change", storeDump(t, s, cids, uids, 5), before)
+		if _, err := s.Message(ctx, "cnv_refuse", msg.ID); !chat.IsNotFound(err) {
+			t.Errorf("the refused message is stored (err %v)", err)
+		}
+	}
+	storeTakeOver(t, s, 4)
+
+	// Another gateway, a later deadline and another partition go on.
+	ch, _ = c.send("bob", "b-3", "other gateway")
+	storeCommit(t, s, 4, from(ch, "gw-b", 1500))
+	ch, _ = c.send("bob", "b-4", "after the floor")
+	storeCommit(t, s, 4, from(ch, "gw-a", 2001))
+	refuse(4, "gw-a", 2001, false)
+	d := w.conversation("cnv_elsewhere", 5)
+	storeCommit(t, s, 5, d.create(chat.KindGroup, "", "carol"))
+	ch, _ = d.send("carol", "c-1", "elsewhere")
+	storeCommit(t, s, 5, from(ch, "gw-a", 1000))
+	storeCheckConversation(t, s, c)
+	storeCheckConversation(t, s, d)
+
+	// A refusal after the writer took the partition: a change of another
+	// gateway still commits with the same epoch; a refused one is a
+	// conflict wrapping ErrRefused, and the epoch stays the writer's.
+	epoch := storeTakeOver(t, s, 4)
+	refuse(4, "gw-c", 5000, true)
+	ch, _ = c.send("bob", "b-5", "refused elsewhere")
+	ch = from(ch, "gw-d", 5000)
+	if err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{ch}), []chat.Change{ch}); err != nil {
+		t.Fatalf("another gateway's change after a refusal since Own: %v", err)
+	}
+	refuse(4, "gw-d", 6000, true)
+	late, _ := c.fork().send("bob", "b-6", "refused")
+	late = from(late, "gw-d", 5500)
+	err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{late}), []chat.Change{late})
+	if !chat.IsConflict(err) || !errors.Is(err, chat.ErrRefused) {
+		t.Fatalf("a change refused since Own: err %v, want a conflict wrapping ErrRefused", err)
+	}
+	ch, _ = c.send("bob", "b-7", "the epoch holds")
+	ch = from(ch, "gw-d", 6001)
+	if err := s.Commit(ctx, 4, epoch, storeHeadOf([]chat.Change{ch}), []chat.Change{ch}); err != nil {
+		t.Fatalf("the same epoch after a refused change: %v", err)
+	}
+	storeCheckConversation(t, s, c)
+
+	// A partition nobody owns yet can be refused, and its first owner is
+	// held to it.
+	refuse(9, "gw-a", 3000, true)
+	e := w.conversation("cnv_unowned", 9)
+	storeCommit(t, s, 9, e.create(chat.KindGroup, "", "dave"))
+	late, _ = e.fork().send("dave", "d-1", "refused")
+	late = from(late, "gw-a", 3000)
+	if err := s.Commit(ctx, 9, storeOwner(t, s, 9), storeHeadOf([]chat.Change{late}), []chat.Change{late}); !chat.IsConflict(err) {
+		t.Errorf("a change at the floor of a partition refused before it was owned: err %v, want a conflict", err)
+	}
+	storeTakeOver(t, s, 9)
+	storeCheckConversation(t, s, e)
+	if _, err := s.Refuse(ctx, 9, "", at(1)); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("Refuse without a gateway: %v, want invalid", err)
+	}
 }
 
 // storeTestEpochs: every Own of a partition gives a higher epoch, also

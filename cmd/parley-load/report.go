@@ -82,6 +82,9 @@ type Result struct {
 
 	Latency  *Summary `json:"latency,omitempty"`  // send→delivered, send→ack or request time
 	Baseline *Summary `json:"baseline,omitempty"` // storm: the small room before the storm
+	// DeliveredLatency is send→delivered in the send scenario (Latency
+	// is its send→ack there).
+	DeliveredLatency *Summary `json:"delivered_latency,omitempty"`
 
 	Connected      int     `json:"connected,omitempty"`
 	ConnectFailed  int     `json:"connect_failed,omitempty"`

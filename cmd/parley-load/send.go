@@ -17,8 +17,10 @@ import (
 // send measures the send path: --rate sends a second, open loop, spread
 // over --convs conversations and --senders WebSocket connections (round
 // robin over the URLs, so several gateways share the load). It reports the
-// acknowledged rate and the send→ack latency; a send that is refused or
-// never acknowledged is an error.
+// acknowledged rate, the send→ack latency and the send→delivered latency
+// (each connection is the only member of its conversations, so it hears
+// the message.created of its own sends, matched by client_id); a send
+// that is refused, never acknowledged or never delivered is an error.
 func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if c.Rate < 1 || c.Convs < 1 || c.Senders < 1 {
 		return nil, errors.New("send mode needs --rate, --convs and --senders of at least 1")
@@ -64,7 +66,10 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	}
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
-	lat := newHist()
+	// deliverAt holds the sends whose message.created has not come yet
+	// (by client_id).
+	deliverAt := map[string]time.Time{}
+	lat, dlat := newHist(), newHist()
 	var refused, closed []string
 	conns := make([]*websocket.Conn, c.Senders)
 	var readers sync.WaitGroup
@@ -92,16 +97,31 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 					}
 					return
 				}
-				if !strings.Contains(string(data), `"ref"`) {
-					continue // an event: only acks and errors are timed
+				if !strings.Contains(string(data), `"ref"`) && !strings.Contains(string(data), `"message.created"`) {
+					continue
 				}
 				for _, line := range strings.Split(string(data), "\n") {
 					var f struct {
-						Type  string          `json:"type"`
-						Ref   string          `json:"ref"`
-						Error json.RawMessage `json:"error"`
+						Type    string          `json:"type"`
+						Ref     string          `json:"ref"`
+						Error   json.RawMessage `json:"error"`
+						Message *struct {
+							ClientID string `json:"client_id"`
+						} `json:"message"`
 					}
-					if json.Unmarshal([]byte(line), &f) != nil || f.Ref == "" || (f.Type != "ack" && f.Type != "error") {
+					if json.Unmarshal([]byte(line), &f) != nil {
+						continue
+					}
+					if f.Type == "message.created" && f.Message != nil {
+						mu.Lock()
+						if at, ok := deliverAt[f.Message.ClientID]; ok {
+							delete(deliverAt, f.Message.ClientID)
+							dlat.Record(now.Sub(at))
+						}
+						mu.Unlock()
+						continue
+					}
+					if f.Ref == "" || (f.Type != "ack" && f.Type != "error") {
 						continue
 					}
 					mu.Lock()
@@ -111,6 +131,7 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 							lat.Record(now.Sub(at))
 						} else {
 							refused = append(refused, string(f.Error))
+							delete(deliverAt, "c"+f.Ref)
 						}
 					}
 					mu.Unlock()
@@ -134,7 +155,8 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 				ref := strconv.Itoa(n)
 				f, _ := json.Marshal(map[string]any{"type": "send", "ref": ref, "conversation_id": mine[i][(n/len(lanes))%len(mine[i])], "client_id": "c" + ref, "text": ref + " " + pad})
 				mu.Lock()
-				sentAt[ref] = time.Now()
+				now := time.Now()
+				sentAt[ref], deliverAt["c"+ref] = now, now
 				mu.Unlock()
 				if err := conns[i].Write(ctx, websocket.MessageText, f); err != nil {
 					once.Do(func() { writeErr = err })
@@ -162,7 +184,7 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
-		left := len(sentAt)
+		left := len(sentAt) + len(deliverAt)
 		mu.Unlock()
 		if left == 0 {
 			break
@@ -185,6 +207,8 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	r.Convs, r.Conns, r.OfferedRate, r.Seconds = c.Convs, c.Senders, float64(c.Rate), elapsed.Seconds()
 	r.Acked, r.Refused, r.Unacked = int(lat.Count()), len(refused), len(sentAt)
 	r.Latency = lat.Summary()
+	r.Delivered, r.Missing = dlat.Count(), int64(len(deliverAt))
+	r.DeliveredLatency = dlat.Summary()
 	if r.Latency == nil {
 		return r, errors.New("no send was acknowledged")
 	}
@@ -195,9 +219,12 @@ func send(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	fmt.Fprintf(out, "send: %d sends offered at %d/s over %v to %d conversations via %d connections on %d gateways: %d acknowledged in %v (%.0f/s), ack latency p50 %v p99 %v max %v\n",
 		total, c.Rate, sendTime.Round(time.Millisecond), c.Convs, c.Senders, len(urls), r.Acked, elapsed.Round(time.Millisecond),
 		float64(r.Acked)/elapsed.Seconds(), pct(l.P50), pct(l.P99), pct(l.Max))
-	if len(refused) > 0 || len(sentAt) > 0 || len(closed) > 0 {
-		return r, fmt.Errorf("%d sends refused (first: %s), %d never acknowledged, %d connections closed by the server (first: %s)",
-			len(refused), first(refused), len(sentAt), len(closed), first(closed))
+	if d := r.DeliveredLatency; d != nil {
+		fmt.Fprintf(out, "send: %d delivered, send→delivered latency p50 %v p99 %v max %v\n", r.Delivered, pct(d.P50), pct(d.P99), pct(d.Max))
+	}
+	if len(refused) > 0 || len(sentAt) > 0 || len(closed) > 0 || len(deliverAt) > 0 {
+		return r, fmt.Errorf("%d sends refused (first: %s), %d never acknowledged, %d acknowledged but never delivered, %d connections closed by the server (first: %s)",
+			len(refused), first(refused), len(sentAt), len(deliverAt), len(closed), first(closed))
 	}
 	return r, nil
 }

@@ -205,14 +205,20 @@ func useRealEngines(t *testing.T, name string) *realEngines {
 			_ = conn.DeleteTopics(e.topicPrefix+"commands", e.topicPrefix+"events")
 			conn.Close()
 		}
-		cluster := gocql.NewCluster(strings.Split(e.hosts, ",")...)
-		cluster.Timeout = 20 * time.Second
-		if s, err := cluster.CreateSession(); err == nil {
-			_ = s.Query("DROP KEYSPACE IF EXISTS " + e.keyspace).Exec()
-			s.Close()
-		}
+		dropKeyspace(e.hosts, e.keyspace)
 	})
 	return e
+}
+
+// dropKeyspace removes a test's keyspace from the shared Cassandra node,
+// best effort (a test that could not reach Cassandra has failed already).
+func dropKeyspace(hosts, keyspace string) {
+	cluster := gocql.NewCluster(strings.Split(hosts, ",")...)
+	cluster.Timeout = 30 * time.Second
+	if s, err := cluster.CreateSession(); err == nil {
+		_ = s.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
+		s.Close()
+	}
 }
 
 // TestMigratePreparesEveryEngine runs `parley migrate` against the real

@@ -150,7 +150,7 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	g.metrics = newMetrics(d.Registerer)
 	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment})
-	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
 	g.registerQueues()
 	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
 	g.api = rest.New(rest.Config{

@@ -225,3 +225,13 @@ func (l *log) Subscribe(ctx context.Context, topic string, ready func(), handle 
 		handle(partition, recs)
 	})
 }
+
+func (s *store) Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (passed bool, err error) {
+	defer func(t time.Time) { s.m.done("store", "refuse", t, err) }(time.Now())
+	return s.Store.Refuse(ctx, partition, gateway, deadline)
+}
+
+func (s *store) Refusals(ctx context.Context, partition int) (floors map[string]time.Time, err error) {
+	defer func(t time.Time) { s.m.done("store", "refusals", t, err) }(time.Now())
+	return s.Store.Refusals(ctx, partition)
+}

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -134,11 +136,20 @@ type wsSession struct {
 	binary bool
 }
 
-// control queues a non-event frame (ack, pong, error) ahead of queued events.
+// wsInvalidUTF8 is the reason of a 1007 close.
+const wsInvalidUTF8 = "text frame is not valid UTF-8"
+
+// control queues a non-event frame (ack, pong, error) ahead of queued
+// events. Such frames echo a client's ref (raw JSON): the reader refuses
+// frames that are not UTF-8, and this makes sure, so the server never
+// writes a text frame that is not UTF-8.
 func (s *wsSession) control(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
+	}
+	if !utf8.Valid(b) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
 	}
 	s.conn.Control(b)
 }
@@ -311,7 +322,12 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		if err != nil {
 			return
 		}
-		f := s.decodeFrame(typ, data)
+		f, fail := s.decodeFrame(typ, data)
+		if fail {
+			s.conn.CloseWith(int(websocket.StatusInvalidFramePayloadData), wsInvalidUTF8)
+			s.ws.Close(websocket.StatusInvalidFramePayloadData, wsInvalidUTF8)
+			return
+		}
 		if firstFrame {
 			firstFrame = false
 			if f.Type == "hello" {
@@ -321,6 +337,21 @@ func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
 		}
 		handle(&f)
 	}
+}
+
+// decodeClientFrame decodes one client frame. fail reports a frame that
+// fails the connection with 1007: RFC 6455 §8.1, a text frame that is
+// not UTF-8 (answering it would echo the bytes). Any other frame that is
+// not one JSON object in a text frame decodes as the "\x00invalid" type,
+// answered with an error frame.
+func decodeClientFrame(typ websocket.MessageType, data []byte) (f wsClientFrame, fail bool) {
+	if typ == websocket.MessageText && !utf8.Valid(data) {
+		return wsClientFrame{}, true
+	}
+	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+		return wsClientFrame{Type: "\x00invalid"}, false
+	}
+	return f, false
 }
 
 func (s *wsSession) frameError(ref json.RawMessage, code, msg string) {

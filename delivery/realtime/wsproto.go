@@ -1,9 +1,9 @@
 package realtime
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -66,24 +66,22 @@ func (s *wsSession) frameOf(obj []byte) []byte {
 }
 
 // decodeFrame reads one client frame of the session's encoding; a frame
-// that does not decode (or comes in the other encoding) is invalid.
-func (s *wsSession) decodeFrame(typ websocket.MessageType, data []byte) wsClientFrame {
+// that does not decode (or comes in the other encoding) is invalid, and
+// a text frame that is not UTF-8 fails the connection (fail, 1007) in
+// either encoding.
+func (s *wsSession) decodeFrame(typ websocket.MessageType, data []byte) (f wsClientFrame, fail bool) {
+	if !s.binary || (typ == websocket.MessageText && !utf8.Valid(data)) {
+		return decodeClientFrame(typ, data) // JSON, and every text frame's UTF-8 rule
+	}
 	invalid := wsClientFrame{Type: "\x00invalid"}
-	if s.binary {
-		if typ != websocket.MessageBinary {
-			return invalid
-		}
-		f, err := wire.DecodeClientFrame(data)
-		if err != nil {
-			return invalid
-		}
-		return wsClientFrame(f)
+	if typ != websocket.MessageBinary {
+		return invalid, false
 	}
-	var f wsClientFrame
-	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
-		return invalid
+	pf, err := wire.DecodeClientFrame(data)
+	if err != nil {
+		return invalid, false
 	}
-	return f
+	return wsClientFrame(pf), false
 }
 
 // invalidFrameMessage is the error message for a frame that does not decode.

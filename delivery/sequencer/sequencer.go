@@ -6,6 +6,7 @@ package sequencer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -46,6 +47,17 @@ type Sequencer struct {
 	// the partition): while it holds the epoch nobody else writes them,
 	// so a batch reads from the Store only conversations it has not seen.
 	known map[int]map[string]knownConv
+	// mships caches, per partition, membership rows (by conversation and
+	// user) as this sequencer's Commits left them or as it read them:
+	// only Commits write them, so while it holds the epoch a sender's row
+	// is read once, not at every batch.
+	mships map[int]map[string]chat.Membership
+	// refused holds, per partition, the gateways' refusal floors
+	// (Store.Refusals) as read after taking the partition: a command at or
+	// below its gateway's floor is refused, as Commit would refuse its
+	// change. A floor raised since makes the Commit fail, and the partition
+	// is taken, and its floors read, again.
+	refused map[int]map[string]time.Time
 
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
 	members         memberCache  // of big conversations (members.go)
@@ -77,6 +89,8 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		epochs:   map[int]int64{},
 		assigned: map[int]int64{},
 		known:    map[int]map[string]knownConv{},
+		refused:  map[int]map[string]time.Time{},
+		mships:   map[int]map[string]chat.Membership{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
 	s.storeRead = s.hops.WithLabelValues("store_read")
@@ -103,6 +117,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if ok && s.assigned[partition] != assignment {
 		delete(s.epochs, partition)
 		delete(s.known, partition)
+		delete(s.mships, partition)
 		ok = false
 	}
 	s.epochsMu.Unlock()
@@ -113,12 +128,67 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sequencer: take partition %d: %w", partition, err)
 	}
+	floors, err := s.store.Refusals(ctx, partition)
+	if err != nil {
+		return 0, fmt.Errorf("sequencer: read the refusals of partition %d: %w", partition, err)
+	}
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
 	s.known[partition] = map[string]knownConv{}
+	s.mships[partition] = map[string]chat.Membership{}
+	s.refused[partition] = floors
 	s.epochsMu.Unlock()
 	return e, nil
+}
+
+// fenceExpired fences gateway's commands up to d, the latest deadline
+// among those a batch refused as expired. A floor already that high
+// needs nothing. Otherwise it fences everything that is expired by this
+// sequencer's clock (deadlines up to now - chat.ExpiryGrace, which
+// covers d): a catching-up owner then pays one Refuse per gateway, not
+// one per batch. When a later command of the gateway is stored already
+// (Refuse reports false), the expired ones precede it in the log and
+// were not stored (the states, read after taking the partition, would
+// show them as replays): any owner passes them again only to find them
+// expired, so the refusal stands without a floor.
+func (s *Sequencer) fenceExpired(ctx context.Context, partition int, gateway string, d time.Time) error {
+	s.epochsMu.Lock()
+	floor, ok := s.refused[partition][gateway]
+	s.epochsMu.Unlock()
+	if ok && !floor.Before(d) {
+		return nil
+	}
+	for _, upTo := range []time.Time{s.now().Add(-chat.ExpiryGrace), d} {
+		if upTo.Before(d) {
+			continue
+		}
+		fenced, err := s.store.Refuse(ctx, partition, gateway, upTo)
+		if err != nil {
+			return fmt.Errorf("sequencer: fence expired commands: %w", err)
+		}
+		if fenced {
+			s.epochsMu.Lock()
+			if m := s.refused[partition]; m != nil && m[gateway].Before(upTo) {
+				m[gateway] = upTo
+			}
+			s.epochsMu.Unlock()
+			return nil
+		}
+	}
+	return nil
+}
+
+// refusedBy reports whether cmd's gateway refused it (Store.Refuse): it
+// answered 503 and the Store would refuse the change.
+func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
+	if cmd.Gateway == "" || cmd.Deadline.IsZero() {
+		return false
+	}
+	s.epochsMu.Lock()
+	floor, ok := s.refused[partition][cmd.Gateway]
+	s.epochsMu.Unlock()
+	return ok && !floor.Before(cmd.Deadline)
 }
 
 // knownConv is a conversation's state as stored (exists false: there is
@@ -153,6 +223,30 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	for cid, st := range states {
 		m[cid] = knownConv{conv: st.conv, exists: st.exists}
 	}
+	ms := s.mships[partition]
+	if ms == nil {
+		return
+	}
+	n := 0
+	for _, st := range states {
+		n += len(st.mships)
+	}
+	if len(ms)+n > maxKnown {
+		clear(ms)
+	}
+	for cid, st := range states {
+		for uid, m := range st.mships {
+			ms[cid+"\x00"+uid] = *m
+		}
+	}
+}
+
+// knownMembership returns a membership row cached for partition.
+func (s *Sequencer) knownMembership(partition int, cid, uid string) (chat.Membership, bool) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m, ok := s.mships[partition][cid+"\x00"+uid]
+	return m, ok
 }
 
 // forget drops the epoch of partition after a failed Commit: it may be
@@ -163,6 +257,7 @@ func (s *Sequencer) forget(partition int) {
 	s.epochsMu.Lock()
 	delete(s.epochs, partition)
 	delete(s.known, partition)
+	delete(s.mships, partition)
 	s.epochsMu.Unlock()
 }
 
@@ -179,6 +274,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		s.epochsMu.Lock()
 		clear(s.epochs)
 		clear(s.known)
+		clear(s.mships)
 		s.epochsMu.Unlock()
 		err := s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
 		if ctx.Err() != nil {
@@ -212,6 +308,11 @@ type batch struct {
 	partition int
 	states    map[string]*convState
 	expired   int // commands refused because their gateway stopped waiting
+	// fence holds, by gateway, the latest deadline among the commands
+	// refused as expired: fenced (Store.Refuse) before the refusals are
+	// appended, so no later owner applies what this one answered
+	// unavailable.
+	fence map[string]time.Time
 	// prefetched holds dedup lookups made side by side before the batch
 	// is applied (conversation+sender+client_id -> message id, "" when
 	// there is none): one by one, they were most of a batch's time on a
@@ -281,6 +382,12 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 					if !st.members[uid] {
 						continue
 					}
+					if m, ok := b.s.knownMembership(b.partition, cid, uid); ok {
+						mu.Lock()
+						st.mships[uid] = &m
+						mu.Unlock()
+						continue
+					}
 					dg.Go(func() error {
 						m, err := b.s.store.Membership(b.ctx, cid, uid)
 						if err != nil {
@@ -338,17 +445,12 @@ func dedupKey(cid, sender, clientID string) string {
 	return cid + "\x00" + sender + "\x00" + clientID
 }
 
+// maxRefusedRetries bounds how often one batch is applied again because
+// gateways refused some of its commands meanwhile.
+const maxRefusedRetries = 5
+
 func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	picked := time.Now()
-	epoch, err := s.epoch(ctx, partition)
-	if err != nil {
-		return err
-	}
-	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}}
-	changes := make([]chat.Change, 0, len(recs))
-	outs := make([]*chat.Record, 0, len(recs))
-	var head int64
-	spans := &batchSpans{partition: partition}
 	cmds := make([]*chat.Command, len(recs))
 	var valid []*chat.Command
 	for i := range recs {
@@ -363,6 +465,35 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 			s.commandWait.Observe(max(0, picked.Sub(cmd.At).Seconds()))
 		}
 	}
+	for attempt := 0; ; attempt++ {
+		err := s.handleOnce(ctx, partition, recs, cmds, valid)
+		if !errors.Is(err, chat.ErrRefused) || attempt >= maxRefusedRetries {
+			return err
+		}
+		// Gateways refused some of the batch's commands since the
+		// partition was taken: the epoch holds, the floors are read
+		// again and the batch is applied again from the states before
+		// it (nothing of it is remembered before its Commit).
+		floors, ferr := s.store.Refusals(ctx, partition)
+		if ferr != nil {
+			return fmt.Errorf("sequencer: read the refusals of partition %d: %w", partition, ferr)
+		}
+		s.epochsMu.Lock()
+		s.refused[partition] = floors
+		s.epochsMu.Unlock()
+	}
+}
+
+func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.Record, cmds, valid []*chat.Command) error {
+	epoch, err := s.epoch(ctx, partition)
+	if err != nil {
+		return err
+	}
+	b := &batch{s: s, ctx: ctx, partition: partition, states: map[string]*convState{}, prefetched: map[string]string{}, fence: map[string]time.Time{}}
+	changes := make([]chat.Change, 0, len(recs))
+	outs := make([]*chat.Record, 0, len(recs))
+	var head int64
+	spans := &batchSpans{partition: partition}
 	t0 := time.Now()
 	b.prefetch(valid)
 	t1 := time.Now()
@@ -390,9 +521,27 @@ func (s *Sequencer) handle(ctx context.Context, partition int, recs []chat.Recor
 		}
 		outs = append(outs, &chat.Record{Key: cmd.ConversationID, Value: val})
 	}
+	for gw, d := range b.fence {
+		if err := s.fenceExpired(ctx, partition, gw, d); err != nil {
+			return err
+		}
+	}
 	t2 := time.Now()
 	if len(changes) > 0 {
 		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
+			if errors.Is(err, chat.ErrRefused) {
+				// The epoch holds; but changes of the Commit before the
+				// refused one may be stored: the cached states are
+				// dropped, and the partition's conversations read again.
+				s.epochsMu.Lock()
+				if s.known[partition] != nil {
+					s.known[partition] = map[string]knownConv{}
+					s.mships[partition] = map[string]chat.Membership{}
+				}
+				s.epochsMu.Unlock()
+				spans.fail(err)
+				return fmt.Errorf("sequencer: commit: %w", err)
+			}
 			s.forget(partition)
 			spans.fail(err)
 			return fmt.Errorf("sequencer: commit: %w", err)
@@ -473,6 +622,10 @@ func (b *batch) membership(st *convState, uid string) (*chat.Membership, error) 
 	if m, ok := st.mships[uid]; ok {
 		return m, nil
 	}
+	if m, ok := b.s.knownMembership(b.partition, st.conv.ID, uid); ok {
+		st.mships[uid] = &m
+		return &m, nil
+	}
 	m, err := b.s.store.Membership(b.ctx, st.conv.ID, uid)
 	if err != nil && !chat.IsNotFound(err) {
 		return nil, err
@@ -505,11 +658,14 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 		out, err := b.replayed(cmd, st, offset)
 		return out, nil, err
 	}
-	if b.s.expired(cmd) {
+	if b.s.expired(cmd) || b.s.refusedBy(b.partition, cmd) {
 		// Not applied before (that is the replay above): refused now, as
-		// the gateway answered. A new owner catching up after a rebalance
-		// thus skips what nobody waits for any more.
+		// the gateway answered or will. A new owner catching up after a
+		// rebalance thus skips what nobody waits for any more.
 		b.expired++
+		if cmd.Gateway != "" && !cmd.Deadline.IsZero() && cmd.Deadline.After(b.fence[cmd.Gateway]) {
+			b.fence[cmd.Gateway] = cmd.Deadline
+		}
 		return failed(cmd, chat.CodeUnavailable, "the command expired in the log before it was applied; send it again"), nil, nil
 	}
 	a := &applier{b: b, st: st, cmd: cmd, offset: offset, at: cmd.At.UTC()}
@@ -526,6 +682,7 @@ func (b *batch) apply(cmd *chat.Command, offset int64) (*chat.Sequenced, *chat.C
 	out.Events = a.change.Events
 	out.Recipients = a.recipients()
 	a.change.Conversation = storedState(st.conv)
+	a.change.Gateway, a.change.Deadline = cmd.Gateway, cmd.Deadline
 	return out, &a.change, nil
 }
 

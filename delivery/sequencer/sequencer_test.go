@@ -3,6 +3,7 @@ package sequencer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -423,5 +424,163 @@ func TestSendersMembershipsAreReadAlongsideTheirDedups(t *testing.T) {
 	}
 	if !b.hasPrefetched("c1", "alice", "k9") {
 		t.Fatal("the dedup record was not prefetched")
+	}
+}
+
+// TestRefusedCommandsAreRefusedAndExpiredOnesFenced: a command at or
+// below its gateway's refusal floor (Store.Refuse: the gateway answered
+// 503) is refused, not applied, while another gateway's goes on; and a
+// command refused as expired is fenced in the Store before its refusal
+// is appended, so no later owner can apply it.
+func TestRefusedCommandsAreRefusedAndExpiredOnesFenced(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	from := func(c chat.Command, gw string, deadline time.Time) chat.Command {
+		c.Gateway, c.Deadline = gw, deadline
+		return c
+	}
+	past := time.Now().Add(-time.Minute)
+	out := r.apply(create("c1", "alice"),
+		from(send("c1", "alice", "refused", "k1"), "gw-a", later),
+		from(send("c1", "alice", "fine", "k2"), "gw-b", later),
+		from(send("c1", "alice", "expired", "k3"), "gw-c", past))
+	if out[1].Result.ErrCode != chat.CodeUnavailable || len(out[1].Events) != 0 {
+		t.Fatalf("a refused gateway's send: %+v, want unavailable", out[1].Result)
+	}
+	if out[2].Result.ErrCode != "" || out[2].Result.Message == nil {
+		t.Fatalf("another gateway's send: %+v", out[2].Result)
+	}
+	if out[3].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("an expired send: %+v, want unavailable", out[3].Result)
+	}
+	floors, err := r.store.Refusals(ctx, 0)
+	// Fenced up to what is expired by the sequencer's clock, which
+	// covers the command's deadline.
+	if err != nil || floors["gw-c"].Before(past) || floors["gw-c"].After(time.Now().Add(-chat.ExpiryGrace)) {
+		t.Fatalf("floors %v, %v; want gw-c fenced from %v to now - grace", floors, err, past)
+	}
+	for _, k := range []string{"k1", "k3"} {
+		if _, err := r.store.Dedup(ctx, "c1", "alice", k); !chat.IsNotFound(err) {
+			t.Errorf("refused send %s stored (err %v)", k, err)
+		}
+	}
+}
+
+// countStore counts membership reads.
+type countStore struct {
+	chat.Store
+	mu          sync.Mutex
+	memberships int
+}
+
+func (s *countStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
+	s.mu.Lock()
+	s.memberships++
+	s.mu.Unlock()
+	return s.Store.Membership(ctx, cid, uid)
+}
+
+// TestMembershipsAreReadOncePerOwnership: a sender's membership row is
+// read from the Store once while the sequencer holds the partition (only
+// its Commits write it), and its read position still moves with every
+// send.
+func TestMembershipsAreReadOncePerOwnership(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice", "bob"))
+	st := &countStore{Store: r.store}
+	r.seq = New(r.log, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 4 {
+		r.apply(send("c1", "alice", "x", fmt.Sprint("m-", i)))
+	}
+	if st.memberships != 1 {
+		t.Errorf("%d membership reads for four batches, want 1", st.memberships)
+	}
+	m, err := r.store.Membership(t.Context(), "c1", "alice")
+	if err != nil || m.ReadSeq != 6 {
+		t.Fatalf("alice's stored read position %d (%v), want 6", m.ReadSeq, err)
+	}
+}
+
+// TestARefusalAfterTakingThePartitionIsHandledInTheBatch: a gateway that
+// refuses its commands after the sequencer took the partition makes the
+// Commit fail with ErrRefused; the sequencer reads the floors again and
+// applies the batch again within the same call, keeping its epoch,
+// instead of failing the batch (which would restart the consumer).
+func TestARefusalAfterTakingThePartitionIsHandledInTheBatch(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.apply(create("c1", "alice"))
+	epoch, _ := r.seq.epoch(ctx, 0)
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	refused := send("c1", "alice", "refused", "k1")
+	refused.Gateway, refused.Deadline = "gw-a", later
+	fine := send("c1", "alice", "fine", "k2")
+	out := r.apply(fine, refused)
+	if out[0].Result.Message == nil || out[1].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("results %+v, %+v; want the first applied, the refused one unavailable", out[0].Result, out[1].Result)
+	}
+	if e, _ := r.seq.epoch(ctx, 0); e != epoch {
+		t.Errorf("the partition was taken again (epoch %d, then %d)", epoch, e)
+	}
+	if _, err := r.store.Dedup(ctx, "c1", "alice", "k1"); !chat.IsNotFound(err) {
+		t.Errorf("the refused send was stored (err %v)", err)
+	}
+}
+
+// TestAnExpiredCommandBeforeAStoredOneIsRefused: re-handling a batch in
+// which a later command of the same gateway was stored (its claim
+// finished by the next Own after an outage), an earlier command of that
+// gateway that made no change is now expired: the fence finds the later
+// one stored, and the batch goes on, refusing the expired command,
+// instead of failing for ever.
+func TestAnExpiredCommandBeforeAStoredOneIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice"))
+	stored := send("c1", "alice", "stored", "k2")
+	stored.Gateway, stored.Deadline = "gw-a", time.Now().Add(time.Hour)
+	r.apply(stored)
+	early := send("c2", "alice", "expired", "k1") // c2 does not exist: no change either way
+	early.Gateway, early.Deadline = "gw-a", time.Now().Add(-time.Minute)
+	out := r.apply(early)
+	if out[0].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("the expired command: %+v, want unavailable", out[0].Result)
+	}
+}
+
+// refuseCounter counts Refuse calls.
+type refuseCounter struct {
+	chat.Store
+	n int
+}
+
+func (s *refuseCounter) Refuse(ctx context.Context, p int, gw string, d time.Time) (bool, error) {
+	s.n++
+	return s.Store.Refuse(ctx, p, gw, d)
+}
+
+// TestCatchingUpFencesOncePerGateway: an owner working through a backlog
+// of expired commands fences a gateway once, up to what is expired by its
+// clock, not once per batch.
+func TestCatchingUpFencesOncePerGateway(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("c1", "alice"))
+	st := &refuseCounter{Store: r.store}
+	r.seq = New(r.log, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 3 {
+		c := send("c1", "alice", "late", fmt.Sprint("late-", i))
+		c.Gateway, c.Deadline = "gw-x", time.Now().Add(-time.Minute+time.Duration(i)*time.Second)
+		if out := r.apply(c); out[0].Result.ErrCode != chat.CodeUnavailable {
+			t.Fatalf("batch %d: %+v, want unavailable", i, out[0].Result)
+		}
+	}
+	if st.n != 1 {
+		t.Fatalf("%d fences for three batches of one gateway, want 1", st.n)
 	}
 }

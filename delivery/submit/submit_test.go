@@ -42,9 +42,44 @@ func (l *fakeLog) Append(ctx context.Context, topic string, recs ...*chat.Record
 	return nil
 }
 
+// fakeStore is the fence: Refuse answers refuse (or err) and records
+// its calls.
+type fakeStore struct {
+	mu     sync.Mutex
+	refuse bool
+	err    error
+	calls  []refusal
+}
+
+type refusal struct {
+	partition int
+	gateway   string
+	deadline  time.Time
+}
+
+func (f *fakeStore) Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, refusal{partition, gateway, deadline})
+	return f.refuse, f.err
+}
+
+func (f *fakeStore) Dedup(ctx context.Context, cid, sender, clientID string) (string, error) {
+	return "", chat.Errorf(chat.CodeNotFound, "no dedup record")
+}
+
+func (f *fakeStore) Message(ctx context.Context, cid, mid string) (chat.Message, error) {
+	return chat.Message{}, chat.Errorf(chat.CodeNotFound, "no message")
+}
+
 func start(t *testing.T, lg *fakeLog, timeout time.Duration) *Submitter {
 	t.Helper()
-	s := New(Config{Gateway: "gw1", Log: lg, Timeout: timeout})
+	return startWith(t, lg, &fakeStore{refuse: true}, timeout)
+}
+
+func startWith(t *testing.T, lg *fakeLog, st *fakeStore, timeout time.Duration) *Submitter {
+	t.Helper()
+	s := New(Config{Gateway: "gw1", Log: lg, Store: st, Timeout: timeout})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
@@ -52,15 +87,16 @@ func start(t *testing.T, lg *fakeLog, timeout time.Duration) *Submitter {
 	return s
 }
 
-// TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied: when no
-// result comes, the caller hears "unavailable" only after the moment from
-// which the sequencer refuses the command (its deadline plus the
-// sequencer's grace) and the result of a command applied just before it
-// would have come back (Settle). Before, the gateway answered 503 at the
-// command's deadline, while the sequencer still applied it for 2 s more.
-func TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied(t *testing.T) {
+// TestUnavailableComesOnlyOnceTheCommandIsFenced: when no result comes,
+// the caller hears "unavailable" only once the fence in the Store holds
+// for the command's deadline (it can then never be applied), and not
+// before the sequencer refuses the command on its own (its deadline plus
+// the sequencer's grace). Before, the gateway answered by the clock
+// alone, and a slow Commit could still apply the command.
+func TestUnavailableComesOnlyOnceTheCommandIsFenced(t *testing.T) {
 	lg := &fakeLog{}
-	s := start(t, lg, time.Second)
+	st := &fakeStore{refuse: true}
+	s := startWith(t, lg, st, time.Second)
 	cmd := &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"}
 	_, err := s.Wait(context.Background(), cmd)
 	answered := time.Now()
@@ -73,21 +109,44 @@ func TestUnavailableComesOnlyOnceTheCommandCanNoLongerBeApplied(t *testing.T) {
 		t.Fatalf("%d commands appended", len(lg.appended))
 	}
 	carried := lg.appended[0].Deadline
-	if refusedFrom := carried.Add(chat.ExpiryGrace + Settle); answered.Before(refusedFrom) {
-		t.Fatalf("answered unavailable at %v, before the sequencer must refuse the command (%v) and its result settled",
+	if refusedFrom := carried.Add(chat.ExpiryGrace); answered.Before(refusedFrom) {
+		t.Fatalf("answered unavailable at %v, before the sequencer refuses the command (%v)",
 			answered.Format(time.StampMilli), refusedFrom.Format(time.StampMilli))
 	}
 	if !carried.After(cmd.At) {
 		t.Fatalf("deadline %v not after the command's time %v", carried, cmd.At)
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.calls) != 1 || !st.calls[0].deadline.Equal(carried) || st.calls[0].gateway != "gw1" {
+		t.Fatalf("fences %+v, want one at the carried deadline %v", st.calls, carried)
+	}
+}
+
+// TestTheAnswerComesByTheTimeoutWhenTheStoreDoesNotAnswer: a fence the
+// Store never answers (it is down) does not keep the caller: it hears
+// "unavailable" by the give-up time plus refuseLimit.
+func TestTheAnswerComesByTheTimeoutWhenTheStoreDoesNotAnswer(t *testing.T) {
+	lg := &fakeLog{}
+	st := &fakeStore{err: chat.Errorf(chat.CodeUnavailable, "store down")}
+	s := startWith(t, lg, st, 4*time.Second)
+	start := time.Now()
+	_, err := s.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"})
+	if chat.ErrorCode(err) != chat.CodeUnavailable {
+		t.Fatalf("err %v, want unavailable", err)
+	}
+	if took := time.Since(start); took > 4*time.Second+refuseLimit+500*time.Millisecond {
+		t.Fatalf("answered after %v", took)
+	}
 }
 
 // TestALostAppendAcknowledgementStillGetsTheResult: an Append that fails
-// may have written the command; its result, when it comes, is the answer
-// (not an early 503 for a message that then appears for everyone).
+// may have written the command; when the fence finds that the sequencer
+// has it, its result, when it comes, is the answer (not an early 503 for
+// a message that then appears for everyone).
 func TestALostAppendAcknowledgementStillGetsTheResult(t *testing.T) {
 	lg := &fakeLog{fail: true, took: make(chan chat.Command, 1)}
-	s := start(t, lg, time.Second)
+	s := startWith(t, lg, &fakeStore{refuse: false}, time.Second)
 	done := make(chan error, 1)
 	s.Submit(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"}, func(r chat.Result, err error) {
 		if err == nil && !r.Created {
@@ -141,5 +200,81 @@ func TestDeadlinesKeepTheAnswerWithinTheTimeout(t *testing.T) {
 		if d.Sub(at) != tc.lead || g.Sub(at) != tc.wait {
 			t.Errorf("timeout %v: deadline +%v, give up +%v; want +%v, +%v", tc.timeout, d.Sub(at), g.Sub(at), tc.lead, tc.wait)
 		}
+	}
+}
+
+// TestAFailedAppendIsFencedAndRefused: the commands of a failed Append are
+// fenced in the Store up to the deadline they carry; where the fence
+// holds they are answered unavailable at once (they can never be
+// applied), not after the whole timeout.
+func TestAFailedAppendIsFencedAndRefused(t *testing.T) {
+	lg := &fakeLog{fail: true, took: make(chan chat.Command, 1)}
+	st := &fakeStore{refuse: true}
+	s := startWith(t, lg, st, 4*time.Second)
+	start := time.Now()
+	_, err := s.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"})
+	if chat.ErrorCode(err) != chat.CodeUnavailable || time.Since(start) > 3*time.Second {
+		t.Fatalf("answer %v after %v, want unavailable at once", err, time.Since(start))
+	}
+	cmd := <-lg.took
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	want := refusal{chat.PartitionOf("cnv_1", 4), "gw1", cmd.Deadline}
+	if len(st.calls) != 1 || st.calls[0].partition != want.partition || st.calls[0].gateway != want.gateway || !st.calls[0].deadline.Equal(want.deadline) {
+		t.Fatalf("fenced %+v, want %+v", st.calls, want)
+	}
+}
+
+// TestAPassedCommandWaitsForItsResult: when the result has not come by
+// the give-up time but the fence finds that the sequencer has passed the
+// command (stored it, or one after it), the caller is not told
+// "unavailable": it waits for the result.
+func TestAPassedCommandWaitsForItsResult(t *testing.T) {
+	lg := &fakeLog{took: make(chan chat.Command, 1)}
+	st := &fakeStore{refuse: false}
+	s := startWith(t, lg, st, time.Second)
+	done := make(chan error, 1)
+	s.Submit(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice", Text: "hi"}, func(r chat.Result, err error) {
+		if err == nil && !r.Created {
+			err = errors.New("not the sequencer's result")
+		}
+		done <- err
+	})
+	cmd := <-lg.took
+	_, giveUp := Deadlines(cmd.At, time.Second)
+	time.Sleep(time.Until(giveUp) + 300*time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("answered %v before the result came", err)
+	default:
+	}
+	st.mu.Lock()
+	calls := len(st.calls)
+	st.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("%d fences, want 1", calls)
+	}
+	s.Resolve(cmd.ID, chat.Result{Created: true})
+	if err := <-done; err != nil {
+		t.Fatalf("answer %v, want the result", err)
+	}
+}
+
+// TestDeadlinesGrowInLogOrder: a gateway's commands to one partition
+// carry strictly growing deadlines in the order they are appended, also
+// when the clock gives two of them the same time.
+func TestDeadlinesGrowInLogOrder(t *testing.T) {
+	lg := &fakeLog{took: make(chan chat.Command, 1000)}
+	s := start(t, lg, 4*time.Second)
+	for i := 0; i < 500; i++ {
+		s.Submit(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: "cnv_1", Actor: "alice"}, func(chat.Result, error) {})
+	}
+	var prev time.Time
+	for i := 0; i < 500; i++ {
+		cmd := <-lg.took
+		if !cmd.Deadline.After(prev) {
+			t.Fatalf("command %d has deadline %v, not after %v", i, cmd.Deadline, prev)
+		}
+		prev = cmd.Deadline
 	}
 }

@@ -137,6 +137,8 @@ func (x *Index) matchQuery(text string) (q query.Query, ok bool) {
 	return mq, true
 }
 
+var unixEpoch = time.Unix(0, 0)
+
 // filterQuery returns the non-scoring filter of q: the conversations in
 // allowed (always), and the sender, time and attachment filters that are
 // set. ok is false when nothing can pass.
@@ -162,6 +164,16 @@ func filterQuery(allowed map[string]bool, q chat.SearchQuery) (f query.Query, ok
 		// Bounds beyond what Bleve can hold are no bounds, or exclude all.
 		if !after.IsZero() && after.Before(query.MinRFC3339CompatibleTime) {
 			after = time.Time{}
+		}
+		// No message is created before the Unix epoch, and a Bleve numeric
+		// range whose ends straddle it can enumerate terms for minutes
+		// (found by FuzzSearch: after -91 ns, before 65 ns): a bound
+		// before the epoch is no bound, or excludes all.
+		if !after.IsZero() && after.Before(unixEpoch) {
+			after = time.Time{}
+		}
+		if !before.IsZero() && !before.After(unixEpoch) {
+			return nil, false
 		}
 		if !before.IsZero() && before.After(query.MaxRFC3339CompatibleTime) {
 			before = time.Time{}
@@ -214,7 +226,9 @@ func decodePageToken(s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if len(s) > 16 {
+	// The decoder skips CR and LF; a token holding them is not one this
+	// index issued.
+	if len(s) > 16 || strings.ContainsAny(s, "\r\n") {
 		return 0, errBadPageToken
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
@@ -222,7 +236,7 @@ func decodePageToken(s string) (int, error) {
 		return 0, errBadPageToken
 	}
 	off, n := binary.Uvarint(b[1:])
-	if n <= 0 || 1+n != len(b) || off == 0 || off >= maxWindow {
+	if n <= 0 || 1+n != len(b) || off == 0 || off >= maxWindow || encodePageToken(int(off)) != s {
 		return 0, errBadPageToken
 	}
 	return int(off), nil

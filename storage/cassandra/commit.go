@@ -69,6 +69,11 @@ type owned struct {
 	// them; it is valid while epoch is, since nobody else writes the
 	// partition's conversations meanwhile.
 	seqs map[string]int64
+	// fences and refused are the row's as Own read them: every claim is
+	// conditioned on fences, so a Refuse since then fails the claim, and
+	// refused are the floors the changes are checked against.
+	fences  *int64
+	refused map[string]int64
 }
 
 // maxCachedSeqs bounds a partition's seqs cache; past it the cache starts
@@ -123,21 +128,23 @@ func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
 	po.epoch = 0
 	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
 		var (
-			epoch, lastTS *int64
-			pending       *string
+			epoch, lastTS, fences *int64
+			pending               *string
+			refused               map[string]int64
 		)
 		// A serial read sees, and completes, a claim Paxos accepted but
 		// had not committed when its writer gave up.
-		err := s.q(ctx, `SELECT epoch, last_ts, pending FROM {partition_owners} WHERE partition = ?`, partition).
-			Consistency(s.serial).Scan(&epoch, &lastTS, &pending)
+		err := s.q(ctx, `SELECT epoch, last_ts, pending, fences, refused FROM {partition_owners} WHERE partition = ?`, partition).
+			Consistency(s.serial).Scan(&epoch, &lastTS, &pending, &fences, &refused)
 		if errors.Is(err, gocql.ErrNotFound) {
-			applied, err := s.q(ctx, `INSERT INTO {partition_owners} (partition, epoch, last_ts) VALUES (?, 1, 0) IF NOT EXISTS`, partition).
+			applied, err := s.q(ctx, `INSERT INTO {partition_owners} (partition, epoch, last_ts, fences) VALUES (?, 1, 0, 0) IF NOT EXISTS`, partition).
 				MapScanCAS(map[string]any{})
 			if err != nil {
 				return 0, classify(op, err)
 			}
 			if applied {
-				po.epoch, po.lastTS, po.seqs = 1, 0, map[string]int64{}
+				zero := int64(0)
+				po.epoch, po.lastTS, po.seqs, po.fences, po.refused = 1, 0, map[string]int64{}, &zero, nil
 				return 1, nil
 			}
 			continue
@@ -157,11 +164,103 @@ func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
 			return 0, classify(op, err)
 		}
 		if applied {
-			po.epoch, po.lastTS, po.seqs = e+1, ts, map[string]int64{}
+			po.epoch, po.lastTS, po.seqs, po.fences, po.refused = e+1, ts, map[string]int64{}, fences, refused
 			return e + 1, nil
 		}
 	}
 	return 0, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("partition %d: too much contention", partition)}
+}
+
+// Refuse raises gateway's refusal floor of partition to deadline with a
+// lightweight transaction on the partition's row of partition_owners, the
+// row every claim is a lightweight transaction on: conditioned on the
+// row's last claim (last_ts) and fences as read, so no claim slips in
+// between the check of claimed and the raise, and bumping fences, so
+// every claim of an owner that read the row before fails.
+func (s *Store) Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error) {
+	const op = "cassandra: refuse"
+	if partition < 0 || gateway == "" || deadline.IsZero() {
+		return false, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "a partition, a gateway and a deadline are required"}
+	}
+	d := deadline.UnixNano()
+	for attempt := 0; attempt < maxOwnAttempts; attempt++ {
+		var (
+			lastTS, fences   *int64
+			refused, claimed map[string]int64
+		)
+		err := s.q(ctx, `SELECT last_ts, fences, refused, claimed FROM {partition_owners} WHERE partition = ?`, partition).
+			Consistency(s.serial).Scan(&lastTS, &fences, &refused, &claimed)
+		if errors.Is(err, gocql.ErrNotFound) {
+			applied, err := s.q(ctx, `INSERT INTO {partition_owners} (partition, epoch, last_ts, fences, refused) VALUES (?, 0, 0, 1, ?) IF NOT EXISTS`,
+				partition, map[string]int64{gateway: d}).MapScanCAS(map[string]any{})
+			if err != nil {
+				return false, classify(op, err)
+			}
+			if applied {
+				return true, nil
+			}
+			continue
+		}
+		if err != nil {
+			return false, classify(op, err)
+		}
+		if c, ok := claimed[gateway]; ok && c >= d {
+			return false, nil
+		}
+		if f, ok := refused[gateway]; ok && f >= d {
+			return true, nil
+		}
+		applied, err := s.q(ctx, `UPDATE {partition_owners} SET refused = refused + ?, fences = ? WHERE partition = ? IF last_ts = ? AND fences = ?`,
+			map[string]int64{gateway: d}, deref(fences)+1, partition, lastTS, fences).MapScanCAS(map[string]any{})
+		if err != nil {
+			return false, classify(op, err)
+		}
+		if applied {
+			s.refusedHere(partition, fences, gateway, d)
+			return true, nil
+		}
+	}
+	return false, &chat.Error{Code: chat.CodeUnavailable, Op: op, Message: fmt.Sprintf("partition %d: too much contention", partition)}
+}
+
+// refusedHere brings this store's hold on partition up to a refusal it
+// made itself (the sequencer fences the commands it refuses as expired,
+// just before its Commit), so its next claim does not fail on fences it
+// moved: only when the hold had seen the row's fences as they were
+// before (else a refusal by someone else is still unknown to it).
+func (s *Store) refusedHere(partition int, was *int64, gateway string, d int64) {
+	s.ownedMu.Lock()
+	po := s.owned[partition]
+	s.ownedMu.Unlock()
+	if po == nil || !po.mu.TryLock() {
+		return // a Commit or Own runs: it finds out on its own
+	}
+	defer po.mu.Unlock()
+	if po.epoch == 0 || deref(po.fences) != deref(was) || (po.fences == nil) != (was == nil) {
+		return
+	}
+	f := deref(was) + 1
+	po.fences = &f
+	refused := make(map[string]int64, len(po.refused)+1)
+	for g, v := range po.refused {
+		refused[g] = v
+	}
+	refused[gateway] = max(refused[gateway], d)
+	po.refused = refused
+}
+
+// Refusals reads partition's refusal floors.
+func (s *Store) Refusals(ctx context.Context, partition int) (map[string]time.Time, error) {
+	var refused map[string]int64
+	err := s.q(ctx, `SELECT refused FROM {partition_owners} WHERE partition = ?`, partition).Consistency(s.serial).Scan(&refused)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return nil, classify("cassandra: refusals", err)
+	}
+	out := make(map[string]time.Time, len(refused))
+	for gw, f := range refused {
+		out[gw] = time.Unix(0, f).UTC()
+	}
+	return out, nil
 }
 
 func deref(p *int64) int64 {
@@ -283,6 +382,11 @@ func (s *Store) decide(ctx context.Context, po *owned, changes []chat.Change) ([
 		if cur != ch.PrevSeq {
 			return nil, conflict(cid, cur, ch.PrevSeq)
 		}
+		if ch.Gateway != "" && !ch.Deadline.IsZero() {
+			if floor, ok := po.refused[ch.Gateway]; ok && floor >= ch.Deadline.UnixNano() {
+				return nil, refusedErr(cid, ch.Gateway, floor)
+			}
+		}
 		last[cid] = ch.Conversation.LastSeq
 		out = append(out, ch)
 	}
@@ -345,19 +449,62 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 		partition, po.epoch, ref, string(raw), batchTTL, ts).Exec(); err != nil {
 		return nil, "", fmt.Errorf("record batch: %w", err)
 	}
-	cur := map[string]any{}
-	applied, err := s.q(ctx, `UPDATE {partition_owners} SET pending = ?, last_ts = ? WHERE partition = ? IF epoch = ?`,
-		ref, lastTS, partition, po.epoch).MapScanCAS(cur)
-	if err != nil {
-		// The claim may or may not have been accepted: the next Own
-		// finds it pending, or not.
-		po.epoch = 0
-		return nil, "", fmt.Errorf("claim: %w", err)
+	// The latest deadline of each gateway's changes: claims come in log
+	// order, where a gateway's deadlines grow, so this never lowers one.
+	claimed := map[string]int64{}
+	for _, ch := range changes {
+		if ch.Gateway != "" && !ch.Deadline.IsZero() {
+			claimed[ch.Gateway] = max(claimed[ch.Gateway], ch.Deadline.UnixNano())
+		}
+	}
+	var (
+		applied bool
+		cur     map[string]any
+	)
+	for attempt := 0; ; attempt++ {
+		cur = map[string]any{}
+		applied, err = s.q(ctx, `UPDATE {partition_owners} SET pending = ?, last_ts = ?, claimed = claimed + ? WHERE partition = ? IF epoch = ? AND fences = ?`,
+			ref, lastTS, claimed, partition, po.epoch, po.fences).MapScanCAS(cur)
+		if err != nil {
+			// The claim may or may not have been accepted: the next Own
+			// finds it pending, or not.
+			po.epoch = 0
+			return nil, "", fmt.Errorf("claim: %w", err)
+		}
+		e, _ := cur["epoch"].(int64)
+		if applied || e != po.epoch || attempt >= maxOwnAttempts {
+			break
+		}
+		// Still this store's epoch: a gateway refused commands since
+		// (fences moved). Claim again on the new fences unless one of
+		// these changes is refused now.
+		var (
+			fences  *int64
+			refused map[string]int64
+		)
+		if err := s.q(ctx, `SELECT fences, refused FROM {partition_owners} WHERE partition = ?`, partition).
+			Consistency(s.serial).Scan(&fences, &refused); err != nil {
+			po.epoch = 0
+			return nil, "", fmt.Errorf("read refusals: %w", err)
+		}
+		po.fences, po.refused = fences, refused
+		for _, ch := range changes {
+			if ch.Gateway == "" || ch.Deadline.IsZero() {
+				continue
+			}
+			if floor, ok := refused[ch.Gateway]; ok && floor >= ch.Deadline.UnixNano() {
+				return nil, "", refusedErr(ch.Conversation.ID, ch.Gateway, floor)
+			}
+		}
 	}
 	if !applied {
 		e, _ := cur["epoch"].(int64)
 		stale := po.epoch
 		po.epoch = 0
+		if e == stale {
+			return nil, "", &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
+				Message: fmt.Sprintf("partition %d: too much contention on refusals at epoch %d", partition, stale)}
+		}
 		return nil, "", &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit",
 			Message: fmt.Sprintf("partition %d was taken at epoch %d; this writer holds epoch %d", partition, e, stale)}
 	}
@@ -390,6 +537,12 @@ func (s *Store) checkReplay(ctx context.Context, ch *chat.Change, storedSeq int6
 		}
 	}
 	return nil
+}
+
+// refusedErr is the conflict of a change its gateway refused.
+func refusedErr(cid, gateway string, floor int64) error {
+	return &chat.Error{Code: chat.CodeConflict, Op: "cassandra: commit", Err: chat.ErrRefused,
+		Message: fmt.Sprintf("conversation %s: gateway %s refused its commands up to %s", cid, gateway, time.Unix(0, floor).UTC().Format(time.RFC3339Nano))}
 }
 
 func conflict(cid string, stored, prev int64) error {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/parleychat/parley/chat"
 )
 
 // bucketSize is how many seqs share one partition of events or messages:
@@ -29,7 +32,10 @@ func bucketOf(seq int64) int64 {
 //	partition_owners  ((partition)) -> epoch of the partition's writer, taken
 //	                  by LWT (Own); last_ts, the newest claim's timestamp; and
 //	                  pending, the ref of the newest claimed batch, each
-//	                  claim an LWT conditioned on the epoch
+//	                  claim an LWT conditioned on the epoch and on fences;
+//	                  refused (gateway -> refusal floor, unix ns) and
+//	                  fences (bumped by each Refuse); claimed (gateway ->
+//	                  the latest Deadline claimed, unix ns, set by claims)
 //	partition_claims  ((partition, epoch)) -> the epoch's newest batch (ref,
 //	                  body), recorded before its claim, TTL; ref is the
 //	                  epoch, the batch's timestamp and random bits
@@ -69,7 +75,15 @@ func schema(keyspace string, replication int) []string {
 			partition int PRIMARY KEY,
 			epoch bigint,
 			last_ts bigint,
-			pending text)`,
+			pending text,
+			fences bigint,
+			refused map<text, bigint>,
+			claimed map<text, bigint>)`,
+		// Tables made before refusals get their columns (an existing
+		// column is not an error: see applySchema).
+		`ALTER TABLE %s.partition_owners ADD fences bigint`,
+		`ALTER TABLE %s.partition_owners ADD refused map<text, bigint>`,
+		`ALTER TABLE %s.partition_owners ADD claimed map<text, bigint>`,
 		`CREATE TABLE IF NOT EXISTS %s.partition_claims (
 			partition int,
 			epoch bigint,
@@ -156,10 +170,37 @@ func schema(keyspace string, replication int) []string {
 // applySchema creates the keyspace and tables that are missing.
 func (s *Store) applySchema(ctx context.Context, keyspace string, replication int) error {
 	for _, stmt := range schema(keyspace, replication) {
-		if err := s.session.Query(stmt).WithContext(ctx).Exec(); err != nil {
+		if err := s.schemaStatement(ctx, stmt); err != nil {
+			if strings.HasPrefix(stmt, "ALTER TABLE") && (strings.Contains(err.Error(), "already exists") || strings.Contains(err.Error(), "conflicts with an existing column")) {
+				continue
+			}
 			name := strings.Fields(stmt)
 			return fmt.Errorf("cassandra: schema: %s: %w", strings.Join(name[:min(len(name), 6)], " "), classify("cassandra: schema", err))
 		}
 	}
 	return nil
+}
+
+// schemaAttempts bounds the tries of one schema statement: under load a
+// node applies a schema change more slowly than the request timeout (it
+// waits for its schema to settle), and finishes it meanwhile. Every
+// statement is idempotent, so it is sent again.
+const schemaAttempts = 5
+
+func (s *Store) schemaStatement(ctx context.Context, stmt string) error {
+	var err error
+	for attempt := 0; attempt < schemaAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Second):
+			}
+		}
+		err = s.session.Query(stmt).WithContext(ctx).Exec()
+		if err == nil || chat.ErrorCode(classify("", err)) != chat.CodeUnavailable {
+			return err
+		}
+	}
+	return err
 }

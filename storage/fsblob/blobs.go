@@ -420,7 +420,7 @@ func (b *Blobs) write(ctx context.Context, op, key string, r io.Reader, size int
 	case errors.Is(err, errShort) || errors.Is(err, errLong):
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: err.Error()}
 	case errors.As(err, &se):
-		return fmt.Errorf("fsblob: put %s: read: %w", key, se.err)
+		return fmt.Errorf("fsblob: put %s: read: %w", key, se) // still a sourceError: the client's fault, not ours
 	case err != nil:
 		return fmt.Errorf("fsblob: put %s: write: %w", key, err)
 	}

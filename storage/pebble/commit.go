@@ -55,6 +55,67 @@ func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
 	return int64(cur + 1), nil
 }
 
+// Refuse raises gateway's refusal floor of partition to deadline, unless
+// a change of gateway with a Deadline at or after it is stored: it holds
+// the partition's lock, as Own and Commit do, so no Commit runs between
+// its check and its write.
+func (s *Store) Refuse(ctx context.Context, partition int, gateway string, deadline time.Time) (bool, error) {
+	const op = "pebble: refuse"
+	if partition < 0 || gateway == "" || deadline.IsZero() {
+		return false, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "a partition, a gateway and a deadline are required"}
+	}
+	if err := s.enter(ctx, op); err != nil {
+		return false, err
+	}
+	defer s.leave()
+	lock := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
+	s.lock(lock)
+	defer s.unlock(lock)
+	d := unsigned(deadline.UnixNano())
+	stored, _, err := getUint(s.db, claimedKey(partition, gateway))
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	if stored >= d {
+		return false, nil
+	}
+	floor, _, err := getUint(s.db, refuseKey(partition, gateway))
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	if floor >= d {
+		return true, nil
+	}
+	if err := s.db.Set(refuseKey(partition, gateway), encodeUint(d), pebble.Sync); err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	return true, nil
+}
+
+// Refusals returns partition's refusal floors by gateway.
+func (s *Store) Refusals(ctx context.Context, partition int) (map[string]time.Time, error) {
+	const op = "pebble: refusals"
+	if err := s.enter(ctx, op); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := map[string]time.Time{}
+	p := refusePrefix(partition)
+	err := scan(s.db, p, prefixEnd(p), false, func(k, v []byte) (bool, error) {
+		gw, err := lastString(k[len(p):])
+		n, derr := decodeUint(v)
+		if err != nil || derr != nil {
+			return false, fmt.Errorf("corrupt refusal %q", k)
+		}
+		out[gw] = time.Unix(0, int64(n)).UTC()
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
 // Commit writes changes in one synced batch: all of them or, on any error,
 // none. The batch is fenced twice: epoch must be the partition's newest
 // (Own), or the Commit fails with CodeConflict; and when a change's
@@ -98,12 +159,43 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 		return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d is owned at epoch %d; the commit has epoch %d", partition, cur, epoch)}
 	}
 	lastSeqs := make(map[string]int64, len(changes))
+	floors := map[string]uint64{}  // refusal floors read, by gateway
+	claimed := map[string]uint64{} // the latest deadline stored now, by gateway
 	for i := range changes {
-		if err := stageChange(b, &changes[i], lastSeqs); err != nil {
+		ch := &changes[i]
+		n := b.Count()
+		if err := stageChange(b, ch, lastSeqs); err != nil {
 			if chat.ErrorCode(err) == chat.CodeConflict {
 				return err
 			}
 			return fmt.Errorf("%s: change %d: %w", op, i, err)
+		}
+		if b.Count() == n || ch.Gateway == "" || ch.Deadline.IsZero() {
+			continue // a replay (stored before, so not refusable), or never refused
+		}
+		floor, ok := floors[ch.Gateway]
+		if !ok {
+			var err error
+			if floor, _, err = getUint(b, refuseKey(partition, ch.Gateway)); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			floors[ch.Gateway] = floor
+		}
+		d := unsigned(ch.Deadline.UnixNano())
+		if floor >= d {
+			return &chat.Error{Code: chat.CodeConflict, Op: op, Err: chat.ErrRefused, Message: fmt.Sprintf("change %d: gateway %s refused its commands up to %s", i, ch.Gateway, time.Unix(0, int64(floor)).UTC().Format(time.RFC3339Nano))}
+		}
+		claimed[ch.Gateway] = max(claimed[ch.Gateway], d)
+	}
+	for gw, d := range claimed {
+		cur, _, err := getUint(b, claimedKey(partition, gw))
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if d > cur {
+			if err := b.Set(claimedKey(partition, gw), encodeUint(d), nil); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 		}
 	}
 	if err := stageHead(b, partition, head); err != nil {

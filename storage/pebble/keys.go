@@ -3,6 +3,7 @@ package pebble
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 )
 
 // Keys are tuples whose byte order is their tuple order, so that one range
@@ -23,28 +24,32 @@ import (
 //	dedup/{cid}/{sender}/{client}   -> message id
 //	head/{partition}                -> position
 //	owner/{partition}               -> the epoch of the partition's writer
+//	refuse/{partition}/{gateway}    -> refusal floor, unix ns (Refuse)
+//	claimed/{partition}/{gateway}   -> the latest Deadline stored, unix ns
 //	meta/{key}                      -> value
 //	att/{attachment id}             -> chat.AttachmentRecord (JSON)
 //	uname/{uid}/{"claim"|"set"}     -> display name (profiles, API "People")
 //	cset/{uid}/{cid}                -> chat.ConversationSettings (JSON)
 //	dev/{uid}/{device id}           -> chat.Device (JSON)
 const (
-	tableConv  = "conv"
-	tableEv    = "ev"
-	tableEvPos = "evpos"
-	tableMsg   = "msg"
-	tableMsgID = "msgid"
-	tableMsgEv = "msgev"
-	tableMem   = "mem"
-	tableCMem  = "cmem"
-	tableDedup = "dedup"
-	tableHead  = "head"
-	tableOwner = "owner"
-	tableMeta  = "meta"
-	tableAtt   = "att"
-	tableUName = "uname"
-	tableCSet  = "cset"
-	tableDev   = "dev"
+	tableConv    = "conv"
+	tableEv      = "ev"
+	tableEvPos   = "evpos"
+	tableMsg     = "msg"
+	tableMsgID   = "msgid"
+	tableMsgEv   = "msgev"
+	tableMem     = "mem"
+	tableCMem    = "cmem"
+	tableDedup   = "dedup"
+	tableHead    = "head"
+	tableOwner   = "owner"
+	tableRefuse  = "refuse"
+	tableClaimed = "claimed"
+	tableMeta    = "meta"
+	tableAtt     = "att"
+	tableUName   = "uname"
+	tableCSet    = "cset"
+	tableDev     = "dev"
 )
 
 func appendString(b []byte, s string) []byte {
@@ -104,6 +109,15 @@ func headKey(partition int) []byte { return appendUint(headPrefix(), uint64(part
 func metaKey(key string) []byte    { return tuple(tableMeta, key) }
 func ownerKey(partition int) []byte {
 	return appendUint(tuple(tableOwner), uint64(partition))
+}
+func refusePrefix(partition int) []byte {
+	return tuple(tableRefuse, strconv.Itoa(partition))
+}
+func refuseKey(partition int, gateway string) []byte {
+	return tuple(tableRefuse, strconv.Itoa(partition), gateway)
+}
+func claimedKey(partition int, gateway string) []byte {
+	return tuple(tableClaimed, strconv.Itoa(partition), gateway)
 }
 func attKey(id string) []byte        { return tuple(tableAtt, id) }
 func csetPrefix(uid string) []byte   { return tuple(tableCSet, uid) }
