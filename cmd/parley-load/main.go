@@ -28,6 +28,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -100,8 +101,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.JSON, "json", "", "write the figures to this file as JSON")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress line on stderr")
 	fs.StringVar(&c.Prefix, "prefix", "", "user id prefix (default: one per run, so runs against one server do not collide)")
+	var cpuProfile string
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file (what the clients cost)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rateSet := false
 	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "rate" })

@@ -407,7 +407,7 @@ func measureIdle[T any](ctx context.Context, c config, out io.Writer, open func(
 	defer shut(conns)
 	c.prog.set("idle", nil)
 	time.Sleep(3 * time.Second)
-	after, err := rssKiB(c.PID)
+	after, err := settledRSS(ctx, c.PID, before)
 	if err != nil {
 		return nil, err
 	}
@@ -417,6 +417,39 @@ func measureIdle[T any](ctx context.Context, c config, out io.Writer, open func(
 	fmt.Fprintf(out, "idle: %d %s connections to %s, server RSS %d KiB -> %d KiB, %.1f KiB per connection\n",
 		c.Conns, c.Transport, c.Target, before, after, r.RSSPerConnKiB)
 	return r, nil
+}
+
+// settledRSS reads the server's RSS once a second until it moves by less
+// than 1% of its growth since before (or 256 KiB) from one reading to the
+// next, for at most 15 s. Opening thousands of connections is a storm of
+// requests (a long-poll client's second poll arrives after it counts as
+// connected); read in the middle of it, the RSS holds the storm's garbage
+// and varies by half from run to run.
+func settledRSS(ctx context.Context, pid, before int) (int, error) {
+	prev, err := rssKiB(pid)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < 15; i++ {
+		select {
+		case <-ctx.Done():
+			return prev, nil
+		case <-time.After(time.Second):
+		}
+		cur, err := rssKiB(pid)
+		if err != nil {
+			return 0, err
+		}
+		d := cur - prev
+		if d < 0 {
+			d = -d
+		}
+		prev = cur
+		if d <= max(256, (cur-before)/100) {
+			break
+		}
+	}
+	return prev, nil
 }
 
 // resume takes a cursor, goes away while --events messages are sent, and

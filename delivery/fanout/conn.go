@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -246,14 +247,30 @@ func (c *Conn) take(buf []*Item, idle func()) ([]*Item, error) {
 // writes them at once (SSE, long-poll). It returns ctx's error when ctx
 // ends first.
 func (c *Conn) Next(ctx context.Context, buf []*Item) ([]*Item, error) {
+	items, err := c.NextUntil(ctx.Done(), nil, buf)
+	if err == errStopped {
+		err = ctx.Err()
+	}
+	return items, err
+}
+
+// errStopped is NextUntil's answer when done or timeout fired first.
+var errStopped = errors.New("stopped waiting")
+
+// NextUntil is Next that stops waiting when done is closed or timeout
+// fires (either may be nil), with an error that is neither ErrClosed nor
+// ErrTooSlow.
+func (c *Conn) NextUntil(done <-chan struct{}, timeout <-chan time.Time, buf []*Item) ([]*Item, error) {
 	for {
 		items, err := c.take(buf, nil)
 		if err != nil || len(items) > 0 {
 			return items, err
 		}
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		case <-done:
+			return nil, errStopped
+		case <-timeout:
+			return nil, errStopped
 		case <-c.done:
 		case <-c.notify:
 		}

@@ -132,3 +132,30 @@ func TestBeatQueuesOneHeartbeat(t *testing.T) {
 		t.Fatalf("items %v", items)
 	}
 }
+
+// TestNextUntilStopsAtDoneOrTimeoutAndTakesWhatWaits: items already
+// queued are returned at once; with none, NextUntil returns (with an
+// error that is neither ErrClosed nor ErrTooSlow) when its timeout fires
+// or done is closed.
+func TestNextUntilStopsAtDoneOrTimeoutAndTakesWhatWaits(t *testing.T) {
+	c := NewConn("u", 16)
+	c.Control([]byte(`{"type":"pong"}`))
+	items, err := c.NextUntil(nil, nil, nil)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("queued: %d items, %v", len(items), err)
+	}
+	timer := time.NewTimer(10 * time.Millisecond)
+	defer timer.Stop()
+	if items, err := c.NextUntil(nil, timer.C, nil); err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrTooSlow) || len(items) != 0 {
+		t.Fatalf("timeout: %d items, %v", len(items), err)
+	}
+	done := make(chan struct{})
+	close(done)
+	if _, err := c.NextUntil(done, nil, nil); err == nil || errors.Is(err, ErrClosed) {
+		t.Fatalf("done: %v", err)
+	}
+	c.Close()
+	if _, err := c.NextUntil(nil, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v, want ErrClosed", err)
+	}
+}

@@ -219,13 +219,21 @@ type RateLimited struct {
 
 func (e *RateLimited) Error() string { return "rate limited" }
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	keyRequestID ctxKey = iota
-	keyUser
-	keyExpiry
-)
+// info is what a request carries through the gateway: one context value,
+// filled in as the request is authenticated, so that a waiting long-poll
+// holds one copy of its request rather than one per step.
+type info struct {
+	requestID string
+	user      chat.User
+	expiry    time.Time
+}
+
+func infoOf(r *http.Request) *info {
+	v, _ := r.Context().Value(ctxKey{}).(*info)
+	return v
+}
 
 // WithRequestID returns r with its request id, which RequestID returns,
 // error bodies and the X-Request-Id answer header carry, and every log
@@ -239,18 +247,16 @@ func WithRequestID(r *http.Request) *http.Request {
 		_, _ = rand.Read(b[:])
 		id = "req_" + hex.EncodeToString(b[:])
 	}
-	return r.WithContext(ContextWithRequestID(r.Context(), id))
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, &info{requestID: id}))
 }
 
-// ContextWithRequestID returns ctx carrying request id id.
-func ContextWithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, keyRequestID, id)
-}
-
-// RequestIDFrom is the request id ctx carries ("" for none).
+// RequestIDFrom is the request id ctx carries ("" for none): what the
+// log handler (delivery/observe) adds to a request's log lines.
 func RequestIDFrom(ctx context.Context) string {
-	v, _ := ctx.Value(keyRequestID).(string)
-	return v
+	if v, _ := ctx.Value(ctxKey{}).(*info); v != nil {
+		return v.requestID
+	}
+	return ""
 }
 
 func validRequestID(id string) bool {
@@ -270,22 +276,32 @@ func validRequestID(id string) bool {
 func RequestID(r *http.Request) string { return RequestIDFrom(r.Context()) }
 
 // WithUser returns r authenticated as u, whose token expires at exp (zero
-// for never).
+// for never). A request that went through WithRequestID is returned
+// itself, its context's value filled in; call it before handing r on.
 func WithUser(r *http.Request, u chat.User, exp time.Time) *http.Request {
-	ctx := context.WithValue(r.Context(), keyUser, u)
-	return r.WithContext(context.WithValue(ctx, keyExpiry, exp))
+	v := infoOf(r)
+	if v == nil {
+		v = &info{}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
+	}
+	v.user, v.expiry = u, exp
+	return r
 }
 
 // User is the authenticated caller (zero for a public route).
 func User(r *http.Request) chat.User {
-	u, _ := r.Context().Value(keyUser).(chat.User)
-	return u
+	if v := infoOf(r); v != nil {
+		return v.user
+	}
+	return chat.User{}
 }
 
 // Expiry is when the caller's token expires (zero for never).
 func Expiry(r *http.Request) time.Time {
-	t, _ := r.Context().Value(keyExpiry).(time.Time)
-	return t
+	if v := infoOf(r); v != nil {
+		return v.expiry
+	}
+	return time.Time{}
 }
 
 // Route is one path's handlers by method.

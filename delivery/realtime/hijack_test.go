@@ -15,7 +15,7 @@ import (
 func TestSmallHijackerKeepsWhatTheClientSentAlready(t *testing.T) {
 	got := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := smallHijacker{w}.Hijack()
+		conn, brw, err := (&smallHijacker{ResponseWriter: w}).Hijack()
 		if err != nil {
 			got <- err.Error()
 			return

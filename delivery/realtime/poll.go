@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -20,8 +19,7 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor := q.Get("cursor")
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	ctx := r.Context()
 	// The opening reads the store on a goroutine of its own: the deep
 	// stack it needs is not kept by a poll that then waits for long.
 	// The replay is read only up to one answer (maxEvents): a client far
@@ -43,10 +41,12 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	events := make([]httpx.RawJSON, 0)
 	var answered []*fanout.Item // for the events_to_socket hop
 	if cursor != "" {
-		deadline := time.Now().Add(time.Duration(wait) * time.Second)
+		// A timer, not a context with a deadline: that one would cost a
+		// waiting poll a context, its Done channel and a place among the
+		// request context's children.
+		timer := time.NewTimer(time.Duration(wait) * time.Second)
+		defer timer.Stop()
 		var buf []*fanout.Item
-		wctx, wcancel := context.WithDeadline(ctx, deadline)
-		defer wcancel()
 	collect:
 		for len(events) < maxEvents {
 			if len(events) > 0 && !conn.Pending() {
@@ -55,7 +55,7 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 			if cut && !conn.Replaying() {
 				break // live items would move the cursor past events not yet replayed
 			}
-			items, err := conn.Next(wctx, buf)
+			items, err := conn.NextUntil(ctx.Done(), timer.C, buf)
 			if err != nil {
 				break // wait elapsed, closed or too slow: the cursor resumes the rest
 			}

@@ -102,7 +102,8 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if sub != "" {
 		subs = []string{sub}
 	}
-	ws, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
+	hj := &smallHijacker{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:       subs,
 		InsecureSkipVerify: true, // origin checked above, with our own error body
 		CompressionMode:    websocket.CompressionDisabled,
@@ -111,7 +112,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(t.cfg.MaxBody)
-	s := &wsSession{t: t, ws: ws, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID), binary: isBinary(sub)}
+	s := &wsSession{t: t, ws: ws, out: hj.out, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID), binary: isBinary(sub)}
 	s.conn.Keepalive = s.keepalive
 	go s.run(cursor)
 }
@@ -123,6 +124,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 type wsSession struct {
 	t    *Server
 	ws   *websocket.Conn
+	out  *frameConn // under ws's write buffer: corked around each data frame
 	user chat.User
 	conn *fanout.Conn
 	// tokenMu guards the token's expiry and its timer: the reader sets
@@ -230,7 +232,8 @@ var wsBuffers = sync.Pool{New: func() any { return new(wsBuffer) }}
 
 type wsBuffer struct {
 	items []*fanout.Item
-	frame []byte
+	frame []byte // the rendered events
+	wire  []byte // the frame as written, header included
 }
 
 // write writes everything queued, each take in one frame, until nothing
@@ -241,7 +244,7 @@ func (s *wsSession) write() {
 	defer func() {
 		clear(b.items)
 		if cap(b.frame) > 256<<10 {
-			b.frame = nil
+			b.frame, b.wire = nil, nil
 		}
 		wsBuffers.Put(b)
 	}()
@@ -270,10 +273,7 @@ func (s *wsSession) write() {
 		if len(b.frame) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
-		err = s.ws.Write(ctx, s.messageType(), b.frame)
-		cancel()
-		if err != nil {
+		if err := s.writeFrame(b); err != nil {
 			t.metrics.dropped.WithLabelValues("write_failed").Inc()
 			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
@@ -281,6 +281,26 @@ func (s *wsSession) write() {
 		}
 		t.metrics.wrote("websocket", items, len(items))
 	}
+}
+
+// writeFrame writes b.frame as one text frame in one write. While corked,
+// the library's Write only fills memory, so it needs no deadline of its
+// own (a concurrent ping that holds the frame lock has one); the socket
+// write on uncork has wsWriteTimeout.
+func (s *wsSession) writeFrame(b *wsBuffer) error {
+	if s.out == nil { // not hijacked through smallHijacker
+		ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+		defer cancel()
+		return s.ws.Write(ctx, s.messageType(), b.frame)
+	}
+	s.out.cork(b.wire)
+	err := s.ws.Write(context.Background(), s.messageType(), b.frame)
+	wire, uerr := s.out.uncork(wsWriteTimeout)
+	b.wire = wire[:0]
+	if err != nil {
+		return err
+	}
+	return uerr
 }
 
 // keepalive pings the session and closes it with 4401 once its token has
@@ -305,38 +325,52 @@ func (s *wsSession) keepalive() {
 // readLoop reads client frames until the socket closes. The first frame,
 // if it is a hello, hands its cursor to the session's setup.
 func (s *wsSession) readLoop(ctx context.Context, hello chan<- string) {
-	invalid := 0
-	firstFrame := true
-	handle := func(f *wsClientFrame) {
-		if s.handleFrame(ctx, f) {
-			invalid = 0
-			return
-		}
-		invalid++
-		if invalid > wsMaxInvalidInRow {
-			s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
-		}
-	}
+	st := readState{first: true}
 	for {
-		typ, data, err := s.ws.Read(ctx)
-		if err != nil {
+		if !s.readFrame(ctx, &st, hello) {
 			return
 		}
-		f, fail := s.decodeFrame(typ, data)
-		if fail {
-			s.conn.CloseWith(int(websocket.StatusInvalidFramePayloadData), wsInvalidUTF8)
-			s.ws.Close(websocket.StatusInvalidFramePayloadData, wsInvalidUTF8)
-			return
-		}
-		if firstFrame {
-			firstFrame = false
-			if f.Type == "hello" {
-				hello <- f.Cursor
-				continue
-			}
-		}
-		handle(&f)
 	}
+}
+
+// readState is what the reader keeps between frames.
+type readState struct {
+	first   bool // no frame read yet
+	invalid int  // invalid frames in a row
+}
+
+// readFrame reads and handles one client frame; it reports false once the
+// socket is closed.
+func (s *wsSession) readFrame(ctx context.Context, st *readState, hello chan<- string) bool {
+	// Read's context stays Background: a cancelable one costs every idle
+	// connection a Done channel and an AfterFunc registration, and the
+	// reader ends anyway when the socket closes.
+	typ, data, err := s.ws.Read(context.Background())
+	if err != nil {
+		return false
+	}
+	f, fail := s.decodeFrame(typ, data)
+	if fail {
+		s.conn.CloseWith(int(websocket.StatusInvalidFramePayloadData), wsInvalidUTF8)
+		s.ws.Close(websocket.StatusInvalidFramePayloadData, wsInvalidUTF8)
+		return false
+	}
+	if st.first {
+		st.first = false
+		if f.Type == "hello" {
+			hello <- f.Cursor
+			return true
+		}
+	}
+	if s.handleFrame(ctx, &f) {
+		st.invalid = 0
+		return true
+	}
+	st.invalid++
+	if st.invalid > wsMaxInvalidInRow {
+		s.conn.CloseWith(int(websocket.StatusPolicyViolation), "too many invalid frames")
+	}
+	return true
 }
 
 // decodeClientFrame decodes one client frame. fail reports a frame that
