@@ -35,6 +35,9 @@ type Command struct {
 	// means "not done", and a retry with the same client_id is safe either
 	// way.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Trace is the W3C traceparent of the span that submitted the command
+	// (empty when tracing is off): the sequencer's span continues it.
+	Trace string `json:"trace,omitempty"`
 
 	Kind        string   `json:"kind,omitempty"`
 	Title       *string  `json:"title,omitempty"`
@@ -84,6 +87,10 @@ type Sequenced struct {
 	// Recipients are the users who receive Events: the members after the
 	// command plus a user it removed, so fan-out needs no lookup.
 	Recipients []string `json:"recipients,omitempty"`
+	// Trace is the W3C traceparent of the sequencer's span for the command
+	// (empty when its command had none): the gateways' spans for the ack
+	// and the recipients' sockets continue it.
+	Trace string `json:"trace,omitempty"`
 }
 
 // ExpiryGrace is how long after its Deadline a command is still applied:

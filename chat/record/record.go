@@ -4,7 +4,9 @@
 // the domain types in package chat never changes the bytes of a record;
 // golden files under testdata/ fail when it changes by accident.
 //
-// Version 1 is JSON with the field names below. A record without "v"
+// Version 1 is JSON with the field names below (the optional "trace", a
+// W3C traceparent, joined it without a new version: readers that do not
+// know it skip it, and it is never required). A record without "v"
 // (written before versions existed) has the same fields and reads as
 // version 1. A record of a later version than this code knows is refused
 // (ErrVersion), never half read.
@@ -54,6 +56,7 @@ type commandV1 struct {
 	UserID         string    `json:"user_id,omitempty"`
 	AttachmentID   string    `json:"attachment_id,omitempty"`
 	ThumbnailKey   string    `json:"thumbnail_key,omitempty"`
+	Trace          string    `json:"trace,omitempty"`
 }
 
 // EncodeCommand returns the record value of cmd.
@@ -64,6 +67,7 @@ func EncodeCommand(cmd *chat.Command) ([]byte, error) {
 		Members: cmd.Members, ClientID: cmd.ClientID, Text: cmd.Text, Attachments: cmd.Attachments,
 		ReplyTo: cmd.ReplyTo, MessageID: cmd.MessageID, IfMatch: cmd.IfMatch, Emoji: cmd.Emoji,
 		Seq: cmd.Seq, UserID: cmd.UserID, AttachmentID: cmd.AttachmentID, ThumbnailKey: cmd.ThumbnailKey,
+		Trace: cmd.Trace,
 	})
 }
 
@@ -83,6 +87,7 @@ func DecodeCommand(b []byte) (chat.Command, error) {
 		Members: c.Members, ClientID: c.ClientID, Text: c.Text, Attachments: c.Attachments,
 		ReplyTo: c.ReplyTo, MessageID: c.MessageID, IfMatch: c.IfMatch, Emoji: c.Emoji,
 		Seq: c.Seq, UserID: c.UserID, AttachmentID: c.AttachmentID, ThumbnailKey: c.ThumbnailKey,
+		Trace: c.Trace,
 	}, nil
 }
 
@@ -94,12 +99,14 @@ type sequencedV1 struct {
 	Events     []chat.Event `json:"events,omitempty"`
 	Result     chat.Result  `json:"result"`
 	Recipients []string     `json:"recipients,omitempty"`
+	Trace      string       `json:"trace,omitempty"`
 }
 
 // EncodeSequenced returns the record value of s.
 func EncodeSequenced(s *chat.Sequenced) ([]byte, error) {
 	return json.Marshal(sequencedV1{
 		V: Version, CommandID: s.CommandID, Gateway: s.Gateway, Events: s.Events, Result: s.Result, Recipients: s.Recipients,
+		Trace: s.Trace,
 	})
 }
 
@@ -134,6 +141,7 @@ type lazySequencedV1 struct {
 	Events     []chat.Event    `json:"events,omitempty"`
 	Result     chat.Result     `json:"result"`
 	Recipients json.RawMessage `json:"recipients,omitempty"`
+	Trace      string          `json:"trace,omitempty"`
 }
 
 // DecodeLazySequenced reads a record value EncodeSequenced wrote, leaving
@@ -147,7 +155,7 @@ func DecodeLazySequenced(b []byte) (LazySequenced, error) {
 		return LazySequenced{}, fmt.Errorf("record: sequenced of version %d: %w", w.V, ErrVersion)
 	}
 	return LazySequenced{
-		Sequenced:  chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result},
+		Sequenced:  chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result, Trace: w.Trace},
 		Recipients: w.Recipients,
 	}, nil
 }

@@ -44,13 +44,20 @@ func adminHandler(cfg config, eng *engines, verifier *auth.Verifier, reg prometh
 		Logger:   logger,
 		Config:   cfg.Admin,
 	}
-	switch l := eng.log.(type) {
-	case *kafka.Log:
-		d.Cluster = kafkaCluster{log: l}
-	case *memlog.Log:
-		d.Cluster = embeddedCluster{log: l, node: d.Node.ID}
-	}
+	d.Cluster = logCluster(eng.log, d.Node.ID)
 	return admin.Handler(d)
+}
+
+// logCluster reads the consumer groups of log (the admin view and the
+// parley_consumer_lag metric); nil for a log it does not know.
+func logCluster(log chat.Log, node string) admin.Cluster {
+	switch l := log.(type) {
+	case *kafka.Log:
+		return kafkaCluster{log: l}
+	case *memlog.Log:
+		return embeddedCluster{log: l, node: node}
+	}
+	return nil
 }
 
 // nodeID names this node in the admin view: its host name and address.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +54,9 @@ type config struct {
 	LogLevel   string
 	DebugAddr  string
 
+	OtelEndpoint    string
+	OtelSampleRatio float64
+
 	Kafka     kafka.Config
 	Cassandra cassandra.Config
 	Elastic   elastic.Config
@@ -73,7 +77,9 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
 	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles on (off when empty)")
+	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles and /debug/loglevel (GET, PUT a level to change it at run time) on (off when empty)")
+	fs.StringVar(&c.OtelEndpoint, "otel.endpoint", "", "OTLP/HTTP endpoint to export traces to, e.g. http://otel-collector:4318 (off when empty; OTEL_EXPORTER_OTLP_ENDPOINT is read when this is unset)")
+	fs.Float64Var(&c.OtelSampleRatio, "otel.sample-ratio", 1, "share of new traces recorded when tracing is on, 0 to 1 (a traced caller's choice is kept)")
 	c.Kafka.RegisterFlags(fs)
 	c.Cassandra.RegisterFlags(fs)
 	c.Elastic.RegisterFlags(fs)
@@ -211,6 +217,14 @@ func (c *config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if c.OtelSampleRatio < 0 || c.OtelSampleRatio > 1 {
+		return errors.New("--otel.sample-ratio must be from 0 to 1")
+	}
+	if c.OtelEndpoint != "" {
+		if u, err := url.Parse(c.OtelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--otel.endpoint %q is not an http(s) URL", c.OtelEndpoint)
+		}
 	}
 	if _, err := c.roles(); err != nil {
 		return err

@@ -28,6 +28,8 @@ type server struct {
 	cancel  context.CancelFunc
 	done    chan error
 	extra   []string
+	// logs, when set before start, receives the server's log output.
+	logs io.Writer
 }
 
 // urlWriter captures the URL the server prints once it is ready.
@@ -70,7 +72,11 @@ func (s *server) start() {
 		args[2] = strings.TrimPrefix(s.url, "http://") // same port after a restart
 	}
 	s.cancel, s.done = cancel, make(chan error, 1)
-	go func() { s.done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
+	logs := s.logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	go func() { s.done <- run(ctx, args, func(string) string { return "" }, out, logs) }()
 	select {
 	case u := <-out.got:
 		s.url = u

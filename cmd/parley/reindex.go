@@ -61,7 +61,7 @@ func reindexCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg, stderr)
+	logger, _, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/delivery/gateway"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
+	"github.com/parleychat/parley/delivery/observe"
 	"github.com/parleychat/parley/delivery/presence"
 	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/delivery/sequencer"
@@ -97,21 +98,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	if cfg.OtelEndpoint == "" {
+		cfg.OtelEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
 	cfg.compose()
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg, stderr)
+	logger, level, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, logger, stdout)
+	return serve(ctx, cfg, logger, level, stdout)
 }
 
-func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
+// newLogger makes the process's logger: JSON or text on w, at the
+// level of --log.level, which level (when not nil) changes at run time
+// (PUT /debug/loglevel on --debug.addr). Records logged with a request's
+// or a span's context name its request_id (and trace_id, span_id).
+func newLogger(cfg config, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log.level %q is not a level (want debug, info, warn or error)", cfg.LogLevel)
+		return nil, nil, fmt.Errorf("--log.level %q is not a level (want debug, info, warn or error)", cfg.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	format := cfg.LogFormat
@@ -123,13 +131,14 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 			}
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(observe.LogHandler(h)), level, nil
 }
 
-func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.LevelVar, stdout io.Writer) error {
 	started := time.Now()
 	recentErrors := admin.NewErrorLog(100) // the admin view's recent warnings and errors
 	logger = slog.New(recentErrors.Wrap(logger.Handler()))
@@ -160,11 +169,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	if cfg.DebugAddr != "" {
 		dctx, stopDebug := context.WithCancel(ctx)
 		defer stopDebug()
-		if err := serveDebug(dctx, cfg.DebugAddr, logger); err != nil {
+		if err := serveDebug(dctx, cfg.DebugAddr, logger, level); err != nil {
 			return fmt.Errorf("--debug.addr: %w", err)
 		}
 	}
@@ -173,15 +187,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 	defer eng.close()
-	log, store, index, blobs := eng.log, eng.store, eng.index, eng.blobs
-
-	deployment, err := deploymentID(ctx, store, cfg.Partitions)
+	deployment, err := deploymentID(ctx, eng.store, cfg.Partitions)
 	if err != nil {
 		return err
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The roles see the ports through observe's decorators: every call is
+	// timed and its errors counted, whatever engine is behind it.
+	ports := observe.New(reg)
+	log, store, index, blobs := ports.Log(eng.log), ports.Store(eng.store), ports.Index(eng.index), ports.Blobs(eng.blobs)
+	if c := logCluster(eng.log, nodeID(cfg.Addr)); c != nil {
+		observe.RegisterLag(reg, c)
+	}
+	cfg.Gateway.DevAuth = devAuth
 
 	work, workCtx := errgroup.WithContext(context.Background())
 	workCtx, stopWork := context.WithCancel(workCtx)

@@ -243,6 +243,7 @@ func (h *Hub) read(partition int, recs []chat.Record) (readBatch, bool) {
 			}
 		}
 		if s.Gateway == h.id && h.OnResult != nil {
+			traceResult(s.Trace, b.received)
 			h.OnResult(s.CommandID, s.Result)
 		}
 		if len(s.Events) > 0 {
@@ -264,6 +265,7 @@ func (h *Hub) fanOut(b readBatch) {
 		r := record{recipients: s.Recipients, items: make([]*Item, 0, len(s.Events))}
 		for _, ev := range s.Events {
 			it := EventItem(ev, b.received)
+			it.Trace = s.Trace
 			if it.Data == nil || ev.Partition < 0 || ev.Partition >= len(h.front) {
 				h.logger.Warn("dropping an event that cannot be delivered", "type", ev.Type, "partition", ev.Partition)
 				continue

@@ -44,6 +44,12 @@ type Item struct {
 	// Received is when the hub read the event's record from the log (zero
 	// for replayed events), for the events_to_socket hop.
 	Received time.Time
+	// Sequenced is when the sequencer made the event (its At; zero for
+	// replayed events), for parley_delivery_duration_seconds.
+	Sequenced time.Time
+	// Trace is the traceparent of the sequencer's span that made the
+	// event ("" untraced): the socket write's span continues it.
+	Trace string
 
 	// The binary encoding (subprotocol parley.v1+proto), made on the first
 	// demand of a binary connection, once for all of them (proto.go).
@@ -74,7 +80,15 @@ func EncodeEvent(ev chat.Event) []byte {
 
 // EventItem is the item of a durable event read at received.
 func EventItem(ev chat.Event, received time.Time) *Item {
-	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, event: &ev}
+	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received), event: &ev}
+}
+
+// sequencedAt is ev's sequencing time for a live event, zero for a replay.
+func sequencedAt(ev chat.Event, received time.Time) time.Time {
+	if received.IsZero() {
+		return time.Time{}
+	}
+	return ev.At
 }
 
 // EphemeralItem is the item of a typing, presence or user.updated event,

@@ -152,6 +152,7 @@ func New(cfg Config, d Deps) *Gateway {
 	g.metrics = newMetrics(d.Registerer)
 	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment, Registerer: g.metrics.registerer})
 	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.registerQueues()
 	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
 	g.api = rest.New(rest.Config{
 		SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, MaxBody: cfg.MaxBody, MaxAttachment: cfg.MaxAttachment,
@@ -371,12 +372,16 @@ func (g *Gateway) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = httpx.WithRequestID(r)
 		w.Header().Set("X-Request-Id", httpx.RequestID(r))
+		start := time.Now()
+		defer func() {
+			g.logger.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "duration", time.Since(start))
+		}()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				g.logger.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				g.logger.ErrorContext(r.Context(), "handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
 				g.writeCode(w, r, chat.CodeInternal, "internal error")
 			}
 		}()

@@ -81,7 +81,7 @@ func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 	code := chat.ErrorCode(err)
 	msg := chat.ErrorMessage(err)
 	if code == chat.CodeInternal && log != nil {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", RequestID(r), "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if s := chat.RetryAfterSeconds(err); s > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(s))
@@ -197,21 +197,45 @@ func infoOf(r *http.Request) *info {
 	return v
 }
 
-// WithRequestID returns r with a new request id, which RequestID returns
-// and error bodies carry.
+// WithRequestID returns r with its request id, which RequestID returns,
+// error bodies and the X-Request-Id answer header carry, and every log
+// line written with the request's context names (request_id): the
+// caller's X-Request-Id when it is a sane id (1 to 64 letters, digits and
+// ._:- , as a proxy or a client makes them), a new one otherwise.
 func WithRequestID(r *http.Request) *http.Request {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, &info{requestID: "req_" + hex.EncodeToString(b[:])}))
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = "req_" + hex.EncodeToString(b[:])
+	}
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, &info{requestID: id}))
 }
 
-// RequestID is the request's id ("" before WithRequestID).
-func RequestID(r *http.Request) string {
-	if v := infoOf(r); v != nil {
+// RequestIDFrom is the request id ctx carries ("" for none): what the
+// log handler (delivery/observe) adds to a request's log lines.
+func RequestIDFrom(ctx context.Context) string {
+	if v, _ := ctx.Value(ctxKey{}).(*info); v != nil {
 		return v.requestID
 	}
 	return ""
 }
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestID is the request's id ("" before WithRequestID).
+func RequestID(r *http.Request) string { return RequestIDFrom(r.Context()) }
 
 // WithUser returns r authenticated as u, whose token expires at exp (zero
 // for never). A request that went through WithRequestID is returned

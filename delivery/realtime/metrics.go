@@ -22,6 +22,11 @@ type metrics struct {
 	writes         *prometheus.CounterVec
 	written        *prometheus.CounterVec
 	eventsToSocket prometheus.Observer
+	// delivery times a live event from its sequencing (the event's at,
+	// the sequencer's clock) until written to a socket, by transport.
+	delivery *prometheus.HistogramVec
+	// limited counts connections refused by the per-user limit.
+	limited prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *metrics {
@@ -33,12 +38,18 @@ func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *me
 		writes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_writes_total", Help: "Writes to realtime connections (WebSocket frames, SSE flushes, long-poll answers) by transport; many events share one."}, []string{"transport"}),
 		written:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_written_items_total", Help: "Events and answers written to realtime connections by transport."}, []string{"transport"}),
 		eventsToSocket: eventsToSocket,
+		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parley_delivery_duration_seconds",
+			Help:    "A live event from its sequencing (the sequencer's clock) until written to a realtime connection, by transport.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"transport"}),
+		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_limit_hits_total", Help: "Realtime connections refused because the user had --max-conns-per-user open on this gateway."}),
 	}
 	if m.eventsToSocket == nil {
 		m.eventsToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "unregistered"})
 	}
 	if r != nil {
-		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written)
+		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.delivery, m.limited)
 	}
 	return m
 }
@@ -49,13 +60,21 @@ func (m *metrics) wrote(transport string, items []*fanout.Item, n int) {
 	m.writes.WithLabelValues(transport).Inc()
 	m.written.WithLabelValues(transport).Add(float64(n))
 	var now time.Time
+	var delivery prometheus.Observer
 	for _, it := range items {
 		if it.Kind != fanout.KindEvent || it.Received.IsZero() {
 			continue
 		}
 		if now.IsZero() {
 			now = time.Now()
+			delivery = m.delivery.WithLabelValues(transport)
 		}
 		m.eventsToSocket.Observe(now.Sub(it.Received).Seconds())
+		if it.Trace != "" {
+			traceWrite(it, transport, now)
+		}
+		if !it.Sequenced.IsZero() {
+			delivery.Observe(max(now.Sub(it.Sequenced), 0).Seconds())
+		}
 	}
 }

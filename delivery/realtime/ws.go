@@ -87,6 +87,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	u := httpx.User(r)
 	if t.hub.Connections(u.ID) >= t.cfg.MaxConnsPerUser {
+		t.metrics.limited.Inc()
 		t.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
 		return
 	}

@@ -5,15 +5,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/tracing"
 )
 
 // sendCommand validates a send and makes its command.
 func (a *API) sendCommand(ctx context.Context, u chat.User, req httpx.SendRequest) (*chat.Command, error) {
 	if ok, wait := a.limiter.allow(u.ID); !ok {
+		a.metrics.rateLimited.WithLabelValues("send").Inc()
 		return nil, chat.RateLimited("too many messages; slow down", wait)
 	}
 	if err := a.isMember(ctx, req.ConversationID, u.ID); err != nil {
@@ -68,7 +71,11 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 	if req.ClientID == "" {
 		req.ClientID = r.Header.Get("Idempotency-Key")
 	}
-	msg, created, err := a.send(r.Context(), u, req)
+	start := time.Now()
+	ctx, span := startSend(tracing.Extract(r.Context(), r.Header.Get("traceparent")), "rest")
+	msg, created, err := a.send(ctx, u, req)
+	a.metrics.sent("rest", start, err)
+	endSend(span, err)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -297,6 +304,7 @@ func (a *API) sendTyping(ctx context.Context, u chat.User, cid string) error {
 		return err
 	}
 	if ok, _ := a.typingRate.allow(u.ID); !ok {
+		a.metrics.rateLimited.WithLabelValues("typing").Inc()
 		return chat.Errorf(chat.CodeRateLimited, "typing notifications are limited to 2 per second")
 	}
 	members, err := a.conversationMembers(ctx, &c)

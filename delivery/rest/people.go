@@ -38,7 +38,7 @@ func (a *API) recordClaim(ctx context.Context, u chat.User) {
 		return
 	}
 	if err := a.store.SetUserName(ctx, u.ID, u.Name, true); err != nil {
-		a.logger.Warn("recording a token's name", "user", u.ID, "err", err)
+		a.logger.WarnContext(ctx, "recording a token's name", "user", u.ID, "err", err)
 		return
 	}
 	a.claims.m.Store(u.ID, u.Name)
@@ -104,7 +104,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	p := chat.User{ID: u.ID, Name: name}
 	if to, err := a.contacts(r.Context(), u.ID); err != nil {
 		// The name is stored; those connected learn it on their next read.
-		a.logger.Warn("listing whom to tell of a name change", "user", u.ID, "err", err)
+		a.logger.WarnContext(r.Context(), "listing whom to tell of a name change", "user", u.ID, "err", err)
 	} else {
 		a.presence.Broadcast(to, chat.Ephemeral{Type: chat.EventUserUpdated, User: &p})
 	}

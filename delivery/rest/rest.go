@@ -62,6 +62,7 @@ type API struct {
 	members    *memberCache
 	claims     claimedNames
 	sends      prometheus.Counter
+	metrics    *apiMetrics
 
 	ticketsMu sync.Mutex
 	tickets   *auth.Tickets
@@ -95,6 +96,7 @@ func New(cfg Config, d Deps) *API {
 	if d.Registerer != nil {
 		d.Registerer.MustRegister(a.sends)
 	}
+	a.metrics = newAPIMetrics(d.Registerer)
 	return a
 }
 
@@ -157,6 +159,14 @@ func (a *API) authenticate(r *http.Request, allowQuery bool) (chat.User, time.Ti
 // only for a send that will never be applied). A check that fails calls done before Send
 // returns, so sends of one caller are submitted in the order they came.
 func (a *API) Send(ctx context.Context, u chat.User, req httpx.SendRequest, done func(*chat.Message, error)) {
+	start := time.Now()
+	ctx, span := startSend(ctx, "ws")
+	answer := done
+	done = func(m *chat.Message, err error) {
+		a.metrics.sent("ws", start, err)
+		endSend(span, err)
+		answer(m, err)
+	}
 	cmd, err := a.sendCommand(ctx, u, req)
 	if err != nil {
 		done(nil, err)

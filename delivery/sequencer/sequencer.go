@@ -481,6 +481,7 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 	changes := make([]chat.Change, 0, len(recs))
 	outs := make([]*chat.Record, 0, len(recs))
 	var head int64
+	spans := &batchSpans{partition: partition}
 	t0 := time.Now()
 	b.prefetch(valid)
 	t1 := time.Now()
@@ -492,8 +493,10 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		}
 		seqd, change, err := b.apply(cmd, rec.Offset)
 		if err != nil {
+			spans.fail(err)
 			return err // infrastructure failure: retry the whole batch
 		}
+		seqd.Trace = spans.start(cmd)
 		if change != nil {
 			changes = append(changes, *change)
 			for _, ev := range change.Events {
@@ -513,7 +516,7 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 	}
 	t2 := time.Now()
 	if len(changes) > 0 {
-		if err := s.store.Commit(ctx, partition, epoch, head, changes); err != nil {
+		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
 			if errors.Is(err, chat.ErrRefused) {
 				// The epoch holds; but changes of the Commit before the
 				// refused one may be stored: the cached states are
@@ -524,9 +527,11 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 					s.mships[partition] = map[string]chat.Membership{}
 				}
 				s.epochsMu.Unlock()
+				spans.fail(err)
 				return fmt.Errorf("sequencer: commit: %w", err)
 			}
 			s.forget(partition)
+			spans.fail(err)
 			return fmt.Errorf("sequencer: commit: %w", err)
 		}
 		s.storeCommit.Observe(time.Since(t2).Seconds())
@@ -536,10 +541,12 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 	t3 := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
+			spans.fail(err)
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
 		s.eventsAppend.Observe(time.Since(t3).Seconds())
 	}
+	spans.end()
 	if b.expired > 0 {
 		s.warnExpired(partition, b.expired)
 	}

@@ -22,8 +22,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/record"
+	"github.com/parleychat/parley/delivery/tracing"
 )
 
 // Settle is how long the result of a command the sequencer applied at the
@@ -91,6 +95,7 @@ type waiter struct {
 	once  sync.Once
 	done  func(chat.Result, error)
 	timer *time.Timer
+	span  trace.Span // "submit", ended with the answer
 	// partition, and deadline and appending, set by the appender (under
 	// Submitter.mu) before the command is appended: the deadline it
 	// carries, and that it may be in the log from then on.
@@ -205,8 +210,10 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	partition := chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())
 	// The appender sets the deadline it carries: a copy, so the caller's
 	// command is not written to meanwhile.
+	ctx, span := tracing.Tracer().Start(ctx, "submit", trace.WithSpanKind(trace.SpanKindProducer))
+	cmd.Trace = tracing.Inject(ctx)
 	c := *cmd
-	w := &waiter{done: done, partition: partition, cmd: &c}
+	w := &waiter{done: done, partition: partition, cmd: &c, span: span}
 	// The fence starts a little before the answer is due, so that a
 	// caller hears "unavailable" by giveUp although the fence takes a
 	// round trip to the Store; the sequencer refuses the command itself
@@ -431,6 +438,10 @@ func (s *Submitter) fail(id, msg string) {
 
 func (s *Submitter) finish(w *waiter, r chat.Result, err error) {
 	w.once.Do(func() {
+		if err != nil {
+			w.span.SetStatus(codes.Error, chat.ErrorCode(err))
+		}
+		w.span.End()
 		w.done(r, err)
 		s.inflight.Done()
 	})

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// TestTraceFollowsASend: with tracing on, one trace follows a send from
+// the WebSocket frame through the commands log, the sequencer and the
+// store commit, back to the sender's ack and to the recipients' sockets,
+// each span the child of the one before (the spans of an in-memory
+// exporter on an embedded server).
+func TestTraceFollowsASend(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(prev)
+
+	s := startServer(t)
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "traced", "bob")
+	bs, _ := s.connect(t, transportSSE, bob, "")
+	defer bs.close()
+	as, _ := s.connect(t, transportWS, alice, "")
+	defer as.close()
+	ws := as.(*wsStream)
+	if err := ws.write(map[string]any{"type": "send", "ref": "r1", "conversation_id": cid, "client_id": "c-traced", "text": "follow me"}); err != nil {
+		t.Fatal(err)
+	}
+	for acked, created := false, false; !acked || !created; {
+		m, err := ws.next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("ack %v, own event %v: %v", acked, created, err)
+		}
+		acked = acked || m["type"] == "ack"
+		created = created || m["type"] == "message.created"
+	}
+	collect(t, bs, 1, "message.created")
+
+	attr := func(sp tracetest.SpanStub, k string) string {
+		for _, a := range sp.Attributes {
+			if a.Key == attribute.Key(k) {
+				return a.Value.Emit()
+			}
+		}
+		return ""
+	}
+	var byName map[string][]tracetest.SpanStub
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var send *tracetest.SpanStub
+		spans := exp.GetSpans()
+		for i := range spans {
+			if spans[i].Name == "send" && attr(spans[i], "parley.transport") == "ws" {
+				send = &spans[i]
+			}
+		}
+		byName = map[string][]tracetest.SpanStub{}
+		if send != nil {
+			for _, sp := range spans {
+				if sp.SpanContext.TraceID() == send.SpanContext.TraceID() {
+					byName[sp.Name] = append(byName[sp.Name], sp)
+				}
+			}
+		}
+		if len(byName["socket.write"]) >= 2 && len(byName["gateway.result"]) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for n, ss := range byName {
+				names = append(names, n+"×"+string(rune('0'+len(ss))))
+			}
+			t.Fatalf("the send's trace is incomplete: %s", strings.Join(names, ", "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	one := func(name string) tracetest.SpanStub {
+		t.Helper()
+		if len(byName[name]) != 1 {
+			t.Fatalf("%d %q spans in the send's trace, want 1", len(byName[name]), name)
+		}
+		return byName[name][0]
+	}
+	childOf := func(child, parent tracetest.SpanStub) {
+		t.Helper()
+		if child.Parent.SpanID() != parent.SpanContext.SpanID() {
+			t.Errorf("%s's parent is %s, want %s (%s)", child.Name, child.Parent.SpanID(), parent.Name, parent.SpanContext.SpanID())
+		}
+	}
+	send, submit, apply, commit, result := one("send"), one("submit"), one("sequencer.apply"), one("store.commit"), one("gateway.result")
+	if send.Parent.IsValid() {
+		t.Errorf("the frame's send span has a parent: %v", send.Parent)
+	}
+	childOf(submit, send)
+	childOf(apply, submit)
+	childOf(commit, apply)
+	childOf(result, apply)
+	transports := map[string]bool{}
+	for _, w := range byName["socket.write"] {
+		childOf(w, apply)
+		transports[attr(w, "parley.transport")] = true
+	}
+	if !transports["websocket"] || !transports["sse"] {
+		t.Errorf("socket writes on %v, want the sender's websocket and the recipient's sse", transports)
+	}
+	if send.EndTime.Before(result.StartTime) {
+		t.Errorf("the send span ended (%v) before its result was read (%v): it does not last until the ack", send.EndTime, result.StartTime)
+	}
+}
