@@ -264,17 +264,19 @@ func TestUploadURLSignsSizeAndType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if headers["Content-Type"] != "text/plain" || headers["Content-Length"] != "12" {
-		t.Errorf("headers %v, want Content-Type text/plain and Content-Length 12", headers)
+	if headers["Content-Type"] != "text/plain" || headers["Content-Length"] != "12" || headers["If-None-Match"] != "*" {
+		t.Errorf("headers %v, want Content-Type text/plain, Content-Length 12 and If-None-Match *", headers)
 	}
 	q, _ := url.Parse(u)
-	if got := q.Query().Get("X-Amz-SignedHeaders"); got != "content-length;content-type;host" {
-		t.Errorf("X-Amz-SignedHeaders %q, want content-length;content-type;host", got)
+	if got := q.Query().Get("X-Amz-SignedHeaders"); got != "content-length;content-type;host;if-none-match" {
+		t.Errorf("X-Amz-SignedHeaders %q, want content-length;content-type;host;if-none-match", got)
 	}
 	if got := q.Query().Get("X-Amz-Expires"); got != "900" {
 		t.Errorf("X-Amz-Expires %q for a 1 h ttl, want 900 (the cap)", got)
 	}
-	h := http.Header{"Content-Type": {"text/plain"}}
+	// Each upload sends the headers the URL was signed with (If-None-Match
+	// included: the URL writes at most once), all but the one under test.
+	h := http.Header{"Content-Type": {"text/plain"}, "If-None-Match": {"*"}}
 	for _, tc := range []struct {
 		name string
 		h    http.Header
@@ -282,7 +284,7 @@ func TestUploadURLSignsSizeAndType(t *testing.T) {
 	}{
 		{"a longer body", h, append(bytes.Clone(data), '!')},
 		{"a shorter body", h, data[:5]},
-		{"another type", http.Header{"Content-Type": {"text/html"}}, data},
+		{"another type", http.Header{"Content-Type": {"text/html"}, "If-None-Match": {"*"}}, data},
 	} {
 		resp := send(t, http.MethodPut, u, tc.h, tc.body)
 		if resp.StatusCode != http.StatusForbidden {
