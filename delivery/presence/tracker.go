@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // Gateways tell each other they are alive every Config.Heartbeat; one not
@@ -179,23 +180,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 			break
 		}
 		t.logger.Warn("reading the ephemeral topic", "err", err)
-		if !sleepCtx(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			break
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Connected counts a new local connection of user. It only queues.
@@ -351,7 +341,7 @@ func (t *Tracker) publisher(ctx context.Context) {
 					return
 				}
 				t.logger.Warn("publishing", "err", err, "records", len(recs))
-				if !sleepCtx(ctx, backoff) {
+				if !retry.Sleep(ctx, backoff) {
 					return
 				}
 				backoff = min(2*backoff, 2*time.Second)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // DefaultSettle is how long a View waits, after its request for the
@@ -92,7 +93,7 @@ func (v *View) Run(ctx context.Context) error {
 			break
 		}
 		v.logger.Warn("reading the ephemeral topic", "err", err)
-		if !sleepCtx(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			break
 		}
 		backoff = min(2*backoff, 2*time.Second)
