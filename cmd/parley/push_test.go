@@ -15,12 +15,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // pushInbox is an RFC 8030 push service on loopback (https, as endpoints
@@ -142,15 +143,15 @@ func TestPushReachesOfflineMembersOnly(t *testing.T) {
 	if len(hooks) != 1 {
 		t.Fatalf("%d webhooks, want 1 (carol's)", len(hooks))
 	}
-	py := pythonEnv(t)
-	in, _ := json.Marshal([]map[string]string{{
+	py := testutil.Python(t)
+	in := []map[string]string{{
 		"body": base64.StdEncoding.EncodeToString(got.body), "authorization": got.header.Get("Authorization"),
 		"endpoint": svc.URL + "/push/bob", "private_key": b64(subs["bob"].Bytes()), "auth": b64(auth), "vapid_public_key": serverKey,
-	}})
+	}}
 	var out []struct {
 		Plaintext string `json:"plaintext"`
 	}
-	runPy(t, py, "../../delivery/push/testdata/webpush_check.py", in, &out)
+	testutil.RunPython(t, py, "../../delivery/push/testdata/webpush_check.py", in, &out)
 	var n map[string]any
 	if err := json.Unmarshal([]byte(out[0].Plaintext), &n); err != nil {
 		t.Fatal(err)
@@ -159,14 +160,14 @@ func TestPushReachesOfflineMembersOnly(t *testing.T) {
 	if fmt.Sprint(n) != fmt.Sprint(want) || n["seq"] == nil {
 		t.Fatalf("bob's push = %v, want %v", n, want)
 	}
-	hin, _ := json.Marshal(map[string]any{"secret": secret, "webhooks": []map[string]any{{"body": string(hooks[0].body), "headers": map[string]string{
+	hin := map[string]any{"secret": secret, "webhooks": []map[string]any{{"body": string(hooks[0].body), "headers": map[string]string{
 		"webhook-id": hooks[0].header.Get("webhook-id"), "webhook-timestamp": hooks[0].header.Get("webhook-timestamp"),
-		"webhook-signature": hooks[0].header.Get("webhook-signature")}}}})
+		"webhook-signature": hooks[0].header.Get("webhook-signature")}}}}
 	var verified []struct {
 		Device struct{ ID, Platform, Token string } `json:"device"`
 		UserID string                               `json:"user_id"`
 	}
-	runPy(t, py, "../../delivery/push/testdata/webhook_check.py", hin, &verified)
+	testutil.RunPython(t, py, "../../delivery/push/testdata/webhook_check.py", hin, &verified)
 	if v := verified[0]; v.UserID != "carol" || v.Device.ID != "phone" || v.Device.Platform != "fcm" || v.Device.Token != "fcm-carol" {
 		t.Fatalf("carol's webhook = %+v", v)
 	}
@@ -182,30 +183,6 @@ func (s *server) metricAtLeast(t *testing.T, series string, v float64) bool {
 		}
 	}
 	return false
-}
-
-func pythonEnv(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("../../deploy/local/pyenv").Output()
-	if err != nil {
-		t.Fatalf("deploy/local/pyenv: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func runPy(t *testing.T, py, script string, in []byte, out any) {
-	t.Helper()
-	cmd := exec.Command(py, script)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	res, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	if err := json.Unmarshal(res, out); err != nil {
-		t.Fatalf("%s: %v: %s", script, err, res)
-	}
 }
 
 // TestPushKeysPrintsAConfigurationTheServerTakes: `parley push-keys`

@@ -9,6 +9,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // producerKey names one partition of one topic.
@@ -255,7 +256,7 @@ func (l *Log) produceRecords(key producerKey, recs []rawRecord) (int64, error) {
 		if errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge) {
 			return 0, &chat.Error{Code: chat.CodeTooLarge, Op: op, Err: err}
 		}
-		if !retriable(err) || !sleep(ctx, backoff) {
+		if !retriable(err) || !retry.Sleep(ctx, backoff) {
 			return 0, unavailable(op, err)
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)

@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // fetch long-polls one partition from offset and returns the records at or
@@ -99,7 +100,7 @@ func (b *fetchBackoff) wait(ctx context.Context) bool {
 	if *b == 0 {
 		*b = fetchBackoff(50 * time.Millisecond)
 	}
-	ok := sleep(ctx, time.Duration(*b))
+	ok := retry.Sleep(ctx, time.Duration(*b))
 	*b = min(2**b, fetchBackoff(time.Second))
 	return ok
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/retry"
 )
 
 // Gateways tell each other they are alive every Config.Heartbeat; one not
@@ -168,34 +169,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 			f(ctx)
 		}()
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := t.log.Subscribe(ctx, chat.TopicEphemeral, func() {
-			// Ask the others for what they know, and tell them ours.
-			t.publish(record{Kind: "hello"})
-			t.publishSnapshot()
-		}, t.apply)
-		if ctx.Err() != nil {
-			break
-		}
-		t.logger.Warn("reading the ephemeral topic", "err", err)
-		if !sleepCtx(ctx, backoff) {
-			break
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+	readEphemeral(ctx, t.log, t.logger, func() {
+		// Ask the others for what they know, and tell them ours.
+		t.publish(record{Kind: "hello"})
+		t.publishSnapshot()
+	}, t.apply)
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Connected counts a new local connection of user. It only queues.
@@ -351,7 +330,7 @@ func (t *Tracker) publisher(ctx context.Context) {
 					return
 				}
 				t.logger.Warn("publishing", "err", err, "records", len(recs))
-				if !sleepCtx(ctx, backoff) {
+				if !retry.Sleep(ctx, backoff) {
 					return
 				}
 				backoff = min(2*backoff, 2*time.Second)
@@ -407,8 +386,8 @@ func (t *Tracker) heartbeat(ctx context.Context) {
 // online where.
 func (t *Tracker) apply(_ int, recs []chat.Record) {
 	for i := range recs {
-		var r record
-		if err := json.Unmarshal(recs[i].Value, &r); err != nil || r.Gateway == "" {
+		r, ok := decodeRecord(recs[i])
+		if !ok {
 			continue
 		}
 		if r.Kind == "event" {
@@ -430,30 +409,9 @@ func (t *Tracker) apply(_ int, recs []chat.Record) {
 			// followed by its snapshot at once.
 			t.seen[r.Gateway] = time.Now()
 		}
-		switch r.Kind {
-		case "online":
-			t.addLocked(r.User, r.Gateway)
-		case "offline":
-			t.removeLocked(r.User, r.Gateway)
-		case "snapshot":
-			keep := map[string]bool{}
-			for _, u := range r.Users {
-				keep[u] = true
-				t.addLocked(u, r.Gateway)
-			}
-			for user, gws := range t.where {
-				if gws[r.Gateway] && !keep[user] {
-					t.removeLocked(user, r.Gateway)
-				}
-			}
-		case "snapshot+":
-			for _, u := range r.Users {
-				t.addLocked(u, r.Gateway)
-			}
-		case "hello":
-			if r.Gateway != t.id {
-				t.publishSnapshotLocked()
-			}
+		applyLists(t.where, r, t.addLocked, t.removeLocked)
+		if r.Kind == "hello" && r.Gateway != t.id {
+			t.publishSnapshotLocked()
 		}
 		t.mu.Unlock()
 	}

@@ -81,22 +81,11 @@ func (v *View) Run(ctx context.Context) error {
 		defer wg.Done()
 		v.expire(ctx)
 	}()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := v.log.Subscribe(ctx, chat.TopicEphemeral, func() {
-			// Ask the gateways for their lists; expire asks again while
-			// the hello does not come back (an append that failed).
-			v.hello(ctx)
-		}, v.apply)
-		if ctx.Err() != nil {
-			break
-		}
-		v.logger.Warn("reading the ephemeral topic", "err", err)
-		if !sleepCtx(ctx, backoff) {
-			break
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+	readEphemeral(ctx, v.log, v.logger, func() {
+		// Ask the gateways for their lists; expire asks again while
+		// the hello does not come back (an append that failed).
+		v.hello(ctx)
+	}, v.apply)
 	return nil
 }
 
@@ -171,8 +160,8 @@ func (v *View) apply(_ int, recs []chat.Record) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i := range recs {
-		var r record
-		if err := json.Unmarshal(recs[i].Value, &r); err != nil || r.Gateway == "" {
+		r, ok := decodeRecord(recs[i])
+		if !ok {
 			continue
 		}
 		if r.Gateway == v.id {
@@ -190,27 +179,7 @@ func (v *View) apply(_ int, recs []chat.Record) {
 			continue
 		}
 		v.seen[r.Gateway] = time.Now()
-		switch r.Kind {
-		case "online":
-			v.add(r.User, r.Gateway)
-		case "offline":
-			v.remove(r.User, r.Gateway)
-		case "snapshot":
-			keep := make(map[string]bool, len(r.Users))
-			for _, u := range r.Users {
-				keep[u] = true
-				v.add(u, r.Gateway)
-			}
-			for user, gws := range v.where {
-				if gws[r.Gateway] && !keep[user] {
-					v.remove(user, r.Gateway)
-				}
-			}
-		case "snapshot+":
-			for _, u := range r.Users {
-				v.add(u, r.Gateway)
-			}
-		}
+		applyLists(v.where, r, v.add, v.remove)
 	}
 }
 

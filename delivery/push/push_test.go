@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +28,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/presence"
+	parleytest "github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -294,37 +293,6 @@ func (e *env) counter(name string, labels ...string) float64 {
 	panic(name)
 }
 
-// pyenv returns the python of deploy/local/pyenv, installing it when
-// missing (it needs PyPI the first time).
-func pyenv(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("../../deploy/local/pyenv").Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("deploy/local/pyenv: %v\n%s", err, stderr)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func runPython(t *testing.T, script string, in any, out any) {
-	t.Helper()
-	b, _ := json.Marshal(in)
-	cmd := exec.Command(pyenv(t), filepath.Join("testdata", script))
-	cmd.Stdin = bytes.NewReader(b)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	res, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
-	}
-	if err := json.Unmarshal(res, out); err != nil {
-		t.Fatalf("%s: %v: %s", script, err, res)
-	}
-}
-
 // decrypt has the independent implementations (http_ece and
 // cryptography, in Python) decrypt what the push service received for
 // sub and verify its VAPID token against the server's public key.
@@ -350,7 +318,7 @@ func (e *env) decrypt(sub subscription, got []received) []Notification {
 		Plaintext string         `json:"plaintext"`
 		Claims    map[string]any `json:"claims"`
 	}
-	runPython(e.t, "webpush_check.py", in, &out)
+	parleytest.RunPython(e.t, parleytest.Python(e.t), filepath.Join("testdata", "webpush_check.py"), in, &out)
 	var ns []Notification
 	for _, o := range out {
 		if o.Claims["sub"] != "mailto:ops@example.com" {
@@ -660,7 +628,7 @@ func TestWebhookDevicesGetSignedWebhooks(t *testing.T) {
 		}})
 	}
 	var verified []webhookBody
-	runPython(t, "webhook_check.py", map[string]any{"secret": e.webSecret, "webhooks": hooks}, &verified)
+	parleytest.RunPython(t, parleytest.Python(t), filepath.Join("testdata", "webhook_check.py"), map[string]any{"secret": e.webSecret, "webhooks": hooks}, &verified)
 	byUser := map[string]webhookBody{}
 	for _, v := range verified {
 		byUser[v.UserID] = v

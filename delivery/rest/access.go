@@ -2,8 +2,10 @@ package rest
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/httpx"
 )
 
 // submit appends cmd to the commands log and waits for its result
@@ -18,6 +20,17 @@ func (a *API) submit(ctx context.Context, cmd *chat.Command) (chat.Result, error
 func (a *API) member(ctx context.Context, cid, uid string) (chat.Conversation, error) {
 	c, _, err := a.membership(ctx, cid, uid)
 	return c, err
+}
+
+// requireMember reports whether the request's user is a member of cid,
+// having written the error response (member's 404 or the store's error)
+// when not: the first step of every handler under a conversation.
+func (a *API) requireMember(w http.ResponseWriter, r *http.Request, cid string) bool {
+	if _, err := a.member(r.Context(), cid, httpx.User(r).ID); err != nil {
+		a.writeErr(w, r, err)
+		return false
+	}
+	return true
 }
 
 // membership is member with the caller's membership. Membership is

@@ -142,8 +142,7 @@ func (a *API) getConversation(w http.ResponseWriter, r *http.Request) {
 func (a *API) patchConversation(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	cid := r.PathValue("cid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	var req struct {
@@ -173,8 +172,7 @@ func (a *API) patchConversation(w http.ResponseWriter, r *http.Request) {
 func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	cid, uid := r.PathValue("cid"), r.PathValue("uid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	if !chat.ValidUserID(uid) {
@@ -196,8 +194,7 @@ func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
 func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	cid, uid := r.PathValue("cid"), r.PathValue("uid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	if !chat.ValidUserID(uid) {

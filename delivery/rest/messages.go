@@ -89,10 +89,8 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
-	u := httpx.User(r)
 	cid := r.PathValue("cid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	q := r.URL.Query()
@@ -129,10 +127,8 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
-	u := httpx.User(r)
 	cid, mid := r.PathValue("cid"), r.PathValue("mid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	m, err := a.store.Message(r.Context(), cid, mid)
@@ -149,10 +145,8 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
-	u := httpx.User(r)
 	cid := r.PathValue("cid")
-	if _, err := a.member(r.Context(), cid, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cid) {
 		return
 	}
 	q := r.URL.Query()
@@ -185,8 +179,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 func (a *API) messageCommand(w http.ResponseWriter, r *http.Request, cmd *chat.Command) (chat.Result, bool) {
 	u := httpx.User(r)
 	cmd.ConversationID, cmd.MessageID, cmd.Actor = r.PathValue("cid"), r.PathValue("mid"), u.ID
-	if _, err := a.member(r.Context(), cmd.ConversationID, u.ID); err != nil {
-		a.writeErr(w, r, err)
+	if !a.requireMember(w, r, cmd.ConversationID) {
 		return chat.Result{}, false
 	}
 	if !chat.ValidID(cmd.MessageID) {

@@ -23,11 +23,12 @@ const (
 // whatever the role resets before it); its error is logged at warning
 // level with what, never returned: a role outlives engine outages.
 func Consume(ctx context.Context, logger *slog.Logger, what string, consume func(ctx context.Context) error) error {
-	return loop(ctx, logger, what, consume, time.Now, sleep)
+	return loop(ctx, logger, what, consume, time.Now, Sleep)
 }
 
-// sleep waits d or until ctx is done, reporting whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx is done, reporting whether d passed (and so
+// whether ctx is still live): the wait of every backoff loop.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

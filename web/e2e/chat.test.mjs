@@ -1,44 +1,27 @@
 // Browser end-to-end tests of the web client against a real `parley serve`.
 // Run: bash setup.sh && npm test   (from web/e2e)
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, apiUser } from './lib/server.mjs';
+import { apiUser } from './lib/server.mjs';
+import { useServerAndBrowser } from './lib/suite.mjs';
 import { makePng } from './lib/png.mjs';
 import {
-  launchBrowser, signIn, setTransport, createGroup, openConversation, conversationButton, send, messageTexts,
+  setTransport, createGroup, openConversation, conversationButton, send, messageTexts,
   messageList, connection, messageBox, waitForText, eventually, screenshot, sleep, TRANSPORT_LABELS,
 } from './lib/ui.mjs';
 
 const T = { timeout: 240_000 };
 
 describe('Parley web client', () => {
-  let server;
-  let browser;
-  const contexts = [];
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  }, { timeout: 600_000 });
-
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) await server.stop();
-  });
-
-  async function person(userId, opts) {
-    const p = await signIn(browser, server.base, userId, opts);
-    contexts.push(p.context);
-    return p;
-  }
+  const env = useServerAndBrowser();
+  const { contexts, person } = env;
 
   function noProblems(...people) {
     for (const p of people) assert.deepEqual(p.problems, [], `${p.userId}: script errors or CSP violations`);
   }
 
   test('sign-in screen, chat screen and dialogs render in light, dark and phone layouts', T, async () => {
-    const ctx = await browser.newContext({ baseURL: server.base, viewport: { width: 1280, height: 800 } });
+    const ctx = await env.browser.newContext({ baseURL: env.server.base, viewport: { width: 1280, height: 800 } });
     contexts.push(ctx);
     const page = await ctx.newPage();
     await page.goto('/');
@@ -46,11 +29,11 @@ describe('Parley web client', () => {
     await screenshot(page, '01-signin-light.png');
 
     const alice = await person('alice-screens', { colorScheme: 'light' });
-    const seed = await apiUser(server.base, 'alice-screens');
+    const seed = await apiUser(env.server.base, 'alice-screens');
     const conv = await seed.createGroup('Design review', ['bob-screens', 'carol-screens']);
-    await apiUser(server.base, 'bob-screens').then((b) => b.send(conv.id, 'Morning! Did everyone see the new mock-ups?', 'seed-1'));
+    await apiUser(env.server.base, 'bob-screens').then((b) => b.send(conv.id, 'Morning! Did everyone see the new mock-ups?', 'seed-1'));
     await seed.send(conv.id, 'Yes — they look great. One question about the sidebar width.', 'seed-2');
-    await apiUser(server.base, 'carol-screens').then((c) => c.send(conv.id, 'I left comments at https://example.com/review 👍', 'seed-3'));
+    await apiUser(env.server.base, 'carol-screens').then((c) => c.send(conv.id, 'I left comments at https://example.com/review 👍', 'seed-3'));
     await openConversation(alice.page, 'Design review');
     await waitForText(messageList(alice.page), 'I left comments');
     await screenshot(alice.page, '02-chat-desktop-light.png');
@@ -298,7 +281,7 @@ describe('Parley web client', () => {
   });
 
   test('scrolling up loads older history without moving what is on screen', T, async () => {
-    const seed = await apiUser(server.base, 'alice-history');
+    const seed = await apiUser(env.server.base, 'alice-history');
     const conv = await seed.createGroup('Long history', ['bob-history']);
     for (let i = 1; i <= 120; i++) await seed.send(conv.id, `history ${i}`, `h-${i}`);
     // Text a browser must show as text, never as markup.
@@ -363,7 +346,7 @@ describe('Parley web client', () => {
   });
 
   test('a group too big to list its members shows member_count and pages the members dialog', T, async () => {
-    const seed = await apiUser(server.base, 'alice-big');
+    const seed = await apiUser(env.server.base, 'alice-big');
     const others = Array.from({ length: 254 }, (_, i) => `big-${String(i).padStart(3, '0')}`);
     const conv = await seed.createGroup('Town hall', others);
     for (const u of ['zz-late-1', 'zz-late-2', 'zz-late-3']) {
@@ -389,7 +372,7 @@ describe('Parley web client', () => {
     await waitForText(list.getByRole('listitem').last(), 'zz-late-3');
 
     // A member leaving reaches the header and the open dialog live.
-    await (await apiUser(server.base, 'zz-late-3')).call('DELETE', `/v1/conversations/${encodeURIComponent(conv.id)}/members/zz-late-3`);
+    await (await apiUser(env.server.base, 'zz-late-3')).call('DELETE', `/v1/conversations/${encodeURIComponent(conv.id)}/members/zz-late-3`);
     await waitForText(alice.page.locator('#conv-subtitle'), '257 members');
     await eventually(async () => assert.equal(await list.getByRole('listitem').count(), 100), { what: 'the reloaded first page' });
     await alice.page.keyboard.press('Escape');
@@ -397,7 +380,7 @@ describe('Parley web client', () => {
   });
 
   test('search finds a message, highlights the match and jumps to it in context', T, async () => {
-    const seed = await apiUser(server.base, 'alice-search');
+    const seed = await apiUser(env.server.base, 'alice-search');
     const conv = await seed.createGroup('Search me', ['bob-search']);
     await seed.send(conv.id, 'warm-up message', 's-0');
     const target = await seed.send(conv.id, 'The quick zebra crossed <b>the</b> road', 's-target');

@@ -3,13 +3,14 @@
 // Markdown, reactions, phone and dark layouts without overlaps, keyboard
 // use with focus trapped in dialogs, and axe-core with no serious findings.
 // Run: bash setup.sh && npm test   (from web/e2e)
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, apiUser } from './lib/server.mjs';
+import { apiUser } from './lib/server.mjs';
+import { useServerAndBrowser } from './lib/suite.mjs';
 import { makePng } from './lib/png.mjs';
 import { overlaps, inside, seriousA11yViolations } from './lib/check.mjs';
 import {
-  launchBrowser, signIn, createGroup, openConversation, conversationButton, send, messageTexts,
+  createGroup, openConversation, conversationButton, send, messageTexts,
   messageList, connection, messageBox, waitForText, eventually, screenshot, sleep,
 } from './lib/ui.mjs';
 
@@ -17,30 +18,12 @@ const T = { timeout: 240_000 };
 const PHONE = { width: 375, height: 740 };
 
 describe('Parley web client, finished', () => {
-  let server;
-  let browser;
-  const contexts = [];
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  }, { timeout: 600_000 });
-
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) await server.stop();
-  });
-
-  async function person(userId, opts) {
-    const p = await signIn(browser, server.base, userId, opts);
-    contexts.push(p.context);
-    return p;
-  }
+  const env = useServerAndBrowser();
+  const { contexts, person } = env;
 
   /** A person on a phone: small screen, touch, no hover. */
   async function phonePerson(userId, { colorScheme = 'light', name = '' } = {}) {
-    const context = await browser.newContext({ baseURL: server.base, viewport: PHONE, colorScheme, hasTouch: true, isMobile: true });
+    const context = await env.browser.newContext({ baseURL: env.server.base, viewport: PHONE, colorScheme, hasTouch: true, isMobile: true });
     contexts.push(context);
     const page = await context.newPage();
     const problems = [];
@@ -62,7 +45,7 @@ describe('Parley web client, finished', () => {
 
   test('creating a conversation is validated, and people are picked from the directory', T, async () => {
     // Carol shares a conversation with Alice, so the directory knows her.
-    const carolApi = await apiUser(server.base, 'carol-pick', 'Carol Singer');
+    const carolApi = await apiUser(env.server.base, 'carol-pick', 'Carol Singer');
     await carolApi.createGroup('Earlier', ['alice-pick']);
     const alice = await person('alice-pick', { name: 'Alice Liddell' });
     const dialog = alice.page.getByRole('dialog', { name: 'New conversation' });
@@ -113,9 +96,9 @@ describe('Parley web client, finished', () => {
   });
 
   test('one message toolbar at a time, never over the edit box; delete asks in the page; keyboard works end to end', T, async () => {
-    const seed = await apiUser(server.base, 'alice-tools', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-tools', 'Alice Liddell');
     const conv = await seed.createGroup('Tools', ['bob-tools']);
-    const bobApi = await apiUser(server.base, 'bob-tools', 'Bob Builder');
+    const bobApi = await apiUser(env.server.base, 'bob-tools', 'Bob Builder');
     await seed.send(conv.id, 'one from alice', 't1');
     await bobApi.send(conv.id, 'two from bob', 't2');
     await seed.send(conv.id, 'three from alice', 't3');
@@ -206,7 +189,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('on a phone a tap opens one message\'s actions and a tap elsewhere closes them', T, async () => {
-    const seed = await apiUser(server.base, 'alice-tap', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-tap', 'Alice Liddell');
     const conv = await seed.createGroup('Taps', ['bob-tap']);
     for (let i = 1; i <= 4; i++) await seed.send(conv.id, `tap message ${i}`, `tap-${i}`);
     const phone = await phonePerson('alice-tap');
@@ -226,7 +209,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('the list stays at the bottom after a resize and an image load, and "Seen by" is not clipped', T, async () => {
-    const seed = await apiUser(server.base, 'alice-bottom', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-bottom', 'Alice Liddell');
     const conv = await seed.createGroup('Bottom', ['bob-bottom']);
     for (let i = 1; i <= 40; i++) await seed.send(conv.id, `line ${i}`, `b-${i}`);
     const alice = await person('alice-bottom');
@@ -272,7 +255,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('Markdown renders bold, italic, code, lists and links, and never markup or scripts', T, async () => {
-    const seed = await apiUser(server.base, 'alice-md', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-md', 'Alice Liddell');
     const conv = await seed.createGroup('Markdown', ['bob-md']);
     await seed.send(conv.id, 'Plan for **Friday**, _really_:\n- ship `v2`\n- read [the notes](https://example.com/notes)\n\n```\nif (a < b) { go(); }\n```', 'md-1');
     await seed.send(conv.id, '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"> [click](javascript:window.__xss=3) **<b>bold tag</b>**', 'md-2');
@@ -300,7 +283,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('the conversation list previews the last message on load, and a deleted one as deleted', T, async () => {
-    const seed = await apiUser(server.base, 'alice-prev', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-prev', 'Alice Liddell');
     const conv = await seed.createGroup('Previews', ['bob-prev']);
     await seed.send(conv.id, 'older words', 'pv-1');
     const last = await seed.send(conv.id, 'the **last** words', 'pv-2');
@@ -321,7 +304,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('times and dates follow the reader\'s locale', T, async () => {
-    const seed = await apiUser(server.base, 'alice-locale', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-locale', 'Alice Liddell');
     const conv = await seed.createGroup('Locale', ['bob-locale']);
     const m = await seed.send(conv.id, 'what time is it?', 'loc-1');
     const shown = {};
@@ -337,7 +320,7 @@ describe('Parley web client, finished', () => {
   });
 
   test('reactions: any emoji from the picker, and joining one from its chip', T, async () => {
-    const seed = await apiUser(server.base, 'alice-react', 'Alice Liddell');
+    const seed = await apiUser(env.server.base, 'alice-react', 'Alice Liddell');
     const conv = await seed.createGroup('Reactions', ['bob-react']);
     await seed.send(conv.id, 'react to me', 'r-1');
     const alice = await person('alice-react');
@@ -361,9 +344,9 @@ describe('Parley web client, finished', () => {
 
   for (const colorScheme of ['light', 'dark']) {
     test(`phone in ${colorScheme} mode: one-row header, nothing overlaps or is clipped, no serious axe findings`, T, async () => {
-      const seed = await apiUser(server.base, `alice-ph-${colorScheme}`, 'Alice Liddell');
+      const seed = await apiUser(env.server.base, `alice-ph-${colorScheme}`, 'Alice Liddell');
       const conv = await seed.createGroup(`Phone ${colorScheme}`, [`bob-ph-${colorScheme}`]);
-      const bobApi = await apiUser(server.base, `bob-ph-${colorScheme}`, 'Bob Builder');
+      const bobApi = await apiUser(env.server.base, `bob-ph-${colorScheme}`, 'Bob Builder');
       for (let i = 1; i <= 12; i++) await (i % 3 ? seed : bobApi).send(conv.id, `phone message ${i}: ${'words '.repeat(i % 5 * 3)}`, `ph-${i}`);
       await bobApi.send(conv.id, 'the newest message, with a descender: gjpqy', 'ph-last');
       const phone = await phonePerson(`alice-ph-${colorScheme}`, { colorScheme });
@@ -423,16 +406,16 @@ describe('Parley web client, finished', () => {
 
   test('desktop screens in light and dark mode have no serious axe findings; the search panel fits', T, async () => {
     for (const colorScheme of ['light', 'dark']) {
-      const ctx = await browser.newContext({ baseURL: server.base, colorScheme });
+      const ctx = await env.browser.newContext({ baseURL: env.server.base, colorScheme });
       contexts.push(ctx);
       const page = await ctx.newPage();
       await page.goto('/');
       await page.getByLabel('User id').waitFor();
       assert.deepEqual(await seriousA11yViolations(page), [], `axe: sign-in, ${colorScheme}`);
-      const seed = await apiUser(server.base, `alice-axe-${colorScheme}`, 'Alice Liddell');
+      const seed = await apiUser(env.server.base, `alice-axe-${colorScheme}`, 'Alice Liddell');
       const conv = await seed.createGroup('Accessible', [`bob-axe-${colorScheme}`]);
       await seed.send(conv.id, 'Is **this** readable? `yes`', 'ax-1');
-      await (await apiUser(server.base, `bob-axe-${colorScheme}`, 'Bob Builder')).send(conv.id, 'Very, thanks 👍', 'ax-2');
+      await (await apiUser(env.server.base, `bob-axe-${colorScheme}`, 'Bob Builder')).send(conv.id, 'Very, thanks 👍', 'ax-2');
       const alice = await person(`alice-axe-${colorScheme}`, { colorScheme });
       await openConversation(alice.page, 'Accessible');
       await waitForText(messageList(alice.page), 'Very, thanks');

@@ -2,37 +2,20 @@
 // (the client steps back up to WebSocket), and sends made while the server
 // cannot be reached (the durable outbox in IndexedDB).
 // Run: bash setup.sh && npm test   (from web/e2e)
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, apiUser } from './lib/server.mjs';
+import { apiUser } from './lib/server.mjs';
+import { useServerAndBrowser } from './lib/suite.mjs';
 import {
-  launchBrowser, signIn, createGroup, openConversation, send, messageTexts,
+  createGroup, openConversation, send, messageTexts,
   messageList, connection, waitForText, eventually, screenshot, sleep,
 } from './lib/ui.mjs';
 
 const T = { timeout: 240_000 };
 
 describe('Parley web client through outages', () => {
-  let server;
-  let browser;
-  const contexts = [];
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  }, { timeout: 600_000 });
-
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) await server.stop();
-  });
-
-  async function person(userId, opts) {
-    const p = await signIn(browser, server.base, userId, opts);
-    contexts.push(p.context);
-    return p;
-  }
+  const env = useServerAndBrowser();
+  const { person } = env;
 
   /** Records every text the Connection status shows. */
   async function watchStatus(page) {
@@ -54,7 +37,7 @@ describe('Parley web client through outages', () => {
     for (const p of [alice, bob]) await waitForText(connection(p.page), 'Connected · WebSocket');
     const aliceLog = await watchStatus(alice.page);
 
-    await server.restart({ downMs: 4000 });
+    await env.server.restart({ downMs: 4000 });
     const back = Date.now();
     for (const p of [alice, bob]) {
       await waitForText(connection(p.page), 'Connected · WebSocket', { timeout: 30_000 });
@@ -111,7 +94,7 @@ describe('Parley web client through outages', () => {
     // and that still waits in the outbox when the page reloads: the retry
     // carries the same client_id, and the server's dedup keeps it once.
     const cid = decodeURIComponent(new URL(alice.page.url()).pathname.split('/').pop());
-    await (await apiUser(server.base, alice.userId)).send(cid, 'stored but the answer was lost', 'c-lost-answer');
+    await (await apiUser(env.server.base, alice.userId)).send(cid, 'stored but the answer was lost', 'c-lost-answer');
     await alice.page.evaluate(({ cid, me }) => new Promise((resolve, reject) => {
       const req = indexedDB.open('parley-outbox', 1);
       req.onsuccess = () => {
