@@ -48,11 +48,17 @@ export class MessageView {
   _bindActions() {
     this.active = null;
     const hover = window.matchMedia('(hover: hover)');
+    this._arrowedAt = 0; // when the arrow keys last moved focus (_onKeyDown)
     this.list.addEventListener('mouseover', (e) => {
       if (!hover.matches) return;
       const li = e.target.closest('li.msg');
+      // Arrow keys scroll the list, and the browser then reports the still
+      // mouse as over another message: for a moment after an arrow key
+      // the message holding focus keeps its toolbar.
+      const focused = this.active && this.active.contains(document.activeElement);
+      if (focused && performance.now() - this._arrowedAt < 1000) return;
       // The mouse wins, unless the open one holds a reaction picker in use.
-      const busy = this.active && this.active.querySelector('.picker') && this.active.contains(document.activeElement);
+      const busy = focused && this.active.querySelector('.picker');
       if (li && !busy) this.setActive(li);
     });
     this.list.addEventListener('mouseleave', () => {
@@ -572,13 +578,18 @@ export class MessageView {
       // From the list itself, ArrowUp enters the newest message.
       if (e.key === 'ArrowUp' && e.target === this.list && items.length) {
         e.preventDefault();
+        this._arrowedAt = performance.now();
         items[items.length - 1].focus();
       }
       return;
     }
     e.preventDefault();
     const i = items.indexOf(cur) + (e.key === 'ArrowDown' ? 1 : -1);
-    if (items[i]) { items[i].focus(); items[i].scrollIntoView({ block: 'nearest' }); }
+    if (items[i]) {
+      this._arrowedAt = performance.now();
+      items[i].focus();
+      items[i].scrollIntoView({ block: 'nearest' });
+    }
   }
 
   async _onClick(e) {
