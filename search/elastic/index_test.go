@@ -575,11 +575,21 @@ func TestLimitIsCappedAtFifty(t *testing.T) {
 	}
 	mustPut(t, x, ms...)
 	q := chat.SearchQuery{Text: "many", ConversationIDs: []string{cid}, Limit: 1000}
-	waitFor(t, x, q, maxLimit)
-	hits, next, err := x.Search(t.Context(), q)
-	if err != nil || len(hits) != maxLimit || next == "" {
-		t.Fatalf("limit 1000: %d hits, next %q, err %v; want %d hits and a next page", len(hits), next, err, maxLimit)
-	}
+	// The 60 documents become searchable shard by shard, so wait until all
+	// of them are: only then must a page of 50 have a next page.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		hits, next, err := x.Search(t.Context(), q)
+		if err != nil {
+			t.Fatalf("Search: %v", err)
+		}
+		if len(hits) > maxLimit {
+			t.Fatalf("limit 1000: %d hits, want at most %d", len(hits), maxLimit)
+		}
+		if len(hits) != maxLimit || next == "" {
+			return fmt.Errorf("limit 1000: %d hits, next %q; want %d hits and a next page", len(hits), next, maxLimit)
+		}
+		return nil
+	})
 }
 
 func TestSearchOverManyConversations(t *testing.T) {
