@@ -228,3 +228,21 @@ func TestContextErrorIsUnavailable(t *testing.T) {
 		t.Errorf("another error became %v", got)
 	}
 }
+
+// TestInternalFieldsHaveNoJSONName: the API's JSON of an event or a
+// conversation never carries the internal fields, whatever their values
+// (nobody has to zero them before encoding for clients); the stored and
+// logged forms in package record keep them.
+func TestInternalFieldsHaveNoJSONName(t *testing.T) {
+	ev := Event{Type: EventMessageCreated, Partition: 3, Position: 259,
+		Conversation: &Conversation{ID: "cnv_1", Tally: &Tally{Messages: 1}, LastPosition: 259}}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{`"partition"`, `"position"`, `"tally"`, `"last_position"`, `"last_activity"`, "259"} {
+		if strings.Contains(string(b), name) {
+			t.Errorf("the API's JSON of an event carries %s: %s", name, b)
+		}
+	}
+}

@@ -19,51 +19,52 @@ const (
 	OpThumbnail    = "thumbnail"     // MessageID, AttachmentID, ThumbnailKey (media role)
 )
 
-// Command is a request to change one conversation. Its bytes in the
-// commands log are package record's versioned encoding, not these tags.
+// Command is a request to change one conversation. It has no JSON form of
+// its own: its bytes in the commands log are package record's versioned
+// encoding (commandV1).
 type Command struct {
-	ID             string    `json:"id"`
-	Gateway        string    `json:"gateway,omitempty"`
-	Op             string    `json:"op"`
-	ConversationID string    `json:"conversation_id"`
-	Actor          string    `json:"actor"`
-	At             time.Time `json:"at"`
+	ID             string
+	Gateway        string
+	Op             string
+	ConversationID string
+	Actor          string
+	At             time.Time
 	// Deadline is when the gateway stops waiting for the result and
 	// answers 503 (zero: nobody waits). The sequencer refuses a command it
 	// reaches well after its deadline instead of applying it, so that a
 	// log that is catching up skips what nobody waits for; a 503 usually
 	// means "not done", and a retry with the same client_id is safe either
 	// way.
-	Deadline time.Time `json:"deadline,omitzero"`
+	Deadline time.Time
 	// Trace is the W3C traceparent of the span that submitted the command
 	// (empty when tracing is off): the sequencer's span continues it.
-	Trace string `json:"trace,omitempty"`
+	Trace string
 
-	Kind        string   `json:"kind,omitempty"`
-	Title       *string  `json:"title,omitempty"`
-	Members     []string `json:"members,omitempty"`
-	ClientID    string   `json:"client_id,omitempty"`
-	Text        string   `json:"text,omitempty"`
-	Attachments []string `json:"attachments,omitempty"`
-	ReplyTo     string   `json:"reply_to,omitempty"`
-	MessageID   string   `json:"message_id,omitempty"`
-	IfMatch     int      `json:"if_match,omitempty"`
-	Emoji       string   `json:"emoji,omitempty"`
-	Seq         int64    `json:"seq,omitempty"`
-	UserID      string   `json:"user_id,omitempty"`
+	Kind        string
+	Title       *string
+	Members     []string
+	ClientID    string
+	Text        string
+	Attachments []string
+	ReplyTo     string
+	MessageID   string
+	IfMatch     int
+	Emoji       string
+	Seq         int64
+	UserID      string
 
-	AttachmentID string `json:"attachment_id,omitempty"`
-	ThumbnailKey string `json:"thumbnail_key,omitempty"`
+	AttachmentID string
+	ThumbnailKey string
 }
 
 // Result is the sequencer's answer to one command.
 type Result struct {
 	// Created is true when the command made something new (201 rather than 200).
-	Created      bool          `json:"created,omitempty"`
-	Message      *Message      `json:"message,omitempty"`
-	Conversation *Conversation `json:"conversation,omitempty"`
-	ErrCode      string        `json:"err_code,omitempty"`
-	ErrMessage   string        `json:"err_message,omitempty"`
+	Created      bool
+	Message      *Message
+	Conversation *Conversation
+	ErrCode      string
+	ErrMessage   string
 }
 
 // Err returns the result's error, nil on success.
@@ -78,19 +79,20 @@ func (r *Result) Err() error {
 // command: the durable events it produced (possibly none) and the result
 // for the gateway that is waiting on CommandID.
 //
-// Its bytes in the events log are package record's versioned encoding.
+// It has no JSON form of its own, nor has Result: their bytes in the
+// events log are package record's versioned encoding (sequencedV1).
 type Sequenced struct {
-	CommandID string  `json:"command_id"`
-	Gateway   string  `json:"gateway,omitempty"`
-	Events    []Event `json:"events,omitempty"`
-	Result    Result  `json:"result"`
+	CommandID string
+	Gateway   string
+	Events    []Event
+	Result    Result
 	// Recipients are the users who receive Events: the members after the
 	// command plus a user it removed, so fan-out needs no lookup.
-	Recipients []string `json:"recipients,omitempty"`
+	Recipients []string
 	// Trace is the W3C traceparent of the sequencer's span for the command
 	// (empty when its command had none): the gateways' spans for the ack
 	// and the recipients' sockets continue it.
-	Trace string `json:"trace,omitempty"`
+	Trace string
 }
 
 // ExpiryGrace is how long after its Deadline a command is still applied:

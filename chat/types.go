@@ -36,9 +36,10 @@ type Conversation struct {
 	Unread      int64     `json:"unread"`
 	Muted       bool      `json:"muted"`
 	LastMessage *Message  `json:"last_message"`
-	// Tally holds the counts behind unread, for stored state only: Public
+	// Tally holds the counts behind unread, for stored state only: it has
+	// no JSON name (the stored form, package record, keeps it), and Public
 	// drops it, so clients never see it.
-	Tally *Tally `json:"tally,omitempty"`
+	Tally *Tally `json:"-"`
 
 	// LastPosition is the partition position of the newest event; commands
 	// at or below it are already applied (replays are skipped).
@@ -239,11 +240,11 @@ type Event struct {
 	// event's own seq is its place in the conversation log).
 	ReadSeq int64 `json:"read_seq,omitempty"`
 
-	// Partition and Position are internal: adapters persist them, and the
-	// gateway zeroes them (so omitempty drops them) before encoding for
-	// clients.
-	Partition int   `json:"partition,omitempty"`
-	Position  int64 `json:"position,omitempty"`
+	// Partition and Position are internal: the stored and logged forms
+	// (package record) keep them, and the API's JSON has no name for them,
+	// so no client ever sees them.
+	Partition int   `json:"-"`
+	Position  int64 `json:"-"`
 }
 
 // Ephemeral is a typing, presence or user.updated event.

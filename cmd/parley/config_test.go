@@ -13,13 +13,6 @@ import (
 var notSettings = map[string]string{
 	"Blobs.Logger":    "a dependency handed in by serve, not a setting",
 	"Gateway.MaxBody": "API.md fixes request bodies and WebSocket frames at 64 KiB",
-	// The push role's timings are not flags yet (delivery/push: "the API
-	// fixes them"); tests shorten them in code.
-	"Push.Collapse":  "push timing the API fixes",
-	"Push.Delay":     "push timing the API fixes",
-	"Push.MaxAge":    "push timing the API fixes",
-	"Push.Settle":    "push timing the API fixes",
-	"Push.RetryBase": "push timing the API fixes",
 }
 
 // parseConfig parses args and env the way run does, without validating.

@@ -221,7 +221,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	}
 	if roles[rolePush] {
 		pcfg := cfg.Push // VAPID keys composed from the gateway's
-		view := presence.NewView(chat.NewID("push"), log, 0, logger)
+		view := presence.NewView(chat.NewID("push"), log, pcfg.Settle, logger)
 		view.SetHeartbeat(cfg.Gateway.Presence.Heartbeat)
 		pusher, err := push.New(pcfg, push.Deps{Log: log, Store: store, Presence: view, Logger: logger, Registerer: reg})
 		if err != nil {

@@ -1,12 +1,12 @@
 package fanout
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 func benchEvent(pos int64) chat.Event {
@@ -48,7 +48,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 	for b.Loop() {
 		pos++
 		b.StopTimer()
-		val, _ := json.Marshal(chat.Sequenced{CommandID: "cmd", Gateway: "gw2", Events: []chat.Event{benchEvent(pos)}, Recipients: recipients})
+		val, _ := record.EncodeSequenced(&chat.Sequenced{CommandID: "cmd", Gateway: "gw2", Events: []chat.Event{benchEvent(pos)}, Recipients: recipients})
 		b.StartTimer()
 		if rb, ok := h.read(5, []chat.Record{{Partition: 5, Offset: pos, Value: val}}); ok {
 			h.fanOut(rb)

@@ -2,13 +2,13 @@ package fanout
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // fakeLog hands the hub the reads a test feeds it, one at a time.
@@ -74,7 +74,7 @@ func (th *testHub) feed(t *testing.T, partition int, seqs ...chat.Sequenced) {
 	t.Helper()
 	r := fakeRead{partition: partition, handled: make(chan struct{})}
 	for i, s := range seqs {
-		b, err := json.Marshal(s)
+		b, err := record.EncodeSequenced(&s)
 		if err != nil {
 			t.Fatal(err)
 		}

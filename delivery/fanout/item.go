@@ -65,7 +65,6 @@ var heartbeat = &Item{Kind: KindHeartbeat}
 // its closing brace (the connection appends its cursor). It returns nil
 // when ev cannot be encoded.
 func EncodeEvent(ev chat.Event) []byte {
-	ev.Partition, ev.Position = 0, 0
 	if ev.Message != nil {
 		m := *ev.Message
 		m.Normalize()

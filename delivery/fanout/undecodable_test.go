@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // TestUndecodableRecordsAreCountedAndSkipped: a record that does not
@@ -27,7 +28,8 @@ func TestUndecodableRecordsAreCountedAndSkipped(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	<-h.Ready()
 
-	good, err := json.Marshal(message(1, "gw1", "cmd_after", "bob"))
+	m := message(1, "gw1", "cmd_after", "bob")
+	good, err := record.EncodeSequenced(&m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/internal/testutil"
 )
@@ -50,7 +50,7 @@ func TestUndecodableRecordIsCountedAndSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lg.Close()
-	good, _ := json.Marshal(chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+	good, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
 		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Text: "kiwi"}}}})
 	if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: []byte("{not json"), Partition: 1},
 		&chat.Record{Key: "cnv_1", Value: good, Partition: 1}); err != nil {

@@ -2,7 +2,6 @@ package indexer_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/indexer"
 	"github.com/parleychat/parley/delivery/media"
 	"github.com/parleychat/parley/delivery/memlog"
@@ -72,7 +72,7 @@ func TestWorkerRolesLeaveNoGoroutine(t *testing.T) {
 		{ID: chat.NewID("cmd"), Op: chat.OpCreate, ConversationID: cid, Actor: "alice", At: now, Kind: "group", Title: &title},
 		{ID: chat.NewID("cmd"), Op: chat.OpSend, ConversationID: cid, Actor: "alice", At: now, ClientID: "c1", Text: "pineapple"},
 	} {
-		b, _ := json.Marshal(c)
+		b, _ := record.EncodeCommand(&c)
 		if err := lg.Append(ctx, chat.TopicCommands, &chat.Record{Key: cid, Value: b}); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 )
 
@@ -41,7 +41,7 @@ func TestUndecodableRecordIsCountedAndSkipped(t *testing.T) {
 	}
 	defer lg.Close()
 	att := chat.Attachment{ID: "att_1", ContentType: "image/png", Size: 10}
-	good, _ := json.Marshal(chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+	good, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
 		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Attachments: []chat.Attachment{att}}}}})
 	if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: []byte("{not json"), Partition: 1},
 		&chat.Record{Key: "cnv_1", Value: good, Partition: 1}); err != nil {

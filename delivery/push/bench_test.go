@@ -2,7 +2,6 @@ package push
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // fixedPresence is a Presence that is ready and says everyone in online
@@ -51,7 +51,7 @@ func BenchmarkHandleBigRoom(b *testing.B) {
 	}()
 	s := chat.Sequenced{Recipients: members, Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1", At: time.Now(),
 		Message: &chat.Message{ConversationID: "cnv_1", Seq: 1, SenderID: members[0], Text: "hello there"}}}}
-	rec, _ := json.Marshal(s)
+	rec, _ := record.EncodeSequenced(&s)
 	recs := []chat.Record{{Value: rec}}
 	b.ReportAllocs()
 	b.ResetTimer()

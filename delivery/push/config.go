@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/parleychat/parley/delivery/presence"
 )
 
 // Defaults of Config.
@@ -29,6 +31,8 @@ const (
 	// get no push (a new consumer group starts at the log's beginning; a
 	// push about a message hours old would be noise).
 	DefaultMaxAge = 2 * time.Minute
+	// DefaultRetryBase is the first retry's backoff; each retry doubles it.
+	DefaultRetryBase = time.Second
 )
 
 // Config holds the push role's settings. The VAPID keys and AllowLoopback
@@ -57,13 +61,18 @@ type Config struct {
 	VAPIDPrivateKey string
 	AllowLoopback   bool
 
-	// Not flags: the API fixes them. Tests shorten them. Zero: default.
+	// Timings (--push.collapse and so on). Collapse is the API's "at most
+	// one push per device per conversation per 10 s": change it only to
+	// shorten tests. Zero: the default.
 	Collapse time.Duration
-	Delay    time.Duration
-	MaxAge   time.Duration
+	// Delay is how long after reading a message the role looks at who is
+	// online (DefaultDelay).
+	Delay time.Duration
+	// MaxAge: older messages get no push (DefaultMaxAge).
+	MaxAge time.Duration
 	// Settle is the presence View's start-up wait (presence.DefaultSettle).
 	Settle time.Duration
-	// RetryBase is the first retry's backoff (default 1 s), doubling.
+	// RetryBase is the first retry's backoff (DefaultRetryBase), doubling.
 	RetryBase time.Duration
 }
 
@@ -75,6 +84,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Subject, "push.vapid-subject", DefaultSubject, "VAPID subject: a mailto: or https: URL where push services can reach the operator")
 	fs.StringVar(&c.CAFile, "push.ca-file", "", "PEM file of extra certificate authorities trusted for Web Push endpoints (a self-hosted push server)")
 	fs.IntVar(&c.Workers, "push.workers", DefaultWorkers, "pushes worked on at once by the push role")
+	fs.DurationVar(&c.Collapse, "push.collapse", DefaultCollapse, "at most one push per device and conversation per this long (API.md fixes 10s; shorten only for tests)")
+	fs.DurationVar(&c.Delay, "push.delay", DefaultDelay, "how long after reading a message the push role decides whether its recipients are online")
+	fs.DurationVar(&c.MaxAge, "push.max-age", DefaultMaxAge, "messages older than this when the push role reads them get no push")
+	fs.DurationVar(&c.Settle, "push.settle", presence.DefaultSettle, "how long the push role's presence view waits at start for the gateways' presence before trusting it")
+	fs.DurationVar(&c.RetryBase, "push.retry-base", DefaultRetryBase, "backoff before a failed push's first retry, doubling with each retry")
 }
 
 // Validate checks the configuration.
@@ -96,6 +110,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		return errors.New("push.workers must be at least 1")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"push.collapse", c.Collapse}, {"push.delay", c.Delay}, {"push.max-age", c.MaxAge}, {"push.settle", c.Settle}, {"push.retry-base", c.RetryBase}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must not be negative (0 means its default)", d.name)
+		}
 	}
 	if c.CAFile != "" {
 		if _, err := loadCAs(c.CAFile); err != nil {
@@ -150,7 +172,7 @@ func (c Config) withDefaults() Config {
 		c.Subject = DefaultSubject
 	}
 	if c.RetryBase <= 0 {
-		c.RetryBase = time.Second
+		c.RetryBase = DefaultRetryBase
 	}
 	return c
 }

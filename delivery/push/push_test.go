@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/presence"
 	parleytest "github.com/parleychat/parley/internal/testutil"
@@ -275,7 +276,7 @@ func (e *env) post(cid string, seq int64, sender, text string, recipients ...str
 		Type: chat.EventMessageCreated, ConversationID: cid, Seq: seq, EventID: chat.NewID("evt"), At: now, Actor: sender,
 		Message: &chat.Message{ID: chat.NewID("msg"), ConversationID: cid, Seq: seq, SenderID: sender, Text: text, CreatedAt: now},
 	}}}
-	b, _ := json.Marshal(s)
+	b, _ := record.EncodeSequenced(&s)
 	if err := e.log.Append(e.ctx, chat.TopicEvents, &chat.Record{Key: cid, Value: b}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -715,7 +716,7 @@ func TestRecipientWhoComesOnlineWithinTheDelayGetsNoPush(t *testing.T) {
 	go func() { defer wg.Done(); p.worker(ctx) }()
 	defer func() { cancel(); wg.Wait() }()
 
-	b, _ := json.Marshal(chat.Sequenced{Recipients: []string{"alice", "bob", "carol"}, Events: []chat.Event{{
+	b, _ := record.EncodeSequenced(&chat.Sequenced{Recipients: []string{"alice", "bob", "carol"}, Events: []chat.Event{{
 		Type: chat.EventMessageCreated, ConversationID: "cnv_1", Seq: 1, At: time.Now(),
 		Message: &chat.Message{ConversationID: "cnv_1", Seq: 1, SenderID: "alice", Text: "hi"},
 	}}})

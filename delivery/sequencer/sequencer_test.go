@@ -2,7 +2,6 @@ package sequencer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
 )
@@ -61,7 +61,7 @@ func (r *rig) records(cmds ...chat.Command) []chat.Record {
 		if c.At.IsZero() {
 			c.At = time.Now()
 		}
-		b, _ := json.Marshal(c)
+		b, _ := record.EncodeCommand(&c)
 		recs = append(recs, chat.Record{Key: c.ConversationID, Value: b, Partition: 0, Offset: r.off})
 		r.off++
 	}
@@ -93,8 +93,8 @@ func (r *rig) handle(recs []chat.Record) []chat.Sequenced {
 		select {
 		case rs := <-got:
 			for _, rec := range rs {
-				var s chat.Sequenced
-				if err := json.Unmarshal(rec.Value, &s); err != nil {
+				s, err := record.DecodeSequenced(rec.Value)
+				if err != nil {
 					r.t.Fatal(err)
 				}
 				out = append(out, s)
@@ -107,8 +107,7 @@ func (r *rig) handle(recs []chat.Record) []chat.Sequenced {
 	// Records of different conversations may sit in different partitions:
 	// answer in command order.
 	for i, rec := range recs {
-		var c chat.Command
-		_ = json.Unmarshal(rec.Value, &c)
+		c, _ := record.DecodeCommand(rec.Value)
 		out[i] = byID[c.ID]
 	}
 	return out

@@ -2,7 +2,6 @@ package submit_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/delivery/submit"
@@ -80,8 +80,7 @@ func newFenceRig(t *testing.T) *fenceRig {
 		defer func() { done <- struct{}{} }()
 		_ = lg.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, recs []chat.Record) {
 			for _, r := range recs {
-				var sq chat.Sequenced
-				if json.Unmarshal(r.Value, &sq) == nil && sq.Gateway == "gw-fence" {
+				if sq, err := record.DecodeSequenced(r.Value); err == nil && sq.Gateway == "gw-fence" {
 					sub.Resolve(sq.CommandID, sq.Result)
 				}
 			}

@@ -2,13 +2,13 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // fakeLog records appended commands; fail makes Append report an error
@@ -27,8 +27,8 @@ func (l *fakeLog) Append(ctx context.Context, topic string, recs ...*chat.Record
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range recs {
-		var cmd chat.Command
-		if err := json.Unmarshal(r.Value, &cmd); err != nil {
+		cmd, err := record.DecodeCommand(r.Value)
+		if err != nil {
 			return err
 		}
 		l.appended = append(l.appended, cmd)
