@@ -41,6 +41,9 @@ type Conn struct {
 	Keepalive func()
 	// Beats says the transport wants heartbeat items (SSE).
 	Beats bool
+	// Transport, set before the connection is registered, labels its
+	// queue in the hub's QueueCollector.
+	Transport string
 
 	mu       sync.Mutex
 	queue    []*Item
