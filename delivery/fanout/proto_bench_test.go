@@ -189,7 +189,7 @@ func TestRealisticMixSizes(t *testing.T) {
 	}
 	var js, pb int
 	for _, it := range items {
-		js += len(it.Data)
+		js += len(it.JSON())
 		pb += len(it.Proto())
 	}
 	t.Logf("without cursors: JSON %6.1f B/event, protobuf %6.1f B/event (%.0f%%)",
@@ -321,7 +321,7 @@ func BenchmarkRenderBatchProto(b *testing.B) {
 	items := make([]*Item, 100)
 	shared := EventItem(benchEvent(1), time.Time{})
 	for i := range items {
-		items[i] = &Item{Data: shared.Data, Partition: 5, Position: int64(i+1) << 8, Kind: KindEvent, event: shared.event}
+		items[i] = &Item{Data: shared.JSON(), Partition: 5, Position: int64(i+1) << 8, Kind: KindEvent, event: shared.event}
 	}
 	c := NewConn("bob", 1024)
 	var frame []byte

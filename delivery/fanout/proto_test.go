@@ -252,12 +252,12 @@ func TestProtoEncodedOncePerItem(t *testing.T) {
 	if len(a) == 0 || &a[0] != &b[0] {
 		t.Fatal("the binary encoding was made twice (or not at all)")
 	}
-	bare := &Item{Data: it.Data, Kind: KindEvent, Partition: it.Partition, Position: it.Position}
+	bare := &Item{Data: it.JSON(), Kind: KindEvent, Partition: it.Partition, Position: it.Position}
 	if !bytes.Equal(bare.Proto(), a) {
 		t.Fatal("an event item without its source encodes differently")
 	}
 	eph := EphemeralItem(fixtureEphemerals()[chat.EventPresence])
-	bareEph := &Item{Data: eph.Data, Kind: KindEphemeral}
+	bareEph := &Item{Data: eph.JSON(), Kind: KindEphemeral}
 	if !bytes.Equal(bareEph.Proto(), eph.Proto()) {
 		t.Fatal("an ephemeral item without its source encodes differently")
 	}
