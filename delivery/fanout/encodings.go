@@ -97,7 +97,7 @@ func (c *Conn) renderProto(dst []byte, it *Item, scratch []byte) ([]byte, bool) 
 		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		return wire.AppendEvent(dst, b, c.cursor.AppendEncode(scratch)), true
+		return wire.AppendEvent(dst, b, c.cursor.AppendBinary(scratch)), true
 	case KindMark:
 		c.cursor.Advance(it.Partition, it.Position)
 		return dst, false
