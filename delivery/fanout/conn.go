@@ -320,10 +320,11 @@ func (c *Conn) Pending() bool {
 func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	switch it.Kind {
 	case KindEvent:
-		if !c.cursor.Advance(it.Partition, it.Position) {
+		b := it.JSON()
+		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		dst = append(dst, it.Data...)
+		dst = append(dst, b...)
 		dst = append(dst, `,"cursor":"`...)
 		dst = c.cursor.AppendEncode(dst)
 		return append(dst, `"}`...), true
@@ -333,7 +334,11 @@ func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	case KindHeartbeat:
 		return dst, false
 	}
-	return append(dst, it.Data...), true
+	b := it.JSON()
+	if b == nil {
+		return dst, false
+	}
+	return append(dst, b...), true
 }
 
 // RenderBatch renders items into one buffer, objects separated by '\n'
