@@ -29,10 +29,12 @@ func startFaultTopology(t *testing.T, aFlags ...string) (c *cluster, es *toxiPro
 	return c, es, a, b, ix
 }
 
-func logRates(t *testing.T, l *faultLoad, start time.Time, windows ...any) {
+// logRates logs the acknowledgements per second from start to stop and
+// in each window (name, from, to).
+func logRates(t *testing.T, l *faultLoad, start, stop time.Time, windows ...any) {
 	t.Helper()
-	msg := fmt.Sprintf("offered %d sends/s over %d conversations to %d clients; acknowledged/s overall %.0f",
-		l.scale.rate, len(l.convs), len(l.rcv), l.ackRate(start, time.Now()))
+	msg := fmt.Sprintf("offered %d sends/s over %d conversations to %d clients for %v; acknowledged/s overall %.0f",
+		l.scale.rate, len(l.convs), len(l.rcv), stop.Sub(start).Round(time.Second), l.ackRate(start, stop))
 	for i := 0; i+2 < len(windows); i += 3 {
 		msg += fmt.Sprintf("; %s %.0f", windows[i], l.ackRate(windows[i+1].(time.Time), windows[i+2].(time.Time)))
 	}
@@ -74,9 +76,10 @@ func TestFaultEnginesKafkaLeaderKillAndBrokerPause(t *testing.T) {
 	contAt := time.Now()
 	time.Sleep(sc.between)
 
+	stopAt := time.Now()
 	rep := l.finish(60 * time.Second)
-	logRates(t, l, start, "before the kill", start, killedAt, "while "+victim+" was dead", killedAt, restartedAt,
-		"while "+paused+" was paused", pausedAt, contAt, "after", contAt, time.Now())
+	logRates(t, l, start, stopAt, "before the kill", start, killedAt, "while "+victim+" was dead and restarting", killedAt, restartedAt,
+		"while "+paused+" was paused", pausedAt, contAt, "after", contAt, stopAt)
 	t.Logf("checked: %d ops, %d acknowledged, %d events at %d receivers, %d stored, %d indexed", rep.Ops, rep.Acked, rep.Events, rep.Receivers, rep.Stored, rep.Indexed)
 	resourcesBack(t, nodes, idle, loaded)
 }
@@ -118,9 +121,10 @@ func TestFaultEnginesCassandraNodeKillAndPartition(t *testing.T) {
 	t.Logf("gateway-a was cut off from Cassandra for %v", healedAt.Sub(cutAt).Round(100*time.Millisecond))
 	time.Sleep(sc.between)
 
+	stopAt := time.Now()
 	rep := l.finish(60 * time.Second)
-	logRates(t, l, start, "before the kill", start, killedAt, "while cassandra-2 was dead", killedAt, restartedAt,
-		"while gateway-a was cut off", cutAt, healedAt, "after", healedAt, time.Now())
+	logRates(t, l, start, stopAt, "before the kill", start, killedAt, "while cassandra-2 was dead and restarting", killedAt, restartedAt,
+		"between", restartedAt, cutAt, "while gateway-a was cut off", cutAt, healedAt, "after", healedAt, stopAt)
 	t.Logf("checked: %d ops, %d acknowledged, %d events at %d receivers, %d stored, %d indexed", rep.Ops, rep.Acked, rep.Events, rep.Receivers, rep.Stored, rep.Indexed)
 	resourcesBack(t, nodes, idle, loaded)
 }
@@ -156,10 +160,11 @@ func TestFaultEnginesElasticsearchDown60s(t *testing.T) {
 	l.mu.Unlock()
 	time.Sleep(sc.between)
 
+	stopAt := time.Now()
 	wait := 120*time.Second - time.Since(backAt)
 	rep := l.finish(wait)
 	agreedIn := time.Since(backAt)
-	logRates(t, l, start, "before", start, downAt, "while Elasticsearch was down", downAt, backAt, "after", backAt, backAt.Add(sc.between))
+	logRates(t, l, start, stopAt, "before", start, downAt, "while Elasticsearch was down", downAt, backAt, "after", backAt, stopAt)
 	t.Logf("checked: %d ops, %d acknowledged, %d events at %d receivers, %d stored, %d indexed; index == store %v after Elasticsearch came back (bound 120 s, checked last)",
 		rep.Ops, rep.Acked, rep.Events, rep.Receivers, rep.Stored, rep.Indexed, agreedIn.Round(time.Second))
 	if retriesDuring > 0 {
