@@ -215,7 +215,17 @@ func (g *group) handleNext(ctx context.Context, m *member, p int, handle func(co
 		g.locks[p].Unlock()
 		return nothing, nil
 	}
-	err := handle(ctx, p, recs)
+	// A held batch (chat.HoldCommit) is waited for here: the embedded log
+	// hands the partition its next batch only after the release, and keeps
+	// the partition's lock until then.
+	hold := chat.NewCommitHold()
+	err := handle(chat.WithCommitHold(ctx, hold.Hold), p, recs)
+	if err == nil && hold.Held() {
+		err = <-hold.Done()
+		if err != nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
 	if err == nil {
 		g.committed.pos[p].Store(recs[len(recs)-1].Offset + 1)
 	}
