@@ -645,8 +645,7 @@ func TestEventsAppendRunsBesideTheNextBatchAndInOrder(t *testing.T) {
 	go func() {
 		_ = r.log.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, rs []chat.Record) {
 			for _, rec := range rs {
-				var s chat.Sequenced
-				_ = json.Unmarshal(rec.Value, &s)
+				s, _ := record.DecodeSequenced(rec.Value)
 				mu.Lock()
 				for _, ev := range s.Events {
 					seqs = append(seqs, ev.Seq)
