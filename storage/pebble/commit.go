@@ -32,10 +32,10 @@ func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
 	defer s.unlock(lock)
 	cur, _, err := getUint(s.db, ownerKey(partition))
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if err := s.db.Set(ownerKey(partition), encodeUint(cur+1), pebble.Sync); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return int64(cur + 1), nil
 }
@@ -59,20 +59,20 @@ func (s *Store) Refuse(ctx context.Context, partition int, gateway string, deadl
 	d := unsigned(deadline.UnixNano())
 	stored, _, err := getUint(s.db, claimedKey(partition, gateway))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if stored >= d {
 		return false, nil
 	}
 	floor, _, err := getUint(s.db, refuseKey(partition, gateway))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if floor >= d {
 		return true, nil
 	}
 	if err := s.db.Set(refuseKey(partition, gateway), encodeUint(d), pebble.Sync); err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return true, nil
 }
@@ -96,7 +96,7 @@ func (s *Store) Refusals(ctx context.Context, partition int) (map[string]time.Ti
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return out, nil
 }
@@ -139,7 +139,7 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 	// Own takes the head's lock too, so the epoch cannot move until the
 	// batch is written.
 	if cur, _, err := getUint(b, ownerKey(partition)); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	} else if epoch <= 0 || uint64(epoch) != cur {
 		return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d is owned at epoch %d; the commit has epoch %d", partition, cur, epoch)}
 	}
@@ -153,7 +153,7 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 			if chat.ErrorCode(err) == chat.CodeConflict {
 				return err
 			}
-			return fmt.Errorf("%s: change %d: %w", op, i, err)
+			return classify(op, fmt.Errorf("%s: change %d: %w", op, i, err))
 		}
 		if b.Count() == n || ch.Gateway == "" || ch.Deadline.IsZero() {
 			continue // a replay (stored before, so not refusable), or never refused
@@ -162,7 +162,7 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 		if !ok {
 			var err error
 			if floor, _, err = getUint(b, refuseKey(partition, ch.Gateway)); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
+				return classify(op, fmt.Errorf("%s: %w", op, err))
 			}
 			floors[ch.Gateway] = floor
 		}
@@ -175,22 +175,22 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 	for gw, d := range claimed {
 		cur, _, err := getUint(b, claimedKey(partition, gw))
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return classify(op, fmt.Errorf("%s: %w", op, err))
 		}
 		if d > cur {
 			if err := b.Set(claimedKey(partition, gw), encodeUint(d), nil); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
+				return classify(op, fmt.Errorf("%s: %w", op, err))
 			}
 		}
 	}
 	if err := stageHead(b, partition, head); err != nil {
-		return fmt.Errorf("%s: head: %w", op, err)
+		return classify(op, fmt.Errorf("%s: head: %w", op, err))
 	}
 	if b.Empty() {
 		return nil
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	var purge []string
 	for i := range changes {
@@ -203,7 +203,7 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 	}
 	if len(purge) > 0 {
 		if err := s.purge(purge); err != nil {
-			return fmt.Errorf("%s: purge deleted text: %w", op, err)
+			return classify(op, fmt.Errorf("%s: purge deleted text: %w", op, err))
 		}
 	}
 	return nil

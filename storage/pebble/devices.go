@@ -19,10 +19,10 @@ func (s *Store) PutSettings(ctx context.Context, userID, conversationID string, 
 	defer s.leave()
 	raw, err := record.EncodeRow(&set)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if err := s.db.Set(csetKey(userID, conversationID), raw, pebble.Sync); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
 }
@@ -49,7 +49,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (map[string]chat.Co
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, userID, err))
 	}
 	return out, nil
 }
@@ -69,7 +69,7 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 	var old chat.Device
 	found, err := getJSON(s.db, devKey(d.UserID, d.ID), &old)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if found {
 		d.CreatedAt = old.CreatedAt
@@ -80,7 +80,7 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 			n++
 			return true, nil
 		}); err != nil {
-			return false, fmt.Errorf("%s: %w", op, err)
+			return false, classify(op, fmt.Errorf("%s: %w", op, err))
 		}
 		if n >= chat.MaxDevicesPerUser {
 			return false, &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("at most %d devices per user; delete one first", chat.MaxDevicesPerUser)}
@@ -88,10 +88,10 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 	}
 	raw, err := record.EncodeRow(&d)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if err := s.db.Set(devKey(d.UserID, d.ID), raw, pebble.Sync); err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return false, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return !found, nil
 }
@@ -114,7 +114,7 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]chat.Device, erro
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, userID, err))
 	}
 	return out, nil
 }
@@ -131,13 +131,13 @@ func (s *Store) DeleteDevice(ctx context.Context, userID, deviceID string) error
 	var d chat.Device
 	found, err := getJSON(s.db, devKey(userID, deviceID), &d)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if !found {
 		return notFound(op, "device")
 	}
 	if err := s.db.Delete(devKey(userID, deviceID), pebble.Sync); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func (s *Store) Members(ctx context.Context, conversationID, after string, limit
 		return len(out) < limit, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, conversationID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, conversationID, err))
 	}
 	return out, nil
 }

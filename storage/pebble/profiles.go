@@ -22,7 +22,7 @@ func (s *Store) SetUserName(ctx context.Context, userID, name string, claimed bo
 	}
 	defer s.leave()
 	if err := s.db.Set(userNameKey(userID, claimed), []byte(name), pebble.Sync); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (s *Store) Users(ctx context.Context, ids []string) (map[string]chat.User, 
 		for _, claimed := range []bool{false, true} {
 			v, found, err := getRaw(s.db, userNameKey(id, claimed))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", op, err)
+				return nil, classify(op, fmt.Errorf("%s: %w", op, err))
 			}
 			if found {
 				out[id] = chat.User{ID: id, Name: string(v)}

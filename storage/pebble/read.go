@@ -26,7 +26,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 		return chat.Conversation{}, notFound(op, "conversation")
 	}
 	if err != nil {
-		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
+		return chat.Conversation{}, classify(op, fmt.Errorf("%s %s: %w", op, id, err))
 	}
 	defer closer.Close()
 	if c, ok := s.convs.get(id, b); ok {
@@ -34,7 +34,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 	}
 	var c chat.Conversation
 	if err := record.DecodeRow(b, &c); err != nil {
-		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
+		return chat.Conversation{}, classify(op, fmt.Errorf("%s %s: %w", op, id, err))
 	}
 	s.convs.put(id, b, c)
 	return c, nil
@@ -59,7 +59,7 @@ func (s *Store) Memberships(ctx context.Context, userID string) ([]chat.Membersh
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, userID, err))
 	}
 	return out, nil
 }
@@ -74,7 +74,7 @@ func (s *Store) Membership(ctx context.Context, conversationID, userID string) (
 	var m chat.Membership
 	found, err := getJSON(s.db, memKey(userID, conversationID), &m)
 	if err != nil {
-		return chat.Membership{}, fmt.Errorf("%s: %w", op, err)
+		return chat.Membership{}, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if !found {
 		return chat.Membership{}, notFound(op, "membership")
@@ -103,7 +103,7 @@ func (s *Store) Events(ctx context.Context, conversationID string, afterSeq int6
 	lo := evKey(conversationID, unsigned(afterSeq)+1)
 	evs, err := s.scanEvents(lo, prefixEnd(evPrefix(conversationID)), limit, -1)
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, conversationID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, conversationID, err))
 	}
 	return evs, nil
 }
@@ -133,14 +133,14 @@ func (s *Store) EventsAfter(ctx context.Context, conversationID string, afterPos
 		return false, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, conversationID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, conversationID, err))
 	}
 	if first == 0 {
 		return nil, nil
 	}
 	evs, err := s.scanEvents(evKey(conversationID, first), prefixEnd(evPrefix(conversationID)), limit, upTo)
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", op, conversationID, err)
+		return nil, classify(op, fmt.Errorf("%s of %s: %w", op, conversationID, err))
 	}
 	return evs, nil
 }
@@ -200,7 +200,7 @@ func (s *Store) Messages(ctx context.Context, conversationID string, page chat.M
 		return len(out) <= page.Limit, nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("%s of %s: %w", op, conversationID, err)
+		return nil, false, classify(op, fmt.Errorf("%s of %s: %w", op, conversationID, err))
 	}
 	more := len(out) > page.Limit
 	if more {
@@ -221,7 +221,7 @@ func (s *Store) Message(ctx context.Context, conversationID, messageID string) (
 	defer s.leave()
 	seq, found, err := getUint(s.db, msgIDKey(conversationID, messageID))
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("%s %s: %w", op, messageID, err)
+		return chat.Message{}, classify(op, fmt.Errorf("%s %s: %w", op, messageID, err))
 	}
 	if !found {
 		return chat.Message{}, notFound(op, "message")
@@ -229,7 +229,7 @@ func (s *Store) Message(ctx context.Context, conversationID, messageID string) (
 	var m chat.Message
 	found, err = getJSON(s.db, msgKey(conversationID, seq), &m)
 	if err != nil {
-		return chat.Message{}, fmt.Errorf("%s %s: %w", op, messageID, err)
+		return chat.Message{}, classify(op, fmt.Errorf("%s %s: %w", op, messageID, err))
 	}
 	if !found {
 		return chat.Message{}, notFound(op, "message")
@@ -246,7 +246,7 @@ func (s *Store) Dedup(ctx context.Context, conversationID, senderID, clientID st
 	defer s.leave()
 	v, found, err := getRaw(s.db, dedupKey(conversationID, senderID, clientID))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
+		return "", classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if !found {
 		return "", notFound(op, "client_id")
@@ -265,7 +265,7 @@ func (s *Store) Dedups(ctx context.Context, conversationID, senderID string, cli
 	for _, id := range clientIDs {
 		v, found, err := getRaw(s.db, dedupKey(conversationID, senderID, id))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, classify(op, fmt.Errorf("%s: %w", op, err))
 		}
 		if found {
 			out[id] = string(v)
@@ -286,10 +286,10 @@ func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) erro
 	defer s.leave()
 	raw, err := record.EncodeRow(&a)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if err := s.db.Set(attKey(a.ID), raw, pebble.Sync); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
 }
@@ -304,7 +304,7 @@ func (s *Store) Attachment(ctx context.Context, id string) (chat.AttachmentRecor
 	var a chat.AttachmentRecord
 	found, err := getJSON(s.db, attKey(id), &a)
 	if err != nil {
-		return a, fmt.Errorf("%s %s: %w", op, id, err)
+		return a, classify(op, fmt.Errorf("%s %s: %w", op, id, err))
 	}
 	if !found {
 		return a, notFound(op, "attachment")

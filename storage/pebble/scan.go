@@ -34,7 +34,7 @@ func (s *Store) ConversationIDs(ctx context.Context, after string, limit int) ([
 		return len(ids) < limit, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return ids, nil
 }

@@ -131,7 +131,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	defer s.leave()
 	if _, _, err := getRaw(s.db, metaKey("")); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
 }
@@ -148,13 +148,13 @@ func (s *Store) Meta(ctx context.Context, key, value string) (string, error) {
 	k := metaKey(key)
 	v, found, err := getRaw(s.db, k)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
+		return "", classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	if found {
 		return string(v), nil
 	}
 	if err := s.db.Set(k, []byte(value), pebble.Sync); err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
+		return "", classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return value, nil
 }
@@ -184,7 +184,7 @@ func (s *Store) Heads(ctx context.Context, partitions int) ([]int64, error) {
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, classify(op, fmt.Errorf("%s: %w", op, err))
 	}
 	return heads, nil
 }
