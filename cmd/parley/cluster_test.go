@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 var (
@@ -326,20 +328,16 @@ func TestClusterMessagesCrossGatewaysInOrder(t *testing.T) {
 	}
 	// Search on B finds what was sent through A, indexed by the indexer
 	// node into Elasticsearch.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		r := apiB.do(t, "GET", "/v1/search?q=m07", bob, nil)
 		if r.status != 200 {
 			t.Fatalf("search: %d %s", r.status, r.body)
 		}
-		if res := r.json(t)["results"].([]any); len(res) == 1 {
-			break
+		if res := r.json(t)["results"].([]any); len(res) != 1 {
+			return fmt.Errorf("m07 not found on gateway B: %s", r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("m07 not found on gateway B within 5s: %s", r.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	// An image uploaded to MinIO through A's signed URL gets its thumbnail
 	// from the media node; bob on B sees the update.
 	img := pngBytes(640, 480)
@@ -369,12 +367,16 @@ func TestClusterMessagesCrossGatewaysInOrder(t *testing.T) {
 	thumb.Body.Close()
 
 	// History is the same through either gateway.
-	time.Sleep(200 * time.Millisecond) // both read Cassandra: let the update settle
-	ra := apiA.do(t, "GET", "/v1/conversations/"+cid+"/messages?limit=100", alice, nil)
-	rb := apiB.do(t, "GET", "/v1/conversations/"+cid+"/messages?limit=100", bob, nil)
-	if ra.status != 200 || rb.status != 200 || !bytes.Equal(ra.body, rb.body) {
-		t.Fatalf("history differs between gateways: %d %d", ra.status, rb.status)
-	}
+	// Both read Cassandra, which may answer one of them before the
+	// thumbnail's update is visible to it: wait for the two to agree.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		ra := apiA.do(t, "GET", "/v1/conversations/"+cid+"/messages?limit=100", alice, nil)
+		rb := apiB.do(t, "GET", "/v1/conversations/"+cid+"/messages?limit=100", bob, nil)
+		if ra.status != 200 || rb.status != 200 || !bytes.Equal(ra.body, rb.body) {
+			return fmt.Errorf("history differs between gateways: %d %d", ra.status, rb.status)
+		}
+		return nil
+	})
 	// A node without the gateway role answers probes, not the API.
 	for _, n := range c.nodes[:4] {
 		w := n.api(t)
@@ -447,29 +449,53 @@ func readAll(st stream) *reader {
 
 // drain waits until r has every acknowledged message, then checks per
 // conversation: seqs gap-free in order, each message once, exactly the
-// acknowledged ones, and nothing more after a while.
-func drain(t *testing.T, who string, r *reader, acked map[string]map[string]bool) {
+// acknowledged ones, and nothing more. "Nothing more" is proved, not
+// waited for: mark sends one more message in each conversation, after
+// every acknowledged one, and a conversation's events reach a stream in
+// seq order, so once r has every marker it has everything the log held
+// before them, duplicates and strays included.
+func drain(t *testing.T, who string, r *reader, acked map[string]map[string]bool, mark func(cid string) string) {
 	t.Helper()
 	total := 0
 	for _, ids := range acked {
 		total += len(ids)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		r.mu.Lock()
-		n, err := len(r.evs), r.err
-		r.mu.Unlock()
-		if n >= total {
-			break
+		defer r.mu.Unlock()
+		if len(r.evs) < total && r.err == nil {
+			return fmt.Errorf("%s: %d of %d messages", who, len(r.evs), total)
 		}
-		if err != nil || time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages: %v", who, n, total, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	markers := map[string]bool{}
+	for cid := range acked {
+		markers[mark(cid)] = true
 	}
-	time.Sleep(500 * time.Millisecond) // anything extra would come now
+	testutil.Eventually(t, 30*time.Second, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.err != nil {
+			t.Fatalf("%s: %v", who, r.err)
+		}
+		seen := 0
+		for _, m := range r.evs {
+			if markers[messageID(m)] {
+				seen++
+			}
+		}
+		if seen < len(markers) {
+			return fmt.Errorf("%s: %d of %d end markers", who, seen, len(markers))
+		}
+		return nil
+	})
 	r.mu.Lock()
-	evs := append([]map[string]any(nil), r.evs...)
+	var evs []map[string]any
+	for _, m := range r.evs {
+		if !isEndMarker(m) { // this drain's markers, or an earlier drain's
+			evs = append(evs, m)
+		}
+	}
 	r.mu.Unlock()
 	if len(evs) != total {
 		t.Fatalf("%s: %d messages delivered, %d acknowledged", who, len(evs), total)
@@ -493,6 +519,32 @@ func drain(t *testing.T, who string, r *reader, acked map[string]map[string]bool
 				t.Fatalf("%s: %s delivered %s, which was never acknowledged", who, cid, id)
 			}
 		}
+	}
+}
+
+// messageID is the id of a message.created event's message.
+func messageID(ev map[string]any) string {
+	m, _ := ev["message"].(map[string]any)
+	id, _ := m["id"].(string)
+	return id
+}
+
+// isEndMarker reports whether ev is the creation of an endMarker message.
+func isEndMarker(ev map[string]any) bool {
+	m, _ := ev["message"].(map[string]any)
+	return m["text"] == endMarkerText
+}
+
+const endMarkerText = "end marker (not a message of the load)"
+
+// endMarker returns a drain mark: a message sent by token through api.
+func endMarker(t *testing.T, api *server, token string) func(cid string) string {
+	return func(cid string) string {
+		r := api.do(t, "POST", "/v1/conversations/"+cid+"/messages", token, map[string]any{"text": endMarkerText, "client_id": fmt.Sprint("end-", time.Now().UnixNano())})
+		if r.status != 201 {
+			t.Fatalf("end marker in %s: %d %s", cid, r.status, r.body)
+		}
+		return r.json(t)["id"].(string)
 	}
 }
 
@@ -526,6 +578,9 @@ func TestClusterSequencerKillLosesNothing(t *testing.T) {
 	stop := make(chan struct{})
 	start := time.Now()
 	l, done := startPacedLoad(t, []string{a.url, b.url}, []string{alice, bob}, convs, 2, rate, stop)
+	// These two sleeps are the test's subject, not waits for a condition:
+	// the load runs 5 s on two sequencers, then 12 s on the survivor, and
+	// the rates are measured in those windows.
 	time.Sleep(5 * time.Second)
 	killedAt := time.Now()
 	seq1.kill() // kill -9 under load: sequencer-2 takes its partitions
@@ -548,8 +603,8 @@ func TestClusterSequencerKillLosesNothing(t *testing.T) {
 		t.Errorf("%d sends offered, %d acknowledged", l.offered, total)
 	}
 	l.mu.Unlock()
-	drain(t, "carol on gateway B (websocket)", carolR, acked)
-	drain(t, "dave on gateway A (SSE)", daveR, acked)
+	drain(t, "carol on gateway B (websocket)", carolR, acked, endMarker(t, apiA, alice))
+	drain(t, "dave on gateway A (SSE)", daveR, acked, endMarker(t, apiA, alice))
 }
 
 func TestClusterGatewayKillClientsResumeOnTheOther(t *testing.T) {
@@ -613,13 +668,12 @@ func TestClusterPresenceAndTypingAreGlobal(t *testing.T) {
 		}
 	}
 	// Both gateways know both users, wherever they are connected.
-	deadline := time.Now().Add(5 * time.Second)
-	for online(apiA, alice) != "[alice bob]" || online(apiB, bob) != "[alice bob]" {
-		if time.Now().After(deadline) {
-			t.Fatalf("presence on A %s, on B %s; want [alice bob] on both", online(apiA, alice), online(apiB, bob))
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if a, b := online(apiA, alice), online(apiB, bob); a != "[alice bob]" || b != "[alice bob]" {
+			return fmt.Errorf("presence on A %s, on B %s; want [alice bob] on both", a, b)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	// Typing on B reaches alice on A.
 	if r := apiB.do(t, "POST", "/v1/conversations/"+cid+"/typing", bob, nil); r.status != 204 {
 		t.Fatalf("typing: %d %s", r.status, r.body)

@@ -201,7 +201,7 @@ func TestOutageOfEachEngineUnderLoad(t *testing.T) {
 			st.mu.Unlock()
 
 			// Everything acknowledged is delivered once, in order …
-			drain(t, "carol on gateway B", carolR, acked)
+			drain(t, "carol on gateway B", carolR, acked, endMarker(t, apiA, alice))
 			// … stored …
 			for _, cid := range convs {
 				r := apiA.do(t, "GET", "/v1/conversations/"+cid+"/messages?limit=200", alice, nil)
