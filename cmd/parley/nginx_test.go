@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // nginxBinary installs (deploy/local/nginx) and returns nginx.
@@ -103,21 +105,19 @@ http {
 			t.Logf("--- nginx log\n%s", tail(logPath, 30))
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
+	testutil.Eventually(t, 10*time.Second, func() error {
 		select {
 		case <-exited:
 			t.Fatalf("nginx exited:\n%s", tail(logPath, 20))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s:\n%s", addr, tail(logPath, 20))
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("nginx does not listen on %s:\n%s", addr, tail(logPath, 20))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		c.Close()
+		return nil
+	})
 	return "http://" + addr
 }
 

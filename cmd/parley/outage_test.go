@@ -9,12 +9,15 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // services runs deploy/local/services.
@@ -117,9 +120,10 @@ func outageLoad(t *testing.T, bases, tokens, convs []string, senders int, stop <
 						t.Errorf("send %s never acknowledged", word)
 						return
 					}
-					time.Sleep(300 * time.Millisecond)
+					time.Sleep(300 * time.Millisecond) // the client's retry backoff, part of the load
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // pacing: the load offers a send every 20 ms per sender
+
 			}
 		}()
 	}
@@ -161,37 +165,50 @@ func TestOutageOfEachEngineUnderLoad(t *testing.T) {
 				<-done
 			}
 			t.Cleanup(stopLoad) // also when the test fails half way
-			time.Sleep(2 * time.Second)
+			acks := func() int {
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				return st.ok
+			}
+			// The load is running: some sends are acknowledged.
+			testutil.Eventually(t, 30*time.Second, func() error {
+				if n := acks(); n < 20 {
+					return fmt.Errorf("%d sends acknowledged before the outage", n)
+				}
+				return nil
+			})
 
 			t.Cleanup(func() { services(t, "up", eng.service) }) // whatever happens
 			services(t, "down", eng.service)
 			downAt := time.Now()
 			// /readyz names the engine that is down.
-			for {
-				status, body := readyz(a.url)
-				if status == 503 && strings.Contains(body, `"`+eng.check+`"`) {
-					break
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if status, body := readyz(a.url); status != 503 || !strings.Contains(body, `"`+eng.check+`"`) {
+					return fmt.Errorf("/readyz with %s down: %d %s", eng.service, status, body)
 				}
-				if time.Since(downAt) > 10*time.Second {
-					t.Fatalf("/readyz with %s down: %d %s", eng.service, status, body)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+				return nil
+			})
+			// The outage lasts 10 s under load: its length is the test's
+			// subject, not a wait for a condition.
 			time.Sleep(10*time.Second - time.Since(downAt))
 			services(t, "up", eng.service)
 			upAt := time.Now()
-			for {
-				if status, _ := readyz(a.url); status == 200 {
-					break
+			testutil.Eventually(t, 60*time.Second, func() error {
+				if status, body := readyz(a.url); status != 200 {
+					return fmt.Errorf("/readyz 60 s after %s came back: %d %s", eng.service, status, body)
 				}
-				if time.Since(upAt) > 60*time.Second {
-					status, body := readyz(a.url)
-					t.Fatalf("/readyz 60 s after %s came back: %d %s", eng.service, status, body)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+				return nil
+			})
 			t.Logf("%s down for %v; ready again %v after it was started", eng.service, upAt.Sub(downAt).Round(100*time.Millisecond), time.Since(upAt).Round(100*time.Millisecond))
-			time.Sleep(2 * time.Second)
+			// The load goes on after the recovery until it is acknowledged
+			// again: sends acknowledged after the engine came back.
+			okAtUp := acks()
+			testutil.Eventually(t, 30*time.Second, func() error {
+				if n := acks() - okAtUp; n < 20 {
+					return fmt.Errorf("%d sends acknowledged since /readyz answered 200 again", n)
+				}
+				return nil
+			})
 			stopLoad()
 			st.mu.Lock()
 			t.Logf("sends: %d acknowledged, %d answered 503 with Retry-After, slowest answer %v", st.ok, st.s503, st.slowest.Round(time.Millisecond))
@@ -211,24 +228,19 @@ func TestOutageOfEachEngineUnderLoad(t *testing.T) {
 				}
 			}
 			// … and searchable.
-			deadline := time.Now().Add(30 * time.Second)
-			missing := 0
-			for id, word := range texts {
-				for {
+			unfound := maps.Clone(texts)
+			testutil.Eventually(t, 30*time.Second, func() error {
+				for id, word := range unfound {
 					r := apiB.do(t, "GET", "/v1/search?q="+word, bob, nil)
 					if r.status == 200 && strings.Contains(string(r.body), id) {
-						break
+						delete(unfound, id)
 					}
-					if time.Now().After(deadline) {
-						missing++
-						break
-					}
-					time.Sleep(200 * time.Millisecond)
 				}
-			}
-			if missing > 0 {
-				t.Errorf("%d of %d acknowledged messages are not searchable", missing, len(texts))
-			}
+				if len(unfound) > 0 {
+					return fmt.Errorf("%d of %d acknowledged messages are not searchable", len(unfound), len(texts))
+				}
+				return nil
+			})
 		})
 	}
 }
