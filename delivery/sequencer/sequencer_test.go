@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -683,22 +684,18 @@ func TestEventsAppendRunsBesideTheNextBatchAndInOrder(t *testing.T) {
 	if err := released(t, h2); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		mu.Lock()
 		got := append([]int64(nil), seqs...)
 		mu.Unlock()
-		if len(got) == 2 {
-			if got[0] != 2 || got[1] != 3 {
-				t.Fatalf("events log seqs %v; want [2 3]", got)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
+		if len(got) >= 2 && (got[0] != 2 || got[1] != 3) {
 			t.Fatalf("events log seqs %v; want [2 3]", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if len(got) != 2 {
+			return fmt.Errorf("events log seqs %v; want [2 3]", got)
+		}
+		return nil
+	})
 
 	// A failed append fails its batch and the one after it: the Log then
 	// commits neither, and hands both out again.

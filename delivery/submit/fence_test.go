@@ -2,6 +2,7 @@ package submit_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/delivery/submit"
+	"github.com/parleychat/parley/internal/testutil"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -22,6 +24,8 @@ import (
 type slowStore struct {
 	chat.Store
 	before, after atomic.Int64 // nanoseconds
+	// commits counts the Commits of sends that returned.
+	commits atomic.Int64
 }
 
 func (s *slowStore) Commit(ctx context.Context, partition int, epoch, head int64, changes []chat.Change) error {
@@ -35,6 +39,7 @@ func (s *slowStore) Commit(ctx context.Context, partition int, epoch, head int64
 	err := s.Store.Commit(ctx, partition, epoch, head, changes)
 	if sends {
 		time.Sleep(time.Duration(s.after.Load()))
+		s.commits.Add(1)
 	}
 	return err
 }
@@ -119,14 +124,21 @@ func TestAnUnavailableSendIsNeverAppliedAfterwards(t *testing.T) {
 	r := newFenceRig(t)
 	cid := r.create(t)
 	r.store.before.Store(int64(5 * time.Second))
+	commitsBefore := r.store.commits.Load()
 	_, err := r.sub.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: cid, Actor: "alice", ClientID: "late-1", Text: "late"})
 	if chat.ErrorCode(err) != chat.CodeUnavailable {
 		t.Fatalf("answer %v, want unavailable", err)
 	}
 	r.store.before.Store(0)
-	// The slow Commit lands meanwhile, and the sequencer retries; a
-	// later send of the same conversation shows that it has moved on.
-	time.Sleep(2 * time.Second)
+	// The slow Commit lands meanwhile (it returns, fenced), and the
+	// sequencer retries; a later send of the same conversation, after it
+	// in the log, shows that the sequencer has moved on.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if r.store.commits.Load() == commitsBefore {
+			return errors.New("the slow Commit of the late send has not returned")
+		}
+		return nil
+	})
 	if _, err := r.sub.Wait(context.Background(), &chat.Command{Op: chat.OpSend, ConversationID: cid, Actor: "alice", ClientID: "next-1", Text: "next"}); err != nil {
 		t.Fatalf("the next send: %v", err)
 	}
