@@ -85,7 +85,7 @@ func TestStalledRequestBodiesDoNotHoldConnections(t *testing.T) {
 	body := `{"kind":"group","title":"slow one"}`
 	fmt.Fprintf(c, "POST /v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", tok, len(body))
 	for i := 0; i < len(body); i += 8 {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // the trickle's pace is the subject
 		io.WriteString(c, body[i:min(i+8, len(body))])
 	}
 	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))

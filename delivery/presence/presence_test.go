@@ -584,7 +584,15 @@ func TestLeavePublishesOfflineAtOnce(t *testing.T) {
 		t.Fatal("carol, connected to the other gateway, went offline")
 	}
 	draining.Connected("dave") // slipped in during the drain: not announced
-	time.Sleep(100 * time.Millisecond)
+	// The proof of dave's absence: Leave again returns once the draining
+	// gateway has published all it queued (dave's online, were there one),
+	// and a marker appended after that in the same partition (keyed by
+	// the gateway) reaches the other gateway after anything before it.
+	if err := draining.Leave(lctx); err != nil {
+		t.Fatalf("Leave again: %v", err)
+	}
+	appendRecords(t, lg, record{Kind: "online", Gateway: "gw-draining", User: "marker"})
+	eventually(t, "the marker is read on the other gateway", func() bool { return other.Online("marker") })
 	if other.Online("dave") || draining.Online("dave") {
 		t.Fatal("a connection counted after Leave")
 	}

@@ -250,6 +250,8 @@ func TestAPassedCommandWaitsForItsResult(t *testing.T) {
 	})
 	cmd := <-lg.took
 	_, giveUp := Deadlines(cmd.At, time.Second)
+	// A wait on the clock, as the condition is the clock: the gateway's
+	// give-up time passes with the command still unanswered.
 	time.Sleep(time.Until(giveUp) + 300*time.Millisecond)
 	select {
 	case err := <-done:
