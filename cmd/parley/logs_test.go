@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // logBuffer collects a server's log output safely across goroutines.
@@ -79,8 +82,7 @@ func TestRequestIDInAnswerAndLogs(t *testing.T) {
 	if body := r.json(t); body["error"].(map[string]any)["request_id"] != got {
 		t.Fatalf("error body names another request id than the header %q: %s", got, r.body)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		found := 0
 		for _, l := range logs.lines(t) {
 			if l["msg"] == "request" && l["path"] == "/v1/me" && l["request_id"] == "trace-me.42" {
@@ -90,14 +92,11 @@ func TestRequestIDInAnswerAndLogs(t *testing.T) {
 				found++
 			}
 		}
-		if found >= 2 {
-			break
+		if found < 2 {
+			return fmt.Errorf("the requests' log lines lack their request ids:\n%s", logs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the requests' log lines lack their request ids:\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestLogLevelChangesAtRunTime: PUT /debug/loglevel on the debug address
