@@ -201,9 +201,16 @@ func (g *Gateway) BeginShutdown() {
 	g.hub.Each(func(c *fanout.Conn) { c.Close() })
 }
 
-// Drain waits until in-flight commands have their results, or ctx ends.
+// Drain waits until in-flight commands have their results, then tells
+// the other gateways that this one's users are gone from it (presence
+// Leave: they go offline at once unless connected elsewhere, rather than
+// after the grace or the heartbeat timeout), or until ctx ends. Run must
+// still be running.
 func (g *Gateway) Drain(ctx context.Context) {
 	g.submitter.Drain(ctx)
+	if err := g.presence.Leave(ctx); err != nil {
+		g.logger.Warn("draining: the users' offline presence was not published; the other gateways will time them out", "err", err)
+	}
 }
 
 func (g *Gateway) shuttingDown() bool {

@@ -551,3 +551,41 @@ func TestASilentGatewaysUsersGoOffline(t *testing.T) {
 	eventually(t, "bob is online on the other gateway", func() bool { return tr.Online("bob") })
 	eventually(t, "the silent gateway's bob goes offline", func() bool { return !tr.Online("bob") })
 }
+
+// TestLeavePublishesOfflineAtOnce: a draining gateway's Leave takes its
+// users offline on the other gateways at once, with neither the grace
+// nor the heartbeat timeout (both an hour here) passing, and keeps online
+// a user who is connected elsewhere too. Connections after Leave do not
+// count.
+func TestLeavePublishesOfflineAtOnce(t *testing.T) {
+	dir := newFakeDir()
+	dir.set("dm", 1, "alice", "bob", "carol")
+	cfg := Config{Grace: time.Hour, Heartbeat: time.Hour, Window: 10 * time.Millisecond}
+	other, lg := start(t, cfg, dir, newFakeOut())
+	ctx, cancel := context.WithCancel(context.Background())
+	draining := New(cfg, "gw-draining", lg, dir, newFakeOut(), quiet)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = draining.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	draining.Connected("bob")
+	draining.Connected("carol")
+	other.Connected("carol") // carol has resumed on the other gateway already
+	eventually(t, "bob and carol are online on the other gateway", func() bool { return other.Online("bob") && other.Online("carol") })
+	draining.Disconnected("bob") // closed by the drain: would stay online for the grace
+
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer lcancel()
+	if err := draining.Leave(lctx); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	eventually(t, "bob is offline on the other gateway", func() bool { return !other.Online("bob") })
+	if !other.Online("carol") {
+		t.Fatal("carol, connected to the other gateway, went offline")
+	}
+	draining.Connected("dave") // slipped in during the drain: not announced
+	time.Sleep(100 * time.Millisecond)
+	if other.Online("dave") || draining.Online("dave") {
+		t.Fatal("a connection counted after Leave")
+	}
+}

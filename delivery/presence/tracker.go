@@ -106,6 +106,7 @@ type Tracker struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
+	leaving bool                       // Leave was called: connections no longer count
 	local   map[string]*localState     // users connected here
 	where   map[string]map[string]bool // user -> gateways it is online on
 	seen    map[string]time.Time       // gateway -> last record read from it
@@ -181,6 +182,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) Connected(user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.leaving {
+		return // a connection that slipped in while the gateway drains
+	}
 	st := t.local[user]
 	if st == nil {
 		st = &localState{}
@@ -221,6 +225,44 @@ func (t *Tracker) Disconnected(user string) {
 		t.publish(record{Kind: "offline", User: user})
 		t.queueOp(op{kind: opUnload, user: user})
 	})
+}
+
+// Leave is a draining gateway's goodbye: every user connected here goes
+// offline on this gateway at once (their grace timers stopped), in one
+// record that the other gateways apply at once, instead of after the
+// grace or after this gateway's heartbeats are missed. A user connected
+// elsewhere too (a client that already resumed on another gateway) stays
+// online. Connections counted after Leave are ignored. Leave returns once
+// the record is in the log, or when ctx is done (then the others fall
+// back to the heartbeat timeout); Run must still be running.
+func (t *Tracker) Leave(ctx context.Context) error {
+	t.mu.Lock()
+	t.leaving = true
+	for user, st := range t.local {
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+		delete(t.local, user)
+		t.queueOp(op{kind: opUnload, user: user})
+	}
+	// An empty list replaces all the others knew to be online here.
+	t.publishSnapshotLocked()
+	t.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t.pubMu.Lock()
+		flushed := len(t.pub) == 0
+		t.pubMu.Unlock()
+		if flushed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // MembershipChanged takes a member.added or member.removed event the hub

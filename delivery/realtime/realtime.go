@@ -73,6 +73,8 @@ type Server struct {
 	logger   *slog.Logger
 	origins  []string
 	metrics  *metrics
+	// polls keeps answered long-polls' registrations for the next poll.
+	polls pollKeeper
 
 	// sessions is the context every session's work derives its own from:
 	// the server's life, cancelled when Run stops. stopSessions cancels it.

@@ -1,0 +1,923 @@
+//go:build fault
+
+package main
+
+// The fault-test harness of issue 13 ("proof under faults"), shared by the
+// gateway faults (fault_gateway_test.go), the engine faults
+// (fault_engines_test.go) and the soak (chaos_soak_test.go). Built only
+// with -tags fault: `make test-faults` runs the short versions and `make
+// chaos` the long ones.
+//
+// A run is a distributed deployment (separate `parley serve` processes,
+// newCluster of cluster_test.go) on the engines the environment names
+// (PARLEY_KAFKA_BROKERS, PARLEY_CASSANDRA_HOSTS, … as newCluster reads
+// them: the single-node engines by default, the replicated profile when
+// its env is exported), a fleet of realtime clients spread over
+// WebSocket, SSE and long-poll (the streams of harness_test.go), and a
+// paced send load over REST whose clients retry a send with the same
+// client_id until it is acknowledged. Every operation and every event
+// received is recorded in cmd/parley-check's history format (the
+// recorder of history_test.go); check() adds the store's log and the
+// index and runs the checker. Resource samples of the Parley processes
+// (goroutines, descriptors, RSS) prove they return to their baseline.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/cmd/parley-check/check"
+)
+
+// chaosLong reports whether the long versions run (make chaos sets
+// PARLEY_CHAOS_LONG=1); the short ones are what make test-faults runs.
+func chaosLong() bool { return os.Getenv("PARLEY_CHAOS_LONG") == "1" }
+
+// envInt is an integer setting from the environment, def when unset.
+func envInt(t *testing.T, key string, def int) int {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q is not a count", key, v)
+	}
+	return n
+}
+
+// envDuration is a duration setting from the environment, def when unset.
+func envDuration(t *testing.T, key string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q is not a duration", key, v)
+	}
+	return d
+}
+
+// chaosHTTP is the client of the load and the long-polls: many
+// connections kept alive per gateway, so that hundreds of clients do not
+// churn through the machine's ephemeral ports.
+var chaosHTTP = &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 2048, IdleConnTimeout: 90 * time.Second}}
+
+func init() {
+	// The streams of harness_test.go use http.DefaultClient (SSE, long-poll);
+	// with its two idle connections per host, 400 long-polls would open a
+	// connection per poll. Only fault-tagged builds change it.
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4096, 2048
+	}
+}
+
+// chaosConfig shapes a run.
+type chaosConfig struct {
+	Gateways      int      // gateway nodes (each with only the gateway role)
+	Partitions    int      // log partitions
+	Conversations int      // conversations the load spreads over
+	Clients       int      // realtime clients, one user each, transports round robin
+	Transports    []string // transports the clients use; all three when empty
+	GatewayArgs   []string // extra flags of the gateway nodes
+	// Members: each conversation has the clients i with i%Conversations
+	// == c or (i+Conversations/2)%Conversations == c, and the auditor,
+	// who created it and reads every log at the end.
+}
+
+// chaosRun is one deployment with its users and conversations.
+type chaosRun struct {
+	t        *testing.T
+	cfg      chaosConfig
+	c        *cluster
+	gateways []*node
+	others   []*node
+	rec      *recorder
+	auditor  string   // token of a member of every conversation
+	convs    []string // conversation ids
+	members  [][]int  // conversation index -> client indexes
+	tokens   []string // client index -> token
+	marker   string   // a word in every message, for the index check
+	sendSeq  atomic.Int64
+}
+
+// userName is client i's user id.
+func userName(i int) string { return fmt.Sprintf("u%04d", i) }
+
+// newChaosRun starts a deployment: one sequencer node, one indexer+media
+// node and cfg.Gateways gateways, each with a debug address for goroutine
+// counts; then signs in the users and creates the conversations.
+func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
+	t.Helper()
+	if cfg.Gateways == 0 {
+		cfg.Gateways = 2
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 8
+	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = transports
+	}
+	r := &chaosRun{t: t, cfg: cfg, rec: &recorder{}, marker: "chaosmark"}
+	r.c = newCluster(t, cfg.Partitions)
+	// Every node of a chaos run serves its profiles on loopback, for its
+	// goroutine count, and keeps its info log, which names that address.
+	r.c.args = append(r.c.args, "--debug.addr", "127.0.0.1:0", "--queue-size", "4096")
+	r.others = append(r.others, r.c.start("sequencer", "sequencer"), r.c.start("worker", "indexer,media"))
+	gwArgs := r.c.args
+	r.c.args = append(append([]string(nil), gwArgs...), cfg.GatewayArgs...)
+	for i := range cfg.Gateways {
+		r.gateways = append(r.gateways, r.c.start(fmt.Sprintf("gateway-%c", 'a'+i), "gateway"))
+	}
+	r.c.args = gwArgs
+	api := r.gateways[0].api(t)
+	r.auditor = api.signIn(t, "auditor")
+	r.tokens = make([]string, cfg.Clients)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range cfg.Clients {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out := r.setup(r.gateways[i%len(r.gateways)].url, "/v1/auth/dev", "", map[string]string{"user_id": userName(i), "name": userName(i)})
+			r.tokens[i], _ = out["token"].(string)
+		})
+	}
+	wg.Wait()
+	n := cfg.Conversations
+	r.convs = make([]string, n)
+	r.members = make([][]int, n)
+	for i := range cfg.Clients {
+		for _, c := range []int{i % n, (i + n/2) % n} {
+			if !containsInt(r.members[c], i) {
+				r.members[c] = append(r.members[c], i)
+			}
+		}
+	}
+	for c := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var names []string
+			for _, i := range r.members[c] {
+				names = append(names, userName(i))
+			}
+			out := r.setup(r.gateways[c%len(r.gateways)].url, "/v1/conversations", r.auditor, map[string]any{"kind": "group", "title": fmt.Sprint("chaos ", c), "members": names})
+			r.convs[c], _ = out["id"].(string)
+		})
+	}
+	wg.Wait()
+	if r.t.Failed() {
+		r.t.FailNow()
+	}
+	return r
+}
+
+// setup POSTs body to path until it succeeds: a deployment just started
+// answers 503 until its sequencer has its partitions, and a busy machine
+// may take a minute. It fails the test after 3 minutes.
+func (r *chaosRun) setup(base, path, token string, body any) map[string]any {
+	raw, _ := json.Marshal(body)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := chaosHTTP.Do(req)
+		var out map[string]any
+		status := 0
+		if err == nil {
+			status = res.StatusCode
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			_ = json.Unmarshal(b, &out)
+			if status/100 == 2 {
+				cancel()
+				return out
+			}
+			if status != 503 && status != 429 {
+				cancel()
+				r.t.Errorf("POST %s: %d %s", path, status, b)
+				return out
+			}
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			r.t.Errorf("POST %s: still %d %v after 3 minutes", path, status, err)
+			return out
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// urls are the gateways' base URLs.
+func (r *chaosRun) urls() []string {
+	var out []string
+	for _, g := range r.gateways {
+		out = append(out, g.url)
+	}
+	return out
+}
+
+// convsOf are the conversation indexes client i is a member of.
+func (r *chaosRun) convsOf(i int) []int {
+	var out []int
+	for c, ms := range r.members {
+		if containsInt(ms, i) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// watchAll records, for every client, that it must get every event of
+// its conversations after their current last seq. Call it once the
+// clients are connected and before the load starts.
+func (r *chaosRun) watchAll(clients []*chaosClient) {
+	r.t.Helper()
+	last := make([]int64, len(r.convs))
+	api := r.gateways[0].api(r.t)
+	for c, cid := range r.convs {
+		last[c] = api.lastSeq(r.t, r.auditor, cid)
+	}
+	for _, cl := range clients {
+		for _, c := range r.convsOf(cl.idx) {
+			r.rec.add(check.Record{Kind: check.KindWatch, Receiver: cl.name, ConversationID: r.convs[c], AfterSeq: last[c]})
+		}
+	}
+}
+
+// check reads the store's log and the index of every conversation through
+// a live gateway, runs the checker and fails the test on any anomaly. It
+// returns the report.
+func (r *chaosRun) check(live *node) check.Report {
+	r.t.Helper()
+	r.rec.mu.Lock()
+	h := append(check.History(nil), r.rec.h...)
+	r.rec.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	read, err := check.Source{URL: live.url, Token: r.auditor, Query: r.marker, IndexWait: 60 * time.Second, Client: chaosHTTP}.Collect(ctx, r.convs)
+	if err != nil {
+		r.t.Fatalf("reading the store and the index back: %v", err)
+	}
+	h = append(h, read...)
+	if dir := os.Getenv("PARLEY_CHAOS_HISTORY_DIR"); dir != "" {
+		// Kept for `parley-check`, e.g. to compare runs.
+		path := filepath.Join(dir, strings.ReplaceAll(r.t.Name(), "/", "_")+".jsonl")
+		if f, err := os.Create(path); err == nil {
+			_ = check.Write(f, h)
+			f.Close()
+			r.t.Logf("history written to %s", path)
+		}
+	}
+	rep := check.Check(h)
+	var b bytes.Buffer
+	_ = rep.WriteText(&b)
+	r.t.Logf("history checker:\n%s", b.String())
+	if !rep.OK() {
+		r.t.Errorf("the history has anomalies")
+	}
+	return rep
+}
+
+// ---- the send load ----
+
+// chaosLoad offers sends over REST at a fixed rate, round robin over the
+// conversations, each from a member of it, through the gateways in turn.
+// A send that is not acknowledged (a 503, a 429, a dropped connection, a
+// timeout) is retried with the same client_id, through the next gateway,
+// until it is, or until 2 minutes have passed (then the test fails).
+type chaosLoad struct {
+	r       *chaosRun
+	offered atomic.Int64
+	acked   atomic.Int64
+	retries atomic.Int64
+	gaveUp  atomic.Int64
+	wg      sync.WaitGroup
+	start   time.Time
+	end     time.Time
+	latMu   sync.Mutex
+	lat     []time.Duration // invoke to ack, per send, retries included
+}
+
+// startLoad offers rate sends a second until ctx is done; wait() then
+// waits for every offered send to be settled.
+func (r *chaosRun) startLoad(ctx context.Context, rate int) *chaosLoad {
+	l := &chaosLoad{r: r, start: time.Now()}
+	jobs := make(chan int64, 4*rate)
+	workers := max(32, 2*rate) // sends take up to seconds on a busy machine: enough in flight to keep the rate
+	for range workers {
+		l.wg.Go(func() {
+			for n := range jobs {
+				l.send(n)
+			}
+		})
+	}
+	l.wg.Go(func() {
+		defer close(jobs)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		due := 0.0
+		for {
+			select {
+			case <-ctx.Done():
+				l.end = time.Now()
+				return
+			case <-tick.C:
+			}
+			due += float64(rate) / 100
+			for ; due >= 1; due-- {
+				n := r.sendSeq.Add(1)
+				l.offered.Add(1)
+				select {
+				case jobs <- n:
+				case <-ctx.Done():
+					l.end = time.Now()
+					return
+				}
+			}
+		}
+	})
+	return l
+}
+
+// wait waits for the generator and every send to finish.
+func (l *chaosLoad) wait() { l.wg.Wait() }
+
+// send sends message n until it is acknowledged.
+func (l *chaosLoad) send(n int64) {
+	r := l.r
+	c := int(n % int64(len(r.convs)))
+	ms := r.members[c]
+	who := ms[int(n/int64(len(r.convs)))%len(ms)]
+	cid, user, clientID := r.convs[c], userName(who), fmt.Sprintf("s%d", n)
+	text := fmt.Sprintf("%s %d from %s", r.marker, n, user)
+	began := time.Now()
+	for attempt := 0; ; attempt++ {
+		base := r.gateways[(int(n)+attempt)%len(r.gateways)].url
+		r.rec.add(check.Record{Kind: check.KindOp, Time: time.Now(), Process: user, Phase: check.Invoke, F: "send", ConversationID: cid, SenderID: user, ClientID: clientID})
+		out, status, err := chaosSend(base, r.tokens[who], cid, text, clientID)
+		rec := check.Record{Kind: check.KindOp, Time: time.Now(), Process: user, F: "send", ConversationID: cid, SenderID: user, ClientID: clientID, Note: strconv.Itoa(status)}
+		switch {
+		case err == nil && (status == 200 || status == 201):
+			rec.Phase, rec.MessageID, rec.Seq = check.OK, out.ID, out.Seq
+		case err == nil && status >= 400 && status < 500:
+			rec.Phase = check.Fail
+		default:
+			rec.Phase = check.Unknown
+			if err != nil {
+				rec.Note = err.Error()
+			}
+		}
+		r.rec.add(rec)
+		if rec.Phase == check.OK {
+			l.acked.Add(1)
+			l.latMu.Lock()
+			l.lat = append(l.lat, time.Since(began))
+			l.latMu.Unlock()
+			return
+		}
+		if time.Since(began) > 2*time.Minute {
+			l.gaveUp.Add(1)
+			r.t.Errorf("send %s to %s never acknowledged (last: %d %v)", clientID, cid, status, err)
+			return
+		}
+		l.retries.Add(1)
+		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+	}
+}
+
+// chaosSend is one POST of a message; err is a transport failure.
+func chaosSend(base, token, cid, text, clientID string) (sent, int, error) {
+	body, _ := json.Marshal(map[string]string{"text": text, "client_id": clientID})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/conversations/"+cid+"/messages", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := chaosHTTP.Do(req)
+	if err != nil {
+		return sent{}, 0, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return sent{}, res.StatusCode, err
+	}
+	var m struct {
+		ID  string `json:"id"`
+		Seq int64  `json:"seq"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return sent{ID: m.ID, Seq: m.Seq}, res.StatusCode, nil
+}
+
+// summary is the load's figures for a log line.
+func (l *chaosLoad) summary() string {
+	end := l.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	secs := end.Sub(l.start).Seconds()
+	l.latMu.Lock()
+	p50, p99 := percentile(l.lat, 0.50), percentile(l.lat, 0.99)
+	l.latMu.Unlock()
+	return fmt.Sprintf("%d sends offered in %.0f s (%.0f/s), %d acknowledged, %d retries, %d given up; send p50 %v, p99 %v",
+		l.offered.Load(), secs, float64(l.offered.Load())/secs, l.acked.Load(), l.retries.Load(), l.gaveUp.Load(), p50, p99)
+}
+
+// percentile of ds (copied and sorted), rounded to the millisecond.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))].Round(time.Millisecond)
+}
+
+// ---- the realtime clients ----
+
+// chaosClient is one user's realtime client. It reads its stream,
+// recording every durable event, and when the stream ends it reconnects,
+// with the cursor of the last event it read, to the next gateway that
+// answers (backing off 100 ms to 1 s, jittered), as a real client does.
+type chaosClient struct {
+	r         *chaosRun
+	idx       int
+	name      string
+	transport string
+	// delay, when set, is how long the client takes over each event (a
+	// slow consumer).
+	delay time.Duration
+
+	mu         sync.Mutex
+	st         stream
+	gw         int       // gateway of the current (or last) stream
+	cursor     string    // of the last durable event read (or of ready)
+	up         bool      // a stream is open and ready
+	lostAt     time.Time // when the last stream ended
+	backAt     time.Time // when the last reconnect got its ready
+	drops      int       // streams that ended
+	closeCodes map[string]int
+	events     int
+	lastEvent  time.Time
+	eventLat   []time.Duration // event "at" to receipt, when measured
+
+	measure atomic.Bool // record event latencies
+}
+
+// startClients connects the clients idxs (client i to gateway
+// i%gateways, transports round robin; delay makes them slow readers) and
+// returns once every one has its ready. They run until ctx is done or
+// the test ends.
+func (r *chaosRun) startClients(ctx context.Context, idxs []int, delay time.Duration) []*chaosClient {
+	r.t.Helper()
+	var out []*chaosClient
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	r.t.Cleanup(func() { cancel(); wg.Wait() }) // the clients end with the test, before its nodes
+	ready := make(chan struct{}, len(idxs))
+	for k, i := range idxs {
+		cl := &chaosClient{r: r, idx: i, name: userName(i), transport: r.cfg.Transports[k%len(r.cfg.Transports)], gw: i % len(r.gateways), delay: delay, closeCodes: map[string]int{}}
+		out = append(out, cl)
+		wg.Go(func() { cl.run(ctx, ready) })
+	}
+	deadline := time.After(3 * time.Minute)
+	for range idxs {
+		select {
+		case <-ready:
+		case <-deadline:
+			n := 0
+			for _, cl := range out {
+				if cl.isUp() {
+					n++
+				}
+			}
+			r.t.Fatalf("only %d of %d clients connected in 3 minutes", n, len(idxs))
+		}
+	}
+	return out
+}
+
+func (cl *chaosClient) isUp() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.up
+}
+
+// dial opens a stream on gateway gw from the client's cursor and reads
+// its ready.
+func (cl *chaosClient) dial(gw int) (stream, map[string]any, error) {
+	base := cl.r.gateways[gw].url
+	tok := cl.r.tokens[cl.idx]
+	cl.mu.Lock()
+	cursor := cl.cursor
+	cl.mu.Unlock()
+	var st stream
+	var err error
+	switch cl.transport {
+	case transportWS:
+		st, err = dialWS(base, tok, cursor)
+	case transportSSE:
+		st, err = dialSSE(base, tok, cursor)
+	default:
+		st, err = dialPoll(base, tok, cursor)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ready, err := st.next(30 * time.Second)
+	if err != nil || ready["type"] != "ready" {
+		st.close()
+		return nil, nil, fmt.Errorf("no ready: %v %v", ready, err)
+	}
+	return st, ready, nil
+}
+
+func (cl *chaosClient) run(ctx context.Context, ready chan<- struct{}) {
+	first := true
+	backoff := 100 * time.Millisecond
+	stop := context.AfterFunc(ctx, func() {
+		cl.mu.Lock()
+		if cl.st != nil {
+			cl.st.close()
+		}
+		cl.mu.Unlock()
+	})
+	defer stop()
+	for attempt := 0; ctx.Err() == nil; {
+		cl.mu.Lock()
+		gw := (cl.gw + attempt) % len(cl.r.gateways)
+		cl.mu.Unlock()
+		st, rd, err := cl.dial(gw)
+		if err != nil {
+			attempt++
+			time.Sleep(backoff/2 + rand.N(backoff))
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		attempt, backoff = 0, 100*time.Millisecond
+		cl.mu.Lock()
+		if ctx.Err() != nil {
+			cl.mu.Unlock()
+			st.close()
+			return
+		}
+		cl.st, cl.gw, cl.up, cl.backAt = st, gw, true, time.Now()
+		if c, _ := rd["cursor"].(string); c != "" && cl.cursor == "" {
+			cl.cursor = c
+		}
+		cl.mu.Unlock()
+		if first {
+			ready <- struct{}{}
+			first = false
+		}
+		err = cl.read(st)
+		st.close()
+		cl.mu.Lock()
+		cl.st, cl.up, cl.lostAt = nil, false, time.Now()
+		cl.drops++
+		cl.closeCodes[closeCode(err)]++
+		cl.mu.Unlock()
+	}
+}
+
+// closeCode names how a stream ended, for the figures: a WebSocket close
+// status, or the error's text for the others.
+func closeCode(err error) string {
+	if err == nil {
+		return "none"
+	}
+	if m := wsStatusRE.FindStringSubmatch(err.Error()); m != nil {
+		return "ws " + m[1]
+	}
+	s := err.Error()
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return s
+}
+
+var wsStatusRE = regexp.MustCompile(`status = (\S+)`)
+
+// read reads st until it ends, recording durable events.
+func (cl *chaosClient) read(st stream) error {
+	for {
+		m, err := st.next(time.Hour) // ended by the server, a fault or the client's close
+		if err != nil {
+			return err
+		}
+		if m["type"] == "error" {
+			if e, ok := m["error"].(map[string]any); ok && e["code"] == "too_slow" {
+				cl.mu.Lock()
+				cl.closeCodes["too_slow frame"]++
+				cl.mu.Unlock()
+			}
+		}
+		ev, ok := check.EventRecord(cl.name, cl.transport, m)
+		if !ok {
+			continue
+		}
+		cl.r.rec.add(ev)
+		cl.mu.Lock()
+		if c, _ := m["cursor"].(string); c != "" {
+			cl.cursor = c
+		}
+		cl.events++
+		cl.lastEvent = time.Now()
+		if cl.measure.Load() {
+			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["at"])); err == nil {
+				cl.eventLat = append(cl.eventLat, time.Since(at))
+			}
+		}
+		cl.mu.Unlock()
+		if cl.delay > 0 {
+			time.Sleep(cl.delay)
+		}
+	}
+}
+
+// drop closes the client's current stream from the client side (a phone
+// losing its network); the client reconnects.
+func (cl *chaosClient) drop() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.st != nil {
+		cl.st.close()
+	}
+}
+
+// waitBack waits until every client in cls has a stream that became ready
+// after since, and returns the time the last one did (since + how long).
+func waitBack(t *testing.T, cls []*chaosClient, since time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var last time.Time
+		back := 0
+		for _, cl := range cls {
+			cl.mu.Lock()
+			if cl.up && cl.backAt.After(since) {
+				back++
+				if cl.backAt.After(last) {
+					last = cl.backAt
+				}
+			}
+			cl.mu.Unlock()
+		}
+		if back == len(cls) {
+			return last.Sub(since)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d of %d clients back within %v", back, len(cls), within)
+			return time.Since(since)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// closeCodesOf sums how the clients' streams ended.
+func closeCodesOf(cls []*chaosClient) map[string]int {
+	out := map[string]int{}
+	for _, cl := range cls {
+		cl.mu.Lock()
+		for k, v := range cl.closeCodes {
+			out[k] += v
+		}
+		cl.mu.Unlock()
+	}
+	return out
+}
+
+// waitDelivered waits until every client has read every event of its
+// conversations up to their last seq (the auditor reads them), so the
+// history is complete before it is checked.
+func (r *chaosRun) waitDelivered(cls []*chaosClient, live *node, within time.Duration) {
+	r.t.Helper()
+	api := live.api(r.t)
+	last := map[string]int64{}
+	for _, cid := range r.convs {
+		last[cid] = api.lastSeq(r.t, r.auditor, cid)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		r.rec.mu.Lock()
+		got := map[string]map[string]int64{} // receiver -> cid -> max seq
+		for _, rec := range r.rec.h {
+			if rec.Kind == check.KindEvent {
+				m := got[rec.Receiver]
+				if m == nil {
+					m = map[string]int64{}
+					got[rec.Receiver] = m
+				}
+				m[rec.ConversationID] = max(m[rec.ConversationID], rec.Seq)
+			}
+		}
+		r.rec.mu.Unlock()
+		behind := 0
+		for _, cl := range cls {
+			for _, c := range r.convsOf(cl.idx) {
+				if got[cl.name][r.convs[c]] < last[r.convs[c]] {
+					behind++
+					break
+				}
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Errorf("%d of %d clients still behind after %v", behind, len(cls), within)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// ---- resources of the Parley processes ----
+
+// usage is one sample of a process.
+type usage struct {
+	Goroutines int
+	FDs        int
+	RSS        int64 // bytes
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("%d goroutines, %d fds, %.0f MiB RSS", u.Goroutines, u.FDs, float64(u.RSS)/(1<<20))
+}
+
+// debugURL is the node's /debug/pprof/ address, from its log.
+func (n *node) debugURL(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	re := regexp.MustCompile(`url=(http://[^ ]+/debug/pprof/)`)
+	for {
+		b, _ := os.ReadFile(n.logPath)
+		if m := re.FindSubmatch(b); m != nil {
+			return string(m[1])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s logs no debug address", n.name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// usage samples the node's goroutines (its goroutine profile), open
+// descriptors and RSS (/proc).
+func (n *node) usage(t *testing.T) usage {
+	t.Helper()
+	var u usage
+	pid := n.cmd.Process.Pid
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		u.FDs = len(ents)
+	}
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+				u.RSS = kb << 10
+			}
+		}
+		f.Close()
+	}
+	res, err := http.Get(n.debugURL(t) + "goroutine?debug=1")
+	if err == nil {
+		line, _ := bufio.NewReader(res.Body).ReadString('\n')
+		res.Body.Close()
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total "); ok {
+			u.Goroutines, _ = strconv.Atoi(rest)
+		}
+	}
+	return u
+}
+
+// baseline samples every live node.
+func (r *chaosRun) baseline() map[*node]usage {
+	out := map[*node]usage{}
+	for _, n := range r.live() {
+		out[n] = n.usage(r.t)
+	}
+	return out
+}
+
+// live are the nodes not yet ended.
+func (r *chaosRun) live() []*node {
+	var out []*node
+	for _, n := range append(append([]*node(nil), r.others...), r.gateways...) {
+		select {
+		case <-n.exited:
+		default:
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// expectBaseline waits (up to 60 s) until every node still running is
+// back near its baseline sample: goroutines and descriptors within 10%
+// (+ 30) of it, RSS within 50% (+ 64 MiB: Go returns freed memory to
+// the system slowly). It logs the figures and fails the test otherwise.
+func (r *chaosRun) expectBaseline(base map[*node]usage) {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var bad []string
+		var lines []string
+		for n, b := range base {
+			select {
+			case <-n.exited:
+				continue
+			default:
+			}
+			u := n.usage(r.t)
+			lines = append(lines, fmt.Sprintf("%s: %v (baseline %v)", n.name, u, b))
+			if u.Goroutines > b.Goroutines+b.Goroutines/10+30 || u.FDs > b.FDs+b.FDs/10+30 || u.RSS > b.RSS+b.RSS/2+64<<20 {
+				bad = append(bad, n.name)
+			}
+		}
+		sort.Strings(lines)
+		if len(bad) == 0 {
+			r.t.Logf("resources back near baseline:\n  %s", strings.Join(lines, "\n  "))
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Errorf("not back near baseline after 60 s (%v):\n  %s", bad, strings.Join(lines, "\n  "))
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// chaosShape is the load every fault run offers unless it says otherwise:
+// 300 sends a second (PARLEY_CHAOS_RATE) across 200 conversations
+// (PARLEY_CHAOS_CONVERSATIONS) with 400 connected clients
+// (PARLEY_CHAOS_CLIENTS) over WebSocket, SSE and long-poll.
+func chaosShape(t *testing.T) (rate, convs, clients int) {
+	return envInt(t, "PARLEY_CHAOS_RATE", 300), envInt(t, "PARLEY_CHAOS_CONVERSATIONS", 200), envInt(t, "PARLEY_CHAOS_CLIENTS", 400)
+}
+
+// TestChaosHarnessHealthyRunChecksValid is the harness's own proof: the
+// standard load on two gateways with nothing broken checks valid, and
+// the processes return to their baseline. A fault test is this with a
+// fault in the middle.
+func TestChaosHarnessHealthyRunChecksValid(t *testing.T) {
+	rate, nconv, nclients := chaosShape(t)
+	r := newChaosRun(t, chaosConfig{Conversations: nconv, Clients: nclients})
+	base := r.baseline()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	idxs := make([]int, nclients)
+	for i := range idxs {
+		idxs[i] = i
+	}
+	cls := r.startClients(ctx, idxs, 0)
+	r.watchAll(cls)
+	lctx, stopLoad := context.WithTimeout(ctx, envDuration(t, "PARLEY_CHAOS_DURATION", 20*time.Second))
+	defer stopLoad()
+	l := r.startLoad(lctx, rate)
+	l.wait()
+	t.Logf("load: %s", l.summary())
+	r.waitDelivered(cls, r.gateways[0], 60*time.Second)
+	rep := r.check(r.gateways[0])
+	if rep.Acked != int(l.acked.Load()) || rep.Receivers != nclients {
+		t.Errorf("checked %d acknowledged sends of %d, %d receivers of %d", rep.Acked, l.acked.Load(), rep.Receivers, nclients)
+	}
+	t.Logf("client streams ended: %v", closeCodesOf(cls))
+	cancel()
+	r.expectBaseline(base)
+}
