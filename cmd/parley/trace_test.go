@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/parleychat/parley/internal/testutil"
 )
 
 // TestTraceFollowsASend: with tracing on, one trace follows a send from
@@ -53,8 +56,7 @@ func TestTraceFollowsASend(t *testing.T) {
 		return ""
 	}
 	var byName map[string][]tracetest.SpanStub
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		var send *tracetest.SpanStub
 		spans := exp.GetSpans()
 		for i := range spans {
@@ -70,18 +72,15 @@ func TestTraceFollowsASend(t *testing.T) {
 				}
 			}
 		}
-		if len(byName["socket.write"]) >= 2 && len(byName["gateway.result"]) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
+		if len(byName["socket.write"]) < 2 || len(byName["gateway.result"]) != 1 {
 			var names []string
 			for n, ss := range byName {
 				names = append(names, n+"×"+string(rune('0'+len(ss))))
 			}
-			t.Fatalf("the send's trace is incomplete: %s", strings.Join(names, ", "))
+			return fmt.Errorf("the send's trace is incomplete: %s", strings.Join(names, ", "))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	one := func(name string) tracetest.SpanStub {
 		t.Helper()
 		if len(byName[name]) != 1 {
