@@ -84,7 +84,7 @@ func makeRoom(ctx context.Context, c config, token string, names []string) (stri
 	c.prog.set("adding members", func() string { return fmt.Sprintf("%d/%d", done.Load(), len(rest)) })
 	err := parallel(ctx, len(rest), c.Conc, func(i int) error {
 		done.Add(1)
-		return call(ctx, c.URL, "PUT", "/v1/conversations/"+conv.ID+"/members/"+rest[i], token, nil, nil)
+		return callIdempotent(ctx, c.URL, "PUT", "/v1/conversations/"+conv.ID+"/members/"+rest[i], token)
 	})
 	return conv.ID, err
 }
@@ -304,4 +304,28 @@ func readProc(path string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// setupRetries bounds the attempts of an idempotent setup request.
+const setupRetries = 6
+
+// callIdempotent makes an idempotent setup request (adding a member), again
+// after a 503 (unavailable: the server was too busy to sequence it in time,
+// as on a loaded machine), with a growing pause; any other answer is final.
+// Only setup retries: what a scenario measures never does.
+func callIdempotent(ctx context.Context, base, method, path, token string) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := call(ctx, base, method, path, token, nil, nil)
+		var he *httpError
+		if err == nil || attempt == setupRetries || !errors.As(err, &he) || he.Status != 503 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
