@@ -107,3 +107,18 @@ func TestSetupRetriesOnlyUnavailable(t *testing.T) {
 		t.Fatalf("403 tried %d times, want once", n-10)
 	}
 }
+
+// TestSenderKeepsOnlyUnavailableRefs: the refs of sends answered
+// unavailable are kept for sending again; other refusals are not.
+func TestSenderKeepsOnlyUnavailableRefs(t *testing.T) {
+	var s sender
+	s.noteRefused([]byte(`{"type":"error","ref":"r1","error":{"code":"unavailable","message":"timed out"}}`))
+	s.noteRefused([]byte(`{"type":"error","ref":"r2","error":{"code":"forbidden","message":"no"}}`))
+	s.noteRefused([]byte(`{"type":"error","ref":"r3","error":{"code":"unavailable","message":"timed out"}}`))
+	if got := s.takeUnavailable(); len(got) != 2 || got[0] != "r1" || got[1] != "r3" {
+		t.Fatalf("unavailable refs %v, want [r1 r3]", got)
+	}
+	if got := s.takeUnavailable(); len(got) != 0 {
+		t.Fatalf("taken twice: %v", got)
+	}
+}

@@ -124,6 +124,9 @@ type sender struct {
 	acked   atomic.Int64
 	refused atomic.Int64
 	done    chan struct{}
+
+	mu          sync.Mutex
+	unavailable []string // refs of sends answered unavailable, for again
 }
 
 func newSender(ctx context.Context, c config, token string) (*sender, error) {
@@ -144,6 +147,7 @@ func newSender(ctx context.Context, c config, token string) (*sender, error) {
 				case bytes.Contains(l, []byte(`"type":"ack"`)):
 					s.acked.Add(1)
 				case bytes.Contains(l, []byte(`"type":"error"`)):
+					s.noteRefused(l)
 					s.refused.Add(1)
 				}
 			}
@@ -166,6 +170,33 @@ func (s *sender) waitAcks(n int64, d time.Duration) {
 }
 
 func (s *sender) Close() { s.cl.Close(); <-s.done }
+
+// noteRefused remembers the ref of a send answered unavailable (the
+// server was too busy to sequence it in time; it was not applied).
+func (s *sender) noteRefused(line []byte) {
+	var f struct {
+		Ref   string `json:"ref"`
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(line, &f) != nil || f.Error.Code != "unavailable" || f.Ref == "" {
+		return
+	}
+	s.mu.Lock()
+	s.unavailable = append(s.unavailable, f.Ref)
+	s.mu.Unlock()
+}
+
+// takeUnavailable returns the refs answered unavailable so far and forgets
+// them.
+func (s *sender) takeUnavailable() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs := s.unavailable
+	s.unavailable = nil
+	return refs
+}
 
 var marker = []byte(`"type":"message.created"`)
 
