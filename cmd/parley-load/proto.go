@@ -64,11 +64,11 @@ func (c *client) nextProto(ctx context.Context) ([][]byte, error) {
 	for _, m := range f.GetMessages() {
 		switch {
 		case m.GetReady() != nil:
-			c.cursor = m.GetReady().GetCursor()
+			c.cursor = wire.CursorText(m.GetReady().GetCursor())
 			out = append(out, []byte(`{"type":"ready"}`))
 		case m.GetEvent() != nil:
 			ev := m.GetEvent()
-			c.cursor = ev.GetCursor()
+			c.cursor = wire.CursorText(ev.GetCursor())
 			typ := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"), "_", "."))
 			out = append(out, []byte(`{"type":"`+typ+`","text":`+strconv.Quote(ev.GetMessage().GetText())+`}`))
 		default:

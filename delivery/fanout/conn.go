@@ -42,6 +42,9 @@ type Conn struct {
 	Keepalive func()
 	// Beats says the transport wants heartbeat items (SSE).
 	Beats bool
+	// Transport, set before the connection is registered, labels its
+	// queue in the hub's QueueCollector.
+	Transport string
 
 	mu       sync.Mutex
 	queue    []*Item
@@ -337,10 +340,11 @@ func (c *Conn) Unread(items []*Item) {
 func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	switch it.Kind {
 	case KindEvent:
-		if !c.cursor.Advance(it.Partition, it.Position) {
+		b := it.JSON()
+		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		dst = append(dst, it.Data...)
+		dst = append(dst, b...)
 		dst = append(dst, `,"cursor":"`...)
 		dst = c.cursor.AppendEncode(dst)
 		return append(dst, `"}`...), true
@@ -350,7 +354,11 @@ func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	case KindHeartbeat:
 		return dst, false
 	}
-	return append(dst, it.Data...), true
+	b := it.JSON()
+	if b == nil {
+		return dst, false
+	}
+	return append(dst, b...), true
 }
 
 // RenderBatch renders items into one buffer, objects separated by '\n'

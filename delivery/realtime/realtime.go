@@ -200,9 +200,10 @@ func (t *Server) keepalive(ctx context.Context) {
 	}
 }
 
-// newConn returns a connection whose overflows are counted.
-func (t *Server) newConn(user string) *fanout.Conn {
+// newConn returns a connection of transport whose overflows are counted.
+func (t *Server) newConn(user, transport string) *fanout.Conn {
 	c := fanout.NewConn(user, t.cfg.QueueSize)
+	c.Transport = transport
 	c.OnOverflow = t.metrics.overflows.Inc
 	return c
 }
