@@ -38,7 +38,7 @@ type Sequencer struct {
 	// epochs are the Store epochs of the partitions this sequencer writes
 	// (Store.Own), taken at a partition's first batch and again after a
 	// failed Commit.
-	epochsMu sync.Mutex
+	epochsMu sync.RWMutex
 	epochs   map[int]int64
 	// assigned is the group assignment (chat.Assignment) each epoch was
 	// taken in.
@@ -194,9 +194,9 @@ func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
 	if cmd.Gateway == "" || cmd.Deadline.IsZero() {
 		return false
 	}
-	s.epochsMu.Lock()
+	s.epochsMu.RLock()
 	floor, ok := s.refused[partition][cmd.Gateway]
-	s.epochsMu.Unlock()
+	s.epochsMu.RUnlock()
 	return ok && !floor.Before(cmd.Deadline)
 }
 
@@ -212,8 +212,8 @@ type knownConv struct {
 const maxKnown = 50_000
 
 func (s *Sequencer) knownState(partition int, cid string) (knownConv, bool) {
-	s.epochsMu.Lock()
-	defer s.epochsMu.Unlock()
+	s.epochsMu.RLock()
+	defer s.epochsMu.RUnlock()
 	k, ok := s.known[partition][cid]
 	return k, ok
 }
@@ -252,8 +252,8 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 
 // knownMembership returns a membership row cached for partition.
 func (s *Sequencer) knownMembership(partition int, cid, uid string) (chat.Membership, bool) {
-	s.epochsMu.Lock()
-	defer s.epochsMu.Unlock()
+	s.epochsMu.RLock()
+	defer s.epochsMu.RUnlock()
 	m, ok := s.mships[partition][cid+"\x00"+uid]
 	return m, ok
 }
