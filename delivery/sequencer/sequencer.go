@@ -756,6 +756,13 @@ func (b *batch) replayed(cmd *chat.Command, st *convState, offset int64) (*chat.
 	if err != nil {
 		return nil, err
 	}
+	if len(evs) == 0 && cmd.Op == chat.OpSend {
+		// The send stored nothing when it was applied: it was a retry
+		// answered from its dedup record (a later command of the
+		// conversation is stored, hence the replay), or it was refused.
+		// Its answer must still name a message, or say to send again.
+		return b.replayedSend(cmd, st)
+	}
 	out := &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway, Events: evs}
 	out.Result.Created = len(evs) > 0
 	for i := range evs {
@@ -776,6 +783,32 @@ func (b *batch) replayed(cmd *chat.Command, st *convState, offset int64) (*chat.
 	}
 	out.Recipients = sortedKeys(recips)
 	return out, nil
+}
+
+// replayedSend answers a replayed send that stored no events: with the
+// message its client_id names, as when it was applied, or, without one,
+// unavailable (it was refused; the client sends it again with the same
+// client_id, which a stored original then answers).
+func (b *batch) replayedSend(cmd *chat.Command, st *convState) (*chat.Sequenced, error) {
+	if cmd.ClientID != "" {
+		mid, err := b.s.store.Dedup(b.ctx, cmd.ConversationID, cmd.Actor, cmd.ClientID)
+		if isStorageErr(err) {
+			return nil, err
+		}
+		if err == nil {
+			m, err := b.message(st, mid)
+			if isStorageErr(err) {
+				return nil, err
+			}
+			if err == nil {
+				mc := *m
+				conv := st.conv
+				return &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway,
+					Result: chat.Result{Message: &mc, Conversation: &conv}}, nil
+			}
+		}
+	}
+	return failed(cmd, chat.CodeUnavailable, "the send was not applied; send it again"), nil
 }
 
 func sortedKeys(m map[string]bool) []string {
