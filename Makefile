@@ -87,7 +87,7 @@ FAULT_TESTS_LONG  = ^TestFaultEngines
 ## test-faults: short fault runs 1 (Kafka leader killed, broker paused) and 2 (Cassandra node killed, a node cut off) on the replicated engines (starts and stops deploy/local/replicated; ~5 min)
 test-faults: services
 	deploy/local/replicated up
-	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout $(TIMEOUT) -count=1 -v ./cmd/parley; \
+	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
 		rc=$$?; deploy/local/replicated down; exit $$rc
 
 ## chaos-engines: long fault runs 1-3 (300 sends/s; Elasticsearch down 60 s) on the replicated engines (starts and stops deploy/local/replicated)

@@ -722,6 +722,18 @@ func (l *faultLoad) finish(indexWait time.Duration) check.Report {
 	return rep
 }
 
+// statusCounts is how many tries were answered with each status so far,
+// per gateway ("gateway-a 201").
+func (l *faultLoad) statusCounts() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := make(map[string]int, len(l.statuses))
+	for k, n := range l.statuses {
+		m[k] = n
+	}
+	return m
+}
+
 // statusSummary is how every try was answered, per gateway.
 func (l *faultLoad) statusSummary() string {
 	l.mu.Lock()
