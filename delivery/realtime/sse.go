@@ -318,7 +318,7 @@ func (t *Server) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *h
 // openHTTPStreamLimited is openHTTPStream with a replay of at most limit
 // events (none when 0); cut says more wait (see fanout.Hub.OpenLimited).
 func (t *Server) openHTTPStreamLimited(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string, limit int) (*fanout.Conn, bool, bool) {
-	conn := t.newConn(u.ID)
+	conn := t.newConn(u.ID, transport)
 	conn.Beats = transport == "sse"
 	cut, err := t.hub.OpenLimited(ctx, conn, cursor, t.cfg.MaxConnsPerUser, limit)
 	if err != nil {
