@@ -84,7 +84,7 @@ test-outage: services
 FAULT_TESTS_SHORT = ^TestFaultEngines(KafkaLeaderKillAndBrokerPause|CassandraNodeKillAndPartition)$$
 FAULT_TESTS_LONG  = ^TestFaultEngines
 
-## test-faults: short fault runs 1 (Kafka leader killed, broker paused) and 2 (Cassandra node killed, a node cut off) on the replicated engines (starts and stops deploy/local/replicated; ~5 min)
+## test-faults: short fault runs 1 (Kafka leader killed, broker paused) and 2 (Cassandra node killed, a node cut off) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~20 min: fault 1 took 8-11 min per run on a busy machine)
 test-faults: services
 	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
