@@ -38,7 +38,7 @@ func sampleValue(f *flag.Flag) string {
 	case "dev-auth":
 		return "false"
 	case "cassandra.address-map":
-		return "10.0.0.1:9042=127.0.0.1:19042,10.0.0.2:9042=127.0.0.1:29042"
+		return "10.0.0.1:9042=127.0.0.1:19042"
 	}
 	g, ok := f.Value.(flag.Getter)
 	if !ok { // a list (flag.Func)
