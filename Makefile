@@ -10,10 +10,10 @@ TIMEOUT ?= 20m
 # `go 1.26.8` so that `go run ./cmd/parley` still works on a machine's own Go.
 export GOTOOLCHAIN := go1.27.3
 
-.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
+.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-faults chaos chaos-engines test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
-test: fmt-check vet vulncheck services test-go test-cluster test-outage test-web test-deploy fuzz
+test: fmt-check vet vulncheck services test-go test-cluster test-outage test-faults test-web test-deploy fuzz
 
 ## help: list the targets and what each starts or installs
 help:
@@ -51,6 +51,7 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags outage ./cmd/parley
+	$(GO) vet -tags replicated ./cmd/parley
 
 # Multi-process topologies (cmd/parley's TestCluster* and the nginx of
 # docker-compose.yml) run in test-cluster, alone: they offer thousands of
@@ -72,6 +73,31 @@ test-cluster: services
 test-outage: services
 	$(GO) test -tags outage -run TestOutage -timeout $(TIMEOUT) -count=1 -v ./cmd/parley
 	deploy/local/services up $(SERVICES)
+
+# Faults on replicated engines (issue 13): three Kafka brokers and three
+# Cassandra nodes of deploy/local/replicated, started beside the single
+# nodes (on other ports) and stopped afterwards; the fault tests kill,
+# pause and cut off their nodes under load and check the history
+# (cmd/parley-check). Built only with -tags replicated. make test runs
+# the short versions of faults 1 and 2; make chaos the long ones and
+# fault 3 (PARLEY_FAULTS=long). RELIABILITY.md has the figures.
+FAULT_TESTS_SHORT = ^TestFaultEngines(KafkaLeaderKillAndBrokerPause|CassandraNodeKillAndPartition)$$
+FAULT_TESTS_LONG  = ^TestFaultEngines
+
+## test-faults: short fault runs 1 (Kafka leader killed, broker paused) and 2 (Cassandra node killed, a node cut off) on the replicated engines (starts and stops deploy/local/replicated; ~5 min)
+test-faults: services
+	deploy/local/replicated up
+	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
+		rc=$$?; deploy/local/replicated down; exit $$rc
+
+## chaos-engines: long fault runs 1-3 (300 sends/s; Elasticsearch down 60 s) on the replicated engines (starts and stops deploy/local/replicated)
+chaos-engines: services
+	deploy/local/replicated up
+	PARLEY_FAULTS=long $(GO) test -tags replicated -run '$(FAULT_TESTS_LONG)' -timeout 60m -count=1 -v ./cmd/parley; \
+		rc=$$?; deploy/local/replicated down; exit $$rc
+
+## chaos: the long fault runs of issue 13
+chaos: chaos-engines
 
 # Fuzz targets, as package:FuzzName:executions. Each one's seed corpus,
 # with every input that once failed, is committed under the package's

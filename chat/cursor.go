@@ -37,20 +37,41 @@ func (c Cursor) Advance(p int, pos int64) bool {
 	return false
 }
 
-const cursorVersion = 1
+// The cursor's encodings, by their first byte. Version 1 wrote each
+// position as one uvarint; version 2 writes a position's log offset and
+// its index within the record apart (chat.Position): the index is almost
+// always 0, so the 8 bits it took cost a byte per partition. Every
+// version ever written still decodes: clients keep cursors on disk.
+const (
+	cursorV1      = 1
+	cursorV2      = 2
+	cursorVersion = cursorV2
+)
 
 // MaxCursorLen is the longest encoded cursor accepted.
 const MaxCursorLen = 1024
 
-// Encode returns the cursor's compact opaque form: version, deployment,
-// then (partition delta, position) uvarint pairs in partition order,
-// base64url without padding.
+// Encode returns the cursor's compact opaque form, base64url without
+// padding of its bytes: the version, the deployment, then for each
+// partition in order its delta from the previous one (uvarint) and its
+// position as uvarint(position>>8<<1 | i), followed, when i is 1, by the
+// low byte of the position (the event's index within its record, which is
+// almost always 0).
 func (c Cursor) Encode() string { return string(c.AppendEncode(nil)) }
 
 // AppendEncode appends the form Encode returns to dst. It allocates
 // nothing when dst has room and the cursor names at most 64 partitions:
 // the fan-out writes a cursor with every event it delivers.
 func (c Cursor) AppendEncode(dst []byte) []byte {
+	var raw [5 + 64*(binary.MaxVarintLen64+2)]byte
+	return base64.RawURLEncoding.AppendEncode(dst, c.AppendBinary(raw[:0]))
+}
+
+// AppendBinary appends the cursor's bytes before their text encoding (the
+// binary realtime protocol carries them): Encode's string is their
+// base64url without padding. It allocates nothing when dst has room and
+// the cursor names at most 64 partitions.
+func (c Cursor) AppendBinary(dst []byte) []byte {
 	var small [64]int
 	parts := small[:0]
 	for p, v := range c.Positions {
@@ -67,17 +88,21 @@ func (c Cursor) AppendEncode(dst []byte) []byte {
 			}
 		}
 	}
-	var raw [5 + 64*(binary.MaxVarintLen64+2)]byte
-	buf := raw[:0]
-	buf = append(buf, cursorVersion)
-	buf = binary.BigEndian.AppendUint32(buf, c.Deployment)
+	dst = append(dst, cursorVersion)
+	dst = binary.BigEndian.AppendUint32(dst, c.Deployment)
 	prev := -1
 	for _, p := range parts {
-		buf = binary.AppendUvarint(buf, uint64(p-prev))
-		buf = binary.AppendUvarint(buf, uint64(c.Positions[p]))
+		dst = binary.AppendUvarint(dst, uint64(p-prev))
+		pos := uint64(c.Positions[p])
+		if idx := byte(pos); idx != 0 {
+			dst = binary.AppendUvarint(dst, pos>>8<<1|1)
+			dst = append(dst, idx)
+		} else {
+			dst = binary.AppendUvarint(dst, pos>>8<<1)
+		}
 		prev = p
 	}
-	return base64.RawURLEncoding.AppendEncode(dst, buf)
+	return dst
 }
 
 // DecodeCursor parses s. It fails with CodeCursorExpired when s is not a
@@ -90,9 +115,10 @@ func DecodeCursor(s string, d uint32, n int) (Cursor, error) {
 		return Cursor{}, bad
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(buf) < 5 || buf[0] != cursorVersion {
+	if err != nil || len(buf) < 5 || (buf[0] != cursorV1 && buf[0] != cursorV2) {
 		return Cursor{}, bad
 	}
+	v2 := buf[0] == cursorV2
 	c := NewCursor(binary.BigEndian.Uint32(buf[1:5]))
 	if c.Deployment != d {
 		return Cursor{}, bad
@@ -106,10 +132,27 @@ func DecodeCursor(s string, d uint32, n int) (Cursor, error) {
 		}
 		rest = rest[k:]
 		pos, k := binary.Uvarint(rest)
-		if k <= 0 || pos > 1<<62 {
+		if k <= 0 {
 			return Cursor{}, bad
 		}
 		rest = rest[k:]
+		if v2 {
+			offset, indexed := pos>>1, pos&1 == 1
+			if offset > 1<<62>>8 {
+				return Cursor{}, bad
+			}
+			pos = offset << 8
+			if indexed { // the index byte follows, never 0 (Encode leaves 0 out)
+				if len(rest) == 0 || rest[0] == 0 {
+					return Cursor{}, bad
+				}
+				pos |= uint64(rest[0])
+				rest = rest[1:]
+			}
+		}
+		if pos > 1<<62 {
+			return Cursor{}, bad
+		}
 		p := prev + int(dp)
 		if p >= n {
 			return Cursor{}, bad

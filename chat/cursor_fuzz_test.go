@@ -18,6 +18,9 @@ func FuzzDecodeCursor(f *testing.F) {
 	f.Add("AQAAAAc", uint32(7), 64)
 	f.Add("AQAAAAcB_____________wE", uint32(7), 64)
 	f.Add("AQAA\r\nAAc", uint32(7), 64)
+	f.Add("Ad6tvu8BAQWsAg-fjQYrgICAgIAg", uint32(0xdeadbeef), 64) // version 1
+	f.Add("AgAAWhcDgIl6B_eKegI", uint32(0x5a17), 64)              // version 2, an index byte
+	f.Add("AgAAWhcDAQA", uint32(0x5a17), 64)                      // version 2, an index byte of 0
 	f.Fuzz(func(t *testing.T, s string, d uint32, n int) {
 		n = 1 + (n&0x7fffffff)%4096 // a deployment's partition count
 		got, err := DecodeCursor(s, d, n)

@@ -43,6 +43,8 @@ type Log interface {
 	// is handled by one member of the group at a time; a batch's offsets
 	// are committed only after handle returns nil, so after a crash or a
 	// rebalance the uncommitted records are handled again (at least once).
+	// A handler may hold a batch's commit past its return (HoldCommit), to
+	// finish its last step beside the next batch.
 	// A new group starts at the beginning of what the log retains. Consume
 	// returns when ctx is done, or the error of handle.
 	Consume(ctx context.Context, topic, group string, handle func(ctx context.Context, partition int, recs []Record) error) error

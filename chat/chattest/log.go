@@ -45,7 +45,11 @@ import (
 //     once (no redelivery without a rebalance or a failure);
 //   - a subscriber gets every record appended after ready exactly once, and
 //     ready is called exactly once;
-//   - handlers see Key, Value, Partition and Offset as Append reported them.
+//   - handlers see Key, Value, Partition and Offset as Append reported them;
+//   - a handle ctx offers chat.HoldCommit: a batch released with an error
+//     is not committed (nor is any later batch of its partition) and
+//     Consume returns that error; batches released with nil are
+//     committed; Consume returns only once every hold is released.
 func TestLog(t *testing.T, open func(t *testing.T, partitions int) chat.Log) {
 	t.Helper()
 	for _, tc := range logCases {
@@ -72,6 +76,7 @@ var logCases = []logCase{
 	{"GroupMembersSplitPartitions", logTestGroupSplit},
 	{"NewMemberResumesAfterCommittedOffsets", logTestResume},
 	{"HandleErrorStopsConsumeAndLeavesBatchUncommitted", logTestHandleError},
+	{"HeldBatchIsCommittedOnlyOnceReleased", logTestHoldCommit},
 	{"GroupsAreIndependent", logTestGroupsIndependent},
 	{"SubscribeStartsAtTheEndAndSeesEverythingAfter", logTestSubscribe},
 	{"CancelStopsConsumeAndSubscribePromptly", logTestCancel},
@@ -797,4 +802,82 @@ func logTestCancel(t *testing.T, open func(*testing.T, int) chat.Log) {
 	logAppendEach(t, l, topic, stream, 100)
 	logEventually(t, "the busy consumer to start", func() bool { return busy.distinct() > 0 })
 	run.stop(t, "busy Consume")
+}
+
+// logHoldingConsume starts a group member that adds every batch to sink,
+// holds its commit (chat.HoldCommit) and releases it after a short while
+// from a goroutine of its own, with release(offset of the batch's first
+// record). It counts the holds taken and released.
+func logHoldingConsume(t *testing.T, l chat.Log, topic, group string, sink *logSink, held, released *atomic.Int64, release func(first int64) error) *logRun {
+	return logGo(t, func(ctx context.Context) error {
+		return l.Consume(ctx, topic, group, func(hctx context.Context, partition int, recs []chat.Record) error {
+			sink.add(partition, recs)
+			done := chat.HoldCommit(hctx)
+			if done == nil {
+				sink.t.Errorf("%s: HoldCommit returned nil in a handle ctx", sink.name)
+				return nil
+			}
+			if again := chat.HoldCommit(hctx); again != nil {
+				sink.t.Errorf("%s: a second HoldCommit of one batch returned a release", sink.name)
+			}
+			held.Add(1)
+			first := recs[0].Offset
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				released.Add(1)
+				done(release(first))
+				done(errLogHandle) // only the first release counts
+			}()
+			return nil
+		})
+	})
+}
+
+func logTestHoldCommit(t *testing.T, open func(*testing.T, int) chat.Log) {
+	const n = 2
+	l := open(t, n)
+	topic := logName("hold")
+	group := logName("g")
+	keys := [][]string{logKeys(n, 1)[1]} // one partition
+	first := logMake("first", keys, 5)
+	logAppend(t, l, topic, first...)
+
+	// Every batch held, the first one released with an error: Consume
+	// fails with it, and nothing is committed.
+	var heldA, releasedA atomic.Int64
+	a := newLogSink(t, "member releasing an error")
+	runA := logHoldingConsume(t, l, topic, group, a, &heldA, &releasedA, func(off int64) error {
+		if off == first[0].Offset {
+			return fmt.Errorf("release of the batch at %d: %w", off, errLogHandle)
+		}
+		return nil
+	})
+	if err := runA.wait(t, "Consume after a failed release", logPatience); !errors.Is(err, errLogHandle) {
+		t.Fatalf("Consume returned %v; want the error its handler released the batch with", err)
+	}
+	if h, r := heldA.Load(), releasedA.Load(); h != r {
+		t.Fatalf("Consume returned with %d of %d holds released; want all", r, h)
+	}
+
+	// The next member gets every record again; it releases with nil.
+	var heldB, releasedB atomic.Int64
+	b := newLogSink(t, "member releasing nil")
+	runB := logHoldingConsume(t, l, topic, group, b, &heldB, &releasedB, func(int64) error { return nil })
+	b.waitFor(t, first)
+	more := logMake("more", keys, 5)
+	logAppendEach(t, l, topic, more, 1)
+	b.waitFor(t, first, more)
+	runB.stop(t, "Consume of the member releasing nil")
+	if h, r := heldB.Load(), releasedB.Load(); h != r {
+		t.Fatalf("Consume returned with %d of %d holds released; want all", r, h)
+	}
+	b.expectExactly(t, first, more)
+
+	// Released with nil: committed, so the next member starts after them.
+	last := logMake("last", keys, 5)
+	logAppend(t, l, topic, last...)
+	c := newLogSink(t, "next member")
+	logConsume(t, l, topic, group, c, nil)
+	c.waitFor(t, last)
+	c.expectExactly(t, last)
 }

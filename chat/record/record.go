@@ -11,10 +11,9 @@
 // version 1. A record of a later version than this code knows is refused
 // (ErrVersion), never half read.
 //
-// The events and results inside a sequenced record are still the domain's
-// JSON (chat.Event, chat.Result, which are also the API's), so their field
-// names are pinned by the golden files rather than by types of their own:
-// a change there fails TestGoldenRecords and needs a new version.
+// The events and the result inside a sequenced record have types of their
+// own too (eventV1, resultV1, shared with the stored forms in stored.go):
+// nothing in a record is encoded with the JSON tags of package chat.
 package record
 
 import (
@@ -93,19 +92,46 @@ func DecodeCommand(b []byte) (chat.Command, error) {
 
 // sequencedV1 is a chat.Sequenced as logged.
 type sequencedV1 struct {
-	V          int          `json:"v"`
-	CommandID  string       `json:"command_id"`
-	Gateway    string       `json:"gateway,omitempty"`
-	Events     []chat.Event `json:"events,omitempty"`
-	Result     chat.Result  `json:"result"`
-	Recipients []string     `json:"recipients,omitempty"`
-	Trace      string       `json:"trace,omitempty"`
+	V          int       `json:"v"`
+	CommandID  string    `json:"command_id"`
+	Gateway    string    `json:"gateway,omitempty"`
+	Events     []eventV1 `json:"events,omitempty"`
+	Result     resultV1  `json:"result"`
+	Recipients []string  `json:"recipients,omitempty"`
+	Trace      string    `json:"trace,omitempty"`
+}
+
+// resultV1 is a chat.Result as logged.
+type resultV1 struct {
+	Created      bool            `json:"created,omitempty"`
+	Message      *messageV1      `json:"message,omitempty"`
+	Conversation *conversationV1 `json:"conversation,omitempty"`
+	ErrCode      string          `json:"err_code,omitempty"`
+	ErrMessage   string          `json:"err_message,omitempty"`
+}
+
+func toResult(r *chat.Result) resultV1 {
+	v := resultV1{Created: r.Created, Message: toMessagePtr(r.Message), ErrCode: r.ErrCode, ErrMessage: r.ErrMessage}
+	if r.Conversation != nil {
+		c := toConversation(r.Conversation)
+		v.Conversation = &c
+	}
+	return v
+}
+
+func fromResult(r *resultV1) chat.Result {
+	v := chat.Result{Created: r.Created, Message: fromMessagePtr(r.Message), ErrCode: r.ErrCode, ErrMessage: r.ErrMessage}
+	if r.Conversation != nil {
+		c := fromConversation(r.Conversation)
+		v.Conversation = &c
+	}
+	return v
 }
 
 // EncodeSequenced returns the record value of s.
 func EncodeSequenced(s *chat.Sequenced) ([]byte, error) {
 	return json.Marshal(sequencedV1{
-		V: Version, CommandID: s.CommandID, Gateway: s.Gateway, Events: s.Events, Result: s.Result, Recipients: s.Recipients,
+		V: Version, CommandID: s.CommandID, Gateway: s.Gateway, Events: mapSlice(s.Events, toEvent), Result: toResult(&s.Result), Recipients: s.Recipients,
 		Trace: s.Trace,
 	})
 }
@@ -138,8 +164,8 @@ type lazySequencedV1 struct {
 	V          int             `json:"v"`
 	CommandID  string          `json:"command_id"`
 	Gateway    string          `json:"gateway,omitempty"`
-	Events     []chat.Event    `json:"events,omitempty"`
-	Result     chat.Result     `json:"result"`
+	Events     []eventV1       `json:"events,omitempty"`
+	Result     resultV1        `json:"result"`
 	Recipients json.RawMessage `json:"recipients,omitempty"`
 	Trace      string          `json:"trace,omitempty"`
 }
@@ -155,7 +181,7 @@ func DecodeLazySequenced(b []byte) (LazySequenced, error) {
 		return LazySequenced{}, fmt.Errorf("record: sequenced of version %d: %w", w.V, ErrVersion)
 	}
 	return LazySequenced{
-		Sequenced:  chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: w.Events, Result: w.Result, Trace: w.Trace},
+		Sequenced:  chat.Sequenced{CommandID: w.CommandID, Gateway: w.Gateway, Events: mapSlice(w.Events, fromEvent), Result: fromResult(&w.Result), Trace: w.Trace},
 		Recipients: w.Recipients,
 	}, nil
 }

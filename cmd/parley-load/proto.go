@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -65,11 +64,11 @@ func (c *client) nextProto(ctx context.Context) ([][]byte, error) {
 	for _, m := range f.GetMessages() {
 		switch {
 		case m.GetReady() != nil:
-			c.cursor = m.GetReady().GetCursor()
+			c.cursor = wire.CursorText(m.GetReady().GetCursor())
 			out = append(out, []byte(`{"type":"ready"}`))
 		case m.GetEvent() != nil:
 			ev := m.GetEvent()
-			c.cursor = ev.GetCursor()
+			c.cursor = wire.CursorText(ev.GetCursor())
 			typ := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"), "_", "."))
 			out = append(out, []byte(`{"type":"`+typ+`","text":`+strconv.Quote(ev.GetMessage().GetText())+`}`))
 		default:
@@ -115,7 +114,7 @@ const clockTick = 10 * time.Millisecond
 
 // processCPU is a process's user and system time so far.
 func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := readProc(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

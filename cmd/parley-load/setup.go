@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -209,7 +211,7 @@ func waitDelivered(ctx context.Context, c config, got *atomic.Int64, want int64)
 }
 
 func rssKiB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := readProc(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -224,7 +226,7 @@ func rssKiB(pid int) (int, error) {
 // syscalls reads the read and write system calls a process has made so far
 // from /proc/<pid>/io (every file and socket of the process counts).
 func syscalls(pid int) (reads, writes int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	b, err := readProc(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -270,4 +272,36 @@ func (m *syscallMeter) stop(r *Result) {
 	if r.Delivered > 0 {
 		r.WritesPerDelivery = float64(r.WriteSyscalls) / float64(r.Delivered)
 	}
+}
+
+// procFiles are the /proc files read so far, kept open: the idle scenario
+// reads them while it holds as many sockets as the file limit allows, when
+// opening one more file fails (EMFILE).
+var procFiles struct {
+	sync.Mutex
+	open map[string]*os.File
+}
+
+// readProc reads a /proc file through a descriptor opened on first use
+// and kept (each read from offset 0 is a fresh reading).
+func readProc(path string) ([]byte, error) {
+	procFiles.Lock()
+	defer procFiles.Unlock()
+	f := procFiles.open[path]
+	if f == nil {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		if procFiles.open == nil {
+			procFiles.open = map[string]*os.File{}
+		}
+		procFiles.open[path] = f
+	}
+	buf := make([]byte, 16<<10)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
 }

@@ -1,25 +1,27 @@
-//go:build fault
+//go:build replicated
 
 package main
 
-// The fault-test harness of issue 13 ("proof under faults"), shared by the
-// gateway faults (fault_gateway_test.go), the engine faults
-// (fault_engines_test.go) and the soak (chaos_soak_test.go). Built only
-// with -tags fault: `make test-faults` runs the short versions and `make
-// chaos` the long ones.
+// The fault-test harness of issue 13 ("proof under faults") for the
+// gateway faults (fault_gateway_test.go) and the soak (chaos_soak_test.go).
+// Built only with -tags replicated, beside the engine faults' primitives
+// (fault_engines_test.go): `make test-faults` runs the short versions and
+// `make chaos` the long ones.
 //
-// A run is a distributed deployment (separate `parley serve` processes,
-// newCluster of cluster_test.go) on the engines the environment names
-// (PARLEY_KAFKA_BROKERS, PARLEY_CASSANDRA_HOSTS, … as newCluster reads
-// them: the single-node engines by default, the replicated profile when
-// its env is exported), a fleet of realtime clients spread over
-// WebSocket, SSE and long-poll (the streams of harness_test.go), and a
-// paced send load over REST whose clients retry a send with the same
-// client_id until it is acknowledged. Every operation and every event
-// received is recorded in cmd/parley-check's history format (the
-// recorder of history_test.go); check() adds the store's log and the
-// index and runs the checker. Resource samples of the Parley processes
-// (goroutines, descriptors, RSS) prove they return to their baseline.
+// A run is a distributed deployment (separate `parley serve` processes)
+// on the engines PARLEY_CHAOS_ENGINES names: "replicated" (the default:
+// deploy/local/replicated's three Kafka brokers and three Cassandra
+// nodes, newReplicatedCluster) or "single" (the shared single-node
+// engines, newCluster, as PARLEY_KAFKA_BROKERS … name them); a fleet of
+// realtime clients spread over WebSocket, SSE and long-poll (the streams
+// of harness_test.go) that resume with their cursor on another gateway
+// when a stream ends; and a paced send load over REST whose clients retry
+// a send with the same client_id until it is acknowledged. Every operation
+// and every event received is recorded in cmd/parley-check's history
+// format (the recorder of history_test.go); check() adds the store's log
+// and the index and runs the checker. Resource samples of the Parley
+// processes (goroutines, descriptors, RSS) prove they return to their
+// baseline.
 
 import (
 	"bufio"
@@ -45,8 +47,9 @@ import (
 )
 
 // chaosLong reports whether the long versions run (make chaos sets
-// PARLEY_CHAOS_LONG=1); the short ones are what make test-faults runs.
-func chaosLong() bool { return os.Getenv("PARLEY_CHAOS_LONG") == "1" }
+// PARLEY_FAULTS=long, as for the engine faults); the short ones are what
+// make test-faults runs.
+func chaosLong() bool { return os.Getenv("PARLEY_FAULTS") == "long" }
 
 // envInt is an integer setting from the environment, def when unset.
 func envInt(t *testing.T, key string, def int) int {
@@ -84,7 +87,7 @@ var chaosHTTP = &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxI
 func init() {
 	// The streams of harness_test.go use http.DefaultClient (SSE, long-poll);
 	// with its two idle connections per host, 400 long-polls would open a
-	// connection per poll. Only fault-tagged builds change it.
+	// connection per poll. Only builds with the fault tests change it.
 	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4096, 2048
 	}
@@ -137,7 +140,15 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 		cfg.Transports = transports
 	}
 	r := &chaosRun{t: t, cfg: cfg, rec: &recorder{}, marker: "chaosmark"}
-	r.c = newCluster(t, cfg.Partitions)
+	switch engines := envOr("PARLEY_CHAOS_ENGINES", "replicated"); engines {
+	case "replicated":
+		r.c, _ = newReplicatedCluster(t, cfg.Partitions)
+	case "single":
+		r.c = newCluster(t, cfg.Partitions)
+	default:
+		t.Fatalf("PARLEY_CHAOS_ENGINES=%q: want replicated or single", engines)
+	}
+	t.Logf("engines: %s", envOr("PARLEY_CHAOS_ENGINES", "replicated"))
 	// Every node of a chaos run serves its profiles on loopback, for its
 	// goroutine count, and keeps its info log, which names that address.
 	r.c.args = append(r.c.args, "--debug.addr", "127.0.0.1:0", "--queue-size", "4096")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -377,8 +378,11 @@ func unindent(code string) string {
 // newest cursor and hands every message of every frame to the app, in
 // order.
 type protoClient struct {
-	ws     *websocket.Conn
-	cursor string // save this on disk after handling the events before it
+	ws *websocket.Conn
+	// The newest cursor in its string form, as URLs and the JSON transports
+	// take it (the binary protocol carries its bytes): save this on disk
+	// after handling the events before it.
+	cursor string
 }
 
 // dialProto connects with the cursor kept on disk ("" for none),
@@ -415,12 +419,35 @@ func (c *protoClient) next(ctx context.Context) ([]*parleyv1.ServerMessage, erro
 	for _, m := range frame.GetMessages() {
 		switch {
 		case m.GetReady() != nil && c.cursor == "":
-			c.cursor = m.GetReady().GetCursor()
+			c.cursor = base64.RawURLEncoding.EncodeToString(m.GetReady().GetCursor())
 		case m.GetEvent() != nil:
-			c.cursor = m.GetEvent().GetCursor()
+			c.cursor = base64.RawURLEncoding.EncodeToString(m.GetEvent().GetCursor())
 		}
 	}
 	return frame.GetMessages(), nil
+}
+
+// eventMessage is an event's message, completed: inside an Event, a
+// Message leaves out the conversation_id, and the seq, sender_id and
+// created_at_ns the Event already carries.
+func eventMessage(ev *parleyv1.Event) *parleyv1.Message {
+	if ev.GetMessage() == nil {
+		return nil
+	}
+	m := proto.Clone(ev.GetMessage()).(*parleyv1.Message)
+	if m.ConversationId == "" {
+		m.ConversationId = ev.GetConversationId()
+	}
+	if m.Seq == 0 {
+		m.Seq = ev.GetSeq()
+	}
+	if m.SenderId == "" {
+		m.SenderId = ev.GetActor()
+	}
+	if m.CreatedAtNs == 0 {
+		m.CreatedAtNs = ev.GetAtNs()
+	}
+	return m
 }
 
 // send sends one client frame, e.g. a message with its client_id.
@@ -482,7 +509,7 @@ func TestMobileGuideProtoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := msgs[0].GetReady()
-	if ready == nil || ready.GetUserId() != "alice" || ready.GetCursor() == "" || ready.GetExpiresAtNs() == 0 {
+	if ready == nil || ready.GetUserId() != "alice" || len(ready.GetCursor()) == 0 || ready.GetExpiresAtNs() == 0 {
 		t.Fatalf("first message %v, want ready with a cursor and expires_at_ns", msgs[0])
 	}
 	start := c.cursor
@@ -506,8 +533,17 @@ func TestMobileGuideProtoClient(t *testing.T) {
 	if ack.GetRef() != "r1" || ack.GetMessage().GetText() != "Running late" || ack.GetMessage().GetClientId() != "9b1d4c1e-draft-18" {
 		t.Fatalf("ack %v", ack)
 	}
-	if created.GetMessage().GetId() != ack.GetMessage().GetId() || created.GetCursor() == "" || created.GetCursor() != cursorAfter || created.GetAtNs() == 0 {
+	createdCursor := base64.RawURLEncoding.EncodeToString(created.GetCursor())
+	if created.GetMessage().GetId() != ack.GetMessage().GetId() || len(created.GetCursor()) == 0 || createdCursor != cursorAfter || created.GetAtNs() == 0 {
 		t.Fatalf("event %v (client cursor %q)", created, c.cursor)
+	}
+	// The event's message leaves out what the event says; completed, it is
+	// the message the ack carries.
+	if msg := created.GetMessage(); msg.GetConversationId() != "" || msg.GetSenderId() != "" {
+		t.Fatalf("the event's message repeats the event: %v", msg)
+	}
+	if msg := eventMessage(created); !proto.Equal(msg, ack.GetMessage()) {
+		t.Fatalf("completed message %v, the ack's %v", msg, ack.GetMessage())
 	}
 
 	// The binary client's cursors are the JSON transports' cursors.
@@ -523,7 +559,7 @@ func TestMobileGuideProtoClient(t *testing.T) {
 		}
 	}
 	_ = json.Unmarshal(r.body, &page)
-	if len(page.Events) == 0 || page.Events[len(page.Events)-1].Message.ID != created.GetMessage().GetId() || page.Events[len(page.Events)-1].Cursor != created.GetCursor() {
+	if len(page.Events) == 0 || page.Events[len(page.Events)-1].Message.ID != created.GetMessage().GetId() || page.Events[len(page.Events)-1].Cursor != createdCursor {
 		t.Fatalf("long-poll from the binary ready cursor: %s", r.body)
 	}
 	r = s.do(t, "GET", "/v1/poll?wait=0&cursor="+url.QueryEscape(c.cursor), token, nil)
@@ -536,7 +572,7 @@ func TestMobileGuideProtoClient(t *testing.T) {
 	ev := c.nextUntil(t, ctx, "bob's message", func(m *parleyv1.ServerMessage) bool {
 		return m.GetEvent().GetMessage().GetText() == "No problem"
 	}).GetEvent()
-	if ev.GetActor() != "bob" || ev.GetConversationId() != cid || ev.GetSeq() != ev.GetMessage().GetSeq() {
+	if m := eventMessage(ev); ev.GetActor() != "bob" || ev.GetConversationId() != cid || m.GetSeq() != ev.GetSeq() || m.GetSenderId() != "bob" || m.GetConversationId() != cid {
 		t.Fatalf("bob's event %v", ev)
 	}
 

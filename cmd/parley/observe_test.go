@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,4 +164,82 @@ func TestMetricsFollowRealActions(t *testing.T) {
 		metricCheck{"parley_submit_queued", nil, 0},
 		metricCheck{"parley_submit_waiting", nil, 0},
 	)
+}
+
+// TestQueueDepthsShowASlowReader: under a stream of sends, a WebSocket
+// client that reads nothing shows in /metrics as the deepest queue of
+// its transport, with the queue size beside it: the warning an operator
+// gets before slow-consumer closes.
+func TestQueueDepthsShowASlowReader(t *testing.T) {
+	s := startServer(t, "--queue-size", "100000")
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "deep", "bob")
+	slow, _ := s.connect(t, transportWS, bob, "")
+	defer slow.close()
+	big := strings.Repeat("x", 3900)
+
+	// Four senders, so that once the kernel's socket buffers are full the
+	// queue grows well within the server's 10 s write timeout (after it
+	// the slow reader is closed and its queue is gone).
+	stop := make(chan struct{})
+	failed := make(chan error, 4)
+	var senders sync.WaitGroup
+	for w := range 4 {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"text":%q,"client_id":"c%d-%d"}`, fmt.Sprint(i, big), w, i)
+				req, _ := http.NewRequest("POST", s.url+"/v1/conversations/"+cid+"/messages", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+alice)
+				res, err := http.DefaultClient.Do(req)
+				if err == nil {
+					res.Body.Close()
+					if res.StatusCode != 201 {
+						err = fmt.Errorf("send answered %d", res.StatusCode)
+					}
+				}
+				if err != nil {
+					failed <- err
+					return
+				}
+			}
+		}()
+	}
+	defer senders.Wait()
+	defer close(stop)
+
+	const want = 32 // events queued beyond what the kernel buffers hold
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		select {
+		case err := <-failed:
+			t.Fatal(err)
+		default:
+		}
+		fams := s.scrape(t)
+		deepest, ok := sample(fams, "parley_connection_queue_depth_max", labels("transport", "websocket"))
+		if !ok {
+			t.Fatalf("no parley_connection_queue_depth_max for websockets: %v", fams["parley_connection_queue_depth_max"])
+		}
+		if limit, _ := sample(fams, "parley_connection_queue_limit", labels("transport", "websocket")); limit != 100000 {
+			t.Fatalf("queue limit %v, want --queue-size 100000", limit)
+		}
+		if queued, _ := sample(fams, "parley_connection_queued_items", labels("transport", "websocket")); queued < deepest {
+			t.Fatalf("%v queued on websockets, fewer than the deepest queue %v", queued, deepest)
+		}
+		if deepest >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow reader's queue shows %v deep, want %d", deepest, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,9 @@ type Conn struct {
 	Keepalive func()
 	// Beats says the transport wants heartbeat items (SSE).
 	Beats bool
+	// Transport, set before the connection is registered, labels its
+	// queue in the hub's QueueCollector.
+	Transport string
 
 	mu       sync.Mutex
 	queue    []*Item
@@ -311,16 +315,36 @@ func (c *Conn) Pending() bool {
 	return len(c.queue) > 0 || len(c.control) > 0 || c.overflow
 }
 
+// Broken reports whether c can deliver nothing more: closed, or its queue
+// overflowed. A connection kept between long-polls is dropped when broken.
+func (c *Conn) Broken() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed || c.overflow
+}
+
+// Unread puts items taken but not written back in front of everything
+// else, in the same order, for the next take: a long-poll that answers
+// only part of what it took keeps the rest for the next poll. Only the
+// writer calls it.
+func (c *Conn) Unread(items []*Item) {
+	if len(items) == 0 {
+		return
+	}
+	c.replay = append(slices.Clone(items), c.replay...)
+}
+
 // Render appends the client bytes of it to dst, advancing the cursor. It
 // reports false, with dst unchanged, for what renders nothing: a durable
 // event the client already has, a mark, a heartbeat.
 func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	switch it.Kind {
 	case KindEvent:
-		if !c.cursor.Advance(it.Partition, it.Position) {
+		b := it.JSON()
+		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		dst = append(dst, it.Data...)
+		dst = append(dst, b...)
 		dst = append(dst, `,"cursor":"`...)
 		dst = c.cursor.AppendEncode(dst)
 		return append(dst, `"}`...), true
@@ -330,7 +354,11 @@ func (c *Conn) Render(dst []byte, it *Item) ([]byte, bool) {
 	case KindHeartbeat:
 		return dst, false
 	}
-	return append(dst, it.Data...), true
+	b := it.JSON()
+	if b == nil {
+		return dst, false
+	}
+	return append(dst, b...), true
 }
 
 // RenderBatch renders items into one buffer, objects separated by '\n'

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,55 @@ func TestNextUntilStopsAtDoneOrTimeoutAndTakesWhatWaits(t *testing.T) {
 	c.Close()
 	if _, err := c.NextUntil(nil, nil, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("closed: %v, want ErrClosed", err)
+	}
+}
+
+// TestUnreadComesBackFirst: items taken but not written, put back with
+// Unread, are taken again before anything queued meanwhile, in order.
+func TestUnreadComesBackFirst(t *testing.T) {
+	c := newTestConn(64)
+	for i := 1; i <= 5; i++ {
+		c.Enqueue(event(0, int64(i)))
+	}
+	items, err := c.Next(context.Background(), nil)
+	if err != nil || len(items) != 5 {
+		t.Fatalf("next: %d, %v", len(items), err)
+	}
+	c.Unread(items[2:]) // 3, 4, 5 not written
+	c.Enqueue(event(0, 6))
+	if !c.Pending() {
+		t.Fatal("nothing pending after Unread")
+	}
+	var got []int64
+	for len(got) < 4 {
+		items, err := c.Next(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			got = append(got, it.Position)
+		}
+	}
+	if want := []int64{3, 4, 5, 6}; !slices.Equal(got, want) {
+		t.Fatalf("taken %v, want %v", got, want)
+	}
+}
+
+// TestBroken: a connection is broken once closed or overflowed, not before.
+func TestBroken(t *testing.T) {
+	c := newTestConn(2)
+	if c.Broken() {
+		t.Fatal("new connection broken")
+	}
+	for i := 1; i <= 3; i++ {
+		c.Enqueue(event(0, int64(i)))
+	}
+	if !c.Broken() {
+		t.Fatal("overflowed connection not broken")
+	}
+	d := newTestConn(2)
+	d.Close()
+	if !d.Broken() {
+		t.Fatal("closed connection not broken")
 	}
 }

@@ -266,7 +266,7 @@ func (h *Hub) fanOut(b readBatch) {
 		for _, ev := range s.Events {
 			it := EventItem(ev, b.received)
 			it.Trace = s.Trace
-			if it.Data == nil || ev.Partition < 0 || ev.Partition >= len(h.front) {
+			if ev.Partition < 0 || ev.Partition >= len(h.front) {
 				h.logger.Warn("dropping an event that cannot be delivered", "type", ev.Type, "partition", ev.Partition)
 				continue
 			}

@@ -18,7 +18,7 @@ import (
 type Kind uint8
 
 const (
-	// KindEvent is a durable event: Data is its JSON without the closing
+	// KindEvent is a durable event: its JSON (Item.JSON) lacks the closing
 	// brace, and each connection appends its own cursor.
 	KindEvent Kind = iota
 	// KindEphemeral is a typing or presence event: complete JSON.
@@ -36,6 +36,8 @@ const (
 // Item is one thing queued for connections. An Item is shared by every
 // connection it is queued on and never modified once queued.
 type Item struct {
+	// Data is the item's JSON when it was made with it (control items);
+	// an event's or ephemeral event's JSON is made on demand (JSON).
 	Data      []byte
 	Type      string // the event type (SSE's "event:" line)
 	Partition int
@@ -51,19 +53,21 @@ type Item struct {
 	// event ("" untraced): the socket write's span continues it.
 	Trace string
 
-	// The binary encoding (subprotocol parley.v1+proto), made on the first
-	// demand of a binary connection, once for all of them (proto.go).
-	event     *chat.Event     // what Data was encoded from, when kept
+	// Each encoding is made on the first demand of a connection that
+	// needs it, once for all of them (encodings.go): JSON for parley.v1,
+	// SSE and long-poll, binary for parley.v1+proto.
+	event     *chat.Event     // what the item encodes, when kept
 	ephemeral *chat.Ephemeral // likewise
-	proto     protoOnce
+	json      encodeOnce
+	proto     encodeOnce
 }
 
 // heartbeat is the one heartbeat item every connection shares.
 var heartbeat = &Item{Kind: KindHeartbeat}
 
-// EncodeEvent encodes ev for clients, once for all connections, without
-// its closing brace (the connection appends its cursor). It returns nil
-// when ev cannot be encoded.
+// EncodeEvent encodes ev in JSON for clients, without its closing brace
+// (the connection appends its cursor). It returns nil when ev cannot be
+// encoded.
 func EncodeEvent(ev chat.Event) []byte {
 	ev.Partition, ev.Position = 0, 0
 	if ev.Message != nil {
@@ -78,9 +82,11 @@ func EncodeEvent(ev chat.Event) []byte {
 	return b[:len(b)-1]
 }
 
-// EventItem is the item of a durable event read at received.
+// EventItem is the item of a durable event read at received. It encodes
+// nothing yet: each encoding is made once, when a connection first needs
+// it (Item.JSON, Item.Proto).
 func EventItem(ev chat.Event, received time.Time) *Item {
-	return &Item{Data: EncodeEvent(ev), Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received), event: &ev}
+	return &Item{Type: ev.Type, Partition: ev.Partition, Position: ev.Position, Kind: KindEvent, Received: received, Sequenced: sequencedAt(ev, received), event: &ev}
 }
 
 // sequencedAt is ev's sequencing time for a live event, zero for a replay.
@@ -91,18 +97,14 @@ func sequencedAt(ev chat.Event, received time.Time) time.Time {
 	return ev.At
 }
 
-// EphemeralItem is the item of a typing, presence or user.updated event,
-// or nil when e cannot be encoded.
+// EphemeralItem is the item of a typing, presence or user.updated event.
+// Like EventItem, it encodes nothing yet.
 func EphemeralItem(e chat.Ephemeral) *Item {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil
-	}
-	return &Item{Data: b, Type: e.Type, Kind: KindEphemeral, ephemeral: &e}
+	return &Item{Type: e.Type, Kind: KindEphemeral, ephemeral: &e}
 }
 
-// protoOnce is an item's binary encoding, made at most once.
-type protoOnce struct {
+// encodeOnce is one of an item's encodings, made at most once.
+type encodeOnce struct {
 	once sync.Once
 	data []byte
 }

@@ -116,9 +116,7 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 	}
 	c.replay = make([]*Item, 0, len(evs)+len(ms))
 	for _, ev := range evs {
-		if it := EventItem(ev, timeZero); it.Data != nil {
-			c.replay = append(c.replay, it)
-		}
+		c.replay = append(c.replay, EventItem(ev, timeZero))
 	}
 	if cut {
 		// Everything up to the last event is replayed (some events render

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
@@ -236,7 +237,7 @@ func TestABatchCarriesTheSameContentInBothEncodings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur, err := chat.DecodeCursor(f.Messages[len(f.Messages)-1].GetEvent().GetCursor(), 7, 64)
+	cur, err := chat.DecodeCursor(wire.CursorText(f.Messages[len(f.Messages)-1].GetEvent().GetCursor()), 7, 64)
 	if err != nil || cur.Positions[9] != 78 || cur.Positions[5] != 49<<8 {
 		t.Fatalf("last cursor %+v, %v", cur, err)
 	}
@@ -252,12 +253,12 @@ func TestProtoEncodedOncePerItem(t *testing.T) {
 	if len(a) == 0 || &a[0] != &b[0] {
 		t.Fatal("the binary encoding was made twice (or not at all)")
 	}
-	bare := &Item{Data: it.Data, Kind: KindEvent, Partition: it.Partition, Position: it.Position}
+	bare := &Item{Data: it.JSON(), Kind: KindEvent, Partition: it.Partition, Position: it.Position}
 	if !bytes.Equal(bare.Proto(), a) {
 		t.Fatal("an event item without its source encodes differently")
 	}
 	eph := EphemeralItem(fixtureEphemerals()[chat.EventPresence])
-	bareEph := &Item{Data: eph.Data, Kind: KindEphemeral}
+	bareEph := &Item{Data: eph.JSON(), Kind: KindEphemeral}
 	if !bytes.Equal(bareEph.Proto(), eph.Proto()) {
 		t.Fatal("an ephemeral item without its source encodes differently")
 	}
@@ -298,7 +299,9 @@ func sameContent(t *testing.T, jsonFrame, protoFrame []byte) {
 // rules parley.proto states: the oneof case or the type enum is "type"
 // (lower case, "_" → "."), *_ns fields are RFC 3339 times without the
 // suffix, reactions are emoji → user ids, an Error's fields sit under
-// "error".
+// "error", a cursor's bytes are the string of their base64url without
+// padding, and an Event's message takes from the Event the fields it
+// leaves out.
 func jsonShape(t *testing.T, m *pb.ServerMessage) map[string]any {
 	t.Helper()
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
@@ -321,9 +324,23 @@ func jsonShape(t *testing.T, m *pb.ServerMessage) map[string]any {
 			obj = map[string]any{}
 		}
 		obj = reshape(obj).(map[string]any)
+		if c, ok := obj["cursor"].(string); ok { // protojson writes bytes in standard base64
+			raw, err := base64.StdEncoding.DecodeString(c)
+			if err != nil {
+				t.Fatalf("cursor %q: %v", c, err)
+			}
+			obj["cursor"] = base64.RawURLEncoding.EncodeToString(raw)
+		}
 		switch kind {
 		case "event":
 			obj["type"] = typeName(strings.TrimPrefix(obj["type"].(string), "EVENT_TYPE_"))
+			if msg, ok := obj["message"].(map[string]any); ok {
+				for field, from := range map[string]string{"conversation_id": "conversation_id", "seq": "seq", "sender_id": "actor", "created_at": "at"} {
+					if _, set := msg[field]; !set && obj[from] != nil {
+						msg[field] = obj[from]
+					}
+				}
+			}
 		case "ephemeral":
 			obj["type"] = typeName(strings.TrimPrefix(obj["type"].(string), "EPHEMERAL_TYPE_"))
 		case "error":

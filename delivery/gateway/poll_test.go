@@ -79,3 +79,63 @@ func TestPollPagesReadOnlyWhatTheyAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestPollBackToBackServedFromMemory: a long-poll with the cursor the
+// previous poll answered takes over that poll's registration, so the
+// events sent in between come from memory (no store read), exactly once;
+// a user polling again and again never runs into the connection limit.
+func TestPollBackToBackServedFromMemory(t *testing.T) {
+	h := newRESTHarness(t)
+	var c chat.Conversation
+	if st := h.call("alice", "POST", "/v1/conversations", map[string]any{"kind": "group", "title": "a", "members": []string{"bob"}}, &c); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	type page struct {
+		Events []struct {
+			Type string `json:"type"`
+			Seq  int64  `json:"seq"`
+		} `json:"events"`
+		Cursor string `json:"cursor"`
+	}
+	var p page
+	if st := h.call("bob", "GET", "/v1/poll?wait=0", nil, &p); st != 200 {
+		t.Fatalf("poll: %d", st)
+	}
+	cursor := p.Cursor
+	first := cursor
+	for i := range 8 { // more polls than the user's 5 connections
+		m := h.send("alice", c.ID, "x")
+		before := h.store.eventsRead.Load()
+		var p page
+		if st := h.call("bob", "GET", "/v1/poll?wait=5&cursor="+url.QueryEscape(cursor), nil, &p); st != 200 {
+			t.Fatalf("poll %d: %d", i, st)
+		}
+		if read := h.store.eventsRead.Load() - before; read != 0 {
+			t.Errorf("poll %d read %d events from the store; want 0 (served from the kept registration)", i, read)
+		}
+		var seqs []int64
+		for _, e := range p.Events {
+			if e.Type == "message.created" {
+				seqs = append(seqs, e.Seq)
+			}
+		}
+		if len(seqs) != 1 || seqs[0] != m.Seq {
+			t.Fatalf("poll %d: messages %v, want seq %d once", i, seqs, m.Seq)
+		}
+		cursor = p.Cursor
+	}
+	// An old cursor still works: it reads the store.
+	var again page
+	if st := h.call("bob", "GET", "/v1/poll?wait=0&cursor="+url.QueryEscape(first), nil, &again); st != 200 {
+		t.Fatalf("poll from the first cursor: %d", st)
+	}
+	n := 0
+	for _, e := range again.Events {
+		if e.Type == "message.created" {
+			n++
+		}
+	}
+	if n != 8 {
+		t.Fatalf("poll from the first cursor: %d messages, want 8", n)
+	}
+}

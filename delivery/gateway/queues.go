@@ -3,13 +3,14 @@ package gateway
 import "github.com/prometheus/client_golang/prometheus"
 
 // registerQueues registers the depths of the gateway's send queues,
-// read at scrape time: commands waiting for the commands log, and
-// commands waiting for their result.
+// read at scrape time: commands waiting for the commands log, commands
+// waiting for their result, and the realtime connections' queues.
 func (g *Gateway) registerQueues() {
 	g.metrics.registerer.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_queued", Help: "Commands waiting in the gateway's lanes for the commands log."},
 			func() float64 { return float64(g.submitter.Queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_waiting", Help: "Commands appended whose result the gateway still waits for."},
 			func() float64 { return float64(g.submitter.Waiting()) }),
+		g.hub.QueueCollector(),
 	)
 }

@@ -210,7 +210,8 @@ func (l *Log) runGeneration(ctx context.Context, gen *kafkago.Generation, topic 
 // generation can no longer commit.
 //
 // The partition's next batch is fetched while handle works on the current
-// one, and offsets are committed behind handle by a committer of its own,
+// one, and offsets are committed behind handle (and behind the release of
+// a batch handle held, chat.HoldCommit) by a committer of its own,
 // newest offset first (one that a newer one overtook is skipped): a
 // sequencer batch then waits neither for a fetch nor for a commit round
 // trip. A commit that lags at a crash or a rebalance only hands the next
@@ -287,6 +288,55 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 		}
 	}
 
+	// Handled batches go to the waiter in offset order: it waits for the
+	// release of each held one (chat.HoldCommit) before it commits that
+	// batch's next offset, so no offset passes a batch not yet released.
+	// A failed release stops the commits for good and ends the partition
+	// with its error; the waiter still waits for every later hold, so the
+	// partition is given up only once all of them are released.
+	type handled struct {
+		next int64
+		hold *chat.CommitHold // nil: not held
+	}
+	pending := make(chan handled, maxHeldBatches)
+	releaseFailed := make(chan struct{})
+	var releaseErr error
+	var waiter sync.WaitGroup
+	waiter.Add(1)
+	go func() {
+		defer waiter.Done()
+		failed := false
+		for h := range pending {
+			if h.hold != nil {
+				if err := <-h.hold.Done(); err != nil && !failed {
+					failed = true
+					releaseErr = err
+					close(releaseFailed)
+				}
+			}
+			if !failed {
+				commit(h.next)
+			}
+		}
+	}()
+	defer func() {
+		close(pending) // the waiter waits for the holds, then stops
+		waiter.Wait()
+	}()
+	stopped := func() error { // the error that ends the partition, if any
+		select {
+		case <-commitFailed:
+			return errStopPartition
+		case <-releaseFailed:
+			if ctx.Err() != nil {
+				return errStopPartition
+			}
+			return releaseErr
+		default:
+			return nil
+		}
+	}
+
 	ahead := fetchFrom(offset)
 	for ctx.Err() == nil {
 		var f fetched
@@ -294,6 +344,8 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 		case f = <-ahead:
 		case <-ctx.Done():
 			return nil
+		case <-releaseFailed:
+			return stopErr(stopped())
 		}
 		if f.err != nil {
 			if ctx.Err() != nil {
@@ -317,7 +369,11 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 		}
 		next := f.recs[len(f.recs)-1].Offset + 1
 		ahead = fetchFrom(next)
-		if err := handle(ctx, partition, f.recs); err != nil {
+		if err := stopped(); err != nil {
+			return stopErr(err)
+		}
+		hold := chat.NewCommitHold()
+		if err := handle(chat.WithCommitHold(ctx, hold.Hold), partition, f.recs); err != nil {
 			if ctx.Err() != nil {
 				// Most likely failed because a rebalance or shutdown
 				// cancelled it; the batch stays uncommitted either way.
@@ -325,13 +381,33 @@ func (l *Log) consumePartition(ctx context.Context, gen *kafkago.Generation, top
 			}
 			return err
 		}
-		select {
-		case <-commitFailed:
-			return nil
-		default:
+		h := handled{next: next}
+		if hold.Held() {
+			h.hold = hold
 		}
-		commit(next)
+		// Never dropped, even when ctx is done: what handle took is
+		// committed on the way out (the waiter drains pending as the
+		// holds are released, so this does not block for long).
+		pending <- h
+		if err := stopped(); err != nil {
+			return stopErr(err)
+		}
 		offset = next
 	}
 	return nil
+}
+
+// maxHeldBatches bounds the batches of a partition handled but not yet
+// committed (held by chat.HoldCommit or waiting for one that is).
+const maxHeldBatches = 16
+
+// errStopPartition ends a partition reader without an error: its
+// generation cannot commit, or its ctx is done.
+var errStopPartition = errors.New("kafka: partition stopped")
+
+func stopErr(err error) error {
+	if errors.Is(err, errStopPartition) {
+		return nil
+	}
+	return err
 }

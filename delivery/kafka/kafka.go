@@ -15,8 +15,11 @@
 // Consume is a classic consumer group (kafka-go's ConsumerGroup API): each
 // generation's assigned partitions are read with fetch requests, one fetch
 // result is one batch, and a batch's offset is committed, in the
-// generation, right after handle returns nil. A generation ends only when
-// every partition reader of this member has returned, so a partition is
+// generation, once handle returns nil (and, when handle held the batch with
+// chat.HoldCommit, once it is released; the reader hands out the next
+// batch meanwhile). A generation ends only when every partition reader of
+// this member has returned, and a reader returns only once every hold of
+// its partition is released, so a partition is
 // never handled by two members at once. Handle calls for different
 // partitions run side by side (one partition's calls never overlap), so a
 // sequencer that owns many partitions is not bounded by one partition's

@@ -2,6 +2,7 @@ package memlog
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -109,7 +110,9 @@ func (g *group) assignment(m *member, into []int) ([]int, uint64) {
 // Consume joins group on topic and hands its partitions' records to
 // handle until ctx is done (it then returns nil) or handle fails (it then
 // returns handle's error). Members of a group split the partitions; a
-// batch's offsets are committed when handle returns nil. Records passed
+// member hands out its partitions' batches in rounds, the partitions of a
+// round side by side. A batch's offsets are committed when handle returns
+// nil, or when a batch held (chat.HoldCommit) is released. Records passed
 // to handle are shared: they may be kept but not modified.
 func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	if ctx.Err() != nil {
@@ -127,7 +130,8 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 	g.join(m)
 	defer g.leave(m)
 
-	var owned, idle []int
+	var owned, idle, ready []int
+	var steps []roundStep
 	version := ^uint64(0)
 	for {
 		select {
@@ -142,12 +146,20 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 		}
 		progressed := false
 		idle = idle[:0]
+		ready = ready[:0]
 		for _, p := range owned {
-			st, err := g.handleNext(ctx, m, p, handle)
-			if err != nil {
-				return err
+			if g.committed.pos[p].Load() < g.t.parts[p].next.Load() {
+				ready = append(ready, p)
+			} else {
+				idle = append(idle, p)
 			}
-			switch st {
+		}
+		steps = g.handleRound(ctx, m, ready, handle, steps)
+		for i, p := range ready {
+			if steps[i].err != nil {
+				return steps[i].err
+			}
+			switch steps[i].st {
 			case handled:
 				progressed = true
 			case nothing:
@@ -172,6 +184,35 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 		case <-m.w.wake:
 		}
 	}
+}
+
+// roundStep is what handleNext did with one partition of a round.
+type roundStep struct {
+	st  step
+	err error
+}
+
+// handleRound hands the next batch of each of parts to handle, the
+// partitions side by side (chat.Log: calls for different partitions may
+// run at once), and returns when every call has returned: a batch of one
+// partition then does not wait for the Store commits of the others, and
+// the Store can write theirs together (one fsync for several commits).
+func (g *group) handleRound(ctx context.Context, m *member, parts []int, handle func(context.Context, int, []chat.Record) error, into []roundStep) []roundStep {
+	into = slices.Grow(into[:0], len(parts))[:len(parts)]
+	if len(parts) == 1 {
+		into[0].st, into[0].err = g.handleNext(ctx, m, parts[0], handle)
+		return into
+	}
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			into[i].st, into[i].err = g.handleNext(ctx, m, p, handle)
+		}()
+	}
+	wg.Wait()
+	return into
 }
 
 // pending reports whether any of the partitions has records beyond the
@@ -215,7 +256,17 @@ func (g *group) handleNext(ctx context.Context, m *member, p int, handle func(co
 		g.locks[p].Unlock()
 		return nothing, nil
 	}
-	err := handle(ctx, p, recs)
+	// A held batch (chat.HoldCommit) is waited for here: the embedded log
+	// hands the partition its next batch only after the release, and keeps
+	// the partition's lock until then.
+	hold := chat.NewCommitHold()
+	err := handle(chat.WithCommitHold(ctx, hold.Hold), p, recs)
+	if err == nil && hold.Held() {
+		err = <-hold.Done()
+		if err != nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
 	if err == nil {
 		g.committed.pos[p].Store(recs[len(recs)-1].Offset + 1)
 	}

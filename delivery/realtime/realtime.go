@@ -74,6 +74,8 @@ type Server struct {
 	logger   *slog.Logger
 	origins  []string
 	metrics  *metrics
+	// polls keeps answered long-polls' registrations for the next poll.
+	polls pollKeeper
 	// opening holds a token per connection opening (nil: no limit).
 	opening chan struct{}
 
@@ -204,9 +206,10 @@ func (t *Server) keepalive(ctx context.Context) {
 	}
 }
 
-// newConn returns a connection whose overflows are counted.
-func (t *Server) newConn(user string) *fanout.Conn {
+// newConn returns a connection of transport whose overflows are counted.
+func (t *Server) newConn(user, transport string) *fanout.Conn {
 	c := fanout.NewConn(user, t.cfg.QueueSize)
+	c.Transport = transport
 	c.OnOverflow = t.metrics.overflows.Inc
 	return c
 }

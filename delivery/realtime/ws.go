@@ -118,7 +118,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(t.cfg.MaxBody)
-	s := &wsSession{t: t, ws: ws, out: hj.out, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID), binary: isBinary(sub)}
+	s := &wsSession{t: t, ws: ws, out: hj.out, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID, "websocket"), binary: isBinary(sub)}
 	s.conn.Keepalive = s.keepalive
 	if !t.spawn(func() { defer release(); s.run(cursor) }) { // run returns once the connection is open (or failed to)
 		release()

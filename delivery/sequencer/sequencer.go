@@ -60,6 +60,12 @@ type Sequencer struct {
 	// is taken, and its floors read, again.
 	refused map[int]map[string]time.Time
 
+	// appending holds, per partition, the events append of the last
+	// batch whose commit the Log lets this sequencer hold
+	// (chat.HoldCommit): the next batch's append waits for it, so a
+	// partition's events reach the events log in batch order.
+	appending map[int]*pendingAppend
+
 	lastExpiredWarn atomic.Int64 // unix nanoseconds
 	members         memberCache  // of big conversations (members.go)
 }
@@ -92,6 +98,8 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		known:    map[int]map[string]knownConv{},
 		refused:  map[int]map[string]time.Time{},
 		mships:   map[int]map[string]chat.Membership{},
+
+		appending: map[int]*pendingAppend{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
 	s.storeRead = s.hops.WithLabelValues("store_read")
@@ -275,6 +283,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		clear(s.epochs)
 		clear(s.known)
 		clear(s.mships)
+		clear(s.appending)
 		s.epochsMu.Unlock()
 		return s.log.Consume(ctx, chat.TopicCommands, Group, s.handle)
 	})
@@ -539,19 +548,82 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 	}
 	s.remember(partition, b.states)
 	t3 := time.Now()
+	if b.expired > 0 {
+		s.warnExpired(partition, b.expired)
+	}
+	prev := s.takeAppending(ctx, partition)
+	if release := chat.HoldCommit(ctx); release != nil && len(outs) > 0 {
+		// The batch is stored; its events are appended beside the next
+		// batch, whose append waits for this one. The Log commits the
+		// batch's offsets only on release(nil) and waits for the release
+		// before it gives the partition up, so it owns this goroutine.
+		pa := &pendingAppend{assignment: chat.Assignment(ctx), done: make(chan struct{})}
+		s.setAppending(partition, pa)
+		go func() {
+			defer close(pa.done)
+			pa.err = s.appendEvents(ctx, prev, outs, spans)
+			release(pa.err)
+		}()
+		s.logger.Debug("batch applied", "partition", partition, "commands", len(recs), "convs", len(b.states),
+			"read", t1.Sub(t0), "apply", t2.Sub(t1), "commit", t3.Sub(t2))
+		return nil
+	}
+	if err := s.appendEvents(ctx, prev, outs, spans); err != nil {
+		return err
+	}
+	s.logger.Debug("batch applied", "partition", partition, "commands", len(recs), "convs", len(b.states),
+		"read", t1.Sub(t0), "apply", t2.Sub(t1), "commit", t3.Sub(t2), "append", time.Since(t3))
+	return nil
+}
+
+// pendingAppend is a batch's events append running behind the batch.
+type pendingAppend struct {
+	assignment int64
+	done       chan struct{}
+	err        error // set before done is closed
+}
+
+// takeAppending returns the events append of partition's previous batch
+// that may still run (nil if none), and forgets it. One of an earlier
+// assignment is over: the Log waited for its release before it handed the
+// partition out again.
+func (s *Sequencer) takeAppending(ctx context.Context, partition int) *pendingAppend {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	pa := s.appending[partition]
+	delete(s.appending, partition)
+	if pa == nil || pa.assignment != chat.Assignment(ctx) {
+		return nil
+	}
+	return pa
+}
+
+func (s *Sequencer) setAppending(partition int, pa *pendingAppend) {
+	s.epochsMu.Lock()
+	s.appending[partition] = pa
+	s.epochsMu.Unlock()
+}
+
+// appendEvents appends a stored batch's outputs to the events log, after
+// prev, the previous batch's append (if any), has succeeded: a failed one
+// fails this one too, so the Log hands both batches out again.
+func (s *Sequencer) appendEvents(ctx context.Context, prev *pendingAppend, outs []*chat.Record, spans *batchSpans) error {
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil {
+			spans.fail(prev.err)
+			return prev.err
+		}
+	}
+	start := time.Now()
 	if len(outs) > 0 {
 		if err := s.log.Append(ctx, chat.TopicEvents, outs...); err != nil {
 			spans.fail(err)
 			return fmt.Errorf("sequencer: append events: %w", err)
 		}
-		s.eventsAppend.Observe(time.Since(t3).Seconds())
+		s.eventsAppend.Observe(time.Since(start).Seconds())
 	}
 	spans.end()
-	if b.expired > 0 {
-		s.warnExpired(partition, b.expired)
-	}
-	s.logger.Debug("batch applied", "partition", partition, "commands", len(recs), "convs", len(b.states),
-		"read", t1.Sub(t0), "apply", t2.Sub(t1), "commit", t3.Sub(t2), "append", time.Since(t3))
 	return nil
 }
 

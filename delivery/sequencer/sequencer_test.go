@@ -583,3 +583,136 @@ func TestCatchingUpFencesOncePerGateway(t *testing.T) {
 		t.Fatalf("%d fences for three batches of one gateway, want 1", st.n)
 	}
 }
+
+// gatedLog holds every events append until the test lets it through (nil)
+// or fails it (an error), once gated is set.
+type gatedLog struct {
+	chat.Log
+	gated   sync.Mutex
+	on      bool
+	gate    chan error
+	waiting chan struct{} // one value per append that reached the gate
+}
+
+func (g *gatedLog) Append(ctx context.Context, topic string, recs ...*chat.Record) error {
+	g.gated.Lock()
+	on := g.on
+	g.gated.Unlock()
+	if on && topic == chat.TopicEvents {
+		g.waiting <- struct{}{}
+		if err := <-g.gate; err != nil {
+			return err
+		}
+	}
+	return g.Log.Append(ctx, topic, recs...)
+}
+
+// heldHandle hands recs to the sequencer in a ctx whose batch may be held
+// (chat.HoldCommit), as the Kafka log does, and returns the hold.
+func heldHandle(t *testing.T, s *Sequencer, recs []chat.Record) *chat.CommitHold {
+	t.Helper()
+	h := chat.NewCommitHold()
+	if err := s.handle(chat.WithCommitHold(context.Background(), h.Hold), 0, recs); err != nil {
+		t.Fatalf("handle: %v", err)
+	}
+	if !h.Held() {
+		t.Fatal("the sequencer did not hold a batch with events to append")
+	}
+	return h
+}
+
+func released(t *testing.T, h *chat.CommitHold) error {
+	t.Helper()
+	select {
+	case err := <-h.Done():
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held batch was not released")
+		return nil
+	}
+}
+
+func TestEventsAppendRunsBesideTheNextBatchAndInOrder(t *testing.T) {
+	r := newRig(t)
+	g := &gatedLog{Log: r.log, gate: make(chan error), waiting: make(chan struct{}, 8)}
+	r.seq = New(g, r.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.apply(create("c1", "alice"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var seqs []int64
+	ready := make(chan struct{})
+	go func() {
+		_ = r.log.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, rs []chat.Record) {
+			for _, rec := range rs {
+				var s chat.Sequenced
+				_ = json.Unmarshal(rec.Value, &s)
+				mu.Lock()
+				for _, ev := range s.Events {
+					seqs = append(seqs, ev.Seq)
+				}
+				mu.Unlock()
+			}
+		})
+	}()
+	<-ready
+	g.gated.Lock()
+	g.on = true
+	g.gated.Unlock()
+
+	// Both batches are stored and handed back while the first one's
+	// events are still on their way: the second waits for them.
+	h1 := heldHandle(t, r.seq, r.records(send("c1", "alice", "one", "")))
+	h2 := heldHandle(t, r.seq, r.records(send("c1", "alice", "two", "")))
+	<-g.waiting // the first batch's append
+	select {
+	case <-g.waiting:
+		t.Fatal("the second batch's append started before the first one's ended")
+	case <-time.After(50 * time.Millisecond):
+	}
+	select {
+	case err := <-h1.Done():
+		t.Fatalf("the first batch was released (%v) before its events were appended", err)
+	default:
+	}
+	g.gate <- nil
+	<-g.waiting
+	g.gate <- nil
+	if err := released(t, h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := released(t, h2); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := append([]int64(nil), seqs...)
+		mu.Unlock()
+		if len(got) == 2 {
+			if got[0] != 2 || got[1] != 3 {
+				t.Fatalf("events log seqs %v; want [2 3]", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events log seqs %v; want [2 3]", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A failed append fails its batch and the one after it: the Log then
+	// commits neither, and hands both out again.
+	h3 := heldHandle(t, r.seq, r.records(send("c1", "alice", "three", "")))
+	h4 := heldHandle(t, r.seq, r.records(send("c1", "alice", "four", "")))
+	<-g.waiting
+	failure := chat.Errorf(chat.CodeUnavailable, "events log down")
+	g.gate <- failure
+	if err := released(t, h3); chat.ErrorCode(err) != chat.CodeUnavailable {
+		t.Fatalf("the batch whose append failed was released with %v; want unavailable", err)
+	}
+	if err := released(t, h4); err == nil {
+		t.Fatal("the batch after a failed append was released with nil; its events would be committed behind a gap")
+	}
+}

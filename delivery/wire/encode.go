@@ -25,7 +25,7 @@ func appendEvent(b []byte, ev *chat.Event, t int32) []byte {
 	if ev.Message != nil {
 		var at int
 		b, at = beginNested(b, 7)
-		b = appendMessage(b, ev.Message)
+		b = appendMessage(b, ev.Message, ev)
 		b = endNested(b, at)
 	}
 	b = appendString(b, 8, ev.MessageID)
@@ -40,11 +40,18 @@ func appendEvent(b []byte, ev *chat.Event, t int32) []byte {
 	return appendInt(b, 12, ev.ReadSeq)
 }
 
-func appendMessage(b []byte, m *chat.Message) []byte {
+// appendMessage appends m as a Message. In an Event (in is the event,
+// else nil) it leaves out what the Event carries, as EventProto does.
+func appendMessage(b []byte, m *chat.Message, in *chat.Event) []byte {
 	b = appendString(b, 1, m.ID)
-	b = appendString(b, 2, m.ConversationID)
-	b = appendInt(b, 3, m.Seq)
-	b = appendString(b, 4, m.SenderID)
+	inherited := in != nil && inherits(in, m)
+	if in == nil {
+		b = appendString(b, 2, m.ConversationID)
+	}
+	if !inherited {
+		b = appendInt(b, 3, m.Seq)
+		b = appendString(b, 4, m.SenderID)
+	}
 	b = appendString(b, 5, m.ClientID)
 	b = appendString(b, 6, m.Text)
 	for i := range m.Attachments {
@@ -62,7 +69,9 @@ func appendMessage(b []byte, m *chat.Message) []byte {
 		b = protowire.AppendTag(b, 8, protowire.BytesType)
 		b = protowire.AppendString(b, *m.ReplyTo)
 	}
-	b = appendInt(b, 9, Nanos(m.CreatedAt))
+	if !inherited {
+		b = appendInt(b, 9, Nanos(m.CreatedAt))
+	}
 	if m.EditedAt != nil {
 		b = appendInt(b, 10, Nanos(*m.EditedAt))
 	}
@@ -108,7 +117,7 @@ func appendConversation(b []byte, c *chat.Conversation) []byte {
 	if c.LastMessage != nil {
 		var at int
 		b, at = beginNested(b, 12)
-		b = appendMessage(b, c.LastMessage)
+		b = appendMessage(b, c.LastMessage, nil)
 		b = endNested(b, at)
 	}
 	return b

@@ -60,7 +60,11 @@ func MessageFromJSON(b []byte) (*pb.ServerMessage, error) {
 		if err := json.Unmarshal(b, &ev); err != nil {
 			return nil, fmt.Errorf("wire: event: %w", err)
 		}
-		m, err := EventProto(ev.Event, ev.Cursor)
+		cursor, err := CursorBytes(ev.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		m, err := EventProto(ev.Event, cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +92,11 @@ func MessageFromJSON(b []byte) (*pb.ServerMessage, error) {
 	}
 	switch o.Type {
 	case "ready":
-		return &pb.ServerMessage{Kind: &pb.ServerMessage_Ready{Ready: &pb.Ready{UserId: o.UserID, Cursor: o.Cursor, SessionId: o.SessionID, ExpiresAtNs: expires}}}, nil
+		cursor, err := CursorBytes(o.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		return &pb.ServerMessage{Kind: &pb.ServerMessage_Ready{Ready: &pb.Ready{UserId: o.UserID, Cursor: cursor, SessionId: o.SessionID, ExpiresAtNs: expires}}}, nil
 	case "ack":
 		a := &pb.Ack{Ref: ref}
 		if o.Message != nil {
@@ -165,7 +173,10 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	}
 	switch k := m.Kind.(type) {
 	case *pb.ClientFrame_Hello:
-		f.Type, f.Cursor = "hello", k.Hello.GetCursor()
+		f.Type, f.Cursor = "hello", k.Hello.GetCursorText()
+		if c := k.Hello.GetCursor(); len(c) > 0 {
+			f.Cursor = CursorText(c)
+		}
 	case *pb.ClientFrame_Send:
 		s := k.Send
 		f.Type, f.ConversationID, f.ClientID, f.Text = "send", s.GetConversationId(), s.GetClientId(), s.GetText()

@@ -10,10 +10,16 @@
 // (AppendEvent). Appending works on bytes alone because the encoding of a
 // ServerFrame is the concatenation of its messages, and the cursor is the
 // Event's last field.
+//
+// Two choices keep the binary encoding at about half of JSON's bytes (see
+// docs/mobile.md, "Choosing JSON or Protobuf"): a cursor travels as its
+// bytes, not as their base64url text, and a Message inside an Event leaves
+// out the fields the Event already carries (EventProto, EventOf).
 package wire
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -113,7 +119,7 @@ const maxScratch = 64 << 10
 
 // AppendEvent appends to a frame the message of an event encoded by
 // EncodeEvent, with cursor as its last field. cursor is the connection's
-// encoded cursor (chat.Cursor.AppendEncode).
+// cursor in bytes (chat.Cursor.AppendBinary).
 func AppendEvent(frame, event, cursor []byte) []byte {
 	evLen := len(event) + eventCursorTagBytes + protowire.SizeBytes(len(cursor))
 	msgLen := 1 + protowire.SizeBytes(evLen)
@@ -176,8 +182,24 @@ func Time(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-// EventProto is ev as an Event with cursor.
-func EventProto(ev chat.Event, cursor string) (*pb.Event, error) {
+// CursorText is the string form of a cursor the binary encoding carries
+// as bytes: their base64url without padding, as every other transport
+// sends and takes it (chat.Cursor.Encode).
+func CursorText(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// CursorBytes is the bytes of a cursor's string form, for the binary
+// encoding; it fails when s is not base64url without padding.
+func CursorBytes(s string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("wire: cursor %q is not base64url: %w", s, err)
+	}
+	return b, nil
+}
+
+// EventProto is ev as an Event with cursor (in bytes). Its message leaves
+// out what the Event carries (inherit).
+func EventProto(ev chat.Event, cursor []byte) (*pb.Event, error) {
 	t, ok := eventTypes[ev.Type]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, ev.Type)
@@ -189,6 +211,10 @@ func EventProto(ev chat.Event, cursor string) (*pb.Event, error) {
 	}
 	if ev.Message != nil {
 		m.Message = MessageProto(ev.Message)
+		m.Message.ConversationId = ""
+		if inherits(&ev, ev.Message) {
+			m.Message.Seq, m.Message.SenderId, m.Message.CreatedAtNs = 0, "", 0
+		}
 	}
 	if ev.Conversation != nil {
 		m.Conversation = ConversationProto(*ev.Conversation)
@@ -196,7 +222,17 @@ func EventProto(ev chat.Event, cursor string) (*pb.Event, error) {
 	return m, nil
 }
 
-// EventOf is the event m carries and its cursor.
+// inherits reports whether an Event leaves out its message's seq,
+// sender_id and created_at_ns, because they equal its own seq, actor and
+// at_ns (every message.created). conversation_id is always left out.
+// (The three are left out together, so that a client never sees a message
+// with some of them and not others.)
+func inherits(ev *chat.Event, m *chat.Message) bool {
+	return m.Seq == ev.Seq && m.SenderID == ev.Actor && Nanos(m.CreatedAt) == Nanos(ev.At)
+}
+
+// EventOf is the event m carries, its message completed from the Event,
+// and its cursor in the string form (CursorText).
 func EventOf(m *pb.Event) (chat.Event, string) {
 	ev := chat.Event{
 		Type: eventNames[m.GetType()], ConversationID: m.GetConversationId(), Seq: m.GetSeq(),
@@ -205,12 +241,24 @@ func EventOf(m *pb.Event) (chat.Event, string) {
 	}
 	if m.Message != nil {
 		ev.Message = MessageOf(m.Message)
+		if ev.Message.ConversationID == "" {
+			ev.Message.ConversationID = ev.ConversationID
+		}
+		if ev.Message.Seq == 0 {
+			ev.Message.Seq = ev.Seq
+		}
+		if ev.Message.SenderID == "" {
+			ev.Message.SenderID = ev.Actor
+		}
+		if ev.Message.CreatedAt.IsZero() {
+			ev.Message.CreatedAt = ev.At
+		}
 	}
 	if m.Conversation != nil {
 		c := ConversationOf(m.Conversation)
 		ev.Conversation = &c
 	}
-	return ev, m.GetCursor()
+	return ev, CursorText(m.GetCursor())
 }
 
 // EphemeralProto is e as an Ephemeral.

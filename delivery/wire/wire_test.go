@@ -77,12 +77,13 @@ func TestAppendEventEqualsTheSchemaEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursor := "AQAAAAcSgICAAQ"
-	frame := AppendEvent(nil, shared, []byte(cursor))
-	frame = AppendEvent(frame, shared, []byte(cursor+"x"))
+	cursor := chat.Cursor{Deployment: 7, Positions: map[int]int64{17: 1 << 20}}.AppendBinary(nil)
+	later := chat.Cursor{Deployment: 7, Positions: map[int]int64{17: 1 << 21}}.AppendBinary(nil)
+	frame := AppendEvent(nil, shared, cursor)
+	frame = AppendEvent(frame, shared, later)
 
 	m1, _ := EventProto(ev, cursor)
-	m2, _ := EventProto(ev, cursor+"x")
+	m2, _ := EventProto(ev, later)
 	want, err := EncodeFrame(
 		&pb.ServerMessage{Kind: &pb.ServerMessage_Event{Event: m1}},
 		&pb.ServerMessage{Kind: &pb.ServerMessage_Event{Event: m2}})
@@ -101,8 +102,9 @@ func TestAppendEventEqualsTheSchemaEncoding(t *testing.T) {
 	}
 	got, gotCursor := EventOf(f.Messages[1].GetEvent())
 	ev.Message.Normalize()
-	if !reflect.DeepEqual(got, ev) || gotCursor != cursor+"x" {
-		t.Fatalf("round trip:\n got %+v %q\nwant %+v %q", got, gotCursor, ev, cursor+"x")
+	wantCursor := chat.Cursor{Deployment: 7, Positions: map[int]int64{17: 1 << 21}}.Encode()
+	if !reflect.DeepEqual(got, ev) || gotCursor != wantCursor {
+		t.Fatalf("round trip:\n got %+v %q\nwant %+v %q", got, gotCursor, ev, wantCursor)
 	}
 }
 
@@ -129,7 +131,7 @@ func TestClientFramesDecodeAlikeInBothEncodings(t *testing.T) {
 		proto *pb.ClientFrame
 	}{
 		"hello": {`{"type":"hello","cursor":"AQAAAAc"}`,
-			&pb.ClientFrame{Kind: &pb.ClientFrame_Hello{Hello: &pb.Hello{Cursor: "AQAAAAc"}}}},
+			&pb.ClientFrame{Kind: &pb.ClientFrame_Hello{Hello: &pb.Hello{Cursor: []byte{1, 0, 0, 0, 7}}}}},
 		"send": {`{"type":"send","ref":"r1","conversation_id":"cnv_1","client_id":"c-1","text":"hi","attachments":["att_1"],"reply_to":"msg_9"}`,
 			&pb.ClientFrame{Ref: "r1", Kind: &pb.ClientFrame_Send{Send: &pb.Send{ConversationId: "cnv_1", ClientId: "c-1", Text: "hi", Attachments: []string{"att_1"}, ReplyTo: &reply}}}},
 		"typing": {`{"type":"typing","conversation_id":"cnv_1"}`,
@@ -226,13 +228,71 @@ func TestHandEncodingEqualsMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, _ := EventProto(ev, "")
+		m, _ := EventProto(ev, nil)
 		want, err := marshal.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("event %d (%s): hand encoding differs from proto.Marshal\n got %x\nwant %x", i, ev.Type, got, want)
+		}
+	}
+}
+
+// TestHelloTakesTheCursorInEitherForm: a binary hello names the cursor by
+// its bytes (as Ready and Event carry it) or by its string; the gateway
+// reads the same cursor from both, and the bytes win when both are set.
+func TestHelloTakesTheCursorInEitherForm(t *testing.T) {
+	c := chat.Cursor{Deployment: 0xdeadbeef, Positions: map[int]int64{3: 12345 << 8, 40: 7 << 8}}
+	for name, h := range map[string]*pb.Hello{
+		"bytes":  {Cursor: c.AppendBinary(nil)},
+		"string": {CursorText: c.Encode()},
+		"both":   {Cursor: c.AppendBinary(nil), CursorText: "AQAAAAc"},
+	} {
+		b, _ := proto.Marshal(&pb.ClientFrame{Kind: &pb.ClientFrame_Hello{Hello: h}})
+		f, err := DecodeClientFrame(b)
+		if err != nil || f.Type != "hello" || f.Cursor != c.Encode() {
+			t.Errorf("%s: %+v, %v; want cursor %q", name, f, err, c.Encode())
+		}
+	}
+}
+
+// TestAnEventsMessageLeavesOutWhatTheEventSays: in an Event, the Message
+// has no conversation_id, and no seq, sender_id or created_at_ns when they
+// equal the Event's (a message.created); an edit's message keeps the ones
+// that differ. Decoded, both are complete again.
+func TestAnEventsMessageLeavesOutWhatTheEventSays(t *testing.T) {
+	created := sampleEvent()
+	created.Type, created.Seq, created.Message.EditedAt, created.Message.Version = chat.EventMessageCreated, 41, nil, 1
+	edited := sampleEvent() // seq 42 edits the message of seq 41, made a minute before
+	edited.Message.CreatedAt = edited.At.Add(-time.Minute)
+	for _, c := range []struct {
+		ev       chat.Event
+		inherits bool
+	}{{created, true}, {edited, false}} {
+		b, err := EncodeEvent(c.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m pb.Event
+		if err := proto.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		msg := m.GetMessage()
+		if msg.GetConversationId() != "" {
+			t.Errorf("%s: the message repeats the conversation id", c.ev.Type)
+		}
+		if left := msg.GetSeq() == 0 && msg.GetSenderId() == "" && msg.GetCreatedAtNs() == 0; left != c.inherits {
+			t.Errorf("%s: seq, sender_id and created_at left out: %v, want %v (%v)", c.ev.Type, left, c.inherits, msg)
+		}
+		if !c.inherits && (msg.GetSeq() != 41 || msg.GetCreatedAtNs() != Nanos(c.ev.Message.CreatedAt)) {
+			t.Errorf("%s: the fields that differ from the event's are lost: %v", c.ev.Type, msg)
+		}
+		got, _ := EventOf(&m)
+		want := c.ev
+		want.Message.Normalize()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: decoded\n got %+v\nwant %+v", c.ev.Type, got.Message, want.Message)
 		}
 	}
 }

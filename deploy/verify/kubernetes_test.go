@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -512,4 +513,83 @@ func (m *manifests) containerEnv(c corev1.Container) (map[string]string, error) 
 		}
 	}
 	return env, nil
+}
+
+// TestEveryPodIsScrapedOnItsMetricsPort: every Deployment's pods carry
+// the prometheus.io annotations a Prometheus on Kubernetes discovers
+// them by, naming the port parley listens on and /metrics, and no
+// Service carries them (a pod scraped as a pod and as an endpoint would
+// count twice).
+func TestEveryPodIsScrapedOnItsMetricsPort(t *testing.T) {
+	m := loadManifests(t)
+	for _, d := range m.deployments {
+		a := d.Spec.Template.Annotations
+		c := d.Spec.Template.Spec.Containers[0]
+		_, port, _ := strings.Cut(flagValue(c.Args, "addr"), ":")
+		if a["prometheus.io/scrape"] != "true" {
+			t.Errorf("%s: pods not annotated prometheus.io/scrape: \"true\" (%v)", d.Name, a)
+		}
+		if a["prometheus.io/port"] != port || !portMatches(c, a["prometheus.io/port"], port) {
+			t.Errorf("%s: prometheus.io/port %q, parley listens on %q", d.Name, a["prometheus.io/port"], port)
+		}
+		if a["prometheus.io/path"] != "/metrics" {
+			t.Errorf("%s: prometheus.io/path %q, want /metrics", d.Name, a["prometheus.io/path"])
+		}
+	}
+	for _, s := range m.services {
+		for k := range s.Annotations {
+			if strings.HasPrefix(k, "prometheus.io/") {
+				t.Errorf("Service %s is annotated %s: its pods would be scraped twice", s.Name, k)
+			}
+		}
+	}
+}
+
+// optIn matches a commented-out setting of a ConfigMap: "  # PARLEY_X: v".
+var optIn = regexp.MustCompile(`(?m)^(\s+)#\s*(PARLEY_[A-Z0-9_]+:\s*\S.*)$`)
+
+// TestOptInSettingsOfTheConfigMapPassCheckConfig: the settings
+// configmap.yaml offers commented out (tracing among them) decode and
+// pass `parley check-config` on every container once uncommented, so
+// opting in takes deleting a "#", nothing more.
+func TestOptInSettingsOfTheConfigMapPassCheckConfig(t *testing.T) {
+	m := loadManifests(t)
+	raw, err := os.ReadFile(filepath.Join(manifestDir, "configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range optIn.FindAllStringSubmatch(string(raw), -1) {
+		name, _, _ := strings.Cut(g[2], ":")
+		names = append(names, name)
+	}
+	if !slices.Contains(names, "PARLEY_OTEL_ENDPOINT") {
+		t.Fatalf("configmap.yaml offers %v commented out, not PARLEY_OTEL_ENDPOINT", names)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := strict([]byte(optIn.ReplaceAllString(string(raw), "$1$2")), cm); err != nil {
+		t.Fatalf("configmap.yaml with its opt-in settings uncommented: %v", err)
+	}
+	for _, n := range names {
+		if _, ok := cm.Data[n]; !ok {
+			t.Errorf("%s uncommented is not a key of the ConfigMap", n)
+		}
+	}
+	m.configMaps[cm.Name] = cm
+	bin := parleyBinary(t)
+	for _, d := range m.deployments {
+		spec := d.Spec.Template.Spec
+		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+			env, err := m.containerEnv(c)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", d.Name, c.Name, err)
+			}
+			if env["PARLEY_OTEL_ENDPOINT"] == "" {
+				t.Errorf("%s/%s does not get the ConfigMap's PARLEY_OTEL_ENDPOINT", d.Name, c.Name)
+			}
+			if out, err := checkConfig(bin, c.Args[1:], env); err != nil {
+				t.Errorf("%s/%s: parley check-config with %v opted in: %v\n%s", d.Name, c.Name, names, err, out)
+			}
+		}
+	}
 }

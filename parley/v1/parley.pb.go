@@ -17,8 +17,18 @@
 //   - a JSON null or an absent optional field is an unset `optional` field;
 //   - "ref" is a string (the JSON subprotocol echoes any JSON value; here a
 //     client sends a string and gets the same string back);
-//   - the cursor is the very same opaque string as on every other transport,
-//     so a client that keeps it on disk can resume on any of them.
+//   - a cursor is bytes (Ready.cursor, Event.cursor, Hello.cursor): the
+//     opaque cursor before its text encoding. Its base64url encoding
+//     without padding (RFC 4648 section 5) is the very string every other
+//     transport sends and takes (?cursor=, Last-Event-ID, the JSON
+//     "cursor"), so a client that keeps it on disk can resume on any of
+//     them; Hello also takes that string (cursor_text);
+//   - a Message inside an Event leaves out what the Event already says:
+//     conversation_id always (it is the Event's), and seq, sender_id and
+//     created_at_ns when they equal the Event's seq, actor and at_ns (as
+//     in every message.created). An unset one of these four fields (empty,
+//     0) means "the Event's". Messages elsewhere (Ack, a Conversation's
+//     last_message) are complete.
 //
 // Compatibility: fields are only ever added, never renumbered or reused. A
 // client must ignore fields and enum values it does not know (every
@@ -351,9 +361,13 @@ func (*ClientFrame_Auth) isClientFrame_Kind() {}
 
 func (*ClientFrame_PresenceWatch) isClientFrame_Kind() {}
 
+// Hello names where to resume: one of cursor (bytes, as Ready and Event
+// carry it) or cursor_text (its string form); with neither, the client
+// resumes from the URL's ?cursor= or starts from now.
 type Hello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cursor        string                 `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	CursorText    string                 `protobuf:"bytes,1,opt,name=cursor_text,json=cursorText,proto3" json:"cursor_text,omitempty"`
+	Cursor        []byte                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,11 +402,18 @@ func (*Hello) Descriptor() ([]byte, []int) {
 	return file_parley_v1_parley_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Hello) GetCursor() string {
+func (x *Hello) GetCursorText() string {
+	if x != nil {
+		return x.CursorText
+	}
+	return ""
+}
+
+func (x *Hello) GetCursor() []byte {
 	if x != nil {
 		return x.Cursor
 	}
-	return ""
+	return nil
 }
 
 type Send struct {
@@ -930,10 +951,11 @@ func (*ServerMessage_TokenExpiring) isServerMessage_Kind() {}
 func (*ServerMessage_AuthOk) isServerMessage_Kind() {}
 
 type Ready struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Cursor    string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	SessionId string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Where the connection starts (bytes; base64url for the string form).
+	Cursor    []byte `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// The token's expiry; 0 when the token has none.
 	ExpiresAtNs   int64 `protobuf:"varint,4,opt,name=expires_at_ns,json=expiresAtNs,proto3" json:"expires_at_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -977,11 +999,11 @@ func (x *Ready) GetUserId() string {
 	return ""
 }
 
-func (x *Ready) GetCursor() string {
+func (x *Ready) GetCursor() []byte {
 	if x != nil {
 		return x.Cursor
 	}
-	return ""
+	return nil
 }
 
 func (x *Ready) GetSessionId() string {
@@ -999,7 +1021,9 @@ func (x *Ready) GetExpiresAtNs() int64 {
 }
 
 // Event is a durable event: it has a seq in its conversation and a cursor
-// to resume after it. Which payload fields are set depends on type.
+// to resume after it. Which payload fields are set depends on type. Its
+// message leaves out the fields the Event already carries (see the top of
+// this file): fill them in from the Event.
 type Event struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Type           EventType              `protobuf:"varint,1,opt,name=type,proto3,enum=parley.v1.EventType" json:"type,omitempty"`
@@ -1015,8 +1039,9 @@ type Event struct {
 	Conversation   *Conversation          `protobuf:"bytes,11,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	ReadSeq        int64                  `protobuf:"varint,12,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
 	// The cursor that includes this event: keep the newest one (on disk) and
-	// resume with it on any transport.
-	Cursor        string `protobuf:"bytes,15,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// resume with it on any transport (base64url without padding makes the
+	// string the others take). Always the last field.
+	Cursor        []byte `protobuf:"bytes,15,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,11 +1160,11 @@ func (x *Event) GetReadSeq() int64 {
 	return 0
 }
 
-func (x *Event) GetCursor() string {
+func (x *Event) GetCursor() []byte {
 	if x != nil {
 		return x.Cursor
 	}
-	return ""
+	return nil
 }
 
 // Ephemeral is a typing, presence or user.updated event: no seq, no
@@ -1947,9 +1972,11 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\x04ping\x18\x06 \x01(\v2\x0f.parley.v1.PingH\x00R\x04ping\x12%\n" +
 	"\x04auth\x18\a \x01(\v2\x0f.parley.v1.AuthH\x00R\x04auth\x12A\n" +
 	"\x0epresence_watch\x18\b \x01(\v2\x18.parley.v1.PresenceWatchH\x00R\rpresenceWatchB\x06\n" +
-	"\x04kind\"\x1f\n" +
-	"\x05Hello\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\tR\x06cursor\"\xaf\x01\n" +
+	"\x04kind\"@\n" +
+	"\x05Hello\x12\x1f\n" +
+	"\vcursor_text\x18\x01 \x01(\tR\n" +
+	"cursorText\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\fR\x06cursor\"\xaf\x01\n" +
 	"\x04Send\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x12\n" +
@@ -1981,7 +2008,7 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	"\x04kind\"{\n" +
 	"\x05Ready\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1d\n" +
+	"\x06cursor\x18\x02 \x01(\fR\x06cursor\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\"\n" +
 	"\rexpires_at_ns\x18\x04 \x01(\x03R\vexpiresAtNs\"\x9e\x03\n" +
@@ -2000,7 +2027,7 @@ const file_parley_v1_parley_proto_rawDesc = "" +
 	" \x01(\tR\x06userId\x12;\n" +
 	"\fconversation\x18\v \x01(\v2\x17.parley.v1.ConversationR\fconversation\x12\x19\n" +
 	"\bread_seq\x18\f \x01(\x03R\areadSeq\x12\x16\n" +
-	"\x06cursor\x18\x0f \x01(\tR\x06cursor\"\xc8\x01\n" +
+	"\x06cursor\x18\x0f \x01(\fR\x06cursor\"\xc8\x01\n" +
 	"\tEphemeral\x12,\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x18.parley.v1.EphemeralTypeR\x04type\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x17\n" +

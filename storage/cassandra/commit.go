@@ -19,18 +19,14 @@ import (
 	"github.com/parleychat/parley/chat/record"
 )
 
-// storedConversation is a conversation as stored, the one encoding both
-// stores share (record.StoredConversation).
-type storedConversation = record.StoredConversation
-
 // intent is one change of a claimed batch, with its write timestamp (µs).
 // Every change of a batch has its own, growing timestamp, so a row that
 // two changes of one batch write (a message sent, then edited) keeps the
 // later version, and a late duplicate write of an older batch can never
 // overwrite a newer one (a scrubbed event stays scrubbed).
 type intent struct {
-	Change chat.Change `json:"change"`
-	TS     int64       `json:"ts"`
+	Change record.Change `json:"change"`
+	TS     int64         `json:"ts"`
 	// LastPosition and LastActivity of the conversation, which its JSON
 	// leaves out.
 	LastPosition int64     `json:"last_position"`
@@ -419,7 +415,7 @@ func (s *Store) claim(ctx context.Context, partition int, po *owned, changes []*
 	ts := max(time.Now().UnixMicro(), po.lastTS+1)
 	batch := &claimedBatch{Intents: make([]*intent, len(changes))}
 	for i, ch := range changes {
-		batch.Intents[i] = &intent{Change: *ch, TS: ts + int64(i), LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity}
+		batch.Intents[i] = &intent{Change: record.Change{Change: *ch}, TS: ts + int64(i), LastPosition: ch.Conversation.LastPosition, LastActivity: ch.Conversation.LastActivity}
 	}
 	lastTS := ts + int64(len(changes)) - 1
 	raw, err := json.Marshal(batch)
@@ -687,14 +683,14 @@ func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]st
 		}
 	}
 	for _, in := range ins {
-		ch := &in.Change
+		ch := &in.Change.Change
 		ts = in.TS
 		for i := range ch.Events {
 			ev := ch.Events[i]
 			if ev.Message != nil && deleted[ev.Message.ID] {
 				ev.Message = scrubbed(ev.Message)
 			}
-			data, err := json.Marshal(&ev)
+			data, err := record.EncodeRow(&ev)
 			if err != nil {
 				return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
 			}
@@ -715,7 +711,7 @@ func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]st
 				m.Text = ""
 				m.Attachments = []chat.Attachment{}
 			}
-			data, err := json.Marshal(&m)
+			data, err := record.EncodeRow(&m)
 			if err != nil {
 				return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
 			}
@@ -729,7 +725,7 @@ func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]st
 		}
 		for i := range ch.Memberships {
 			m := &ch.Memberships[i]
-			data, err := json.Marshal(m)
+			data, err := record.EncodeRow(m)
 			if err != nil {
 				return nil, fmt.Errorf("encode membership: %w", err)
 			}
@@ -748,7 +744,7 @@ func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]st
 		}
 		for i := range ch.Attachments {
 			a := &ch.Attachments[i]
-			data, err := json.Marshal(a)
+			data, err := record.EncodeRow(a)
 			if err != nil {
 				return nil, fmt.Errorf("encode attachment: %w", err)
 			}
@@ -756,11 +752,9 @@ func (s *Store) statements(ctx context.Context, cid string, ins []*intent) ([]st
 		}
 	}
 	last := ins[len(ins)-1]
-	state, err := json.Marshal(storedConversation{
-		Conversation: last.Change.Conversation,
-		LastPosition: last.LastPosition,
-		LastActivity: last.LastActivity,
-	})
+	conv := last.Change.Conversation
+	conv.LastPosition, conv.LastActivity = last.LastPosition, last.LastActivity
+	state, err := record.EncodeRow(&conv)
 	if err != nil {
 		return nil, fmt.Errorf("encode conversation: %w", err)
 	}
@@ -799,12 +793,12 @@ func (s *Store) scrub(ctx context.Context, cid, mid string, mseq int64, skip map
 			return fmt.Errorf("scrub message %s: %w", mid, err)
 		}
 		var ev chat.Event
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+		if err := record.DecodeRow([]byte(data), &ev); err != nil {
 			return fmt.Errorf("scrub message %s: decode event %d: %w", mid, seq, err)
 		}
 		if ev.Message != nil && ev.Message.ID == mid {
 			ev.Message = scrubbed(ev.Message)
-			raw, err := json.Marshal(&ev)
+			raw, err := record.EncodeRow(&ev)
 			if err != nil {
 				return err
 			}

@@ -2,16 +2,16 @@ package cassandra
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // PutSettings creates or replaces userID's settings of conversationID.
 func (s *Store) PutSettings(ctx context.Context, userID, conversationID string, set chat.ConversationSettings) error {
 	const op = "cassandra: put settings"
-	data, err := json.Marshal(set)
+	data, err := record.EncodeRow(&set)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -29,7 +29,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (map[string]chat.Co
 	var cid, data string
 	for iter.Scan(&cid, &data) {
 		var set chat.ConversationSettings
-		if err := json.Unmarshal([]byte(data), &set); err != nil {
+		if err := record.DecodeRow([]byte(data), &set); err != nil {
 			_ = iter.Close()
 			return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
 		}
@@ -66,10 +66,10 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 		}
 		if old != "" {
 			var prev chat.Device
-			if err := json.Unmarshal([]byte(old), &prev); err == nil {
+			if err := record.DecodeRow([]byte(old), &prev); err == nil {
 				d.CreatedAt = prev.CreatedAt
 			}
-			data, err := json.Marshal(d)
+			data, err := record.EncodeRow(&d)
 			if err != nil {
 				return false, fmt.Errorf("%s: %w", op, err)
 			}
@@ -85,7 +85,7 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 		if n >= chat.MaxDevicesPerUser {
 			return false, &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("at most %d devices per user; delete one first", chat.MaxDevicesPerUser)}
 		}
-		raw, err := json.Marshal(d)
+		raw, err := record.EncodeRow(&d)
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", op, err)
 		}
@@ -109,7 +109,7 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]chat.Device, erro
 	var data string
 	for iter.Scan(&data) {
 		var d chat.Device
-		if err := json.Unmarshal([]byte(data), &d); err != nil {
+		if err := record.DecodeRow([]byte(data), &d); err != nil {
 			_ = iter.Close()
 			return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
 		}

@@ -2,7 +2,6 @@ package cassandra
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 func notFound(op, what string) error {
@@ -35,11 +35,11 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 	if errors.Is(err, gocql.ErrNotFound) || state == nil || *state == "" {
 		return chat.Conversation{}, notFound(op, "conversation")
 	}
-	var sc storedConversation
-	if err := json.Unmarshal([]byte(*state), &sc); err != nil {
+	var c chat.Conversation
+	if err := record.DecodeRow([]byte(*state), &c); err != nil {
 		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	return sc.Unwrap(), nil
+	return c, nil
 }
 
 // lastSeq is the highest seq committed in a conversation (0 if unknown): the
@@ -65,7 +65,7 @@ func (s *Store) Memberships(ctx context.Context, userID string) ([]chat.Membersh
 	var data string
 	for iter.Scan(&data) {
 		var m chat.Membership
-		if err := json.Unmarshal([]byte(data), &m); err != nil {
+		if err := record.DecodeRow([]byte(data), &m); err != nil {
 			_ = iter.Close()
 			return nil, fmt.Errorf("%s of %s: %w", op, userID, err)
 		}
@@ -89,7 +89,7 @@ func (s *Store) Membership(ctx context.Context, conversationID, userID string) (
 		return chat.Membership{}, classify(op, err)
 	}
 	var m chat.Membership
-	if err := json.Unmarshal([]byte(data), &m); err != nil {
+	if err := record.DecodeRow([]byte(data), &m); err != nil {
 		return chat.Membership{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return m, nil
@@ -124,7 +124,7 @@ func (s *Store) scanEvents(ctx context.Context, cid string, from int64, limit in
 		for !stop && iter.Scan(&data) {
 			n++
 			var ev chat.Event
-			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			if err := record.DecodeRow([]byte(data), &ev); err != nil {
 				_ = iter.Close()
 				return nil, fmt.Errorf("decode event: %w", err)
 			}
@@ -222,7 +222,7 @@ func (s *Store) Messages(ctx context.Context, conversationID string, page chat.M
 		var data string
 		for iter.Scan(&data) {
 			var m chat.Message
-			if err := json.Unmarshal([]byte(data), &m); err != nil {
+			if err := record.DecodeRow([]byte(data), &m); err != nil {
 				_ = iter.Close()
 				return fmt.Errorf("decode message: %w", err)
 			}
@@ -273,7 +273,7 @@ func (s *Store) Message(ctx context.Context, conversationID, messageID string) (
 		return chat.Message{}, classify(op, err)
 	}
 	var m chat.Message
-	if err := json.Unmarshal([]byte(data), &m); err != nil {
+	if err := record.DecodeRow([]byte(data), &m); err != nil {
 		return chat.Message{}, fmt.Errorf("%s %s: %w", op, messageID, err)
 	}
 	return m, nil
@@ -325,7 +325,7 @@ func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) erro
 	if a.ID == "" {
 		return &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "attachment id is empty"}
 	}
-	data, err := json.Marshal(a)
+	data, err := record.EncodeRow(&a)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -347,7 +347,7 @@ func (s *Store) Attachment(ctx context.Context, id string) (chat.AttachmentRecor
 	if err != nil {
 		return a, classify(op, err)
 	}
-	if err := json.Unmarshal([]byte(data), &a); err != nil {
+	if err := record.DecodeRow([]byte(data), &a); err != nil {
 		return a, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	return a, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // sharedStore opens a store in a keyspace of its own for one test.
@@ -321,7 +322,7 @@ func TestRecordedButUnclaimedBatchIsNeverWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	send, msg := sendChange(create.Conversation, 1, "alice", "recorded, never claimed")
-	raw, err := json.Marshal(claimedBatch{Intents: []*intent{{Change: send, TS: time.Now().UnixMicro(), LastPosition: send.Conversation.LastPosition}}})
+	raw, err := json.Marshal(claimedBatch{Intents: []*intent{{Change: record.Change{Change: send}, TS: time.Now().UnixMicro(), LastPosition: send.Conversation.LastPosition}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ type Config struct {
 	DedupTTL time.Duration
 	// Timeout bounds each request; 5 s when zero.
 	Timeout time.Duration
+	// AddressMap translates the addresses the cluster announces for its
+	// nodes (host:port, as in system.local and system.peers) into the
+	// addresses this process dials, for nodes reached through a NAT or a
+	// proxy. An address not in the map is dialed as announced.
+	AddressMap map[string]string
 }
 
 const (
@@ -74,6 +80,50 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Consistency, "cassandra.consistency", defaultConsistency, "consistency of reads and writes (LOCAL_QUORUM, QUORUM, ONE …)")
 	fs.DurationVar(&c.DedupTTL, "cassandra.dedup-ttl", defaultDedupTTL, "how long a client_id is remembered (at least 168h)")
 	fs.DurationVar(&c.Timeout, "cassandra.timeout", defaultTimeout, "timeout of each Cassandra request")
+	fs.Func("cassandra.address-map", "comma-separated announced=dialed host:port pairs: dial a node the cluster announces at one address at another (a NAT or a proxy)", func(v string) error {
+		m, err := parseAddressMap(v)
+		if err != nil {
+			return err
+		}
+		c.AddressMap = m
+		return nil
+	})
+}
+
+// parseAddressMap parses "a:1=b:2,c:3=d:4"; an empty string is no map.
+func parseAddressMap(v string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, pair := range strings.Split(v, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not announced=dialed", pair)
+		}
+		for _, hp := range []string{from, to} {
+			host, port, err := net.SplitHostPort(hp)
+			if err != nil || net.ParseIP(host) == nil || port == "" {
+				return nil, fmt.Errorf("%q is not an ip:port", hp)
+			}
+		}
+		m[from] = to
+	}
+	return m, nil
+}
+
+// addressTranslator dials announced addresses found in m at their mapped
+// address, and any other at itself.
+func addressTranslator(m map[string]string) gocql.AddressTranslator {
+	return gocql.AddressTranslatorFunc(func(addr net.IP, port int) (net.IP, int) {
+		to, ok := m[net.JoinHostPort(addr.String(), strconv.Itoa(port))]
+		if !ok {
+			return addr, port
+		}
+		host, p, _ := net.SplitHostPort(to)
+		n, _ := strconv.Atoi(p)
+		return net.ParseIP(host), n
+	})
 }
 
 var keyspaceName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,47}$`)
@@ -164,6 +214,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// Writes carry the client's time in microseconds: explicit batch
 	// timestamps (see Commit) are in the same unit.
 	cluster.DefaultTimestamp = true
+	if len(cfg.AddressMap) > 0 {
+		cluster.AddressTranslator = addressTranslator(cfg.AddressMap)
+	}
 
 	type result struct {
 		s   *gocql.Session

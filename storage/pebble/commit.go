@@ -2,7 +2,6 @@ package pebble
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -15,10 +14,6 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/record"
 )
-
-// storedConversation is a conversation as stored, the one encoding both
-// stores share (record.StoredConversation).
-type storedConversation = record.StoredConversation
 
 // Own hands out the partition's next epoch, stored synced so that it
 // grows across restarts. A Pebble Commit is whole or nothing, so no
@@ -288,13 +283,13 @@ func stageChange(b *pebble.Batch, ch *chat.Change, lastSeqs map[string]int64) er
 	cid := ch.Conversation.ID
 	storedSeq, known := lastSeqs[cid]
 	if !known {
-		var cur struct {
-			LastSeq int64 `json:"last_seq"`
-		}
-		if _, err := getJSON(b, convKey(cid), &cur); err != nil {
+		raw, _, err := getRaw(b, convKey(cid))
+		if err != nil {
 			return fmt.Errorf("read conversation: %w", err)
 		}
-		storedSeq = cur.LastSeq
+		if storedSeq, err = record.ConversationLastSeq(raw); err != nil {
+			return fmt.Errorf("read conversation: %w", err)
+		}
 		lastSeqs[cid] = storedSeq
 	}
 	if n := len(ch.Events); n > 0 && storedSeq >= ch.Events[n-1].Seq {
@@ -305,11 +300,7 @@ func stageChange(b *pebble.Batch, ch *chat.Change, lastSeqs map[string]int64) er
 	}
 
 	lastSeqs[cid] = ch.Conversation.LastSeq
-	if err := setJSON(b, convKey(cid), storedConversation{
-		Conversation: ch.Conversation,
-		LastPosition: ch.Conversation.LastPosition,
-		LastActivity: ch.Conversation.LastActivity,
-	}); err != nil {
+	if err := setJSON(b, convKey(cid), &ch.Conversation); err != nil {
 		return err
 	}
 	for i := range ch.Events {
@@ -458,8 +449,9 @@ func stageHead(b *pebble.Batch, partition int, head int64) error {
 	return b.Set(key, encodeUint(uint64(head)), nil)
 }
 
+// setJSON stages v, in its stored form (record.EncodeRow), at key.
 func setJSON(b *pebble.Batch, key []byte, v any) error {
-	val, err := json.Marshal(v)
+	val, err := record.EncodeRow(v)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}

@@ -2,12 +2,12 @@ package pebble
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // PutSettings creates or replaces userID's settings of conversationID.
@@ -17,7 +17,7 @@ func (s *Store) PutSettings(ctx context.Context, userID, conversationID string, 
 		return err
 	}
 	defer s.leave()
-	raw, err := json.Marshal(set)
+	raw, err := record.EncodeRow(&set)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -42,7 +42,7 @@ func (s *Store) Settings(ctx context.Context, userID string) (map[string]chat.Co
 			return false, err
 		}
 		var set chat.ConversationSettings
-		if err := json.Unmarshal(v, &set); err != nil {
+		if err := record.DecodeRow(v, &set); err != nil {
 			return false, err
 		}
 		out[cid] = set
@@ -86,7 +86,7 @@ func (s *Store) PutDevice(ctx context.Context, d chat.Device) (bool, error) {
 			return false, &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("at most %d devices per user; delete one first", chat.MaxDevicesPerUser)}
 		}
 	}
-	raw, err := json.Marshal(d)
+	raw, err := record.EncodeRow(&d)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -107,7 +107,7 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]chat.Device, erro
 	prefix := devPrefix(userID)
 	err := scan(s.db, prefix, prefixEnd(prefix), false, func(_, v []byte) (bool, error) {
 		var d chat.Device
-		if err := json.Unmarshal(v, &d); err != nil {
+		if err := record.DecodeRow(v, &d); err != nil {
 			return false, err
 		}
 		out = append(out, d)

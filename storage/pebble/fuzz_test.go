@@ -2,21 +2,21 @@ package pebble
 
 import (
 	"bytes"
-	"encoding/json"
 	"reflect"
 	"testing"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // reencode decodes raw into a new T and encodes it again; ok is false
 // when raw does not decode.
 func reencode[T any](t *testing.T, raw []byte) (T, []byte, bool) {
 	var v T
-	if json.Unmarshal(raw, &v) != nil {
+	if record.DecodeRow(raw, &v) != nil {
 		return v, nil, false
 	}
-	out, err := json.Marshal(&v)
+	out, err := record.EncodeRow(&v)
 	if err != nil {
 		t.Fatalf("%T decoded from %q does not encode: %v", v, raw, err)
 	}
@@ -44,16 +44,15 @@ func stable[T any](t *testing.T, raw []byte) (T, bool) {
 // stable, a decoded conversation is cached as an independent equal copy,
 // and the key codec is its own inverse.
 func FuzzStoredRecords(f *testing.F) {
-	conv, _ := json.Marshal(storedConversation{Conversation: chat.Conversation{ID: "cnv_1", Kind: "group", Members: []string{"alice", "bob"}, LastSeq: 3, Tally: &chat.Tally{Messages: 2, Deleted: 1, Deletions: []chat.Deletion{{At: 3, Seq: 2}}}}, LastPosition: 259})
-	ev, _ := json.Marshal(chat.Event{Type: "message.created", ConversationID: "cnv_1", Seq: 2, Message: &chat.Message{ID: "msg_1", Text: "hi", Reactions: map[string][]string{"👍": {"bob"}}}})
+	conv, _ := record.EncodeRow(&chat.Conversation{ID: "cnv_1", Kind: "group", Members: []string{"alice", "bob"}, LastSeq: 3, Tally: &chat.Tally{Messages: 2, Deleted: 1, Deletions: []chat.Deletion{{At: 3, Seq: 2}}}, LastPosition: 259})
+	ev, _ := record.EncodeRow(&chat.Event{Type: "message.created", ConversationID: "cnv_1", Seq: 2, Message: &chat.Message{ID: "msg_1", Text: "hi", Reactions: map[string][]string{"👍": {"bob"}}}})
 	f.Add(conv, "cnv_1")
 	f.Add(ev, "a\x00b")
 	f.Add([]byte(`{"members":null,"tally":{"deletions":[{"at":1},{"seq":2}]},"last_message":{"reply_to":"msg_0","edited_at":"2026-01-01T00:00:00Z"}}`), "\x00\xff\x00\x01")
 	f.Add([]byte(`{"last_activity":"0001-01-01T00:00:00+05:00"}`), "")
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1}, "x")
 	f.Fuzz(func(t *testing.T, raw []byte, key string) {
-		if sc, ok := stable[storedConversation](t, raw); ok {
-			c := sc.Unwrap()
+		if c, ok := stable[chat.Conversation](t, raw); ok {
 			var cc convCache
 			cc.put("cnv", raw, c)
 			got, ok := cc.get("cnv", raw)
@@ -72,6 +71,7 @@ func FuzzStoredRecords(f *testing.F) {
 		stable[chat.Membership](t, raw)
 		stable[chat.AttachmentRecord](t, raw)
 		stable[chat.Device](t, raw)
+		stable[chat.ConversationSettings](t, raw)
 
 		enc := appendString(nil, key)
 		if got, err := lastString(enc); err != nil || got != key {

@@ -13,13 +13,17 @@ import (
 // another's encoding and any byte may appear in an id; numbers are
 // fixed-width big-endian uint64.
 //
-//	conv/{cid}                      -> storedConversation (JSON)
-//	ev/{cid}/{seq}                  -> chat.Event (JSON)
+// Values of the kinds of row (a conversation, an event, a message, a
+// membership, an attachment, a device, settings) are their stored forms,
+// record.EncodeRow, never the API's JSON.
+//
+//	conv/{cid}                      -> chat.Conversation (stored form)
+//	ev/{cid}/{seq}                  -> chat.Event (stored form)
 //	evpos/{cid}/{position}          -> seq
-//	msg/{cid}/{seq}                 -> chat.Message (JSON)
+//	msg/{cid}/{seq}                 -> chat.Message (stored form)
 //	msgid/{cid}/{message id}        -> seq
 //	msgev/{cid}/{message id}/{seq}  -> "" (events that carry the message)
-//	mem/{uid}/{cid}                 -> chat.Membership (JSON)
+//	mem/{uid}/{cid}                 -> chat.Membership (stored form)
 //	cmem/{cid}/{uid}                -> "" (the conversation's active members)
 //	dedup/{cid}/{sender}/{client}   -> message id
 //	head/{partition}                -> position
@@ -27,10 +31,10 @@ import (
 //	refuse/{partition}/{gateway}    -> refusal floor, unix ns (Refuse)
 //	claimed/{partition}/{gateway}   -> the latest Deadline stored, unix ns
 //	meta/{key}                      -> value
-//	att/{attachment id}             -> chat.AttachmentRecord (JSON)
+//	att/{attachment id}             -> chat.AttachmentRecord (stored form)
 //	uname/{uid}/{"claim"|"set"}     -> display name (profiles, API "People")
-//	cset/{uid}/{cid}                -> chat.ConversationSettings (JSON)
-//	dev/{uid}/{device id}           -> chat.Device (JSON)
+//	cset/{uid}/{cid}                -> chat.ConversationSettings (stored form)
+//	dev/{uid}/{device id}           -> chat.Device (stored form)
 const (
 	tableConv    = "conv"
 	tableEv      = "ev"

@@ -3,7 +3,6 @@ package pebble
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 )
 
 // Conversation returns a conversation with its members and its internal
@@ -32,11 +32,10 @@ func (s *Store) Conversation(ctx context.Context, id string) (chat.Conversation,
 	if c, ok := s.convs.get(id, b); ok {
 		return c, nil
 	}
-	var sc storedConversation
-	if err := json.Unmarshal(b, &sc); err != nil {
+	var c chat.Conversation
+	if err := record.DecodeRow(b, &c); err != nil {
 		return chat.Conversation{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	c := sc.Unwrap()
 	s.convs.put(id, b, c)
 	return c, nil
 }
@@ -53,7 +52,7 @@ func (s *Store) Memberships(ctx context.Context, userID string) ([]chat.Membersh
 	prefix := memPrefix(userID)
 	err := scan(s.db, prefix, prefixEnd(prefix), false, func(_, v []byte) (bool, error) {
 		var m chat.Membership
-		if err := json.Unmarshal(v, &m); err != nil {
+		if err := record.DecodeRow(v, &m); err != nil {
 			return false, err
 		}
 		out = append(out, m)
@@ -152,7 +151,7 @@ func (s *Store) scanEvents(lo, hi []byte, limit int, upTo int64) ([]chat.Event, 
 	var out []chat.Event
 	err := scan(s.db, lo, hi, false, func(_, v []byte) (bool, error) {
 		var ev chat.Event
-		if err := json.Unmarshal(v, &ev); err != nil {
+		if err := record.DecodeRow(v, &ev); err != nil {
 			return false, err
 		}
 		if upTo >= 0 && ev.Position > upTo {
@@ -194,7 +193,7 @@ func (s *Store) Messages(ctx context.Context, conversationID string, page chat.M
 	// Read one more than asked: its presence is has_more.
 	err := scan(s.db, lo, hi, !forward, func(_, v []byte) (bool, error) {
 		var m chat.Message
-		if err := json.Unmarshal(v, &m); err != nil {
+		if err := record.DecodeRow(v, &m); err != nil {
 			return false, err
 		}
 		out = append(out, m)
@@ -285,7 +284,7 @@ func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) erro
 		return err
 	}
 	defer s.leave()
-	raw, err := json.Marshal(a)
+	raw, err := record.EncodeRow(&a)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

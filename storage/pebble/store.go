@@ -11,7 +11,6 @@ package pebble
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/internal/guard"
 )
 
@@ -207,7 +207,8 @@ func getRaw(r reader, key []byte) ([]byte, bool, error) {
 	return out, true, closer.Close()
 }
 
-// getJSON decodes the value of key into v and reports whether it exists.
+// getJSON decodes the stored form (record.DecodeRow) at key into v and
+// reports whether it exists.
 func getJSON(r reader, key []byte, v any) (bool, error) {
 	b, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -216,7 +217,7 @@ func getJSON(r reader, key []byte, v any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	err = json.Unmarshal(b, v)
+	err = record.DecodeRow(b, v)
 	if cerr := closer.Close(); err == nil {
 		err = cerr
 	}

@@ -25,9 +25,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Builds ./cmd/parley once (or uses $PARLEY_BIN), starts it on a free
- * loopback port with a fresh data directory and waits for /readyz.
+ * loopback port with a fresh data directory and waits for /readyz. args
+ * are more flags for `parley serve` (e.g. the VAPID keys).
  */
-export async function startServer() {
+export async function startServer({ args = [] } = {}) {
   if (process.env.PARLEY_E2E_BASE_URL) {
     // An already-running server (for example one started under a debugger).
     return { base: process.env.PARLEY_E2E_BASE_URL.replace(/\/$/, ''), logs: [], async stop() {} };
@@ -50,7 +51,7 @@ export async function startServer() {
   // Starts the process on the port and data dir, and waits for /readyz.
   const launch = async () => {
     exited = null;
-    proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
+    proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PARLEY_ADDR: '', PARLEY_DATA_DIR: '' },
     });

@@ -1,14 +1,47 @@
 package fanout
 
 import (
+	"encoding/json"
+
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/wire"
 )
 
-// The binary encoding of items (subprotocol parley.v1+proto, package
-// wire). Like the JSON in Data, an item's binary encoding is made once
-// and shared by every connection it is queued on; unlike it, it is made
-// only on the first demand of a binary connection, so a gateway without
-// one never pays for it.
+// An item's two encodings: JSON (subprotocol parley.v1, SSE, long-poll)
+// and binary (subprotocol parley.v1+proto, package wire). Each is made
+// once and shared by every connection the item is queued on, and only on
+// the first demand of a connection that needs it: a gateway whose
+// connections all speak one encoding never pays for the other.
+
+// The encoders, variables so that tests can count their calls.
+var (
+	encodeEventJSON      = EncodeEvent
+	encodeEphemeralJSON  = func(e chat.Ephemeral) ([]byte, error) { return json.Marshal(e) }
+	encodeEventProto     = wire.EncodeEvent
+	encodeEphemeralProto = wire.EncodeEphemeral
+)
+
+// JSON returns the item's JSON: for a durable event, its object without
+// the closing brace (each connection appends its cursor, Render); for
+// anything else, the complete object. It is Data when the item was made
+// with it, else made on the first call from the value the item was made
+// of; it is nil when the item renders nothing or cannot be encoded.
+func (it *Item) JSON() []byte {
+	if it.Data != nil {
+		return it.Data
+	}
+	it.json.once.Do(func() {
+		switch {
+		case it.event != nil:
+			it.json.data = encodeEventJSON(*it.event)
+		case it.ephemeral != nil:
+			if b, err := encodeEphemeralJSON(*it.ephemeral); err == nil {
+				it.json.data = b
+			}
+		}
+	})
+	return it.json.data
+}
 
 // Proto returns the item's binary encoding: for a durable event, its Event
 // without the cursor (each connection appends its own, RenderProto); for
@@ -28,11 +61,11 @@ func (it *Item) encodeProto() []byte {
 	)
 	switch {
 	case it.Kind == KindEvent && it.event != nil:
-		b, err = wire.EncodeEvent(*it.event)
+		b, err = encodeEventProto(*it.event)
 	case it.Kind == KindEvent && it.Data != nil:
 		b, err = wire.EventFromJSON(append(it.Data[:len(it.Data):len(it.Data)], '}'))
 	case it.Kind == KindEphemeral && it.ephemeral != nil:
-		b, err = wire.EncodeEphemeral(*it.ephemeral)
+		b, err = encodeEphemeralProto(*it.ephemeral)
 	case it.Kind == KindEphemeral || it.Kind == KindControl:
 		b, err = wire.FromJSON(it.Data)
 	}
@@ -64,7 +97,7 @@ func (c *Conn) renderProto(dst []byte, it *Item, scratch []byte) ([]byte, bool) 
 		if b == nil || !c.cursor.Advance(it.Partition, it.Position) {
 			return dst, false
 		}
-		return wire.AppendEvent(dst, b, c.cursor.AppendEncode(scratch)), true
+		return wire.AppendEvent(dst, b, c.cursor.AppendBinary(scratch)), true
 	case KindMark:
 		c.cursor.Advance(it.Partition, it.Position)
 		return dst, false
