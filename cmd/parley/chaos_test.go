@@ -101,6 +101,9 @@ type chaosConfig struct {
 	Clients       int      // realtime clients, one user each, transports round robin
 	Transports    []string // transports the clients use; all three when empty
 	GatewayArgs   []string // extra flags of the gateway nodes
+	// Hot adds one more conversation (the last of convs) whose members
+	// are Hot more clients, Clients to Clients+Hot-1, and the auditor.
+	Hot int
 	// Members: each conversation has the clients i with i%Conversations
 	// == c or (i+Conversations/2)%Conversations == c, and the auditor,
 	// who created it and reads every log at the end.
@@ -161,10 +164,10 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 	r.c.args = gwArgs
 	api := r.gateways[0].api(t)
 	r.auditor = api.signIn(t, "auditor")
-	r.tokens = make([]string, cfg.Clients)
+	r.tokens = make([]string, cfg.Clients+cfg.Hot)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for i := range cfg.Clients {
+	for i := range cfg.Clients + cfg.Hot {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -174,8 +177,8 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 	}
 	wg.Wait()
 	n := cfg.Conversations
-	r.convs = make([]string, n)
-	r.members = make([][]int, n)
+	r.convs = make([]string, n, n+1)
+	r.members = make([][]int, n, n+1)
 	for i := range cfg.Clients {
 		for _, c := range []int{i % n, (i + n/2) % n} {
 			if !containsInt(r.members[c], i) {
@@ -183,7 +186,14 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 			}
 		}
 	}
-	for c := range n {
+	if cfg.Hot > 0 {
+		var hot []int
+		for i := cfg.Clients; i < cfg.Clients+cfg.Hot; i++ {
+			hot = append(hot, i)
+		}
+		r.convs, r.members = append(r.convs, ""), append(r.members, hot)
+	}
+	for c := range r.convs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -330,7 +340,8 @@ func (r *chaosRun) check(live *node) check.Report {
 // timeout) is retried with the same client_id, through the next gateway,
 // until it is, or until 2 minutes have passed (then the test fails).
 type chaosLoad struct {
-	r       *chaosRun
+	r        *chaosRun
+	n, first int // the conversations it sends to
 	offered atomic.Int64
 	acked   atomic.Int64
 	retries atomic.Int64
@@ -342,10 +353,16 @@ type chaosLoad struct {
 	lat     []time.Duration // invoke to ack, per send, retries included
 }
 
-// startLoad offers rate sends a second until ctx is done; wait() then
-// waits for every offered send to be settled.
+// startLoad offers rate sends a second to the conversations of the
+// standard shape (not the hot one) until ctx is done; wait() then waits
+// for every offered send to be settled.
 func (r *chaosRun) startLoad(ctx context.Context, rate int) *chaosLoad {
-	l := &chaosLoad{r: r, start: time.Now()}
+	return r.startLoadTo(ctx, rate, r.cfg.Conversations, 0)
+}
+
+// startLoadTo is startLoad over the conversations [first, first+n).
+func (r *chaosRun) startLoadTo(ctx context.Context, rate, n, first int) *chaosLoad {
+	l := &chaosLoad{r: r, start: time.Now(), n: n, first: first}
 	jobs := make(chan int64, 4*rate)
 	workers := max(32, 2*rate) // sends take up to seconds on a busy machine: enough in flight to keep the rate
 	for range workers {
@@ -389,9 +406,9 @@ func (l *chaosLoad) wait() { l.wg.Wait() }
 // send sends message n until it is acknowledged.
 func (l *chaosLoad) send(n int64) {
 	r := l.r
-	c := int(n % int64(len(r.convs)))
+	c := l.first + int(n%int64(l.n))
 	ms := r.members[c]
-	who := ms[int(n/int64(len(r.convs)))%len(ms)]
+	who := ms[int(n/int64(l.n))%len(ms)]
 	cid, user, clientID := r.convs[c], userName(who), fmt.Sprintf("s%d", n)
 	text := fmt.Sprintf("%s %d from %s", r.marker, n, user)
 	began := time.Now()
@@ -489,9 +506,9 @@ type chaosClient struct {
 	idx       int
 	name      string
 	transport string
-	// delay, when set, is how long the client takes over each event (a
-	// slow consumer).
-	delay time.Duration
+	// delay, when set, is how long (ns) the client takes over each event
+	// (a slow consumer).
+	delay atomic.Int64
 
 	mu         sync.Mutex
 	st         stream
@@ -514,6 +531,12 @@ type chaosClient struct {
 // returns once every one has its ready. They run until ctx is done or
 // the test ends.
 func (r *chaosRun) startClients(ctx context.Context, idxs []int, delay time.Duration) []*chaosClient {
+	return r.startClientsOn(ctx, idxs, delay, -1)
+}
+
+// startClientsOn is startClients with every client first on gateway gw
+// (spread when gw < 0).
+func (r *chaosRun) startClientsOn(ctx context.Context, idxs []int, delay time.Duration, gw int) []*chaosClient {
 	r.t.Helper()
 	var out []*chaosClient
 	var wg sync.WaitGroup
@@ -521,7 +544,11 @@ func (r *chaosRun) startClients(ctx context.Context, idxs []int, delay time.Dura
 	r.t.Cleanup(func() { cancel(); wg.Wait() }) // the clients end with the test, before its nodes
 	ready := make(chan struct{}, len(idxs))
 	for k, i := range idxs {
-		cl := &chaosClient{r: r, idx: i, name: userName(i), transport: r.cfg.Transports[k%len(r.cfg.Transports)], gw: i % len(r.gateways), delay: delay, closeCodes: map[string]int{}}
+		cl := &chaosClient{r: r, idx: i, name: userName(i), transport: r.cfg.Transports[k%len(r.cfg.Transports)], gw: i % len(r.gateways), closeCodes: map[string]int{}}
+		cl.delay.Store(int64(delay))
+		if gw >= 0 {
+			cl.gw = gw
+		}
 		out = append(out, cl)
 		wg.Go(func() { cl.run(ctx, ready) })
 	}
@@ -674,8 +701,8 @@ func (cl *chaosClient) read(st stream) error {
 			}
 		}
 		cl.mu.Unlock()
-		if cl.delay > 0 {
-			time.Sleep(cl.delay)
+		if d := cl.delay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
 		}
 	}
 }
@@ -775,6 +802,49 @@ func (r *chaosRun) waitDelivered(cls []*chaosClient, live *node, within time.Dur
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// onGateway counts the clients whose stream is open on gateway gw.
+func onGateway(cls []*chaosClient, gw int) int { return len(clientsOn(cls, gw)) }
+
+// clientsOn are the clients whose stream is open on gateway gw.
+func clientsOn(cls []*chaosClient, gw int) []*chaosClient {
+	var out []*chaosClient
+	for _, cl := range cls {
+		cl.mu.Lock()
+		if cl.up && cl.gw == gw {
+			out = append(out, cl)
+		}
+		cl.mu.Unlock()
+	}
+	return out
+}
+
+// metric sums the series of a node's /metrics named name whose labels
+// contain labels (e.g. `transport="websocket"`; "" for all).
+func (n *node) metric(t *testing.T, name, labels string) float64 {
+	t.Helper()
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') || !strings.Contains(rest, labels) {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // ---- resources of the Parley processes ----
