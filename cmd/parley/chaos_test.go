@@ -342,15 +342,15 @@ func (r *chaosRun) check(live *node) check.Report {
 type chaosLoad struct {
 	r        *chaosRun
 	n, first int // the conversations it sends to
-	offered atomic.Int64
-	acked   atomic.Int64
-	retries atomic.Int64
-	gaveUp  atomic.Int64
-	wg      sync.WaitGroup
-	start   time.Time
-	end     time.Time
-	latMu   sync.Mutex
-	lat     []time.Duration // invoke to ack, per send, retries included
+	offered  atomic.Int64
+	acked    atomic.Int64
+	retries  atomic.Int64
+	gaveUp   atomic.Int64
+	wg       sync.WaitGroup
+	start    time.Time
+	end      time.Time
+	latMu    sync.Mutex
+	lat      []time.Duration // invoke to ack, per send, retries included
 }
 
 // startLoad offers rate sends a second to the conversations of the
@@ -442,6 +442,9 @@ func (l *chaosLoad) send(n int64) {
 			return
 		}
 		l.retries.Add(1)
+		if err != nil && attempt%len(r.gateways) < len(r.gateways)-1 {
+			continue // a gateway that is gone: the next one at once, as a client with several addresses does
+		}
 		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
 	}
 }

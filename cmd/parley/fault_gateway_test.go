@@ -89,7 +89,9 @@ func TestFaultGatewayDrainAndKill(t *testing.T) {
 	// The drain.
 	onA := clientsOn(cls, 0)
 	drainAt := time.Now()
-	go func() { t.Logf("gateway A exited %v after SIGTERM", a.terminate(t, 30*time.Second).Round(time.Millisecond)) }()
+	go func() {
+		t.Logf("gateway A exited %v after SIGTERM", a.terminate(t, 30*time.Second).Round(time.Millisecond))
+	}()
 	offlineAfter := waitPresence(t, obs, "leaver", false, 30*time.Second)
 	t.Logf("leaver (on A only) announced offline to observer on C %v after SIGTERM (grace 10 s, heartbeat timeout 12 s)", offlineAfter.Round(time.Millisecond))
 	if offlineAfter > 8*time.Second {

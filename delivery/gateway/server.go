@@ -198,18 +198,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// BeginShutdown makes new requests answer 503 and closes every realtime
-// connection with 1001 (going away), so clients resume elsewhere.
+// BeginShutdown makes new requests answer 503, tells the other gateways
+// that this one's users are leaving it (presence BeginLeave: offline at
+// once unless connected elsewhere, rather than after the grace or the
+// heartbeat timeout) and closes every realtime connection with 1001
+// (going away), so clients resume elsewhere.
 func (g *Gateway) BeginShutdown() {
 	g.closeOnce.Do(func() { close(g.shutdown) })
+	g.presence.BeginLeave()
 	g.hub.Each(func(c *fanout.Conn) { c.Close() })
 }
 
-// Drain waits until in-flight commands have their results, then tells
-// the other gateways that this one's users are gone from it (presence
-// Leave: they go offline at once unless connected elsewhere, rather than
-// after the grace or the heartbeat timeout), or until ctx ends. Run must
-// still be running.
+// Drain waits until in-flight commands have their results and the
+// presence goodbye of BeginShutdown is written, or until ctx ends. Run
+// must still be running.
 func (g *Gateway) Drain(ctx context.Context) {
 	g.submitter.Drain(ctx)
 	if err := g.presence.Leave(ctx); err != nil {
