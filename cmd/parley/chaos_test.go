@@ -445,7 +445,10 @@ func (l *chaosLoad) send(n int64) {
 		if err != nil && attempt%len(r.gateways) < len(r.gateways)-1 {
 			continue // a gateway that is gone: the next one at once, as a client with several addresses does
 		}
-		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+		// Back off from a server that is catching up (200 ms doubling to
+		// 4 s, jittered) rather than pile retries onto it.
+		wait := min(4*time.Second, 200*time.Millisecond<<min(attempt, 5))
+		time.Sleep(wait/2 + rand.N(wait/2))
 	}
 }
 
@@ -699,7 +702,7 @@ func (cl *chaosClient) read(st stream) error {
 		cl.events++
 		cl.lastEvent = time.Now()
 		if cl.measure.Load() {
-			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["at"])); err == nil {
+			if at, ok := eventAt(m); ok {
 				cl.eventLat = append(cl.eventLat, time.Since(at))
 			}
 		}
@@ -708,6 +711,25 @@ func (cl *chaosClient) read(st stream) error {
 			time.Sleep(time.Duration(d))
 		}
 	}
+}
+
+// eventAt is an event's "at" (its sequencing time): an RFC 3339 string,
+// or milliseconds since the epoch.
+func eventAt(m map[string]any) (time.Time, bool) {
+	switch v := m["at"].(type) {
+	case string:
+		at, err := time.Parse(time.RFC3339Nano, v)
+		return at, err == nil
+	case float64:
+		return time.UnixMilli(int64(v)), true
+	}
+	if msg, ok := m["message"].(map[string]any); ok {
+		if v, ok := msg["created_at"].(string); ok {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			return at, err == nil
+		}
+	}
+	return time.Time{}, false
 }
 
 // drop closes the client's current stream from the client side (a phone
