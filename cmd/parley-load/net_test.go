@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -71,5 +74,51 @@ func TestReadProcRereadsThroughOneDescriptor(t *testing.T) {
 	defer procFiles.Unlock()
 	if len(procFiles.open) != n {
 		t.Fatalf("%d files open, want %d", len(procFiles.open), n)
+	}
+}
+
+// TestSetupRetriesOnlyUnavailable: adding a member is tried again after a
+// 503 until it succeeds, and not after any other refusal.
+func TestSetupRetriesOnlyUnavailable(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		switch {
+		case r.URL.Path == "/forbidden":
+			w.WriteHeader(http.StatusForbidden)
+		case n <= 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	if err := callIdempotent(context.Background(), srv.URL, "PUT", "/member", "tok"); err != nil {
+		t.Fatalf("after two 503s: %v", err)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("%d calls, want 3", n)
+	}
+	calls.Store(10)
+	if err := callIdempotent(context.Background(), srv.URL, "PUT", "/forbidden", "tok"); err == nil {
+		t.Fatal("403 answered no error")
+	}
+	if n := calls.Load(); n != 11 {
+		t.Fatalf("403 tried %d times, want once", n-10)
+	}
+}
+
+// TestSenderKeepsOnlyUnavailableRefs: the refs of sends answered
+// unavailable are kept for sending again; other refusals are not.
+func TestSenderKeepsOnlyUnavailableRefs(t *testing.T) {
+	var s sender
+	s.noteRefused([]byte(`{"type":"error","ref":"r1","error":{"code":"unavailable","message":"timed out"}}`))
+	s.noteRefused([]byte(`{"type":"error","ref":"r2","error":{"code":"forbidden","message":"no"}}`))
+	s.noteRefused([]byte(`{"type":"error","ref":"r3","error":{"code":"unavailable","message":"timed out"}}`))
+	if got := s.takeUnavailable(); len(got) != 2 || got[0] != "r1" || got[1] != "r3" {
+		t.Fatalf("unavailable refs %v, want [r1 r3]", got)
+	}
+	if got := s.takeUnavailable(); len(got) != 0 {
+		t.Fatalf("taken twice: %v", got)
 	}
 }

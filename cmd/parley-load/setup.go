@@ -84,7 +84,7 @@ func makeRoom(ctx context.Context, c config, token string, names []string) (stri
 	c.prog.set("adding members", func() string { return fmt.Sprintf("%d/%d", done.Load(), len(rest)) })
 	err := parallel(ctx, len(rest), c.Conc, func(i int) error {
 		done.Add(1)
-		return call(ctx, c.URL, "PUT", "/v1/conversations/"+conv.ID+"/members/"+rest[i], token, nil, nil)
+		return callIdempotent(ctx, c.URL, "PUT", "/v1/conversations/"+conv.ID+"/members/"+rest[i], token)
 	})
 	return conv.ID, err
 }
@@ -124,6 +124,9 @@ type sender struct {
 	acked   atomic.Int64
 	refused atomic.Int64
 	done    chan struct{}
+
+	mu          sync.Mutex
+	unavailable []string // refs of sends answered unavailable, for again
 }
 
 func newSender(ctx context.Context, c config, token string) (*sender, error) {
@@ -144,6 +147,7 @@ func newSender(ctx context.Context, c config, token string) (*sender, error) {
 				case bytes.Contains(l, []byte(`"type":"ack"`)):
 					s.acked.Add(1)
 				case bytes.Contains(l, []byte(`"type":"error"`)):
+					s.noteRefused(l)
 					s.refused.Add(1)
 				}
 			}
@@ -166,6 +170,33 @@ func (s *sender) waitAcks(n int64, d time.Duration) {
 }
 
 func (s *sender) Close() { s.cl.Close(); <-s.done }
+
+// noteRefused remembers the ref of a send answered unavailable (the
+// server was too busy to sequence it in time; it was not applied).
+func (s *sender) noteRefused(line []byte) {
+	var f struct {
+		Ref   string `json:"ref"`
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(line, &f) != nil || f.Error.Code != "unavailable" || f.Ref == "" {
+		return
+	}
+	s.mu.Lock()
+	s.unavailable = append(s.unavailable, f.Ref)
+	s.mu.Unlock()
+}
+
+// takeUnavailable returns the refs answered unavailable so far and forgets
+// them.
+func (s *sender) takeUnavailable() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs := s.unavailable
+	s.unavailable = nil
+	return refs
+}
 
 var marker = []byte(`"type":"message.created"`)
 
@@ -304,4 +335,28 @@ func readProc(path string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// setupRetries bounds the attempts of an idempotent setup request.
+const setupRetries = 6
+
+// callIdempotent makes an idempotent setup request (adding a member), again
+// after a 503 (unavailable: the server was too busy to sequence it in time,
+// as on a loaded machine), with a growing pause; any other answer is final.
+// Only setup retries: what a scenario measures never does.
+func callIdempotent(ctx context.Context, base, method, path, token string) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := call(ctx, base, method, path, token, nil, nil)
+		var he *httpError
+		if err == nil || attempt == setupRetries || !errors.As(err, &he) || he.Status != 503 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

@@ -186,7 +186,9 @@ func TestErrorLogKeepsTheNewestWarningsOnly(t *testing.T) {
 // its connections summed by transport; one that does not answer is down
 // with the reason, and the rest still show.
 func TestStatusScrapesPeers(t *testing.T) {
-	metrics := "# TYPE parley_connections gauge\nparley_connections{transport=\"websocket\"} 7\nparley_connections{transport=\"sse\"} 2\n# TYPE parley_sends_total counter\nparley_sends_total 5\n"
+	metrics := "# TYPE parley_connections gauge\nparley_connections{transport=\"websocket\"} 7\nparley_connections{transport=\"sse\"} 2\n# TYPE parley_sends_total counter\nparley_sends_total 5\n" +
+		"# TYPE parley_connection_queue_depth_max gauge\nparley_connection_queue_depth_max{transport=\"websocket\"} 310\nparley_connection_queue_depth_max{transport=\"sse\"} 0\n" +
+		"# TYPE parley_connection_queue_limit gauge\nparley_connection_queue_limit{transport=\"websocket\"} 4096\nparley_connection_queue_limit{transport=\"sse\"} 4096\n"
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)
@@ -209,7 +211,8 @@ func TestStatusScrapesPeers(t *testing.T) {
 		byAddr[p.Address] = p
 	}
 	up := byAddr[strings.TrimPrefix(gw.URL, "http://")]
-	if !up.Up || up.Connections["websocket"] != 7 || up.Connections["sse"] != 2 {
+	if !up.Up || up.Connections["websocket"] != 7 || up.Connections["sse"] != 2 ||
+		up.DeepestQueue["websocket"] != 310 || up.DeepestQueue["sse"] != 0 || up.QueueLimit != 4096 {
 		t.Errorf("live peer %+v", up)
 	}
 	if down := byAddr[deadAddr]; down.Up || down.Error == "" {

@@ -58,6 +58,13 @@ type Peer struct {
 	// Connections are its open realtime connections by transport (none
 	// for a node without the gateway role).
 	Connections map[string]float64 `json:"connections"`
+	// DeepestQueue is, by transport, the most events queued on one of
+	// its connections (parley_connection_queue_depth_max); beside
+	// QueueLimit, how near its slowest client is to a 1013 close.
+	DeepestQueue map[string]float64 `json:"deepest_queue"`
+	// QueueLimit is a connection's queue size (--queue-size), 0 when the
+	// node has no connection.
+	QueueLimit float64 `json:"queue_limit"`
 }
 
 // maxMetricsBytes bounds what one peer's /metrics may send.
@@ -97,7 +104,7 @@ func scrapePeers(ctx context.Context, client *http.Client, peers []string) []Pee
 }
 
 func scrape(ctx context.Context, client *http.Client, addr string) Peer {
-	p := Peer{Address: addr, Connections: map[string]float64{}}
+	p := Peer{Address: addr, Connections: map[string]float64{}, DeepestQueue: map[string]float64{}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		p.Error = err.Error()
@@ -124,6 +131,16 @@ func scrape(ctx context.Context, client *http.Client, addr string) Peer {
 	if mf := families["parley_connections"]; mf != nil {
 		for _, m := range mf.GetMetric() {
 			p.Connections[label(m, "transport")] += m.GetGauge().GetValue()
+		}
+	}
+	if mf := families["parley_connection_queue_depth_max"]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			p.DeepestQueue[label(m, "transport")] = m.GetGauge().GetValue()
+		}
+	}
+	if mf := families["parley_connection_queue_limit"]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			p.QueueLimit = max(p.QueueLimit, m.GetGauge().GetValue())
 		}
 	}
 	return p

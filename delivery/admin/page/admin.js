@@ -63,9 +63,11 @@ function render(s) {
   const total = conns.reduce((a, [, v]) => a + v, 0);
   fill($('connections'), ['transport', 'open'], conns.map(([k, v]) => [k, v]).concat([['total', total]]));
   fill($('nodes'), ['host', 'roles'], s.nodes.map((n) => [n.host, n.roles.join(', ')]));
-  fill($('peers'), ['address', 'up', 'connections', 'error'], s.peers.map((p) => [
+  fill($('peers'), ['address', 'up', 'connections', 'deepest queue', 'error'], s.peers.map((p) => [
     p.address, p.up ? 'yes' : 'no',
-    Object.entries(p.connections).sort().map(([k, v]) => `${k}: ${v}`).join(', ') || '0', p.error || '']));
+    Object.entries(p.connections).sort().map(([k, v]) => `${k}: ${v}`).join(', ') || '0',
+    Object.entries(p.deepest_queue || {}).sort().map(([k, v]) => `${k}: ${v}`).join(', ') + (p.queue_limit ? ` (of ${p.queue_limit})` : ''),
+    p.error || '']));
   const groups = [];
   for (const g of s.groups) {
     groups.push([g.role, g.topic, g.state || '—', g.members.map((m) => `${m.host} (${ranges(m.partitions)})`).join('; ') || 'no member', g.total_lag]);
