@@ -75,8 +75,8 @@ test-outage: services
 	deploy/local/services up $(SERVICES)
 
 # Faults on replicated engines (issue 13): three Kafka brokers and three
-# Cassandra nodes of deploy/local/replicated, started beside the single
-# nodes (on other ports) and stopped afterwards; the fault tests kill,
+# Cassandra nodes of deploy/local/replicated, started new and empty beside
+# the single nodes (on other ports) and stopped afterwards; the fault tests kill,
 # pause and cut off their nodes under load and check the history
 # (cmd/parley-check). Built only with -tags replicated. make test runs
 # the short versions of faults 1 and 2; make chaos the long ones and
@@ -92,21 +92,21 @@ FAULT_TESTS_LONG  = ^TestFaultEngines
 FAULT_GATEWAY_SHORT = TestFaultGateway(DrainAndKill|SlowConsumers)
 SOAK ?= 30m
 
-## test-faults: short fault runs 1 (Kafka leader killed, broker paused), 2 (Cassandra node killed, a node cut off), 4 (gateway drained and killed) and 5 (slow consumers) on the replicated engines (starts and stops deploy/local/replicated; ~15 min)
+## test-faults: short fault runs 1 (Kafka leader killed, broker paused), 2 (Cassandra node killed, a node cut off), 4 (gateway drained and killed) and 5 (slow consumers) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~26 min: fault 1 took 8-11 min per run on a busy machine, 4 and 5 about 3 min each)
 test-faults: services
-	deploy/local/replicated up
+	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
 		rc=$$?; deploy/local/replicated down; exit $$rc
 
 ## chaos-engines: long fault runs 1-3 (300 sends/s; Elasticsearch down 60 s) on the replicated engines (starts and stops deploy/local/replicated)
 chaos-engines: services
-	deploy/local/replicated up
+	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	PARLEY_FAULTS=long $(GO) test -tags replicated -run '$(FAULT_TESTS_LONG)' -timeout 60m -count=1 -v ./cmd/parley; \
 		rc=$$?; deploy/local/replicated down; exit $$rc
 
 ## chaos-gateway: long fault runs 4-6 (2,000 clients) and the SOAK-long soak (30m) on the replicated engines (starts and stops deploy/local/replicated)
 chaos-gateway: services
-	deploy/local/replicated up
+	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	PARLEY_FAULTS=long PARLEY_SOAK=$(SOAK) $(GO) test -tags replicated -run '^(TestFaultGateway|TestChaos)' -timeout 120m -count=1 -v ./cmd/parley; \
 		rc=$$?; deploy/local/replicated down; exit $$rc
 

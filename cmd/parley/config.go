@@ -66,6 +66,7 @@ type config struct {
 	Gateway   gateway.Config
 	Push      push.Config
 	Admin     admin.Config
+	Indexer   indexer.Config
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
@@ -89,6 +90,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	c.Gateway.RegisterFlags(fs)
 	c.Push.RegisterFlags(fs)
 	c.Admin.RegisterFlags(fs)
+	c.Indexer.RegisterFlags(fs)
 }
 
 // compose fills the engine settings that one flag decides for several
@@ -247,6 +249,9 @@ func (c *config) validate() error {
 		}
 	}
 	if err := c.Push.Validate(); err != nil {
+		return err
+	}
+	if err := c.Indexer.Validate(); err != nil {
 		return err
 	}
 	if err := c.Admin.Validate(); err != nil {

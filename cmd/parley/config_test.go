@@ -44,6 +44,8 @@ func sampleValue(f *flag.Flag) string {
 	switch f.Name {
 	case "dev-auth":
 		return "false"
+	case "cassandra.address-map":
+		return "10.0.0.1:9042=127.0.0.1:19042"
 	}
 	g, ok := f.Value.(flag.Getter)
 	if !ok { // a list (flag.Func)

@@ -66,6 +66,27 @@ func newReplicatedCluster(t *testing.T, partitions int) (*cluster, *toxiProxy) {
 	t.Setenv("PARLEY_KAFKA_BROKERS", replicatedKafka)
 	t.Setenv("PARLEY_CASSANDRA_HOSTS", replicatedCassandra)
 	c := newCluster(t, partitions)
+	prefix := c.topicPrefix()
+	t.Cleanup(func() {
+		// The run's topics go: a broker killed with many topics on disk
+		// recovers every one of them at its next start.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cl := &kafkago.Client{Addr: kafkago.TCP(strings.Split(replicatedKafka, ",")...), Timeout: 10 * time.Second}
+		md, err := cl.Metadata(ctx, &kafkago.MetadataRequest{})
+		if err != nil {
+			return
+		}
+		var topics []string
+		for _, tp := range md.Topics {
+			if strings.HasPrefix(tp.Name, prefix) {
+				topics = append(topics, tp.Name)
+			}
+		}
+		if len(topics) > 0 {
+			_, _ = cl.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: topics})
+		}
+	})
 	es := newToxiProxy(t, "es", "127.0.0.1:9200")
 	c.args = append(c.args,
 		"--kafka.replication-factor", "3",

@@ -212,7 +212,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 		work.Go(func() error { return seq.Run(workCtx) })
 	}
 	if roles[roleIndexer] {
-		ix := indexer.New(log, index, logger, indexer.WithRegisterer(reg))
+		ix := indexer.New(log, index, logger, indexer.WithRegisterer(reg), indexer.WithConfig(cfg.Indexer))
 		work.Go(func() error { return ix.Run(workCtx) })
 	}
 	if roles[roleMedia] {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +25,7 @@ type Indexer struct {
 	index       chat.Index
 	logger      *slog.Logger
 	undecodable prometheus.Counter
+	interval    time.Duration
 }
 
 // Option configures an Indexer.
@@ -36,7 +38,13 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(x *Indexer) { reg.MustRegister(x.undecodable) }
 }
 
-// New returns an indexer.
+// WithConfig applies cfg (see Config).
+func WithConfig(cfg Config) Option {
+	return func(x *Indexer) { x.interval = cfg.Interval }
+}
+
+// New returns an indexer that puts at most once per DefaultInterval per
+// partition unless WithConfig says otherwise.
 func New(log chat.Log, index chat.Index, logger *slog.Logger, opts ...Option) *Indexer {
 	x := &Indexer{
 		log: log, index: index, logger: logger.With("component", "indexer"),
@@ -45,6 +53,7 @@ func New(log chat.Log, index chat.Index, logger *slog.Logger, opts ...Option) *I
 			Help:        "Event records a consumer skipped because they did not decode.",
 			ConstLabels: prometheus.Labels{"consumer": Group},
 		}),
+		interval: DefaultInterval,
 	}
 	for _, o := range opts {
 		o(x)
@@ -109,9 +118,28 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 		puts = append(puts, m)
 	}
 	if len(puts) > 0 {
+		start := time.Now()
 		if err := x.index.Put(ctx, puts); err != nil {
 			return fmt.Errorf("indexer: put: %w", err)
 		}
+		x.pace(ctx, start)
 	}
 	return nil
+}
+
+// pace returns once x.interval has passed since start (or ctx is done), so
+// that the records of this partition that arrive meanwhile are handed to
+// the next call together: the offsets of this batch are committed when
+// handle returns, which is at most x.interval late.
+func (x *Indexer) pace(ctx context.Context, start time.Time) {
+	wait := x.interval - time.Since(start)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -20,13 +21,15 @@ import (
 // putIndex records what is put.
 type putIndex struct {
 	chat.Index
-	mu   sync.Mutex
-	puts []string
+	mu    sync.Mutex
+	puts  []string
+	calls int
 }
 
 func (x *putIndex) Put(ctx context.Context, msgs []chat.Message) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.calls++
 	for _, m := range msgs {
 		x.puts = append(x.puts, m.ID)
 	}
@@ -99,4 +102,73 @@ func undecodable(t *testing.T, reg *prometheus.Registry, consumer string) float6
 	}
 	t.Fatalf("no parley_undecodable_records_total{consumer=%q}", consumer)
 	return 0
+}
+
+// TestPutsArePacedSoMessagesShareAPut: after a Put, the messages that
+// arrive within the interval wait for one Put together instead of making
+// a Put (a Bleve segment to merge) each.
+func TestPutsArePacedSoMessagesShareAPut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	appendMessage := func(id string) {
+		t.Helper()
+		v, _ := json.Marshal(chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+			Message: &chat.Message{ID: id, ConversationID: "cnv_1", Text: "kiwi"}}}})
+		if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: v, Partition: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix := &putIndex{}
+	x := New(lg, ix, slog.New(slog.NewTextHandler(io.Discard, nil)), WithConfig(Config{Interval: MaxInterval}))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = x.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	appendMessage("msg_first")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if len(ix.put()) == 0 {
+			return errors.New("the first message was never indexed")
+		}
+		return nil
+	})
+	// Twenty messages 10 ms apart: each would be a batch of its own (the
+	// indexer handles one in microseconds), but they all arrive while the
+	// indexer paces after the first Put.
+	const n = 20
+	for i := range n {
+		appendMessage(fmt.Sprintf("msg_%02d", i))
+		time.Sleep(10 * time.Millisecond) // the pacing of the load is what is tested
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := len(ix.put()); got != n+1 {
+			return fmt.Errorf("%d of %d messages indexed", got, n+1)
+		}
+		return nil
+	})
+	ix.mu.Lock()
+	calls := ix.calls
+	ix.mu.Unlock()
+	// One Put for the first message and one for the twenty; a third if the
+	// machine stalled the appends past the interval.
+	if calls > 3 {
+		t.Fatalf("%d Puts for %d messages, want at most 3", calls, n+1)
+	}
+}
+
+func TestConfigRefusesIntervalsBeyondASecond(t *testing.T) {
+	for _, d := range []time.Duration{-time.Millisecond, MaxInterval + time.Millisecond} {
+		c := Config{Interval: d}
+		if err := c.Validate(); err == nil {
+			t.Errorf("interval %v accepted", d)
+		}
+	}
+	c := Config{Interval: DefaultInterval}
+	if err := c.Validate(); err != nil {
+		t.Errorf("default interval refused: %v", err)
+	}
 }

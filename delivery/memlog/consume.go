@@ -2,7 +2,6 @@ package memlog
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -110,9 +109,7 @@ func (g *group) assignment(m *member, into []int) ([]int, uint64) {
 // Consume joins group on topic and hands its partitions' records to
 // handle until ctx is done (it then returns nil) or handle fails (it then
 // returns handle's error). Members of a group split the partitions; a
-// member hands out its partitions' batches in rounds, the partitions of a
-// round side by side. A batch's offsets are committed when handle returns
-// nil, or when a batch held (chat.HoldCommit) is released. Records passed
+// batch's offsets are committed when handle returns nil. Records passed
 // to handle are shared: they may be kept but not modified.
 func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	if ctx.Err() != nil {
@@ -130,8 +127,7 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 	g.join(m)
 	defer g.leave(m)
 
-	var owned, idle, ready []int
-	var steps []roundStep
+	var owned, idle []int
 	version := ^uint64(0)
 	for {
 		select {
@@ -146,20 +142,12 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 		}
 		progressed := false
 		idle = idle[:0]
-		ready = ready[:0]
 		for _, p := range owned {
-			if g.committed.pos[p].Load() < g.t.parts[p].next.Load() {
-				ready = append(ready, p)
-			} else {
-				idle = append(idle, p)
+			st, err := g.handleNext(ctx, m, p, handle)
+			if err != nil {
+				return err
 			}
-		}
-		steps = g.handleRound(ctx, m, ready, handle, steps)
-		for i, p := range ready {
-			if steps[i].err != nil {
-				return steps[i].err
-			}
-			switch steps[i].st {
+			switch st {
 			case handled:
 				progressed = true
 			case nothing:
@@ -184,35 +172,6 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 		case <-m.w.wake:
 		}
 	}
-}
-
-// roundStep is what handleNext did with one partition of a round.
-type roundStep struct {
-	st  step
-	err error
-}
-
-// handleRound hands the next batch of each of parts to handle, the
-// partitions side by side (chat.Log: calls for different partitions may
-// run at once), and returns when every call has returned: a batch of one
-// partition then does not wait for the Store commits of the others, and
-// the Store can write theirs together (one fsync for several commits).
-func (g *group) handleRound(ctx context.Context, m *member, parts []int, handle func(context.Context, int, []chat.Record) error, into []roundStep) []roundStep {
-	into = slices.Grow(into[:0], len(parts))[:len(parts)]
-	if len(parts) == 1 {
-		into[0].st, into[0].err = g.handleNext(ctx, m, parts[0], handle)
-		return into
-	}
-	var wg sync.WaitGroup
-	for i, p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			into[i].st, into[i].err = g.handleNext(ctx, m, p, handle)
-		}()
-	}
-	wg.Wait()
-	return into
 }
 
 // pending reports whether any of the partitions has records beyond the

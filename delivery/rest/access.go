@@ -15,6 +15,18 @@ func (a *API) submit(ctx context.Context, cmd *chat.Command) (chat.Result, error
 	return a.submitter.Wait(ctx, cmd)
 }
 
+// messageOf is the message of a command's result, normalized for the API.
+// A result without one (a sequencer bug, or a replay that found nothing to
+// answer with) is answered unavailable, so the client retries with its
+// client_id, instead of taking the gateway down.
+func messageOf(res chat.Result) (*chat.Message, error) {
+	if res.Message == nil {
+		return nil, &chat.Error{Code: chat.CodeUnavailable, Op: "rest: result", Message: "the command's result carries no message; retry"}
+	}
+	res.Message.Normalize()
+	return res.Message, nil
+}
+
 // member loads a conversation the caller belongs to; 404 otherwise, so
 // non-members cannot learn that it exists.
 func (a *API) member(ctx context.Context, cid, uid string) (chat.Conversation, error) {

@@ -55,9 +55,12 @@ func (a *API) send(ctx context.Context, u chat.User, req httpx.SendRequest) (*ch
 	if err != nil {
 		return nil, false, err
 	}
+	m, err := messageOf(res)
+	if err != nil {
+		return nil, false, err
+	}
 	a.sends.Inc()
-	res.Message.Normalize()
-	return res.Message, res.Created, nil
+	return m, res.Created, nil
 }
 
 func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
@@ -225,9 +228,13 @@ func (a *API) editMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res.Message.Normalize()
-	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(res.Message.Version)))
-	httpx.WriteJSON(w, http.StatusOK, res.Message)
+	m, err := messageOf(res)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", strconv.Quote(strconv.Itoa(m.Version)))
+	httpx.WriteJSON(w, http.StatusOK, m)
 }
 
 func (a *API) deleteMessage(w http.ResponseWriter, r *http.Request) {

@@ -177,9 +177,13 @@ func (a *API) Send(ctx context.Context, u chat.User, req httpx.SendRequest, done
 			done(nil, err)
 			return
 		}
+		m, err := messageOf(res)
+		if err != nil {
+			done(nil, err)
+			return
+		}
 		a.sends.Inc()
-		res.Message.Normalize()
-		done(res.Message, nil)
+		done(m, nil)
 	})
 }
 

@@ -38,7 +38,7 @@ type Sequencer struct {
 	// epochs are the Store epochs of the partitions this sequencer writes
 	// (Store.Own), taken at a partition's first batch and again after a
 	// failed Commit.
-	epochsMu sync.Mutex
+	epochsMu sync.RWMutex
 	epochs   map[int]int64
 	// assigned is the group assignment (chat.Assignment) each epoch was
 	// taken in.
@@ -194,9 +194,9 @@ func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
 	if cmd.Gateway == "" || cmd.Deadline.IsZero() {
 		return false
 	}
-	s.epochsMu.Lock()
+	s.epochsMu.RLock()
 	floor, ok := s.refused[partition][cmd.Gateway]
-	s.epochsMu.Unlock()
+	s.epochsMu.RUnlock()
 	return ok && !floor.Before(cmd.Deadline)
 }
 
@@ -212,8 +212,8 @@ type knownConv struct {
 const maxKnown = 50_000
 
 func (s *Sequencer) knownState(partition int, cid string) (knownConv, bool) {
-	s.epochsMu.Lock()
-	defer s.epochsMu.Unlock()
+	s.epochsMu.RLock()
+	defer s.epochsMu.RUnlock()
 	k, ok := s.known[partition][cid]
 	return k, ok
 }
@@ -252,8 +252,8 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 
 // knownMembership returns a membership row cached for partition.
 func (s *Sequencer) knownMembership(partition int, cid, uid string) (chat.Membership, bool) {
-	s.epochsMu.Lock()
-	defer s.epochsMu.Unlock()
+	s.epochsMu.RLock()
+	defer s.epochsMu.RUnlock()
 	m, ok := s.mships[partition][cid+"\x00"+uid]
 	return m, ok
 }
@@ -756,6 +756,13 @@ func (b *batch) replayed(cmd *chat.Command, st *convState, offset int64) (*chat.
 	if err != nil {
 		return nil, err
 	}
+	if len(evs) == 0 && cmd.Op == chat.OpSend {
+		// The send stored nothing when it was applied: it was a retry
+		// answered from its dedup record (a later command of the
+		// conversation is stored, hence the replay), or it was refused.
+		// Its answer must still name a message, or say to send again.
+		return b.replayedSend(cmd, st)
+	}
 	out := &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway, Events: evs}
 	out.Result.Created = len(evs) > 0
 	for i := range evs {
@@ -776,6 +783,32 @@ func (b *batch) replayed(cmd *chat.Command, st *convState, offset int64) (*chat.
 	}
 	out.Recipients = sortedKeys(recips)
 	return out, nil
+}
+
+// replayedSend answers a replayed send that stored no events: with the
+// message its client_id names, as when it was applied, or, without one,
+// unavailable (it was refused; the client sends it again with the same
+// client_id, which a stored original then answers).
+func (b *batch) replayedSend(cmd *chat.Command, st *convState) (*chat.Sequenced, error) {
+	if cmd.ClientID != "" {
+		mid, err := b.s.store.Dedup(b.ctx, cmd.ConversationID, cmd.Actor, cmd.ClientID)
+		if isStorageErr(err) {
+			return nil, err
+		}
+		if err == nil {
+			m, err := b.message(st, mid)
+			if isStorageErr(err) {
+				return nil, err
+			}
+			if err == nil {
+				mc := *m
+				conv := st.conv
+				return &chat.Sequenced{CommandID: cmd.ID, Gateway: cmd.Gateway,
+					Result: chat.Result{Message: &mc, Conversation: &conv}}, nil
+			}
+		}
+	}
+	return failed(cmd, chat.CodeUnavailable, "the send was not applied; send it again"), nil
 }
 
 func sortedKeys(m map[string]bool) []string {

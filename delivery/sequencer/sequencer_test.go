@@ -716,3 +716,20 @@ func TestEventsAppendRunsBesideTheNextBatchAndInOrder(t *testing.T) {
 		t.Fatal("the batch after a failed append was released with nil; its events would be committed behind a gap")
 	}
 }
+
+func TestReplayedDuplicateSendStillAnswersItsMessage(t *testing.T) {
+	r := newRig(t)
+	// The retry of k1 stores nothing (its dedup record answers it); the
+	// send after it stores an event, so handling the batch again (its
+	// events append failed, or its owner died before the commit of its
+	// offsets) finds every command at or below the stored position.
+	recs := r.records(create("c1", "alice"), send("c1", "alice", "x", "k1"), send("c1", "alice", "x", "k1"), send("c1", "alice", "y", ""))
+	first := r.handle(recs)
+	again := r.handle(recs)
+	for _, out := range [][]chat.Sequenced{first, again} {
+		m := out[2].Result.Message
+		if m == nil || m.ID != first[1].Result.Message.ID || out[2].Result.ErrCode != "" {
+			t.Fatalf("the duplicate send answered %+v; want the original message %s", out[2].Result, first[1].Result.Message.ID)
+		}
+	}
+}

@@ -20,11 +20,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -379,6 +381,9 @@ func unavailable(err error) bool {
 		gocql.ErrNoConnections, gocql.ErrSessionClosed, gocql.ErrTimeoutNoResponse,
 		gocql.ErrConnectionClosed, gocql.ErrNoStreams, gocql.ErrNoHosts,
 		gocql.ErrNoConnectionsStarted, gocql.ErrUnavailable, gocql.ErrHostQueryFailed,
+		// A connection cut mid-request (a node killed, a network fault):
+		// the driver returns the socket's own error.
+		io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.EPIPE,
 	} {
 		if errors.Is(err, e) {
 			return true
@@ -398,7 +403,8 @@ func unavailable(err error) bool {
 	if errors.As(err, &re) {
 		switch re.Code() {
 		case gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded, gocql.ErrCodeBootstrapping,
-			gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeTruncate:
+			gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeTruncate,
+			gocql.ErrCodeReadFailure, gocql.ErrCodeWriteFailure:
 			return true
 		}
 	}

@@ -1,0 +1,86 @@
+package sequencer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/storage/pebble"
+)
+
+// BenchmarkEmbeddedBurst times the embedded send path behind the gateway:
+// 1,000 sends over 1,000 conversations appended to the commands log at
+// once, until every one of them is sequenced, stored (synced Pebble
+// commits) and on the events log. One op is one such burst.
+func BenchmarkEmbeddedBurst(b *testing.B) {
+	const convs = 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: b.TempDir(), Partitions: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := pebble.Open(ctx, pebble.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cancel(); st.Close(); lg.Close() }()
+	reg := prometheus.NewRegistry()
+	seq := New(lg, st, slog.New(slog.NewTextHandler(io.Discard, nil)), WithRegisterer(reg))
+	defer func() {
+		if !testing.Verbose() {
+			return
+		}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				b.Logf("%s %s: %d, mean %.2f ms", mf.GetName(), m.GetLabel()[0].GetValue(), h.GetSampleCount(), 1000*h.GetSampleSum()/float64(max(1, h.GetSampleCount())))
+			}
+		}
+	}()
+	go func() { _ = seq.Run(ctx) }()
+	var seen atomic.Int64
+	ready := make(chan struct{})
+	go func() {
+		_ = lg.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, rs []chat.Record) { seen.Add(int64(len(rs))) })
+	}()
+	<-ready
+	appendAll := func(cmds []chat.Command) {
+		recs := make([]*chat.Record, len(cmds))
+		for i := range cmds {
+			c := cmds[i]
+			c.ID, c.At = chat.NewID("cmd"), time.Now()
+			v, _ := json.Marshal(c)
+			recs[i] = &chat.Record{Key: c.ConversationID, Value: v}
+		}
+		want := seen.Load() + int64(len(recs))
+		if err := lg.Append(ctx, chat.TopicCommands, recs...); err != nil {
+			b.Fatal(err)
+		}
+		for seen.Load() < want {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	cmds := make([]chat.Command, convs)
+	for i := range cmds {
+		cmds[i] = create(fmt.Sprintf("c%d", i), "alice")
+	}
+	appendAll(cmds)
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for i := range cmds {
+			cmds[i] = send(fmt.Sprintf("c%d", i), "alice", "hello", chat.NewID("k"))
+		}
+		appendAll(cmds)
+	}
+}
