@@ -10,7 +10,7 @@ TIMEOUT ?= 20m
 # `go 1.26.8` so that `go run ./cmd/parley` still works on a machine's own Go.
 export GOTOOLCHAIN := go1.27.3
 
-.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-faults chaos chaos-engines test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
+.PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-faults chaos chaos-engines chaos-gateway test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
 
 ## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
 test: fmt-check vet vulncheck services test-go test-cluster test-outage test-faults test-web test-deploy fuzz
@@ -81,10 +81,18 @@ test-outage: services
 # (cmd/parley-check). Built only with -tags replicated. make test runs
 # the short versions of faults 1 and 2; make chaos the long ones and
 # fault 3 (PARLEY_FAULTS=long). RELIABILITY.md has the figures.
-FAULT_TESTS_SHORT = ^TestFaultEngines(KafkaLeaderKillAndBrokerPause|CassandraNodeKillAndPartition)$$
+FAULT_TESTS_SHORT = ^(TestFaultEngines(KafkaLeaderKillAndBrokerPause|CassandraNodeKillAndPartition)|$(FAULT_GATEWAY_SHORT))$$
 FAULT_TESTS_LONG  = ^TestFaultEngines
 
-## test-faults: short fault runs 1 (Kafka leader killed, broker paused) and 2 (Cassandra node killed, a node cut off) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~20 min: fault 1 took 8-11 min per run on a busy machine)
+# Gateway faults (issue 13, 4-6) and the soak, on the chaos harness
+# (cmd/parley/chaos_test.go): make test runs the short versions of 4 (a
+# gateway drained, another killed, 400 clients) and 5 (slow consumers);
+# make chaos the long ones (2,000 clients), 6 (reconnect storm) and a
+# soak of SOAK with 1% of the connections churning each minute.
+FAULT_GATEWAY_SHORT = TestFaultGateway(DrainAndKill|SlowConsumers)
+SOAK ?= 30m
+
+## test-faults: short fault runs 1 (Kafka leader killed, broker paused), 2 (Cassandra node killed, a node cut off), 4 (gateway drained and killed) and 5 (slow consumers) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~26 min: fault 1 took 8-11 min per run on a busy machine, 4 and 5 about 3 min each)
 test-faults: services
 	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
@@ -96,8 +104,14 @@ chaos-engines: services
 	PARLEY_FAULTS=long $(GO) test -tags replicated -run '$(FAULT_TESTS_LONG)' -timeout 60m -count=1 -v ./cmd/parley; \
 		rc=$$?; deploy/local/replicated down; exit $$rc
 
-## chaos: the long fault runs of issue 13
-chaos: chaos-engines
+## chaos-gateway: long fault runs 4-6 (2,000 clients) and the SOAK-long soak (30m) on the replicated engines (starts and stops deploy/local/replicated)
+chaos-gateway: services
+	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
+	PARLEY_FAULTS=long PARLEY_SOAK=$(SOAK) $(GO) test -tags replicated -run '^(TestFaultGateway|TestChaos)' -timeout 120m -count=1 -v ./cmd/parley; \
+		rc=$$?; deploy/local/replicated down; exit $$rc
+
+## chaos: the long fault runs of issue 13 and the soak
+chaos: chaos-engines chaos-gateway
 
 # Fuzz targets, as package:FuzzName:executions. Each one's seed corpus,
 # with every input that once failed, is committed under the package's

@@ -1,25 +1,27 @@
-//go:build fault
+//go:build replicated
 
 package main
 
-// The fault-test harness of issue 13 ("proof under faults"), shared by the
-// gateway faults (fault_gateway_test.go), the engine faults
-// (fault_engines_test.go) and the soak (chaos_soak_test.go). Built only
-// with -tags fault: `make test-faults` runs the short versions and `make
-// chaos` the long ones.
+// The fault-test harness of issue 13 ("proof under faults") for the
+// gateway faults (fault_gateway_test.go) and the soak (chaos_soak_test.go).
+// Built only with -tags replicated, beside the engine faults' primitives
+// (fault_engines_test.go): `make test-faults` runs the short versions and
+// `make chaos` the long ones.
 //
-// A run is a distributed deployment (separate `parley serve` processes,
-// newCluster of cluster_test.go) on the engines the environment names
-// (PARLEY_KAFKA_BROKERS, PARLEY_CASSANDRA_HOSTS, … as newCluster reads
-// them: the single-node engines by default, the replicated profile when
-// its env is exported), a fleet of realtime clients spread over
-// WebSocket, SSE and long-poll (the streams of harness_test.go), and a
-// paced send load over REST whose clients retry a send with the same
-// client_id until it is acknowledged. Every operation and every event
-// received is recorded in cmd/parley-check's history format (the
-// recorder of history_test.go); check() adds the store's log and the
-// index and runs the checker. Resource samples of the Parley processes
-// (goroutines, descriptors, RSS) prove they return to their baseline.
+// A run is a distributed deployment (separate `parley serve` processes)
+// on the engines PARLEY_CHAOS_ENGINES names: "replicated" (the default:
+// deploy/local/replicated's three Kafka brokers and three Cassandra
+// nodes, newReplicatedCluster) or "single" (the shared single-node
+// engines, newCluster, as PARLEY_KAFKA_BROKERS … name them); a fleet of
+// realtime clients spread over WebSocket, SSE and long-poll (the streams
+// of harness_test.go) that resume with their cursor on another gateway
+// when a stream ends; and a paced send load over REST whose clients retry
+// a send with the same client_id until it is acknowledged. Every operation
+// and every event received is recorded in cmd/parley-check's history
+// format (the recorder of history_test.go); check() adds the store's log
+// and the index and runs the checker. Resource samples of the Parley
+// processes (goroutines, descriptors, RSS) prove they return to their
+// baseline.
 
 import (
 	"bufio"
@@ -45,8 +47,9 @@ import (
 )
 
 // chaosLong reports whether the long versions run (make chaos sets
-// PARLEY_CHAOS_LONG=1); the short ones are what make test-faults runs.
-func chaosLong() bool { return os.Getenv("PARLEY_CHAOS_LONG") == "1" }
+// PARLEY_FAULTS=long, as for the engine faults); the short ones are what
+// make test-faults runs.
+func chaosLong() bool { return os.Getenv("PARLEY_FAULTS") == "long" }
 
 // envInt is an integer setting from the environment, def when unset.
 func envInt(t *testing.T, key string, def int) int {
@@ -84,7 +87,7 @@ var chaosHTTP = &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxI
 func init() {
 	// The streams of harness_test.go use http.DefaultClient (SSE, long-poll);
 	// with its two idle connections per host, 400 long-polls would open a
-	// connection per poll. Only fault-tagged builds change it.
+	// connection per poll. Only builds with the fault tests change it.
 	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4096, 2048
 	}
@@ -98,6 +101,9 @@ type chaosConfig struct {
 	Clients       int      // realtime clients, one user each, transports round robin
 	Transports    []string // transports the clients use; all three when empty
 	GatewayArgs   []string // extra flags of the gateway nodes
+	// Hot adds one more conversation (the last of convs) whose members
+	// are Hot more clients, Clients to Clients+Hot-1, and the auditor.
+	Hot int
 	// Members: each conversation has the clients i with i%Conversations
 	// == c or (i+Conversations/2)%Conversations == c, and the auditor,
 	// who created it and reads every log at the end.
@@ -137,7 +143,15 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 		cfg.Transports = transports
 	}
 	r := &chaosRun{t: t, cfg: cfg, rec: &recorder{}, marker: "chaosmark"}
-	r.c = newCluster(t, cfg.Partitions)
+	switch engines := envOr("PARLEY_CHAOS_ENGINES", "replicated"); engines {
+	case "replicated":
+		r.c, _ = newReplicatedCluster(t, cfg.Partitions)
+	case "single":
+		r.c = newCluster(t, cfg.Partitions)
+	default:
+		t.Fatalf("PARLEY_CHAOS_ENGINES=%q: want replicated or single", engines)
+	}
+	t.Logf("engines: %s", envOr("PARLEY_CHAOS_ENGINES", "replicated"))
 	// Every node of a chaos run serves its profiles on loopback, for its
 	// goroutine count, and keeps its info log, which names that address.
 	r.c.args = append(r.c.args, "--debug.addr", "127.0.0.1:0", "--queue-size", "4096")
@@ -150,10 +164,10 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 	r.c.args = gwArgs
 	api := r.gateways[0].api(t)
 	r.auditor = api.signIn(t, "auditor")
-	r.tokens = make([]string, cfg.Clients)
+	r.tokens = make([]string, cfg.Clients+cfg.Hot)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for i := range cfg.Clients {
+	for i := range cfg.Clients + cfg.Hot {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -163,8 +177,8 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 	}
 	wg.Wait()
 	n := cfg.Conversations
-	r.convs = make([]string, n)
-	r.members = make([][]int, n)
+	r.convs = make([]string, n, n+1)
+	r.members = make([][]int, n, n+1)
 	for i := range cfg.Clients {
 		for _, c := range []int{i % n, (i + n/2) % n} {
 			if !containsInt(r.members[c], i) {
@@ -172,7 +186,14 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 			}
 		}
 	}
-	for c := range n {
+	if cfg.Hot > 0 {
+		var hot []int
+		for i := cfg.Clients; i < cfg.Clients+cfg.Hot; i++ {
+			hot = append(hot, i)
+		}
+		r.convs, r.members = append(r.convs, ""), append(r.members, hot)
+	}
+	for c := range r.convs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -319,22 +340,29 @@ func (r *chaosRun) check(live *node) check.Report {
 // timeout) is retried with the same client_id, through the next gateway,
 // until it is, or until 2 minutes have passed (then the test fails).
 type chaosLoad struct {
-	r       *chaosRun
-	offered atomic.Int64
-	acked   atomic.Int64
-	retries atomic.Int64
-	gaveUp  atomic.Int64
-	wg      sync.WaitGroup
-	start   time.Time
-	end     time.Time
-	latMu   sync.Mutex
-	lat     []time.Duration // invoke to ack, per send, retries included
+	r        *chaosRun
+	n, first int // the conversations it sends to
+	offered  atomic.Int64
+	acked    atomic.Int64
+	retries  atomic.Int64
+	gaveUp   atomic.Int64
+	wg       sync.WaitGroup
+	start    time.Time
+	end      time.Time
+	latMu    sync.Mutex
+	lat      []time.Duration // invoke to ack, per send, retries included
 }
 
-// startLoad offers rate sends a second until ctx is done; wait() then
-// waits for every offered send to be settled.
+// startLoad offers rate sends a second to the conversations of the
+// standard shape (not the hot one) until ctx is done; wait() then waits
+// for every offered send to be settled.
 func (r *chaosRun) startLoad(ctx context.Context, rate int) *chaosLoad {
-	l := &chaosLoad{r: r, start: time.Now()}
+	return r.startLoadTo(ctx, rate, r.cfg.Conversations, 0)
+}
+
+// startLoadTo is startLoad over the conversations [first, first+n).
+func (r *chaosRun) startLoadTo(ctx context.Context, rate, n, first int) *chaosLoad {
+	l := &chaosLoad{r: r, start: time.Now(), n: n, first: first}
 	jobs := make(chan int64, 4*rate)
 	workers := max(32, 2*rate) // sends take up to seconds on a busy machine: enough in flight to keep the rate
 	for range workers {
@@ -378,9 +406,9 @@ func (l *chaosLoad) wait() { l.wg.Wait() }
 // send sends message n until it is acknowledged.
 func (l *chaosLoad) send(n int64) {
 	r := l.r
-	c := int(n % int64(len(r.convs)))
+	c := l.first + int(n%int64(l.n))
 	ms := r.members[c]
-	who := ms[int(n/int64(len(r.convs)))%len(ms)]
+	who := ms[int(n/int64(l.n))%len(ms)]
 	cid, user, clientID := r.convs[c], userName(who), fmt.Sprintf("s%d", n)
 	text := fmt.Sprintf("%s %d from %s", r.marker, n, user)
 	began := time.Now()
@@ -414,7 +442,13 @@ func (l *chaosLoad) send(n int64) {
 			return
 		}
 		l.retries.Add(1)
-		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+		if err != nil && attempt%len(r.gateways) < len(r.gateways)-1 {
+			continue // a gateway that is gone: the next one at once, as a client with several addresses does
+		}
+		// Back off from a server that is catching up (200 ms doubling to
+		// 4 s, jittered) rather than pile retries onto it.
+		wait := min(4*time.Second, 200*time.Millisecond<<min(attempt, 5))
+		time.Sleep(wait/2 + rand.N(wait/2))
 	}
 }
 
@@ -478,9 +512,9 @@ type chaosClient struct {
 	idx       int
 	name      string
 	transport string
-	// delay, when set, is how long the client takes over each event (a
-	// slow consumer).
-	delay time.Duration
+	// delay, when set, is how long (ns) the client takes over each event
+	// (a slow consumer).
+	delay atomic.Int64
 
 	mu         sync.Mutex
 	st         stream
@@ -503,6 +537,12 @@ type chaosClient struct {
 // returns once every one has its ready. They run until ctx is done or
 // the test ends.
 func (r *chaosRun) startClients(ctx context.Context, idxs []int, delay time.Duration) []*chaosClient {
+	return r.startClientsOn(ctx, idxs, delay, -1)
+}
+
+// startClientsOn is startClients with every client first on gateway gw
+// (spread when gw < 0).
+func (r *chaosRun) startClientsOn(ctx context.Context, idxs []int, delay time.Duration, gw int) []*chaosClient {
 	r.t.Helper()
 	var out []*chaosClient
 	var wg sync.WaitGroup
@@ -510,7 +550,11 @@ func (r *chaosRun) startClients(ctx context.Context, idxs []int, delay time.Dura
 	r.t.Cleanup(func() { cancel(); wg.Wait() }) // the clients end with the test, before its nodes
 	ready := make(chan struct{}, len(idxs))
 	for k, i := range idxs {
-		cl := &chaosClient{r: r, idx: i, name: userName(i), transport: r.cfg.Transports[k%len(r.cfg.Transports)], gw: i % len(r.gateways), delay: delay, closeCodes: map[string]int{}}
+		cl := &chaosClient{r: r, idx: i, name: userName(i), transport: r.cfg.Transports[k%len(r.cfg.Transports)], gw: i % len(r.gateways), closeCodes: map[string]int{}}
+		cl.delay.Store(int64(delay))
+		if gw >= 0 {
+			cl.gw = gw
+		}
 		out = append(out, cl)
 		wg.Go(func() { cl.run(ctx, ready) })
 	}
@@ -658,15 +702,34 @@ func (cl *chaosClient) read(st stream) error {
 		cl.events++
 		cl.lastEvent = time.Now()
 		if cl.measure.Load() {
-			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["at"])); err == nil {
+			if at, ok := eventAt(m); ok {
 				cl.eventLat = append(cl.eventLat, time.Since(at))
 			}
 		}
 		cl.mu.Unlock()
-		if cl.delay > 0 {
-			time.Sleep(cl.delay)
+		if d := cl.delay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
 		}
 	}
+}
+
+// eventAt is an event's "at" (its sequencing time): an RFC 3339 string,
+// or milliseconds since the epoch.
+func eventAt(m map[string]any) (time.Time, bool) {
+	switch v := m["at"].(type) {
+	case string:
+		at, err := time.Parse(time.RFC3339Nano, v)
+		return at, err == nil
+	case float64:
+		return time.UnixMilli(int64(v)), true
+	}
+	if msg, ok := m["message"].(map[string]any); ok {
+		if v, ok := msg["created_at"].(string); ok {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			return at, err == nil
+		}
+	}
+	return time.Time{}, false
 }
 
 // drop closes the client's current stream from the client side (a phone
@@ -764,6 +827,49 @@ func (r *chaosRun) waitDelivered(cls []*chaosClient, live *node, within time.Dur
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// onGateway counts the clients whose stream is open on gateway gw.
+func onGateway(cls []*chaosClient, gw int) int { return len(clientsOn(cls, gw)) }
+
+// clientsOn are the clients whose stream is open on gateway gw.
+func clientsOn(cls []*chaosClient, gw int) []*chaosClient {
+	var out []*chaosClient
+	for _, cl := range cls {
+		cl.mu.Lock()
+		if cl.up && cl.gw == gw {
+			out = append(out, cl)
+		}
+		cl.mu.Unlock()
+	}
+	return out
+}
+
+// metric sums the series of a node's /metrics named name whose labels
+// contain labels (e.g. `transport="websocket"`; "" for all).
+func (n *node) metric(t *testing.T, name, labels string) float64 {
+	t.Helper()
+	res, err := http.Get(n.url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') || !strings.Contains(rest, labels) {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // ---- resources of the Parley processes ----

@@ -36,6 +36,7 @@ import (
 type Config struct {
 	AllowedOrigins  string
 	MaxConnsPerUser int
+	MaxOpening      int
 	SendRate        float64
 	SendBurst       int
 	QueueSize       int
@@ -54,6 +55,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open WebSockets (host patterns, e.g. app.example.com)")
 	fs.IntVar(&c.MaxConnsPerUser, "max-connections-per-user", 20, "realtime connections allowed per user on one gateway")
+	fs.IntVar(&c.MaxOpening, "max-opening", 512, "realtime connections opening at once (from the request to ready: upgrade, hello, replay from the store) before more are refused with 503 and Retry-After, so a reconnect storm is shed rather than piled onto the store; 0 means no limit")
 	fs.Float64Var(&c.SendRate, "send-rate", 20, "sends per second allowed per user")
 	fs.IntVar(&c.SendBurst, "send-burst", 40, "burst of sends allowed per user")
 	fs.IntVar(&c.QueueSize, "queue-size", 4096, "events queued per connection before it is closed as too slow (1013)")
@@ -71,6 +73,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxConnsPerUser < 1:
 		return errors.New("max-connections-per-user must be at least 1")
+	case c.MaxOpening < 0:
+		return errors.New("max-opening must not be negative (0 means no limit)")
 	case c.SendRate <= 0 || c.SendBurst < 1:
 		return errors.New("send-rate and send-burst must be positive")
 	case c.QueueSize < 16:
@@ -162,7 +166,7 @@ func New(cfg Config, d Deps) *Gateway {
 		Presence: g.presence, Logger: g.logger, Registerer: g.metrics.registerer,
 	})
 	g.realtime = realtime.New(realtime.Config{
-		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, QueueSize: cfg.QueueSize,
+		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MaxOpening: cfg.MaxOpening, QueueSize: cfg.QueueSize,
 		MaxBody: cfg.MaxBody, PingInterval: cfg.PingInterval, SSEHeartbeat: cfg.SSEHeartbeat,
 	}, realtime.Deps{
 		Hub: g.hub, Presence: g.presence, Verifier: d.Verifier, Actions: g.api, Logger: g.logger,
@@ -194,18 +198,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// BeginShutdown makes new requests answer 503 and closes every realtime
-// connection with 1001 (going away), so clients resume elsewhere.
+// BeginShutdown makes new requests answer 503, tells the other gateways
+// that this one's users are leaving it (presence BeginLeave: offline at
+// once unless connected elsewhere, rather than after the grace or the
+// heartbeat timeout) and closes every realtime connection with 1001
+// (going away), so clients resume elsewhere.
 func (g *Gateway) BeginShutdown() {
 	g.closeOnce.Do(func() { close(g.shutdown) })
+	g.presence.BeginLeave()
 	g.hub.Each(func(c *fanout.Conn) { c.Close() })
 }
 
-// Drain waits until in-flight commands have their results, then tells
-// the other gateways that this one's users are gone from it (presence
-// Leave: they go offline at once unless connected elsewhere, rather than
-// after the grace or the heartbeat timeout), or until ctx ends. Run must
-// still be running.
+// Drain waits until in-flight commands have their results and the
+// presence goodbye of BeginShutdown is written, or until ctx ends. Run
+// must still be running.
 func (g *Gateway) Drain(ctx context.Context) {
 	g.submitter.Drain(ctx)
 	if err := g.presence.Leave(ctx); err != nil {

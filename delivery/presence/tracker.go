@@ -227,16 +227,19 @@ func (t *Tracker) Disconnected(user string) {
 	})
 }
 
-// Leave is a draining gateway's goodbye: every user connected here goes
-// offline on this gateway at once (their grace timers stopped), in one
-// record that the other gateways apply at once, instead of after the
-// grace or after this gateway's heartbeats are missed. A user connected
-// elsewhere too (a client that already resumed on another gateway) stays
-// online. Connections counted after Leave are ignored. Leave returns once
-// the record is in the log, or when ctx is done (then the others fall
-// back to the heartbeat timeout); Run must still be running.
-func (t *Tracker) Leave(ctx context.Context) error {
+// BeginLeave is a draining gateway's goodbye: every user connected here
+// goes offline on this gateway at once (their grace timers stopped), in
+// one record that the other gateways apply as soon as they read it,
+// instead of after the grace or after this gateway's heartbeats are
+// missed. A user connected elsewhere too (a client that already resumed
+// on another gateway) stays online. Connections counted afterwards are
+// ignored. It only queues; Leave waits for the record to be written.
+func (t *Tracker) BeginLeave() {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.leaving {
+		return
+	}
 	t.leaving = true
 	for user, st := range t.local {
 		if st.timer != nil {
@@ -247,7 +250,13 @@ func (t *Tracker) Leave(ctx context.Context) error {
 	}
 	// An empty list replaces all the others knew to be online here.
 	t.publishSnapshotLocked()
-	t.mu.Unlock()
+}
+
+// Leave is BeginLeave, then waits until everything queued for the log
+// (the goodbye included) is written, or ctx is done (then the others fall
+// back to the heartbeat timeout). Run must still be running.
+func (t *Tracker) Leave(ctx context.Context) error {
+	t.BeginLeave()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -27,6 +27,8 @@ type metrics struct {
 	delivery *prometheus.HistogramVec
 	// limited counts connections refused by the per-user limit.
 	limited prometheus.Counter
+	// shed counts connections refused because MaxOpening were opening.
+	shed prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *metrics {
@@ -44,12 +46,13 @@ func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *me
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"transport"}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_limit_hits_total", Help: "Realtime connections refused because the user had --max-conns-per-user open on this gateway."}),
+		shed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connections_shed_total", Help: "Realtime connections refused with 503 because --max-opening connections were opening at once (a reconnect storm shed)."}),
 	}
 	if m.eventsToSocket == nil {
 		m.eventsToSocket = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "unregistered"})
 	}
 	if r != nil {
-		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.delivery, m.limited)
+		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.delivery, m.limited, m.shed)
 	}
 	return m
 }

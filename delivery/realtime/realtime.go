@@ -34,6 +34,7 @@ type Config struct {
 	MaxBody         int64         // largest client frame
 	PingInterval    time.Duration // WebSocket keepalive and token-expiry tick
 	SSEHeartbeat    time.Duration // SSE comment line interval
+	MaxOpening      int           // connections opening at once (request to ready) before 503 + Retry-After; 0: no limit
 }
 
 // Actions carry out what a WebSocket's frames ask beyond the connection
@@ -75,6 +76,8 @@ type Server struct {
 	metrics  *metrics
 	// polls keeps answered long-polls' registrations for the next poll.
 	polls pollKeeper
+	// opening holds a token per connection opening (nil: no limit).
+	opening chan struct{}
 
 	// sessions is the context every session's work derives its own from:
 	// the server's life, cancelled when Run stops. stopSessions cancels it.
@@ -109,6 +112,9 @@ func New(cfg Config, d Deps) *Server {
 		actions:      d.Actions,
 		logger:       d.Logger,
 		metrics:      newMetrics(d.Registerer, d.EventsToSocket),
+	}
+	if cfg.MaxOpening > 0 {
+		t.opening = make(chan struct{}, cfg.MaxOpening)
 	}
 	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -206,6 +212,29 @@ func (t *Server) newConn(user, transport string) *fanout.Conn {
 	c.Transport = transport
 	c.OnOverflow = t.metrics.overflows.Inc
 	return c
+}
+
+// admit takes one of the MaxOpening slots of connections opening; it
+// never waits. ok is false when all are taken (the caller answers 503);
+// otherwise release, which may be called more than once, gives the slot
+// back once the connection is open or has failed to.
+func (t *Server) admit() (release func(), ok bool) {
+	if t.opening == nil {
+		return func() {}, true
+	}
+	select {
+	case t.opening <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-t.opening }) }, true
+	default:
+		t.metrics.shed.Inc()
+		return nil, false
+	}
+}
+
+// writeBusy answers a request admit refused.
+func (t *Server) writeBusy(w http.ResponseWriter, r *http.Request) {
+	t.writeCode(w, r, chat.CodeUnavailable, "too many connections opening at once; retry shortly")
 }
 
 func (t *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {

@@ -318,9 +318,15 @@ func (t *Server) openHTTPStream(ctx context.Context, w http.ResponseWriter, r *h
 // openHTTPStreamLimited is openHTTPStream with a replay of at most limit
 // events (none when 0); cut says more wait (see fanout.Hub.OpenLimited).
 func (t *Server) openHTTPStreamLimited(ctx context.Context, w http.ResponseWriter, r *http.Request, u chat.User, cursor, transport string, limit int) (*fanout.Conn, bool, bool) {
+	release, ok := t.admit()
+	if !ok {
+		t.writeBusy(w, r)
+		return nil, false, false
+	}
 	conn := t.newConn(u.ID, transport)
 	conn.Beats = transport == "sse"
 	cut, err := t.hub.OpenLimited(ctx, conn, cursor, t.cfg.MaxConnsPerUser, limit)
+	release()
 	if err != nil {
 		t.writeErr(w, r, err)
 		return nil, false, false

@@ -91,6 +91,11 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		t.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
 		return
 	}
+	release, ok := t.admit()
+	if !ok {
+		t.writeBusy(w, r)
+		return
+	}
 	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
 	// A small kernel send buffer keeps what a slow client can pile up on
 	// the server small; the bounded queue then notices it is slow.
@@ -109,12 +114,14 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		release()
 		return
 	}
 	ws.SetReadLimit(t.cfg.MaxBody)
 	s := &wsSession{t: t, ws: ws, out: hj.out, user: u, expires: httpx.Expiry(r), conn: t.newConn(u.ID, "websocket"), binary: isBinary(sub)}
 	s.conn.Keepalive = s.keepalive
-	if !t.spawn(func() { s.run(cursor) }) {
+	if !t.spawn(func() { defer release(); s.run(cursor) }) { // run returns once the connection is open (or failed to)
+		release()
 		ws.Close(websocket.StatusGoingAway, "server going away")
 	}
 }

@@ -1,0 +1,107 @@
+//go:build replicated
+
+package main
+
+// The soak of issue 13, point 7: the standard load for a long time with
+// 1% of the connections churning each minute; after warm-up, every
+// node's goroutines, descriptors and RSS stay flat. make chaos runs it for
+// 30 minutes (PARLEY_SOAK=30m); it runs only when PARLEY_SOAK is set.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestChaosSoak(t *testing.T) {
+	if os.Getenv("PARLEY_SOAK") == "" {
+		// Not a skip of a test that could run: the soak is a make chaos
+		// run whose length the caller chooses.
+		t.Log("PARLEY_SOAK is not set (make chaos sets 30m): no soak")
+		return
+	}
+	soak := envDuration(t, "PARLEY_SOAK", 30*time.Minute)
+	warm := min(soak/3, 5*time.Minute)
+	every := envDuration(t, "PARLEY_SOAK_SAMPLE", min(time.Minute, soak/10))
+	rate, nconv, nclients := chaosShape(t)
+	r := newChaosRun(t, chaosConfig{Gateways: 2, Conversations: nconv, Clients: nclients})
+	base := r.baseline()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cls := r.startClients(ctx, allClients(nclients), 0)
+	r.watchAll(cls)
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	l := r.startLoad(lctx, rate)
+
+	// 1% of the clients drop their connection each minute, spread over
+	// the minute; they resume with their cursor.
+	churn := max(1, nclients/100)
+	var churned atomic.Int64
+	go func() {
+		tick := time.NewTicker(time.Minute / time.Duration(churn))
+		defer tick.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+				cls[rand.IntN(len(cls))].drop()
+				churned.Add(1)
+			}
+		}
+	}()
+
+	start := time.Now()
+	samples := map[*node][]usage{}
+	var at []time.Duration
+	for time.Since(start) < soak {
+		time.Sleep(every)
+		at = append(at, time.Since(start).Round(time.Second))
+		for _, n := range r.live() {
+			samples[n] = append(samples[n], n.usage(t))
+		}
+	}
+	stopLoad()
+	l.wait()
+	t.Logf("soak of %v: %s; %d connections churned (%d a minute)", soak, l.summary(), churned.Load(), churn)
+
+	// Flat after warm-up: each measure's highest sample after warm-up is
+	// within 10% (+ 20) of goroutines and descriptors, and 20% (+ 32 MiB)
+	// of RSS, of the first sample after warm-up.
+	for n, us := range samples {
+		var lines []string
+		for i, u := range us {
+			lines = append(lines, fmt.Sprintf("%v: %v", at[i], u))
+		}
+		t.Logf("%s:\n  %s", n.name, strings.Join(lines, "\n  "))
+		first := -1
+		for i := range us {
+			if at[i] >= warm {
+				first = i
+				break
+			}
+		}
+		if first < 0 || first == len(us)-1 {
+			t.Errorf("%s: too few samples after the %v warm-up", n.name, warm)
+			continue
+		}
+		w := us[first]
+		for _, u := range us[first+1:] {
+			if u.Goroutines > w.Goroutines+w.Goroutines/10+20 || u.FDs > w.FDs+w.FDs/10+20 || u.RSS > w.RSS+w.RSS/5+32<<20 {
+				t.Errorf("%s grew after warm-up: %v, then %v", n.name, w, u)
+				break
+			}
+		}
+	}
+	r.waitDelivered(cls, r.gateways[0], 2*time.Minute)
+	r.check(r.gateways[0])
+	t.Logf("client streams ended: %v", closeCodesOf(cls))
+	cancel()
+	r.expectBaseline(base)
+}
