@@ -552,7 +552,10 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		s.warnExpired(partition, b.expired)
 	}
 	prev := s.takeAppending(ctx, partition)
-	if release := chat.HoldCommit(ctx); release != nil && len(outs) > 0 {
+	// A batch with nothing to append (every record skipped) is not held:
+	// HoldCommit marks the batch held, and only the goroutine below would
+	// release it.
+	if release := holdIfAppending(ctx, len(outs)); release != nil {
 		// The batch is stored; its events are appended beside the next
 		// batch, whose append waits for this one. The Log commits the
 		// batch's offsets only on release(nil) and waits for the release
@@ -825,4 +828,13 @@ func sortedKeys(m map[string]bool) []string {
 func (b *batch) hasPrefetched(cid, sender, clientID string) bool {
 	_, ok := b.prefetched[dedupKey(cid, sender, clientID)]
 	return ok
+}
+
+// holdIfAppending takes the batch's commit hold when it has events to
+// append (n > 0), and leaves the batch unheld otherwise.
+func holdIfAppending(ctx context.Context, n int) func(error) {
+	if n == 0 {
+		return nil
+	}
+	return chat.HoldCommit(ctx)
 }

@@ -728,3 +728,20 @@ func TestReplayedDuplicateSendStillAnswersItsMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestABatchWithNothingToAppendIsNotHeld: a batch whose every record is
+// skipped (undecodable, say a newer version during a rolling upgrade) has
+// no events to append, so it must not take the commit hold: nothing would
+// release it, and the Log would never commit the partition again nor give
+// it up.
+func TestABatchWithNothingToAppendIsNotHeld(t *testing.T) {
+	r := newRig(t)
+	h := chat.NewCommitHold()
+	recs := []chat.Record{{Key: "c1", Value: []byte("{not a command"), Partition: 0}}
+	if err := r.seq.handle(chat.WithCommitHold(context.Background(), h.Hold), 0, recs); err != nil {
+		t.Fatalf("handle: %v", err)
+	}
+	if h.Held() {
+		t.Fatal("a batch with nothing to append was held; nothing releases it")
+	}
+}
