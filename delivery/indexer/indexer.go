@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,9 @@ type Indexer struct {
 	logger      *slog.Logger
 	undecodable prometheus.Counter
 	interval    time.Duration
+
+	mu     sync.Mutex
+	active map[int]time.Time // partition → when it last put
 }
 
 // Option configures an Indexer.
@@ -54,6 +58,7 @@ func New(log chat.Log, index chat.Index, logger *slog.Logger, opts ...Option) *I
 			ConstLabels: prometheus.Labels{"consumer": Group},
 		}),
 		interval: DefaultInterval,
+		active:   map[int]time.Time{},
 	}
 	for _, o := range opts {
 		o(x)
@@ -122,17 +127,41 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 		if err := x.index.Put(ctx, puts); err != nil {
 			return fmt.Errorf("indexer: put: %w", err)
 		}
-		x.pace(ctx, start)
+		x.pace(ctx, x.paceWait(partition, start, time.Now()))
 	}
 	return nil
 }
 
-// pace returns once x.interval has passed since start (or ctx is done), so
-// that the records of this partition that arrive meanwhile are handed to
-// the next call together: the offsets of this batch are committed when
-// handle returns, which is at most x.interval late.
-func (x *Indexer) pace(ctx context.Context, start time.Time) {
-	wait := x.interval - time.Since(start)
+// paceWait is how long the handler of partition waits after a Put that
+// began at start: what is left of the interval, shared among the partitions
+// that put within the last interval. A Log may hand its partitions out one
+// after another (memlog does), so one interval per partition would make a
+// round over 64 busy partitions last 64 intervals; shared, a round adds at
+// most about one interval, and each partition's records still gather while
+// the others are handled.
+func (x *Indexer) paceWait(partition int, start, now time.Time) time.Duration {
+	left := x.interval - now.Sub(start)
+	if left <= 0 {
+		return 0
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.active[partition] = start
+	n := 0
+	for p, t := range x.active {
+		if now.Sub(t) > x.interval {
+			delete(x.active, p)
+			continue
+		}
+		n++
+	}
+	return left / time.Duration(max(n, 1))
+}
+
+// pace returns after wait (or once ctx is done), so that the records of the
+// partition that arrive meanwhile are handed to the next call together; the
+// batch's offsets are committed when handle returns, at most wait late.
+func (x *Indexer) pace(ctx context.Context, wait time.Duration) {
 	if wait <= 0 {
 		return
 	}

@@ -172,3 +172,28 @@ func TestConfigRefusesIntervalsBeyondASecond(t *testing.T) {
 		t.Errorf("default interval refused: %v", err)
 	}
 }
+
+// TestPacingIsSharedAmongBusyPartitions: a Log that hands partitions out
+// one after another would wait one interval per busy partition if each
+// paced alone; the wait is shared, so a round adds about one interval.
+func TestPacingIsSharedAmongBusyPartitions(t *testing.T) {
+	x := New(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), WithConfig(Config{Interval: 100 * time.Millisecond}))
+	now := time.Now()
+	if got := x.paceWait(0, now, now); got != 100*time.Millisecond {
+		t.Fatalf("one busy partition waits %v, want the whole 100ms", got)
+	}
+	for p := 1; p < 4; p++ {
+		x.paceWait(p, now, now)
+	}
+	if got := x.paceWait(0, now, now); got != 25*time.Millisecond {
+		t.Fatalf("four busy partitions: each waits %v, want 25ms", got)
+	}
+	// A partition quiet for longer than the interval no longer counts.
+	later := now.Add(150 * time.Millisecond)
+	if got := x.paceWait(0, later, later); got != 100*time.Millisecond {
+		t.Fatalf("after the others went quiet: %v, want 100ms", got)
+	}
+	if got := x.paceWait(0, now, now.Add(time.Second)); got != 0 {
+		t.Fatalf("a Put that took longer than the interval waits %v, want 0", got)
+	}
+}
