@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -137,5 +140,45 @@ func TestPollBackToBackServedFromMemory(t *testing.T) {
 	}
 	if n != 8 {
 		t.Fatalf("poll from the first cursor: %d messages, want 8", n)
+	}
+}
+
+// TestKeptPollsNeverCostAnotherTransportItsConnection: registrations kept
+// for long-polls that may come back do not count against the user's limit
+// when the user opens an SSE stream or a WebSocket.
+func TestKeptPollsNeverCostAnotherTransportItsConnection(t *testing.T) {
+	h := newRESTHarness(t)
+	tok, _ := h.v.Issue(chat.User{ID: "bob"}, time.Hour)
+	open := func(path string) *http.Response {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", h.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if path == "/v1/events" {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	// Two polls answered at once leave two kept registrations...
+	for range 2 {
+		var p struct{}
+		if st := h.call("bob", "GET", "/v1/poll?wait=0", nil, &p); st != 200 {
+			t.Fatalf("poll: %d", st)
+		}
+	}
+	// ...and three streams make five, bob's limit.
+	for i := range 3 {
+		if res := open("/v1/events"); res.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", i, res.StatusCode)
+		}
+	}
+	if res := open("/v1/events"); res.StatusCode != 200 {
+		t.Fatalf("a stream beside two kept polls: %d, want 200 (the kept polls make room)", res.StatusCode)
 	}
 }

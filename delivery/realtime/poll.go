@@ -37,9 +37,7 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	if conn != nil {
 		t.metrics.connections.WithLabelValues("longpoll").Inc()
 	} else {
-		if t.hub.Connections(u.ID) >= t.cfg.MaxConnsPerUser {
-			t.polls.dropUser(t, u.ID) // kept registrations never cost a client its poll
-		}
+		t.makeRoom(u.ID)
 		// The opening reads the store on a goroutine of its own: the deep
 		// stack it needs is not kept by a poll that then waits for long.
 		var ok bool
@@ -226,4 +224,13 @@ func (k *pollKeeper) kept() int {
 		n += len(l)
 	}
 	return n
+}
+
+// makeRoom drops uid's kept long-poll registrations when uid is at its
+// connection limit: a registration kept for a poll that may never come
+// back never costs the user a connection on any transport.
+func (t *Server) makeRoom(uid string) {
+	if t.hub.Connections(uid) >= t.cfg.MaxConnsPerUser {
+		t.polls.dropUser(t, uid)
+	}
 }

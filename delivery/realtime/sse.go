@@ -323,6 +323,7 @@ func (t *Server) openHTTPStreamLimited(ctx context.Context, w http.ResponseWrite
 		t.writeBusy(w, r)
 		return nil, false, false
 	}
+	t.makeRoom(u.ID)
 	conn := t.newConn(u.ID, transport)
 	conn.Beats = transport == "sse"
 	cut, err := t.hub.OpenLimited(ctx, conn, cursor, t.cfg.MaxConnsPerUser, limit)

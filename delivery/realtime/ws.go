@@ -86,6 +86,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := httpx.User(r)
+	t.makeRoom(u.ID)
 	if t.hub.Connections(u.ID) >= t.cfg.MaxConnsPerUser {
 		t.metrics.limited.Inc()
 		t.writeCode(w, r, chat.CodeRateLimited, "too many connections for this user")
