@@ -267,6 +267,9 @@ func TestRowVersions(t *testing.T) {
 	if err := DecodeRow([]byte(`{"v":2,"id":"msg_1"}`), &m); !errors.Is(err, ErrVersion) {
 		t.Errorf("version 2 message: %v, want ErrVersion", err)
 	}
+	if m.ID != "" {
+		t.Errorf("a version 2 row was half read into the message: %+v", m)
+	}
 	if err := DecodeRow([]byte(`{"v":1,"id":"msg_1","seq":3}`), &m); err != nil || m.ID != "msg_1" || m.Seq != 3 {
 		t.Errorf("version 1 message: %+v, %v", m, err)
 	}

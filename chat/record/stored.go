@@ -12,6 +12,7 @@ package record
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/parleychat/parley/chat"
@@ -409,8 +410,24 @@ func EncodeRow(v any) ([]byte, error) {
 
 // DecodeRow reads a row EncodeRow wrote (of any version this code knows,
 // or written before versions existed) into v, a pointer to one of the
-// types EncodeRow takes.
+// types EncodeRow takes. On an error v is left as it was: a row of a newer
+// version is never half read.
 func DecodeRow(b []byte, v any) error {
+	pv := reflect.ValueOf(v)
+	if pv.Kind() != reflect.Pointer || pv.IsNil() {
+		return fmt.Errorf("record: no stored form for %T", v)
+	}
+	fresh := reflect.New(pv.Type().Elem())
+	if err := decodeRow(b, fresh.Interface()); err != nil {
+		return err
+	}
+	pv.Elem().Set(fresh.Elem())
+	return nil
+}
+
+// decodeRow is DecodeRow into v, which it may fill before it finds that
+// the row's version is too new.
+func decodeRow(b []byte, v any) error {
 	var version int
 	switch x := v.(type) {
 	case *chat.Conversation:

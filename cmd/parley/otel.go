@@ -186,7 +186,9 @@ func (c *otlpClient) post(ctx context.Context, body []byte) (time.Duration, erro
 	answer, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 	switch {
 	case res.StatusCode/100 == 2:
-		if rejected, msg := partialSuccess(answer); rejected > 0 || msg != "" {
+		// A partial success that rejects nothing is a warning (OTLP/HTTP):
+		// the spans were taken.
+		if rejected, msg := partialSuccess(answer); rejected > 0 {
 			return 0, fmt.Errorf("otlp: %s rejected %d spans: %s", redactedURL(c.url), rejected, msg)
 		}
 		return 0, nil

@@ -185,7 +185,8 @@ func testSpans() []*tracepb.ResourceSpans {
 
 // TestOTLPClientRetriesOnlyWhatOTLPSaysToRetry: 429, 502, 503 and 504
 // are tried again (up to three attempts), any other failure is not, and
-// a 200 whose answer names rejected spans is an error.
+// a 200 whose answer names rejected spans is an error (one that rejects
+// none is a warning, not an error).
 func TestOTLPClientRetriesOnlyWhatOTLPSaysToRetry(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -201,6 +202,7 @@ func TestOTLPClientRetriesOnlyWhatOTLPSaysToRetry(t *testing.T) {
 		{"a bad request is not retried", []int{400}, nil, "400", 1},
 		{"not found is not retried", []int{404}, nil, "404", 1},
 		{"rejected spans", nil, &collectortrace.ExportTracePartialSuccess{RejectedSpans: 2, ErrorMessage: "too old"}, "rejected 2 spans: too old", 1},
+		{"a warning rejects nothing", nil, &collectortrace.ExportTracePartialSuccess{ErrorMessage: "slow down a little"}, "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recv := newOTLPReceiver(t)
