@@ -12,7 +12,7 @@ export GOTOOLCHAIN := go1.27.3
 
 .PHONY: help test test-quick vet fmt-check services pyenv test-go test-cluster test-outage test-faults chaos chaos-engines chaos-gateway test-web test-deploy fuzz vulncheck run bench build clean proto proto-check
 
-## test: the whole suite, as CI runs it (starts the real engines; ~20 min)
+## test: the whole suite, as CI runs it (starts the real engines; ~25 min on a quiet 2-core machine)
 test: fmt-check vet vulncheck services test-go test-cluster test-outage test-web test-deploy fuzz
 
 ## help: list the targets and what each starts or installs
@@ -98,7 +98,7 @@ SOAK ?= 30m
 # check failed in the last runs, and the target took ~26 min, which with
 # the rest would pass make test's 45-minute budget. Issue 13 stays open
 # until it is green and fast enough to join.
-## test-faults: short fault runs 1 (Kafka leader killed, broker paused), 2 (Cassandra node killed, a node cut off), 4 (gateway drained and killed) and 5 (slow consumers) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~26 min: fault 1 took 8-11 min per run on a busy machine, 4 and 5 about 3 min each)
+## test-faults: (not yet in make test) short fault runs 1 (Kafka leader killed, broker paused), 2 (Cassandra node killed, a node cut off), 4 (gateway drained and killed) and 5 (slow consumers) on the replicated engines (starts a new deploy/local/replicated, stops it after; ~26 min: fault 1 took 8-11 min per run on a busy machine, 4 and 5 about 3 min each)
 test-faults: services
 	deploy/local/replicated down && deploy/local/replicated wipe && deploy/local/replicated up
 	$(GO) test -tags replicated -run '$(FAULT_TESTS_SHORT)' -timeout 40m -count=1 -v ./cmd/parley; \
