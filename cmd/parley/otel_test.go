@@ -95,25 +95,7 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 func TestTraceReachesAnOTLPReceiver(t *testing.T) {
 	recv := newOTLPReceiver(t)
 	s := startServer(t, "--otel.endpoint", recv.URL)
-	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
-	cid := s.createGroup(t, alice, "exported", "bob")
-	bs, _ := s.connect(t, transportSSE, bob, "")
-	defer bs.close()
-	as, _ := s.connect(t, transportWS, alice, "")
-	defer as.close()
-	ws := as.(*wsStream)
-	if err := ws.write(map[string]any{"type": "send", "ref": "r1", "conversation_id": cid, "client_id": "c-exported", "text": "to the collector"}); err != nil {
-		t.Fatal(err)
-	}
-	for acked, created := false, false; !acked || !created; {
-		m, err := ws.next(10 * time.Second)
-		if err != nil {
-			t.Fatalf("ack %v, own event %v: %v", acked, created, err)
-		}
-		acked = acked || m["type"] == "ack"
-		created = created || m["type"] == "message.created"
-	}
-	collect(t, bs, 1, "message.created")
+	bs, as := sendOverWebSocket(t, s, "exported", "c-exported", "to the collector")
 	bs.close()
 	as.close()
 	s.stop() // flushes the batch

@@ -27,25 +27,9 @@ func TestTraceFollowsASend(t *testing.T) {
 	defer otel.SetTracerProvider(prev)
 
 	s := startServer(t)
-	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
-	cid := s.createGroup(t, alice, "traced", "bob")
-	bs, _ := s.connect(t, transportSSE, bob, "")
+	bs, as := sendOverWebSocket(t, s, "traced", "c-traced", "follow me")
 	defer bs.close()
-	as, _ := s.connect(t, transportWS, alice, "")
 	defer as.close()
-	ws := as.(*wsStream)
-	if err := ws.write(map[string]any{"type": "send", "ref": "r1", "conversation_id": cid, "client_id": "c-traced", "text": "follow me"}); err != nil {
-		t.Fatal(err)
-	}
-	for acked, created := false, false; !acked || !created; {
-		m, err := ws.next(10 * time.Second)
-		if err != nil {
-			t.Fatalf("ack %v, own event %v: %v", acked, created, err)
-		}
-		acked = acked || m["type"] == "ack"
-		created = created || m["type"] == "message.created"
-	}
-	collect(t, bs, 1, "message.created")
 
 	attr := func(sp tracetest.SpanStub, k string) string {
 		for _, a := range sp.Attributes {
@@ -113,4 +97,29 @@ func TestTraceFollowsASend(t *testing.T) {
 	if send.EndTime.Before(result.StartTime) {
 		t.Errorf("the send span ended (%v) before its result was read (%v): it does not last until the ack", send.EndTime, result.StartTime)
 	}
+}
+
+// sendOverWebSocket has alice send text in a new group with bob over a
+// WebSocket, and returns once she has her ack and her own event and bob
+// (on SSE) has the message; the caller closes both streams.
+func sendOverWebSocket(t *testing.T, s *server, title, clientID, text string) (bob, alice stream) {
+	t.Helper()
+	a, b := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, a, title, "bob")
+	bs, _ := s.connect(t, transportSSE, b, "")
+	as, _ := s.connect(t, transportWS, a, "")
+	ws := as.(*wsStream)
+	if err := ws.write(map[string]any{"type": "send", "ref": "r1", "conversation_id": cid, "client_id": clientID, "text": text}); err != nil {
+		t.Fatal(err)
+	}
+	for acked, created := false, false; !acked || !created; {
+		m, err := ws.next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("ack %v, own event %v: %v", acked, created, err)
+		}
+		acked = acked || m["type"] == "ack"
+		created = created || m["type"] == "message.created"
+	}
+	collect(t, bs, 1, "message.created")
+	return bs, as
 }
