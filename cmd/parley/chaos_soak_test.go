@@ -99,7 +99,7 @@ func TestChaosSoak(t *testing.T) {
 			}
 		}
 	}
-	r.waitDelivered(cls, r.gateways[0], 2*time.Minute)
+	r.settle(cls, r.gateways[0], 2*time.Minute)
 	r.check(r.gateways[0])
 	t.Logf("client streams ended: %v", closeCodesOf(cls))
 	cancel()
