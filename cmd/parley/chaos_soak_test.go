@@ -63,6 +63,10 @@ func TestChaosSoak(t *testing.T) {
 	for time.Since(start) < soak {
 		time.Sleep(every)
 		at = append(at, time.Since(start).Round(time.Second))
+		// The harness's idle keep-alive connections go first: each holds
+		// a goroutine and a descriptor in a node, and their number follows
+		// the load's concurrency of the moment, not the node's health.
+		closeIdleConnections()
 		for _, n := range r.live() {
 			samples[n] = append(samples[n], n.usage(t))
 		}

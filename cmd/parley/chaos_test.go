@@ -114,6 +114,10 @@ type chaosConfig struct {
 	// Hot adds one more conversation (the last of convs) whose members
 	// are Hot more clients, Clients to Clients+Hot-1, and the auditor.
 	Hot int
+	// HotText pads the hot conversation's messages to this many
+	// characters (at most 4,000), so that its events fill a slow
+	// reader's socket buffers in fewer events.
+	HotText int
 	// Members: each conversation has the clients i with i%Conversations
 	// == c or (i+Conversations/2)%Conversations == c, and the auditor,
 	// who created it and reads every log at the end.
@@ -408,7 +412,12 @@ func (r *chaosRun) startLoad(ctx context.Context, rate int) *chaosLoad {
 func (r *chaosRun) startLoadTo(ctx context.Context, rate, n, first int) *chaosLoad {
 	l := &chaosLoad{r: r, start: time.Now(), n: n, first: first, statuses: map[string]int{}}
 	jobs := make(chan int64, 4*rate)
-	workers := max(32, 2*rate) // sends take up to seconds on a busy machine: enough in flight to keep the rate
+	// As many sends in flight as a second's worth: the rate is kept while
+	// a send takes up to a second; when sends take longer (a fault, an
+	// overloaded machine), the rate offered falls to what is sustained, as
+	// a population of clients each waiting for its send does, instead of
+	// piling ever more retries onto the engines.
+	workers := max(8, rate)
 	for range workers {
 		l.wg.Go(func() {
 			for n := range jobs {
@@ -455,6 +464,9 @@ func (l *chaosLoad) send(n int64) {
 	who := ms[int(n/int64(l.n))%len(ms)]
 	cid, user, clientID := r.convs[c], userName(who), fmt.Sprintf("s%d", n)
 	text := fmt.Sprintf("%s %d from %s", r.marker, n, user)
+	if r.cfg.Hot > 0 && c == r.cfg.Conversations && len(text) < r.cfg.HotText {
+		text += " " + strings.Repeat("x", r.cfg.HotText-len(text)-1)
+	}
 	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		gw := r.gateways[(int(n)+attempt)%len(r.gateways)]
@@ -1157,13 +1169,13 @@ func (r *chaosRun) expectBaseline(base map[*node]usage) {
 // chaosShape is the load every fault run offers unless it says otherwise:
 // sends across 200 conversations (PARLEY_CHAOS_CONVERSATIONS) with 400
 // connected clients (PARLEY_CHAOS_CLIENTS) over WebSocket, SSE and
-// long-poll; 300 sends a second in the long versions (make chaos), 100 in
+// long-poll; 300 sends a second in the long versions (make chaos), 30 in
 // the short ones (PARLEY_CHAOS_RATE sets both): the short versions run in
 // make test on a shared 2-core machine, where the replicated engines'
 // distributed send path sustains little more (RELIABILITY.md has the
 // measured rates). The properties checked do not depend on the rate.
 func chaosShape(t *testing.T) (rate, convs, clients int) {
-	def := 100
+	def := 30
 	if chaosLong() {
 		def = 300
 	}
