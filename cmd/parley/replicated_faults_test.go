@@ -78,6 +78,13 @@ func (f *engineFault) finish(windows ...any) {
 		msg += fmt.Sprintf("; %s %.0f", windows[i], f.load.ackRate(windows[i+1].(time.Time), windows[i+2].(time.Time)))
 	}
 	t.Logf("%s; tries answered: %s", msg, f.load.statusSummary())
+	// An engine that fails is "unavailable": 503 with Retry-After (API.md),
+	// never a 500.
+	for k, n := range f.load.statusCounts() {
+		if _, code, _ := strings.Cut(k, " "); code != "503" && strings.HasPrefix(code, "5") {
+			t.Errorf("%d tries answered %s", n, k)
+		}
+	}
 	live := f.gateways[len(f.gateways)-1]
 	f.settle(f.cls, live, 2*time.Minute)
 	rep := f.check(live)
