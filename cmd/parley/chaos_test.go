@@ -165,6 +165,7 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 		cfg.GatewayRoles = "gateway"
 	}
 	r := &chaosRun{t: t, cfg: cfg, rec: &recorder{}, marker: "chaosmark"}
+	began := time.Now()
 	switch engines := envOr("PARLEY_CHAOS_ENGINES", "replicated"); engines {
 	case "replicated":
 		r.c, r.es = newReplicatedCluster(t, cfg.Partitions)
@@ -232,6 +233,8 @@ func newChaosRun(t *testing.T, cfg chaosConfig) *chaosRun {
 	if r.t.Failed() {
 		r.t.FailNow()
 	}
+	t.Logf("%d nodes started, %d users signed in and %d conversations created in %v",
+		len(r.others)+len(r.gateways), len(r.tokens), len(r.convs), time.Since(began).Round(100*time.Millisecond))
 	return r
 }
 
@@ -612,6 +615,7 @@ type chaosClient struct {
 	drops      int       // streams that ended
 	closeCodes map[string]int
 	events     int
+	seqs       map[string]int64 // conversation id -> highest seq read
 	lastEvent  time.Time
 	eventLat   []time.Duration // event "at" to receipt, when measured
 
@@ -644,7 +648,9 @@ func (r *chaosRun) startClientsOn(ctx context.Context, idxs []int, delay time.Du
 		out = append(out, cl)
 		wg.Go(func() { cl.run(ctx, ready) })
 	}
+	began := time.Now()
 	deadline := time.After(3 * time.Minute)
+	defer func() { r.t.Logf("%d clients connected in %v", len(idxs), time.Since(began).Round(100*time.Millisecond)) }()
 	for range idxs {
 		select {
 		case <-ready:
@@ -786,6 +792,10 @@ func (cl *chaosClient) read(st stream) error {
 			cl.cursor = c
 		}
 		cl.events++
+		if cl.seqs == nil {
+			cl.seqs = map[string]int64{}
+		}
+		cl.seqs[ev.ConversationID] = max(cl.seqs[ev.ConversationID], ev.Seq)
 		cl.lastEvent = time.Now()
 		if cl.measure.Load() {
 			if at, ok := eventAt(m); ok {
@@ -883,58 +893,64 @@ func closeCodesOf(cls []*chaosClient) map[string]int {
 // client in cls.
 func (r *chaosRun) settle(cls []*chaosClient, live *node, within time.Duration) {
 	r.t.Helper()
+	began := time.Now()
 	markers := make([]int64, len(r.convs)) // conversation index -> the marker's seq
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
 	for c, cid := range r.convs {
-		clientID := fmt.Sprintf("end-%d", c)
-		text := fmt.Sprintf("%s end marker of conversation %d (after the load)", r.marker, c)
-		deadline := time.Now().Add(within)
-		for {
-			r.rec.add(check.Record{Kind: check.KindOp, Time: time.Now(), Process: "auditor", Phase: check.Invoke, F: "send", ConversationID: cid, SenderID: "auditor", ClientID: clientID})
-			out, status, err := chaosSend(live.url, r.auditor, cid, text, clientID)
-			rec := check.Record{Kind: check.KindOp, Time: time.Now(), Process: "auditor", F: "send", ConversationID: cid, SenderID: "auditor", ClientID: clientID, Note: strconv.Itoa(status), Phase: check.Unknown}
-			if err == nil && status/100 == 2 {
-				rec.Phase, rec.MessageID, rec.Seq = check.OK, out.ID, out.Seq
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			clientID := fmt.Sprintf("end-%d", c)
+			text := fmt.Sprintf("%s end marker of conversation %d (after the load)", r.marker, c)
+			deadline := time.Now().Add(within)
+			for {
+				r.rec.add(check.Record{Kind: check.KindOp, Time: time.Now(), Process: "auditor-" + clientID, Phase: check.Invoke, F: "send", ConversationID: cid, SenderID: "auditor", ClientID: clientID})
+				out, status, err := chaosSend(live.url, r.auditor, cid, text, clientID)
+				rec := check.Record{Kind: check.KindOp, Time: time.Now(), Process: "auditor-" + clientID, F: "send", ConversationID: cid, SenderID: "auditor", ClientID: clientID, Note: strconv.Itoa(status), Phase: check.Unknown}
+				if err == nil && status/100 == 2 {
+					rec.Phase, rec.MessageID, rec.Seq = check.OK, out.ID, out.Seq
+				}
+				r.rec.add(rec)
+				if rec.Phase == check.OK {
+					markers[c] = out.Seq
+					return
+				}
+				if time.Now().After(deadline) {
+					r.t.Errorf("end marker in %s: still %d %v after %v", cid, status, err, within)
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
-			r.rec.add(rec)
-			if rec.Phase == check.OK {
-				markers[c] = out.Seq
-				break
-			}
-			if time.Now().After(deadline) {
-				r.t.Fatalf("end marker in %s: still %d %v after %v", cid, status, err, within)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		})
+	}
+	wg.Wait()
+	if r.t.Failed() {
+		r.t.FailNow()
+	}
+	convsOf := make([][]int, len(cls))
+	for k, cl := range cls {
+		convsOf[k] = r.convsOf(cl.idx)
 	}
 	testutil.Eventually(r.t, within, func() error {
-		r.rec.mu.Lock()
-		got := map[string]map[string]int64{} // receiver -> cid -> highest seq read
-		for _, rec := range r.rec.h {
-			if rec.Kind == check.KindEvent {
-				m := got[rec.Receiver]
-				if m == nil {
-					m = map[string]int64{}
-					got[rec.Receiver] = m
-				}
-				m[rec.ConversationID] = max(m[rec.ConversationID], rec.Seq)
-			}
-		}
-		r.rec.mu.Unlock()
 		behind, example := 0, ""
-		for _, cl := range cls {
-			for _, c := range r.convsOf(cl.idx) {
-				if got[cl.name][r.convs[c]] < markers[c] {
+		for k, cl := range cls {
+			cl.mu.Lock()
+			for _, c := range convsOf[k] {
+				if got := cl.seqs[r.convs[c]]; got < markers[c] {
 					behind++
-					example = fmt.Sprintf("%s at seq %d of %d in %s", cl.name, got[cl.name][r.convs[c]], markers[c], r.convs[c])
+					example = fmt.Sprintf("%s at seq %d of %d in %s", cl.name, got, markers[c], r.convs[c])
 					break
 				}
 			}
+			cl.mu.Unlock()
 		}
 		if behind > 0 {
 			return fmt.Errorf("%d of %d clients have not read their end markers, e.g. %s", behind, len(cls), example)
 		}
 		return nil
 	})
+	r.t.Logf("end markers sent to %d conversations and read by %d clients in %v", len(r.convs), len(cls), time.Since(began).Round(100*time.Millisecond))
 }
 
 // onGateway counts the clients whose stream is open on gateway gw.
