@@ -650,7 +650,9 @@ func (r *chaosRun) startClientsOn(ctx context.Context, idxs []int, delay time.Du
 	}
 	began := time.Now()
 	deadline := time.After(3 * time.Minute)
-	defer func() { r.t.Logf("%d clients connected in %v", len(idxs), time.Since(began).Round(100*time.Millisecond)) }()
+	defer func() {
+		r.t.Logf("%d clients connected in %v", len(idxs), time.Since(began).Round(100*time.Millisecond))
+	}()
 	for range idxs {
 		select {
 		case <-ready:
