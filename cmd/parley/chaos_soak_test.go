@@ -61,7 +61,7 @@ func TestChaosSoak(t *testing.T) {
 	samples := map[*node][]usage{}
 	var at []time.Duration
 	for time.Since(start) < soak {
-		time.Sleep(every)
+		time.Sleep(every) // the sampling period
 		at = append(at, time.Since(start).Round(time.Second))
 		// The harness's idle keep-alive connections go first: each holds
 		// a goroutine and a descriptor in a node, and their number follows

@@ -274,7 +274,7 @@ func (r *chaosRun) setup(base, path, token string, body any) map[string]any {
 			r.t.Errorf("POST %s: still %d %v after 3 minutes", path, status, err)
 			return out
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the setup's retry backoff
 	}
 }
 
@@ -722,7 +722,7 @@ func (cl *chaosClient) run(ctx context.Context, ready chan<- struct{}) {
 		st, rd, err := cl.dial(gw)
 		if err != nil {
 			attempt++
-			time.Sleep(backoff/2 + rand.N(backoff))
+			time.Sleep(backoff/2 + rand.N(backoff)) // the reconnect backoff, jittered
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
@@ -806,7 +806,7 @@ func (cl *chaosClient) read(st stream) error {
 		}
 		cl.mu.Unlock()
 		if d := cl.delay.Load(); d > 0 {
-			time.Sleep(time.Duration(d))
+			time.Sleep(time.Duration(d)) // a slow consumer: its time over each event
 		}
 	}
 }
@@ -865,7 +865,7 @@ func waitBack(t *testing.T, cls []*chaosClient, since time.Time, within time.Dur
 			t.Errorf("%d of %d clients back within %v", back, len(cls), within)
 			return time.Since(since)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the poll of a condition that must come (all back)
 	}
 }
 
@@ -922,7 +922,7 @@ func (r *chaosRun) settle(cls []*chaosClient, live *node, within time.Duration) 
 					r.t.Errorf("end marker in %s: still %d %v after %v", cid, status, err, within)
 					return
 				}
-				time.Sleep(500 * time.Millisecond)
+				time.Sleep(500 * time.Millisecond) // the marker's retry backoff
 			}
 		})
 	}
@@ -1025,7 +1025,7 @@ func (n *node) debugURL(t *testing.T) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s logs no debug address", n.name)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the poll of the node's log for its debug address
 	}
 }
 
@@ -1180,7 +1180,7 @@ func (r *chaosRun) expectBaseline(base map[*node]usage) {
 			r.t.Errorf("not back near baseline after 60 s (%v):\n  %s\n%s", bad, strings.Join(lines, "\n  "), strings.Join(growth, "\n"))
 			return
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the poll until back near the baseline
 	}
 }
 

@@ -311,7 +311,7 @@ func measureFast(cls []*chaosClient, d time.Duration) []time.Duration {
 		cl.mu.Unlock()
 		cl.measure.Store(true)
 	}
-	time.Sleep(d)
+	time.Sleep(d) // the measurement window
 	var out []time.Duration
 	for _, cl := range cls {
 		cl.measure.Store(false)

@@ -189,7 +189,7 @@ func TestFaultEnginesElasticsearchDown60s(t *testing.T) {
 				notReady[g.name]++
 			}
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the readiness probe period
 	}
 	f.es.setEnabled(true)
 	backAt := time.Now()
