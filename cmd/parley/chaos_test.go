@@ -898,6 +898,7 @@ func (r *chaosRun) settle(cls []*chaosClient, live *node, within time.Duration) 
 	began := time.Now()
 	markers := make([]int64, len(r.convs)) // conversation index -> the marker's seq
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	sem := make(chan struct{}, 16)
 	for c, cid := range r.convs {
 		wg.Go(func() {
@@ -920,6 +921,7 @@ func (r *chaosRun) settle(cls []*chaosClient, live *node, within time.Duration) 
 				}
 				if time.Now().After(deadline) {
 					r.t.Errorf("end marker in %s: still %d %v after %v", cid, status, err, within)
+					failed.Store(true)
 					return
 				}
 				time.Sleep(500 * time.Millisecond) // the marker's retry backoff
@@ -927,7 +929,7 @@ func (r *chaosRun) settle(cls []*chaosClient, live *node, within time.Duration) 
 		})
 	}
 	wg.Wait()
-	if r.t.Failed() {
+	if failed.Load() {
 		r.t.FailNow()
 	}
 	convsOf := make([][]int, len(cls))
