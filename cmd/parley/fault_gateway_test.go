@@ -73,8 +73,13 @@ func TestFaultGatewayDrainAndKill(t *testing.T) {
 	apiA, apiC := a.api(t), c.api(t)
 	leaver, observer := apiA.signIn(t, "leaver"), apiC.signIn(t, "observer")
 	apiA.createGroup(t, leaver, "presence witness", "observer")
-	obs, _ := apiC.connect(t, transportWS, observer, "")
+	obsWS, _ := apiC.connect(t, transportWS, observer, "")
 	leaverWS, _ := apiA.connect(t, transportWS, leaver, "")
+	// Both read all along, as clients do: a WebSocket client answers the
+	// server's pings only while it reads, and one that does not answer
+	// within 10 s is dropped (1001) as gone.
+	obs := readInBackground(obsWS)
+	_ = readInBackground(leaverWS)
 	waitPresence(t, obs, "leaver", true, 30*time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,22 +127,53 @@ func TestFaultGatewayDrainAndKill(t *testing.T) {
 	r.expectBaseline(base)
 }
 
-// waitPresence reads st until a presence event says user is online (or
+// backgroundStream is a stream read all along by its own goroutine (which
+// ends with the stream): its presence events, and why it ended.
+type backgroundStream struct {
+	frames chan map[string]any
+	err    error // set before frames is closed
+}
+
+// readInBackground reads st until it ends, handing on its presence events.
+func readInBackground(st stream) *backgroundStream {
+	b := &backgroundStream{frames: make(chan map[string]any, 1024)}
+	go func() {
+		defer close(b.frames)
+		for {
+			m, err := st.next(time.Hour)
+			if err != nil {
+				b.err = err
+				return
+			}
+			if m["type"] != "presence" {
+				continue // the test needs only presence
+			}
+			select {
+			case b.frames <- m:
+			default: // more than 1,024 unread presence events: nobody waits for them
+			}
+		}
+	}()
+	return b
+}
+
+// waitPresence reads b until a presence event says user is online (or
 // not), and returns how long that took.
-func waitPresence(t *testing.T, st stream, user string, online bool, within time.Duration) time.Duration {
+func waitPresence(t *testing.T, b *backgroundStream, user string, online bool, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
+	deadline := time.After(within)
 	for {
-		left := within - time.Since(start)
-		if left <= 0 {
+		select {
+		case m, ok := <-b.frames:
+			if !ok {
+				t.Fatalf("waiting for %s online=%v: the stream ended: %v", user, online, b.err)
+			}
+			if m["type"] == "presence" && m["user_id"] == user && m["online"] == online {
+				return time.Since(start)
+			}
+		case <-deadline:
 			t.Fatalf("no presence event of %s online=%v within %v", user, online, within)
-		}
-		m, err := st.next(left)
-		if err != nil {
-			t.Fatalf("waiting for %s online=%v: %v", user, online, err)
-		}
-		if m["type"] == "presence" && m["user_id"] == user && m["online"] == online {
-			return time.Since(start)
 		}
 	}
 }
