@@ -402,6 +402,8 @@ type chaosLoad struct {
 	lat      []time.Duration // invoke to ack, per send, retries included
 	ackTimes []time.Time
 	statuses map[string]int // "gateway-a 201" -> tries so answered ("gateway-a 0": no answer)
+	// abandoned is done once the test has ended.
+	abandoned context.Context
 }
 
 // startLoad offers rate sends a second to the conversations of the
@@ -421,6 +423,12 @@ func (r *chaosRun) startLoadTo(ctx context.Context, rate, n, first int) *chaosLo
 	// a population of clients each waiting for its send does, instead of
 	// piling ever more retries onto the engines.
 	workers := max(8, rate)
+	// The load ends with the test at the latest, before its nodes do: a
+	// test that stops early (t.Fatal) abandons the sends still retrying,
+	// which then report nothing.
+	abandon, abandonNow := context.WithCancel(context.Background())
+	l.abandoned = abandon
+	r.t.Cleanup(func() { abandonNow(); l.wg.Wait() })
 	for range workers {
 		l.wg.Go(func() {
 			for n := range jobs {
@@ -428,8 +436,11 @@ func (r *chaosRun) startLoadTo(ctx context.Context, rate, n, first int) *chaosLo
 			}
 		})
 	}
+	ctx, stopGen := context.WithCancel(ctx)
+	context.AfterFunc(abandon, stopGen) // the generator stops with the load or the test
 	l.wg.Go(func() {
 		defer close(jobs)
+		defer stopGen()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		due := 0.0
@@ -498,6 +509,9 @@ func (l *chaosLoad) send(n int64) {
 		l.latMu.Unlock()
 		if rec.Phase == check.OK {
 			l.acked.Add(1)
+			return
+		}
+		if l.abandoned.Err() != nil {
 			return
 		}
 		if end := l.end.Load(); end != 0 && time.Since(time.Unix(0, end)) > 2*time.Minute {
