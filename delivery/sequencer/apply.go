@@ -249,11 +249,14 @@ func (a *applier) send() (*chat.Sequenced, error) {
 	if cmd.ClientID != "" {
 		key := cmd.Actor + "\x00" + cmd.ClientID
 		mid, ok := st.dedups[key]
-		if !ok {
+		if !ok && st.knownDedups != nil {
+			// Every dedup record of the conversation is known: no read.
+			mid, ok = st.knownDedups[key]
+		} else if !ok {
 			mid, ok = a.b.prefetched[dedupKey(st.conv.ID, cmd.Actor, cmd.ClientID)]
 			ok = ok && mid != ""
 		}
-		if !ok && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
+		if !ok && st.knownDedups == nil && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
 			var err error
 			mid, err = a.b.s.store.Dedup(a.b.ctx, st.conv.ID, cmd.Actor, cmd.ClientID)
 			if isStorageErr(err) {

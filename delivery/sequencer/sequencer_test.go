@@ -745,3 +745,68 @@ func TestABatchWithNothingToAppendIsNotHeld(t *testing.T) {
 		t.Fatal("a batch with nothing to append was held; nothing releases it")
 	}
 }
+
+// dedupCountingStore counts the dedup reads of the Store.
+type dedupCountingStore struct {
+	chat.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *dedupCountingStore) Dedup(ctx context.Context, cid, sender, clientID string) (string, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Dedup(ctx, cid, sender, clientID)
+}
+
+func (s *dedupCountingStore) Dedups(ctx context.Context, cid, sender string, ids []string) (map[string]string, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Dedups(ctx, cid, sender, ids)
+}
+
+func (s *dedupCountingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// TestDedupsOfConversationsCreatedInTheEpochAreNotRead: a conversation
+// the sequencer found missing after taking the partition has no dedup
+// record but those of the sends it applied itself, so its sends read
+// none from the Store, and a retried client_id is still answered with
+// the original message. Another owner, which did not see the
+// conversation born, reads them again and still deduplicates.
+func TestDedupsOfConversationsCreatedInTheEpochAreNotRead(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.seq = New(r.log, counting, discard)
+	r.apply(create("cnv_d", "alice", "bob"))
+	first := r.apply(send("cnv_d", "alice", "one", "k1"), send("cnv_d", "bob", "two", "k2"))
+	again := r.apply(send("cnv_d", "alice", "one again", "k1"), send("cnv_d", "alice", "three", "k3"))
+	if n := counting.count(); n != 0 {
+		t.Fatalf("%d dedup reads for a conversation born in the epoch, want 0", n)
+	}
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id: %+v, want the original message %s and no event", again[0].Result, first[0].Result.Message.ID)
+	}
+	if again[1].Result.Message == nil || again[1].Result.Message.Seq != first[1].Result.Message.Seq+1 {
+		t.Fatalf("a new client_id after a retry: %+v", again[1].Result)
+	}
+
+	other := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, other, discard)
+	out := r.apply(send("cnv_d", "bob", "two again", "k2"), send("cnv_d", "bob", "four", "k4"))
+	if other.count() == 0 {
+		t.Fatal("a new owner read no dedup record of a conversation it did not see born")
+	}
+	if out[0].Result.Message == nil || out[0].Result.Message.ID != first[1].Result.Message.ID || len(out[0].Events) != 0 {
+		t.Fatalf("a retried client_id at a new owner: %+v, want the original message", out[0].Result)
+	}
+	if out[1].Result.Message == nil || len(out[1].Events) != 1 {
+		t.Fatalf("a new send at a new owner: %+v", out[1].Result)
+	}
+}
