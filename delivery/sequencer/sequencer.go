@@ -288,6 +288,23 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	}
 }
 
+// dropKnown forgets the cached states of the conversations in states,
+// their dedup records and the membership rows the batch touched.
+func (s *Sequencer) dropKnown(partition int, states map[string]*convState) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m, ms := s.known[partition], s.mships[partition]
+	for cid, st := range states {
+		if k, ok := m[cid]; ok {
+			s.knownDedups[partition] -= len(k.dedups)
+			delete(m, cid)
+		}
+		for uid := range st.mships {
+			delete(ms, cid+"\x00"+uid)
+		}
+	}
+}
+
 // knownMembership returns a membership row cached for partition.
 func (s *Sequencer) knownMembership(partition int, cid, uid string) (chat.Membership, bool) {
 	s.epochsMu.RLock()
@@ -573,15 +590,13 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
 			if errors.Is(err, chat.ErrRefused) {
 				// The epoch holds; but changes of the Commit before the
-				// refused one may be stored: the cached states are
-				// dropped, and the partition's conversations read again.
-				s.epochsMu.Lock()
-				if s.known[partition] != nil {
-					s.known[partition] = map[string]knownConv{}
-					s.knownDedups[partition] = 0
-					s.mships[partition] = map[string]chat.Membership{}
-				}
-				s.epochsMu.Unlock()
+				// refused one may be stored (a Commit written in parts):
+				// the cached states of the batch's conversations are
+				// dropped, and read again. The partition's other
+				// conversations are not in this Commit, so theirs stand:
+				// dropping them all made every refusal, which comes with
+				// overload, cost a read of every conversation again.
+				s.dropKnown(partition, b.states)
 				spans.fail(err)
 				return fmt.Errorf("sequencer: commit: %w", err)
 			}

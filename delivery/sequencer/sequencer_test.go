@@ -533,6 +533,33 @@ func TestARefusalAfterTakingThePartitionIsHandledInTheBatch(t *testing.T) {
 	}
 }
 
+// TestARefusedCommitKeepsTheOtherConversationsCached: a Commit refused
+// because of a gateway's refusal drops the cached states of its own
+// conversations only; another conversation of the partition, which the
+// Commit did not touch, stays cached with its dedup records, so the
+// refusal (which comes with overload) does not make every conversation
+// be read again.
+func TestARefusedCommitKeepsTheOtherConversationsCached(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.apply(create("c0", "bob"), create("c1", "alice"))
+	r.apply(send("c0", "bob", "hello", "b1"))
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	refused := send("c1", "alice", "refused", "k1")
+	refused.Gateway, refused.Deadline = "gw-a", later
+	out := r.apply(send("c1", "alice", "fine", "k2"), refused)
+	if out[1].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("the refused send: %+v, want unavailable", out[1].Result)
+	}
+	k, ok := r.seq.knownState(0, "c0")
+	if !ok || k.conv.LastSeq != 2 || k.dedups["bob\x00b1"] == "" {
+		t.Fatalf("c0 after a refused Commit of c1: cached %v, %+v; want its state and dedup records kept", ok, k)
+	}
+}
+
 // TestAnExpiredCommandBeforeAStoredOneIsRefused: re-handling a batch in
 // which a later command of the same gateway was stored (its claim
 // finished by the next Own after an outage), an earlier command of that
