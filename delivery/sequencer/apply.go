@@ -225,9 +225,13 @@ func (a *applier) create() (*chat.Sequenced, error) {
 	a.st.conv.MemberCount = len(a.st.conv.Members)
 	for _, m := range members {
 		a.emit(chat.Event{Type: chat.EventMemberAdded, UserID: m})
-		ms, err := a.b.membership(a.st, m)
-		if err != nil {
-			return nil, err
+		// The conversation does not exist, so neither does a membership
+		// row of it (only its own Commits write them, with its state):
+		// no member's row is read from the Store.
+		ms, ok := a.st.mships[m]
+		if !ok {
+			ms = &chat.Membership{ConversationID: a.st.conv.ID, UserID: m}
+			a.st.mships[m] = ms
 		}
 		ms.Active, ms.JoinedPosition, ms.LeftPosition = true, a.st.conv.LastPosition, 0
 		a.joined(ms)

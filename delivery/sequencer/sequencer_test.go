@@ -776,8 +776,9 @@ func TestABatchWithNothingToAppendIsNotHeld(t *testing.T) {
 // dedupCountingStore counts the dedup reads of the Store.
 type dedupCountingStore struct {
 	chat.Store
-	mu    sync.Mutex
-	reads int
+	mu     sync.Mutex
+	reads  int
+	mships int // membership reads
 }
 
 func (s *dedupCountingStore) Dedup(ctx context.Context, cid, sender, clientID string) (string, error) {
@@ -792,6 +793,13 @@ func (s *dedupCountingStore) Dedups(ctx context.Context, cid, sender string, ids
 	s.reads++
 	s.mu.Unlock()
 	return s.Store.Dedups(ctx, cid, sender, ids)
+}
+
+func (s *dedupCountingStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
+	s.mu.Lock()
+	s.mships++
+	s.mu.Unlock()
+	return s.Store.Membership(ctx, cid, uid)
 }
 
 func (s *dedupCountingStore) count() int {
@@ -835,5 +843,33 @@ func TestDedupsOfConversationsCreatedInTheEpochAreNotRead(t *testing.T) {
 	}
 	if out[1].Result.Message == nil || len(out[1].Events) != 1 {
 		t.Fatalf("a new send at a new owner: %+v", out[1].Result)
+	}
+}
+
+// TestCreateReadsNoMembershipRow: a conversation being created has no
+// membership row yet, so creating it reads none from the Store, and its
+// members' rows are written and answered as new.
+func TestCreateReadsNoMembershipRow(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := r.apply(create("cnv_m", "alice", "bob", "carol"), send("cnv_m", "bob", "hi", "k1"))
+	if out[0].Result.ErrCode != "" || out[1].Result.Message == nil {
+		t.Fatalf("create and send: %+v, %+v", out[0].Result, out[1].Result)
+	}
+	counting.mu.Lock()
+	n := counting.mships
+	counting.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d membership reads for a conversation being created, want 0", n)
+	}
+	for _, uid := range []string{"alice", "bob", "carol"} {
+		m, err := r.store.Membership(t.Context(), "cnv_m", uid)
+		if err != nil || !m.Active {
+			t.Fatalf("%s's stored membership: %+v, %v", uid, m, err)
+		}
+	}
+	if m, _ := r.store.Membership(t.Context(), "cnv_m", "bob"); m.ReadSeq != 4 {
+		t.Fatalf("bob's read position %d after his send, want 4", m.ReadSeq)
 	}
 }
