@@ -88,6 +88,11 @@ type Server struct {
 	spawnMu  sync.Mutex
 	stopping bool
 	running  sync.WaitGroup
+	// late holds the goodbyes of connections whose writer would have
+	// started once Run was stopping (guarded by spawnMu); lateCh wakes Run
+	// to say them.
+	late   []func()
+	lateCh chan struct{}
 }
 
 // New returns a Server; it does no I/O.
@@ -105,6 +110,7 @@ func New(cfg Config, d Deps) *Server {
 	t := &Server{
 		sessions:     sessions,
 		stopSessions: stop,
+		lateCh:       make(chan struct{}, 1),
 		cfg:          cfg,
 		hub:          d.Hub,
 		presence:     d.Presence,
@@ -150,7 +156,51 @@ func (t *Server) Run(ctx context.Context) {
 	t.stopping = true
 	t.spawnMu.Unlock()
 	t.stopSessions()
-	t.running.Wait()
+	t.waitSessions()
+}
+
+// waitSessions waits for every goroutine spawn started. A connection that
+// finished opening after the closes above gets no writer (spawnWriter
+// hands its goodbye here instead), and its reader ends only once its
+// socket closes: the goodbyes are said on the way, each on a goroutine
+// this waits for.
+func (t *Server) waitSessions() {
+	done := make(chan struct{})
+	go func() { t.running.Wait(); close(done) }()
+	var goodbyes sync.WaitGroup
+	defer goodbyes.Wait()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.lateCh:
+			t.spawnMu.Lock()
+			late := t.late
+			t.late = nil
+			t.spawnMu.Unlock()
+			for _, f := range late {
+				goodbyes.Add(1)
+				go func() { defer goodbyes.Done(); f() }()
+			}
+		}
+	}
+}
+
+// spawnWriter runs a connection's writer like spawn. Once Run is
+// stopping no writer starts, so the connection's goodbye (its close
+// handshake) is handed to Run: a connection that opened while the server
+// stopped is still closed with its close code, never left open.
+func (t *Server) spawnWriter(write, goodbye func()) {
+	if t.spawn(write) {
+		return
+	}
+	t.spawnMu.Lock()
+	t.late = append(t.late, goodbye)
+	t.spawnMu.Unlock()
+	select {
+	case t.lateCh <- struct{}{}:
+	default:
+	}
 }
 
 // spawn runs f on a goroutine Run waits for. Once Run is stopping it runs

@@ -235,7 +235,7 @@ func (s *wsSession) open(ctx context.Context, cursor string) bool {
 		s.ws.CloseNow()
 		return false
 	}
-	s.conn.StartWriter(func() { t.spawn(s.write) })
+	s.conn.StartWriter(func() { t.spawnWriter(s.write, s.goingAway) })
 	s.tokenMu.Lock()
 	s.armTokenTimer()
 	s.tokenMu.Unlock()
@@ -297,6 +297,12 @@ func (s *wsSession) write() {
 		}
 		t.metrics.wrote("websocket", items, len(items))
 	}
+}
+
+// goingAway closes the socket with 1001 when no writer will: the server
+// stopped while the connection opened.
+func (s *wsSession) goingAway() {
+	s.ws.Close(websocket.StatusGoingAway, "server going away; resume with your cursor")
 }
 
 // writeFrame writes b.frame as one text frame in one write. While corked,
