@@ -60,8 +60,10 @@ type Sequencer struct {
 	// is taken, and its floors read, again.
 	refused map[int]map[string]time.Time
 	// knownDedups counts, per partition, the dedup records cached in
-	// known (knownConv.dedups).
-	knownDedups map[int]int
+	// known (knownConv.dedups); dedupTotal is their sum, bounded by
+	// dedupBudget (maxKnownDedups) over all partitions.
+	knownDedups             map[int]int
+	dedupTotal, dedupBudget int
 
 	// appending holds, per partition, the events append of the last
 	// batch whose commit the Log lets this sequencer hold
@@ -103,6 +105,7 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		mships:   map[int]map[string]chat.Membership{},
 
 		knownDedups: map[int]int{},
+		dedupBudget: maxKnownDedups,
 
 		appending: map[int]*pendingAppend{},
 	}
@@ -131,6 +134,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if ok && s.assigned[partition] != assignment {
 		delete(s.epochs, partition)
 		delete(s.known, partition)
+		s.uncountDedups(partition)
 		delete(s.mships, partition)
 		ok = false
 	}
@@ -149,8 +153,8 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
+	s.uncountDedups(partition)
 	s.known[partition] = map[string]knownConv{}
-	s.knownDedups[partition] = 0
 	s.mships[partition] = map[string]chat.Membership{}
 	s.refused[partition] = floors
 	s.epochsMu.Unlock()
@@ -221,11 +225,18 @@ type knownConv struct {
 	dedups map[string]string
 }
 
-// maxKnownDedups bounds the dedup records cached for one partition; past
-// it the cached states start again (and sends read their dedup records
-// from the Store until their conversations are known complete again,
-// which only new conversations are).
-const maxKnownDedups = 200_000
+// maxKnownDedups bounds the dedup records cached over all partitions
+// (about 150 bytes each). A partition whose batch would pass it forgets
+// its conversations' dedup records (their sends read them from the Store
+// again, as those of conversations not born in the epoch do).
+const maxKnownDedups = 100_000
+
+// uncountDedups forgets the count of partition's cached dedup records,
+// whose cache is being dropped; epochsMu is held.
+func (s *Sequencer) uncountDedups(partition int) {
+	s.dedupTotal -= s.knownDedups[partition]
+	delete(s.knownDedups, partition)
+}
 
 // maxKnown bounds the cached states of one partition; past it the cache
 // starts again.
@@ -252,18 +263,35 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 			added += len(st.dedups)
 		}
 	}
-	if len(m)+len(states) > maxKnown || s.knownDedups[partition]+added > maxKnownDedups {
+	// A batch's conversations keep their dedup records known complete
+	// only when the partition's were not just dropped: their maps are
+	// counted as they were cached.
+	dropped := false
+	if len(m)+len(states) > maxKnown {
 		clear(m)
-		s.knownDedups[partition] = 0
+		s.uncountDedups(partition)
+		dropped = true
 	}
+	if !dropped && s.dedupTotal+added > s.dedupBudget {
+		dropped = true
+		for cid, k := range m {
+			if k.dedups != nil {
+				k.dedups = nil
+				m[cid] = k
+			}
+		}
+		s.uncountDedups(partition)
+	}
+	keep := !dropped
 	for cid, st := range states {
 		k := knownConv{conv: st.conv, exists: st.exists}
-		if st.knownDedups != nil {
+		if st.knownDedups != nil && keep {
 			// The batch's own sends join the conversation's complete set.
 			k.dedups = st.knownDedups
 			for key, mid := range st.dedups {
 				if _, ok := k.dedups[key]; !ok {
 					s.knownDedups[partition]++
+					s.dedupTotal++
 				}
 				k.dedups[key] = mid
 			}
@@ -297,6 +325,7 @@ func (s *Sequencer) dropKnown(partition int, states map[string]*convState) {
 	for cid, st := range states {
 		if k, ok := m[cid]; ok {
 			s.knownDedups[partition] -= len(k.dedups)
+			s.dedupTotal -= len(k.dedups)
 			delete(m, cid)
 		}
 		for uid := range st.mships {
@@ -321,6 +350,7 @@ func (s *Sequencer) forget(partition int) {
 	s.epochsMu.Lock()
 	delete(s.epochs, partition)
 	delete(s.known, partition)
+	s.uncountDedups(partition)
 	delete(s.mships, partition)
 	s.epochsMu.Unlock()
 }
@@ -338,6 +368,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		clear(s.epochs)
 		clear(s.known)
 		clear(s.knownDedups)
+		s.dedupTotal = 0
 		clear(s.mships)
 		clear(s.appending)
 		s.epochsMu.Unlock()

@@ -873,3 +873,33 @@ func TestCreateReadsNoMembershipRow(t *testing.T) {
 		t.Fatalf("bob's read position %d after his send, want 4", m.ReadSeq)
 	}
 }
+
+// TestDedupCacheStaysWithinItsBudget: past its budget of cached dedup
+// records, the sequencer forgets a partition's (and reads them from the
+// Store again), and a retried client_id is still answered with its
+// original message either way.
+func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.seq.dedupBudget = 3
+	r.apply(create("cnv_b", "alice"))
+	first := r.apply(send("cnv_b", "alice", "1", "k1"), send("cnv_b", "alice", "2", "k2"))
+	if counting.count() != 0 || r.seq.dedupTotal != 2 {
+		t.Fatalf("within the budget: %d reads, %d cached; want 0 and 2", counting.count(), r.seq.dedupTotal)
+	}
+	r.apply(send("cnv_b", "alice", "3", "k3"), send("cnv_b", "alice", "4", "k4"))
+	if r.seq.dedupTotal > 3 {
+		t.Fatalf("%d dedup records cached, over the budget of 3", r.seq.dedupTotal)
+	}
+	if k, _ := r.seq.knownState(0, "cnv_b"); k.dedups != nil {
+		t.Fatalf("the conversation's dedup records are still known complete past the budget: %v", k.dedups)
+	}
+	again := r.apply(send("cnv_b", "alice", "1 again", "k1"))
+	if counting.count() == 0 {
+		t.Fatal("no dedup read once the cache gave the conversation up")
+	}
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id past the budget: %+v, want the original message", again[0].Result)
+	}
+}
