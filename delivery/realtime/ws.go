@@ -222,16 +222,13 @@ func (s *wsSession) open(ctx context.Context, cursor string) bool {
 		if code == chat.CodeCursorExpired {
 			b := httpx.ErrorJSON(code, chat.ErrorMessage(err), "")
 			if f := s.frameOf(append([]byte(`{"type":"error",`), b[1:]...)); f != nil {
-				_ = s.ws.Write(ctx, s.messageType(), f)
+				_ = s.writeNow(f)
 			}
 		}
 		s.ws.Close(httpx.CloseCode(code), chat.ErrorMessage(err))
 		return false
 	}
-	wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
-	err = s.ws.Write(wctx, s.messageType(), s.frameOf(s.readyFrame()))
-	wcancel()
-	if err != nil {
+	if err := s.writeNow(s.frameOf(s.readyFrame())); err != nil {
 		s.ws.CloseNow()
 		return false
 	}
@@ -297,6 +294,17 @@ func (s *wsSession) write() {
 		}
 		t.metrics.wrote("websocket", items, len(items))
 	}
+}
+
+// writeNow writes one frame before the writer runs, within
+// wsWriteTimeout. Its context is not the session's: the library closes
+// the socket, with no close frame, when a write's context ends, and the
+// sessions' context ends as the server stops, while the closes with 1001
+// may wait behind this write.
+func (s *wsSession) writeNow(frame []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
+	defer cancel()
+	return s.ws.Write(ctx, s.messageType(), frame)
 }
 
 // goingAway closes the socket with 1001 when no writer will: the server

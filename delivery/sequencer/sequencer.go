@@ -59,6 +59,9 @@ type Sequencer struct {
 	// change. A floor raised since makes the Commit fail, and the partition
 	// is taken, and its floors read, again.
 	refused map[int]map[string]time.Time
+	// knownDedups counts, per partition, the dedup records cached in
+	// known (knownConv.dedups).
+	knownDedups map[int]int
 
 	// appending holds, per partition, the events append of the last
 	// batch whose commit the Log lets this sequencer hold
@@ -98,6 +101,8 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		known:    map[int]map[string]knownConv{},
 		refused:  map[int]map[string]time.Time{},
 		mships:   map[int]map[string]chat.Membership{},
+
+		knownDedups: map[int]int{},
 
 		appending: map[int]*pendingAppend{},
 	}
@@ -145,6 +150,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
 	s.known[partition] = map[string]knownConv{}
+	s.knownDedups[partition] = 0
 	s.mships[partition] = map[string]chat.Membership{}
 	s.refused[partition] = floors
 	s.epochsMu.Unlock()
@@ -205,7 +211,21 @@ func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
 type knownConv struct {
 	conv   chat.Conversation
 	exists bool
+	// dedups, when not nil, is every dedup record of the conversation
+	// (sender+"\x00"+client_id -> message id): the conversation did not
+	// exist when this sequencer read it after taking the partition, so
+	// each of its sends since was applied, and its dedup record written,
+	// by this sequencer's own Commits. A send's client_id missing here
+	// is then new without a Store read. Only the partition's handle
+	// calls, one at a time, read and extend it.
+	dedups map[string]string
 }
+
+// maxKnownDedups bounds the dedup records cached for one partition; past
+// it the cached states start again (and sends read their dedup records
+// from the Store until their conversations are known complete again,
+// which only new conversations are).
+const maxKnownDedups = 200_000
 
 // maxKnown bounds the cached states of one partition; past it the cache
 // starts again.
@@ -226,11 +246,29 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	if m == nil {
 		return // the partition was given up meanwhile
 	}
-	if len(m)+len(states) > maxKnown {
+	added := 0
+	for _, st := range states {
+		if st.knownDedups != nil {
+			added += len(st.dedups)
+		}
+	}
+	if len(m)+len(states) > maxKnown || s.knownDedups[partition]+added > maxKnownDedups {
 		clear(m)
+		s.knownDedups[partition] = 0
 	}
 	for cid, st := range states {
-		m[cid] = knownConv{conv: st.conv, exists: st.exists}
+		k := knownConv{conv: st.conv, exists: st.exists}
+		if st.knownDedups != nil {
+			// The batch's own sends join the conversation's complete set.
+			k.dedups = st.knownDedups
+			for key, mid := range st.dedups {
+				if _, ok := k.dedups[key]; !ok {
+					s.knownDedups[partition]++
+				}
+				k.dedups[key] = mid
+			}
+		}
+		m[cid] = k
 	}
 	ms := s.mships[partition]
 	if ms == nil {
@@ -246,6 +284,23 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	for cid, st := range states {
 		for uid, m := range st.mships {
 			ms[cid+"\x00"+uid] = *m
+		}
+	}
+}
+
+// dropKnown forgets the cached states of the conversations in states,
+// their dedup records and the membership rows the batch touched.
+func (s *Sequencer) dropKnown(partition int, states map[string]*convState) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m, ms := s.known[partition], s.mships[partition]
+	for cid, st := range states {
+		if k, ok := m[cid]; ok {
+			s.knownDedups[partition] -= len(k.dedups)
+			delete(m, cid)
+		}
+		for uid := range st.mships {
+			delete(ms, cid+"\x00"+uid)
 		}
 	}
 }
@@ -282,6 +337,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		s.epochsMu.Lock()
 		clear(s.epochs)
 		clear(s.known)
+		clear(s.knownDedups)
 		clear(s.mships)
 		clear(s.appending)
 		s.epochsMu.Unlock()
@@ -296,7 +352,10 @@ type convState struct {
 	members  map[string]bool
 	messages map[string]*chat.Message // by id, touched in this batch
 	dedups   map[string]string        // sender+"\x00"+client_id -> message id, added in this batch
-	mships   map[string]*chat.Membership
+	// knownDedups, when not nil, holds every dedup record stored before
+	// the batch (knownConv.dedups): a client_id in neither map is new.
+	knownDedups map[string]string
+	mships      map[string]*chat.Membership
 }
 
 type batch struct {
@@ -398,6 +457,9 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 				}
 			}
 			for _, sk := range bySender[cid] {
+				if st.knownDedups != nil {
+					continue // known complete: no read (send looks them up)
+				}
 				dg.Go(func() error {
 					ids := clientIDs[sk]
 					found, err := b.s.store.Dedups(b.ctx, cid, sk.actor, ids)
@@ -528,14 +590,13 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
 			if errors.Is(err, chat.ErrRefused) {
 				// The epoch holds; but changes of the Commit before the
-				// refused one may be stored: the cached states are
-				// dropped, and the partition's conversations read again.
-				s.epochsMu.Lock()
-				if s.known[partition] != nil {
-					s.known[partition] = map[string]knownConv{}
-					s.mships[partition] = map[string]chat.Membership{}
-				}
-				s.epochsMu.Unlock()
+				// refused one may be stored (a Commit written in parts):
+				// the cached states of the batch's conversations are
+				// dropped, and read again. The partition's other
+				// conversations are not in this Commit, so theirs stand:
+				// dropping them all made every refusal, which comes with
+				// overload, cost a read of every conversation again.
+				s.dropKnown(partition, b.states)
 				spans.fail(err)
 				return fmt.Errorf("sequencer: commit: %w", err)
 			}
@@ -646,7 +707,7 @@ func (b *batch) state(cid string) (*convState, error) {
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	if k, ok := b.s.knownState(b.partition, cid); ok {
-		st.conv, st.exists = k.conv, k.exists
+		st.conv, st.exists, st.knownDedups = k.conv, k.exists, k.dedups
 		for _, m := range k.conv.Members {
 			st.members[m] = true
 		}
@@ -663,6 +724,9 @@ func (b *batch) loadState(cid string) (*convState, error) {
 			st.members[m] = true
 		}
 	case chat.IsNotFound(err):
+		// No conversation, so no dedup record: whatever sends it gets
+		// from now on, this sequencer applies while it holds the epoch.
+		st.knownDedups = map[string]string{}
 	default:
 		return nil, err
 	}
