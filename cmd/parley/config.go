@@ -40,6 +40,18 @@ const (
 // allRoles is every role, in the order help and errors name them.
 var allRoles = []role{roleGateway, roleSequencer, roleIndexer, roleMedia, rolePush}
 
+// defaultSequencerBatches is --sequencer.batches's default: one batch at
+// a time. More let several partitions' synced commits share a disk flush,
+// but on the shared 2-core test machine a burst of 1,000 sends over 1,000
+// conversations took 3-4x as long with 4 or 8 at once (the commits' WAL
+// syncs slowed down instead of being shared; BENCHMARKS.md), and the
+// open-loop send runs showed no difference above the noise.
+const defaultSequencerBatches = 1
+
+// maxSequencerBatches bounds --sequencer.batches: one goroutine and one
+// batch in memory each.
+const maxSequencerBatches = 256
+
 // config is everything `parley serve` is told. Each engine's config
 // registers its own flags and validates itself; config only composes them,
 // and compose fills what one setting decides for several of them.
@@ -50,9 +62,12 @@ type config struct {
 	DevAuth    string
 	DevAuthAny bool
 	Partitions int
-	LogFormat  string
-	LogLevel   string
-	DebugAddr  string
+	// SequencerBatches is, in embedded mode, how many commands partitions'
+	// batches the sequencer handles at once (memlog.Config.Parallel).
+	SequencerBatches int
+	LogFormat        string
+	LogLevel         string
+	DebugAddr        string
 
 	OtelEndpoint    string
 	OtelSampleRatio float64
@@ -76,6 +91,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DevAuth, "dev-auth", "auto", "development sign-in (POST /v1/auth/dev): auto (on when listening on loopback), true or false")
 	fs.BoolVar(&c.DevAuthAny, "dev-auth.allow-non-loopback", false, "allow --dev-auth=true on a non-loopback address (never in production)")
 	fs.IntVar(&c.Partitions, "partitions", chat.DefaultPartitions, "partition count of the logs (fixed per deployment)")
+	fs.IntVar(&c.SequencerBatches, "sequencer.batches", defaultSequencerBatches, "embedded mode: batches of different commands partitions the sequencer handles at once, so that their synced store writes may share one disk flush (1: one at a time)")
 	fs.StringVar(&c.LogFormat, "log.format", "auto", "log format: auto (JSON unless stderr is a terminal), json or text")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.DebugAddr, "debug.addr", "", "loopback address to serve Go's /debug/pprof profiles and /debug/loglevel (GET, PUT a level to change it at run time) on (off when empty)")
@@ -253,6 +269,9 @@ func (c *config) validate() error {
 	}
 	if err := c.Indexer.Validate(); err != nil {
 		return err
+	}
+	if c.SequencerBatches < 1 || c.SequencerBatches > maxSequencerBatches {
+		return fmt.Errorf("--sequencer.batches must be within [1, %d], not %d", maxSequencerBatches, c.SequencerBatches)
 	}
 	if err := c.Admin.Validate(); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,5 +112,22 @@ func TestEveryConfigFieldIsSetByAFlagAndItsEnvironmentTwin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --sequencer.batches is bounded: a member of the embedded log hands out
+// at least one batch at a time and at most maxSequencerBatches.
+func TestSequencerBatchesIsBounded(t *testing.T) {
+	for _, v := range []string{"0", "-1", fmt.Sprint(maxSequencerBatches + 1)} {
+		cfg := parseConfig(t, []string{"--sequencer.batches=" + v}, nil)
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "sequencer.batches") {
+			t.Errorf("--sequencer.batches=%s: validate = %v, want an error naming the flag", v, err)
+		}
+	}
+	for _, v := range []string{"1", "8", fmt.Sprint(maxSequencerBatches)} {
+		cfg := parseConfig(t, []string{"--sequencer.batches=" + v}, nil)
+		if err := cfg.validate(); err != nil {
+			t.Errorf("--sequencer.batches=%s: %v", v, err)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/kafka"
 	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/delivery/sequencer"
 	"github.com/parleychat/parley/search/bleve"
 	"github.com/parleychat/parley/search/elastic"
 	"github.com/parleychat/parley/storage/cassandra"
@@ -87,7 +88,10 @@ func openEngines(ctx context.Context, cfg config, logger *slog.Logger) (_ *engin
 			return nil
 		}
 		e.names["log"] = "embedded"
-		l, err := memlog.Open(ctx, memlog.Config{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions})
+		l, err := memlog.Open(ctx, memlog.Config{
+			Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions,
+			Parallel: map[string]int{sequencer.Group: cfg.SequencerBatches},
+		})
 		if err != nil {
 			return err
 		}

@@ -109,8 +109,12 @@ func (g *group) assignment(m *member, into []int) ([]int, uint64) {
 // Consume joins group on topic and hands its partitions' records to
 // handle until ctx is done (it then returns nil) or handle fails (it then
 // returns handle's error). Members of a group split the partitions; a
-// batch's offsets are committed when handle returns nil. Records passed
-// to handle are shared: they may be kept but not modified.
+// member hands out one batch at a time, or up to Config.Parallel of the
+// group at once, each of a different partition. A batch's offsets are
+// committed when handle returns nil (or, for a held batch, when it is
+// released). Consume returns only once every call of handle it made has
+// returned. Records passed to handle are shared: they may be kept but not
+// modified.
 func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle func(ctx context.Context, partition int, recs []chat.Record) error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -126,6 +130,13 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 	m := &member{w: newWatcher(0, false, true)}
 	g.join(m)
 	defer g.leave(m)
+	n := l.parallel[groupName]
+	if n == 0 {
+		n = l.parallelAll
+	}
+	if n > 1 {
+		return l.consumeParallel(ctx, g, m, n, handle)
+	}
 
 	var owned, idle []int
 	version := ^uint64(0)
@@ -170,6 +181,107 @@ func (l *Log) Consume(ctx context.Context, topicName, groupName string, handle f
 		case <-l.closed:
 			return l.errClosed("memlog: consume")
 		case <-m.w.wake:
+		}
+	}
+}
+
+// outcome is what one call of handleNext in a parallel Consume did.
+type outcome struct {
+	p   int
+	st  step
+	err error
+}
+
+// consumeParallel is Consume for a group whose members hand out up to n
+// batches at once. Each batch runs on a goroutine of its own, owned by
+// this call: it returns only once all of them have returned. A partition
+// has at most one batch out at a time, and the partitions are offered in
+// turn, starting after the last one handed out, so a busy few do not keep
+// the others waiting.
+func (l *Log) consumeParallel(ctx context.Context, g *group, m *member, n int, handle func(context.Context, int, []chat.Record) error) error {
+	results := make(chan outcome, n)
+	out := make(map[int]bool, n) // partitions with a batch out
+	// waiting holds partitions another member still held when last tried;
+	// they are tried again after a wake (handOver pokes this member).
+	waiting := map[int]bool{}
+	var owned, idle []int
+	version := ^uint64(0)
+	turn := 0 // where the next look at owned starts
+	var failed error
+	stop := false
+	settle := func(r outcome) {
+		delete(out, r.p)
+		switch {
+		case r.err != nil:
+			if failed == nil {
+				failed = r.err
+			}
+		case r.st == busy:
+			waiting[r.p] = true
+		}
+	}
+	for {
+		if !stop && failed == nil {
+			select {
+			case <-ctx.Done():
+				stop = true
+			case <-l.closed:
+				stop = true
+				failed = l.errClosed("memlog: consume")
+			default:
+			}
+		}
+		if stop || failed != nil {
+			// Wait for the batches out, then return.
+			for len(out) > 0 {
+				settle(<-results)
+			}
+			return failed
+		}
+		if v := g.version.Load(); v != version {
+			owned, version = g.assignment(m, owned)
+			clear(waiting)
+			turn = 0
+		}
+		idle = idle[:0]
+		for i := range owned {
+			if len(out) >= n {
+				break
+			}
+			k := (turn + i) % len(owned)
+			p := owned[k]
+			if out[p] || waiting[p] {
+				continue
+			}
+			if g.committed.pos[p].Load() >= g.t.parts[p].next.Load() {
+				idle = append(idle, p)
+				continue
+			}
+			out[p] = true
+			turn = k + 1
+			go func() {
+				st, err := g.handleNext(ctx, m, p, handle)
+				results <- outcome{p: p, st: st, err: err}
+			}()
+		}
+		// Sleep until a batch returns, records arrive, the group changes,
+		// or a partition's previous owner hands it over.
+		m.w.sleeping.Store(true)
+		if (len(out) < n && g.pending(idle)) || g.version.Load() != version {
+			m.w.sleeping.Store(false)
+			continue
+		}
+		select {
+		case r := <-results:
+			m.w.sleeping.Store(false)
+			settle(r)
+		case <-m.w.wake:
+			clear(waiting)
+		case <-ctx.Done():
+			stop = true
+		case <-l.closed:
+			stop = true
+			failed = l.errClosed("memlog: consume")
 		}
 	}
 }

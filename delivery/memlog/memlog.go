@@ -32,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,14 @@ type Config struct {
 	// readers have passed, for groups that join later (rounded up to
 	// chunks of 512). Zero means DefaultRetain.
 	Retain int
+	// Parallel is, by consumer group, how many batches one member of the
+	// group hands to its handler at once, each of a different partition
+	// (chat.Log allows that; a partition's batches still never overlap). A
+	// group not named here gets one batch at a time. A handler whose
+	// batches wait on something they could share (the sequencer's synced
+	// Store commits) gains from more; one whose batches compete for the
+	// same resource (the indexer's writes) does not.
+	Parallel map[string]int
 }
 
 // Validate reports whether cfg is usable.
@@ -75,6 +84,11 @@ func (cfg Config) Validate() error {
 	case cfg.Retain < 0:
 		return fmt.Errorf("memlog: Retain must not be negative, not %d", cfg.Retain)
 	}
+	for g, n := range cfg.Parallel {
+		if n < 1 {
+			return fmt.Errorf("memlog: Parallel of group %q must be at least 1, not %d", g, n)
+		}
+	}
 	return nil
 }
 
@@ -83,6 +97,10 @@ type Log struct {
 	dir        string
 	partitions int
 	retain     int64
+	parallel   map[string]int // Config.Parallel, copied
+	// parallelAll, when above 1, is the Parallel of every group not in
+	// parallel (tests run the Log contract with it).
+	parallelAll int
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -118,6 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		dir:        cfg.Dir,
 		partitions: cfg.Partitions,
 		retain:     int64(retain),
+		parallel:   maps.Clone(cfg.Parallel),
 		closed:     make(chan struct{}),
 		marks:      marks,
 	}

@@ -225,9 +225,13 @@ func (a *applier) create() (*chat.Sequenced, error) {
 	a.st.conv.MemberCount = len(a.st.conv.Members)
 	for _, m := range members {
 		a.emit(chat.Event{Type: chat.EventMemberAdded, UserID: m})
-		ms, err := a.b.membership(a.st, m)
-		if err != nil {
-			return nil, err
+		// The conversation does not exist, so neither does a membership
+		// row of it (only its own Commits write them, with its state):
+		// no member's row is read from the Store.
+		ms, ok := a.st.mships[m]
+		if !ok {
+			ms = &chat.Membership{ConversationID: a.st.conv.ID, UserID: m}
+			a.st.mships[m] = ms
 		}
 		ms.Active, ms.JoinedPosition, ms.LeftPosition = true, a.st.conv.LastPosition, 0
 		a.joined(ms)
@@ -249,11 +253,14 @@ func (a *applier) send() (*chat.Sequenced, error) {
 	if cmd.ClientID != "" {
 		key := cmd.Actor + "\x00" + cmd.ClientID
 		mid, ok := st.dedups[key]
-		if !ok {
+		if !ok && st.knownDedups != nil {
+			// Every dedup record of the conversation is known: no read.
+			mid, ok = st.knownDedups[key]
+		} else if !ok {
 			mid, ok = a.b.prefetched[dedupKey(st.conv.ID, cmd.Actor, cmd.ClientID)]
 			ok = ok && mid != ""
 		}
-		if !ok && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
+		if !ok && st.knownDedups == nil && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
 			var err error
 			mid, err = a.b.s.store.Dedup(a.b.ctx, st.conv.ID, cmd.Actor, cmd.ClientID)
 			if isStorageErr(err) {

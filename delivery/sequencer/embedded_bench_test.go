@@ -2,7 +2,6 @@ package sequencer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/chat/record"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
 )
@@ -20,12 +20,20 @@ import (
 // BenchmarkEmbeddedBurst times the embedded send path behind the gateway:
 // 1,000 sends over 1,000 conversations appended to the commands log at
 // once, until every one of them is sequenced, stored (synced Pebble
-// commits) and on the events log. One op is one such burst.
+// commits) and on the events log. One op is one such burst. batches is
+// how many partitions' batches the embedded log hands out at once
+// (memlog.Config.Parallel; `parley serve --sequencer.batches`).
 func BenchmarkEmbeddedBurst(b *testing.B) {
+	for _, n := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("batches=%d", n), func(b *testing.B) { benchEmbeddedBurst(b, n) })
+	}
+}
+
+func benchEmbeddedBurst(b *testing.B, batches int) {
 	const convs = 1000
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: b.TempDir(), Partitions: 64})
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: b.TempDir(), Partitions: 64, Parallel: map[string]int{Group: batches}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +68,10 @@ func BenchmarkEmbeddedBurst(b *testing.B) {
 		for i := range cmds {
 			c := cmds[i]
 			c.ID, c.At = chat.NewID("cmd"), time.Now()
-			v, _ := json.Marshal(c)
+			v, err := record.EncodeCommand(&c)
+			if err != nil {
+				b.Fatal(err)
+			}
 			recs[i] = &chat.Record{Key: c.ConversationID, Value: v}
 		}
 		want := seen.Load() + int64(len(recs))

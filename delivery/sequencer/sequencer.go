@@ -59,6 +59,11 @@ type Sequencer struct {
 	// change. A floor raised since makes the Commit fail, and the partition
 	// is taken, and its floors read, again.
 	refused map[int]map[string]time.Time
+	// knownDedups counts, per partition, the dedup records cached in
+	// known (knownConv.dedups); dedupTotal is their sum, bounded by
+	// dedupBudget (maxKnownDedups) over all partitions.
+	knownDedups             map[int]int
+	dedupTotal, dedupBudget int
 
 	// appending holds, per partition, the events append of the last
 	// batch whose commit the Log lets this sequencer hold
@@ -99,6 +104,9 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		refused:  map[int]map[string]time.Time{},
 		mships:   map[int]map[string]chat.Membership{},
 
+		knownDedups: map[int]int{},
+		dedupBudget: maxKnownDedups,
+
 		appending: map[int]*pendingAppend{},
 	}
 	s.commandWait = s.hops.WithLabelValues("command_wait")
@@ -126,6 +134,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	if ok && s.assigned[partition] != assignment {
 		delete(s.epochs, partition)
 		delete(s.known, partition)
+		s.uncountDedups(partition)
 		delete(s.mships, partition)
 		ok = false
 	}
@@ -144,6 +153,7 @@ func (s *Sequencer) epoch(ctx context.Context, partition int) (int64, error) {
 	s.epochsMu.Lock()
 	s.epochs[partition] = e
 	s.assigned[partition] = assignment
+	s.uncountDedups(partition)
 	s.known[partition] = map[string]knownConv{}
 	s.mships[partition] = map[string]chat.Membership{}
 	s.refused[partition] = floors
@@ -205,6 +215,27 @@ func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
 type knownConv struct {
 	conv   chat.Conversation
 	exists bool
+	// dedups, when not nil, is every dedup record of the conversation
+	// (sender+"\x00"+client_id -> message id): the conversation did not
+	// exist when this sequencer read it after taking the partition, so
+	// each of its sends since was applied, and its dedup record written,
+	// by this sequencer's own Commits. A send's client_id missing here
+	// is then new without a Store read. Only the partition's handle
+	// calls, one at a time, read and extend it.
+	dedups map[string]string
+}
+
+// maxKnownDedups bounds the dedup records cached over all partitions
+// (about 150 bytes each). A partition whose batch would pass it forgets
+// its conversations' dedup records (their sends read them from the Store
+// again, as those of conversations not born in the epoch do).
+const maxKnownDedups = 100_000
+
+// uncountDedups forgets the count of partition's cached dedup records,
+// whose cache is being dropped; epochsMu is held.
+func (s *Sequencer) uncountDedups(partition int) {
+	s.dedupTotal -= s.knownDedups[partition]
+	delete(s.knownDedups, partition)
 }
 
 // maxKnown bounds the cached states of one partition; past it the cache
@@ -226,11 +257,46 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	if m == nil {
 		return // the partition was given up meanwhile
 	}
+	added := 0
+	for _, st := range states {
+		if st.knownDedups != nil {
+			added += len(st.dedups)
+		}
+	}
+	// A batch's conversations keep their dedup records known complete
+	// only when the partition's were not just dropped: their maps are
+	// counted as they were cached.
+	dropped := false
 	if len(m)+len(states) > maxKnown {
 		clear(m)
+		s.uncountDedups(partition)
+		dropped = true
 	}
+	if !dropped && s.dedupTotal+added > s.dedupBudget {
+		dropped = true
+		for cid, k := range m {
+			if k.dedups != nil {
+				k.dedups = nil
+				m[cid] = k
+			}
+		}
+		s.uncountDedups(partition)
+	}
+	keep := !dropped
 	for cid, st := range states {
-		m[cid] = knownConv{conv: st.conv, exists: st.exists}
+		k := knownConv{conv: st.conv, exists: st.exists}
+		if st.knownDedups != nil && keep {
+			// The batch's own sends join the conversation's complete set.
+			k.dedups = st.knownDedups
+			for key, mid := range st.dedups {
+				if _, ok := k.dedups[key]; !ok {
+					s.knownDedups[partition]++
+					s.dedupTotal++
+				}
+				k.dedups[key] = mid
+			}
+		}
+		m[cid] = k
 	}
 	ms := s.mships[partition]
 	if ms == nil {
@@ -246,6 +312,24 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	for cid, st := range states {
 		for uid, m := range st.mships {
 			ms[cid+"\x00"+uid] = *m
+		}
+	}
+}
+
+// dropKnown forgets the cached states of the conversations in states,
+// their dedup records and the membership rows the batch touched.
+func (s *Sequencer) dropKnown(partition int, states map[string]*convState) {
+	s.epochsMu.Lock()
+	defer s.epochsMu.Unlock()
+	m, ms := s.known[partition], s.mships[partition]
+	for cid, st := range states {
+		if k, ok := m[cid]; ok {
+			s.knownDedups[partition] -= len(k.dedups)
+			s.dedupTotal -= len(k.dedups)
+			delete(m, cid)
+		}
+		for uid := range st.mships {
+			delete(ms, cid+"\x00"+uid)
 		}
 	}
 }
@@ -266,6 +350,7 @@ func (s *Sequencer) forget(partition int) {
 	s.epochsMu.Lock()
 	delete(s.epochs, partition)
 	delete(s.known, partition)
+	s.uncountDedups(partition)
 	delete(s.mships, partition)
 	s.epochsMu.Unlock()
 }
@@ -282,6 +367,8 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		s.epochsMu.Lock()
 		clear(s.epochs)
 		clear(s.known)
+		clear(s.knownDedups)
+		s.dedupTotal = 0
 		clear(s.mships)
 		clear(s.appending)
 		s.epochsMu.Unlock()
@@ -296,7 +383,10 @@ type convState struct {
 	members  map[string]bool
 	messages map[string]*chat.Message // by id, touched in this batch
 	dedups   map[string]string        // sender+"\x00"+client_id -> message id, added in this batch
-	mships   map[string]*chat.Membership
+	// knownDedups, when not nil, holds every dedup record stored before
+	// the batch (knownConv.dedups): a client_id in neither map is new.
+	knownDedups map[string]string
+	mships      map[string]*chat.Membership
 }
 
 type batch struct {
@@ -398,6 +488,9 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 				}
 			}
 			for _, sk := range bySender[cid] {
+				if st.knownDedups != nil {
+					continue // known complete: no read (send looks them up)
+				}
 				dg.Go(func() error {
 					ids := clientIDs[sk]
 					found, err := b.s.store.Dedups(b.ctx, cid, sk.actor, ids)
@@ -528,14 +621,13 @@ func (s *Sequencer) handleOnce(ctx context.Context, partition int, recs []chat.R
 		if err := spans.commit(ctx, func(ctx context.Context) error { return s.store.Commit(ctx, partition, epoch, head, changes) }); err != nil {
 			if errors.Is(err, chat.ErrRefused) {
 				// The epoch holds; but changes of the Commit before the
-				// refused one may be stored: the cached states are
-				// dropped, and the partition's conversations read again.
-				s.epochsMu.Lock()
-				if s.known[partition] != nil {
-					s.known[partition] = map[string]knownConv{}
-					s.mships[partition] = map[string]chat.Membership{}
-				}
-				s.epochsMu.Unlock()
+				// refused one may be stored (a Commit written in parts):
+				// the cached states of the batch's conversations are
+				// dropped, and read again. The partition's other
+				// conversations are not in this Commit, so theirs stand:
+				// dropping them all made every refusal, which comes with
+				// overload, cost a read of every conversation again.
+				s.dropKnown(partition, b.states)
 				spans.fail(err)
 				return fmt.Errorf("sequencer: commit: %w", err)
 			}
@@ -646,7 +738,7 @@ func (b *batch) state(cid string) (*convState, error) {
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	if k, ok := b.s.knownState(b.partition, cid); ok {
-		st.conv, st.exists = k.conv, k.exists
+		st.conv, st.exists, st.knownDedups = k.conv, k.exists, k.dedups
 		for _, m := range k.conv.Members {
 			st.members[m] = true
 		}
@@ -663,6 +755,9 @@ func (b *batch) loadState(cid string) (*convState, error) {
 			st.members[m] = true
 		}
 	case chat.IsNotFound(err):
+		// No conversation, so no dedup record: whatever sends it gets
+		// from now on, this sequencer applies while it holds the epoch.
+		st.knownDedups = map[string]string{}
 	default:
 		return nil, err
 	}

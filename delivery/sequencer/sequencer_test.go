@@ -533,6 +533,33 @@ func TestARefusalAfterTakingThePartitionIsHandledInTheBatch(t *testing.T) {
 	}
 }
 
+// TestARefusedCommitKeepsTheOtherConversationsCached: a Commit refused
+// because of a gateway's refusal drops the cached states of its own
+// conversations only; another conversation of the partition, which the
+// Commit did not touch, stays cached with its dedup records, so the
+// refusal (which comes with overload) does not make every conversation
+// be read again.
+func TestARefusedCommitKeepsTheOtherConversationsCached(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.apply(create("c0", "bob"), create("c1", "alice"))
+	r.apply(send("c0", "bob", "hello", "b1"))
+	later := time.Now().Add(time.Hour)
+	if ok, err := r.store.Refuse(ctx, 0, "gw-a", later); err != nil || !ok {
+		t.Fatalf("Refuse: %v, %v", ok, err)
+	}
+	refused := send("c1", "alice", "refused", "k1")
+	refused.Gateway, refused.Deadline = "gw-a", later
+	out := r.apply(send("c1", "alice", "fine", "k2"), refused)
+	if out[1].Result.ErrCode != chat.CodeUnavailable {
+		t.Fatalf("the refused send: %+v, want unavailable", out[1].Result)
+	}
+	k, ok := r.seq.knownState(0, "c0")
+	if !ok || k.conv.LastSeq != 2 || k.dedups["bob\x00b1"] == "" {
+		t.Fatalf("c0 after a refused Commit of c1: cached %v, %+v; want its state and dedup records kept", ok, k)
+	}
+}
+
 // TestAnExpiredCommandBeforeAStoredOneIsRefused: re-handling a batch in
 // which a later command of the same gateway was stored (its claim
 // finished by the next Own after an outage), an earlier command of that
@@ -743,5 +770,136 @@ func TestABatchWithNothingToAppendIsNotHeld(t *testing.T) {
 	}
 	if h.Held() {
 		t.Fatal("a batch with nothing to append was held; nothing releases it")
+	}
+}
+
+// dedupCountingStore counts the dedup reads of the Store.
+type dedupCountingStore struct {
+	chat.Store
+	mu     sync.Mutex
+	reads  int
+	mships int // membership reads
+}
+
+func (s *dedupCountingStore) Dedup(ctx context.Context, cid, sender, clientID string) (string, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Dedup(ctx, cid, sender, clientID)
+}
+
+func (s *dedupCountingStore) Dedups(ctx context.Context, cid, sender string, ids []string) (map[string]string, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Dedups(ctx, cid, sender, ids)
+}
+
+func (s *dedupCountingStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
+	s.mu.Lock()
+	s.mships++
+	s.mu.Unlock()
+	return s.Store.Membership(ctx, cid, uid)
+}
+
+func (s *dedupCountingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// TestDedupsOfConversationsCreatedInTheEpochAreNotRead: a conversation
+// the sequencer found missing after taking the partition has no dedup
+// record but those of the sends it applied itself, so its sends read
+// none from the Store, and a retried client_id is still answered with
+// the original message. Another owner, which did not see the
+// conversation born, reads them again and still deduplicates.
+func TestDedupsOfConversationsCreatedInTheEpochAreNotRead(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.seq = New(r.log, counting, discard)
+	r.apply(create("cnv_d", "alice", "bob"))
+	first := r.apply(send("cnv_d", "alice", "one", "k1"), send("cnv_d", "bob", "two", "k2"))
+	again := r.apply(send("cnv_d", "alice", "one again", "k1"), send("cnv_d", "alice", "three", "k3"))
+	if n := counting.count(); n != 0 {
+		t.Fatalf("%d dedup reads for a conversation born in the epoch, want 0", n)
+	}
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id: %+v, want the original message %s and no event", again[0].Result, first[0].Result.Message.ID)
+	}
+	if again[1].Result.Message == nil || again[1].Result.Message.Seq != first[1].Result.Message.Seq+1 {
+		t.Fatalf("a new client_id after a retry: %+v", again[1].Result)
+	}
+
+	other := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, other, discard)
+	out := r.apply(send("cnv_d", "bob", "two again", "k2"), send("cnv_d", "bob", "four", "k4"))
+	if other.count() == 0 {
+		t.Fatal("a new owner read no dedup record of a conversation it did not see born")
+	}
+	if out[0].Result.Message == nil || out[0].Result.Message.ID != first[1].Result.Message.ID || len(out[0].Events) != 0 {
+		t.Fatalf("a retried client_id at a new owner: %+v, want the original message", out[0].Result)
+	}
+	if out[1].Result.Message == nil || len(out[1].Events) != 1 {
+		t.Fatalf("a new send at a new owner: %+v", out[1].Result)
+	}
+}
+
+// TestCreateReadsNoMembershipRow: a conversation being created has no
+// membership row yet, so creating it reads none from the Store, and its
+// members' rows are written and answered as new.
+func TestCreateReadsNoMembershipRow(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := r.apply(create("cnv_m", "alice", "bob", "carol"), send("cnv_m", "bob", "hi", "k1"))
+	if out[0].Result.ErrCode != "" || out[1].Result.Message == nil {
+		t.Fatalf("create and send: %+v, %+v", out[0].Result, out[1].Result)
+	}
+	counting.mu.Lock()
+	n := counting.mships
+	counting.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d membership reads for a conversation being created, want 0", n)
+	}
+	for _, uid := range []string{"alice", "bob", "carol"} {
+		m, err := r.store.Membership(t.Context(), "cnv_m", uid)
+		if err != nil || !m.Active {
+			t.Fatalf("%s's stored membership: %+v, %v", uid, m, err)
+		}
+	}
+	if m, _ := r.store.Membership(t.Context(), "cnv_m", "bob"); m.ReadSeq != 4 {
+		t.Fatalf("bob's read position %d after his send, want 4", m.ReadSeq)
+	}
+}
+
+// TestDedupCacheStaysWithinItsBudget: past its budget of cached dedup
+// records, the sequencer forgets a partition's (and reads them from the
+// Store again), and a retried client_id is still answered with its
+// original message either way.
+func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
+	r := newRig(t)
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.seq.dedupBudget = 3
+	r.apply(create("cnv_b", "alice"))
+	first := r.apply(send("cnv_b", "alice", "1", "k1"), send("cnv_b", "alice", "2", "k2"))
+	if counting.count() != 0 || r.seq.dedupTotal != 2 {
+		t.Fatalf("within the budget: %d reads, %d cached; want 0 and 2", counting.count(), r.seq.dedupTotal)
+	}
+	r.apply(send("cnv_b", "alice", "3", "k3"), send("cnv_b", "alice", "4", "k4"))
+	if r.seq.dedupTotal > 3 {
+		t.Fatalf("%d dedup records cached, over the budget of 3", r.seq.dedupTotal)
+	}
+	if k, _ := r.seq.knownState(0, "cnv_b"); k.dedups != nil {
+		t.Fatalf("the conversation's dedup records are still known complete past the budget: %v", k.dedups)
+	}
+	again := r.apply(send("cnv_b", "alice", "1 again", "k1"))
+	if counting.count() == 0 {
+		t.Fatal("no dedup read once the cache gave the conversation up")
+	}
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id past the budget: %+v, want the original message", again[0].Result)
 	}
 }
