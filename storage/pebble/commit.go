@@ -125,31 +125,6 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 	}
 	defer s.leave()
 
-	// An indexed batch reads its own writes: a later change of the same
-	// Commit sees the events of an earlier one (replay checks, scrubbing).
-	b := s.db.NewIndexedBatch()
-	defer b.Close()
-	applied, err := s.apply(b, partition, epoch, head, changes)
-	if err != nil || !applied {
-		return err
-	}
-	// The fence is released before the WAL sync: the batch is visible once
-	// applied (in Pebble a synced write is visible before its sync too), and
-	// the WAL is written in order, so a later Commit's sync covers this
-	// one. Commits of other partitions, and the next batch of this one,
-	// then share this fsync instead of queueing behind it.
-	if err := b.SyncWait(); err != nil {
-		return classify(op, fmt.Errorf("%s: %w", op, err))
-	}
-	return s.purgeDeleted(changes)
-}
-
-// apply stages changes in b under the fence (the stripes of the
-// partition's head and of the changes' conversations) and applies b
-// without waiting for its WAL sync. It reports whether b held anything to
-// apply.
-func (s *Store) apply(b *pebble.Batch, partition int, epoch, head int64, changes []chat.Change) (bool, error) {
-	const op = "pebble: commit"
 	locks := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
 	for i := range changes {
 		locks |= 1 << stripeOf(changes[i].Conversation.ID)
@@ -157,12 +132,16 @@ func (s *Store) apply(b *pebble.Batch, partition int, epoch, head int64, changes
 	s.lock(locks)
 	defer s.unlock(locks)
 
+	// An indexed batch reads its own writes: a later change of the same
+	// Commit sees the events of an earlier one (replay checks, scrubbing).
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
 	// Own takes the head's lock too, so the epoch cannot move until the
-	// batch is applied.
+	// batch is written.
 	if cur, _, err := getUint(b, ownerKey(partition)); err != nil {
-		return false, classify(op, fmt.Errorf("%s: %w", op, err))
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	} else if epoch <= 0 || uint64(epoch) != cur {
-		return false, &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d is owned at epoch %d; the commit has epoch %d", partition, cur, epoch)}
+		return &chat.Error{Code: chat.CodeConflict, Op: op, Message: fmt.Sprintf("partition %d is owned at epoch %d; the commit has epoch %d", partition, cur, epoch)}
 	}
 	lastSeqs := make(map[string]int64, len(changes))
 	floors := map[string]uint64{}  // refusal floors read, by gateway
@@ -172,9 +151,9 @@ func (s *Store) apply(b *pebble.Batch, partition int, epoch, head int64, changes
 		n := b.Count()
 		if err := stageChange(b, ch, lastSeqs); err != nil {
 			if chat.ErrorCode(err) == chat.CodeConflict {
-				return false, err
+				return err
 			}
-			return false, classify(op, fmt.Errorf("%s: change %d: %w", op, i, err))
+			return classify(op, fmt.Errorf("%s: change %d: %w", op, i, err))
 		}
 		if b.Count() == n || ch.Gateway == "" || ch.Deadline.IsZero() {
 			continue // a replay (stored before, so not refusable), or never refused
@@ -183,44 +162,36 @@ func (s *Store) apply(b *pebble.Batch, partition int, epoch, head int64, changes
 		if !ok {
 			var err error
 			if floor, _, err = getUint(b, refuseKey(partition, ch.Gateway)); err != nil {
-				return false, classify(op, fmt.Errorf("%s: %w", op, err))
+				return classify(op, fmt.Errorf("%s: %w", op, err))
 			}
 			floors[ch.Gateway] = floor
 		}
 		d := unsigned(ch.Deadline.UnixNano())
 		if floor >= d {
-			return false, &chat.Error{Code: chat.CodeConflict, Op: op, Err: chat.ErrRefused, Message: fmt.Sprintf("change %d: gateway %s refused its commands up to %s", i, ch.Gateway, time.Unix(0, int64(floor)).UTC().Format(time.RFC3339Nano))}
+			return &chat.Error{Code: chat.CodeConflict, Op: op, Err: chat.ErrRefused, Message: fmt.Sprintf("change %d: gateway %s refused its commands up to %s", i, ch.Gateway, time.Unix(0, int64(floor)).UTC().Format(time.RFC3339Nano))}
 		}
 		claimed[ch.Gateway] = max(claimed[ch.Gateway], d)
 	}
 	for gw, d := range claimed {
 		cur, _, err := getUint(b, claimedKey(partition, gw))
 		if err != nil {
-			return false, classify(op, fmt.Errorf("%s: %w", op, err))
+			return classify(op, fmt.Errorf("%s: %w", op, err))
 		}
 		if d > cur {
 			if err := b.Set(claimedKey(partition, gw), encodeUint(d), nil); err != nil {
-				return false, classify(op, fmt.Errorf("%s: %w", op, err))
+				return classify(op, fmt.Errorf("%s: %w", op, err))
 			}
 		}
 	}
 	if err := stageHead(b, partition, head); err != nil {
-		return false, classify(op, fmt.Errorf("%s: head: %w", op, err))
+		return classify(op, fmt.Errorf("%s: head: %w", op, err))
 	}
 	if b.Empty() {
-		return false, nil
+		return nil
 	}
-	// Applied, not yet synced: the caller waits for the sync (SyncWait)
-	// after the fence is released.
-	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		return false, classify(op, fmt.Errorf("%s: %w", op, err))
+	if err := b.Commit(pebble.Sync); err != nil {
+		return classify(op, fmt.Errorf("%s: %w", op, err))
 	}
-	return true, nil
-}
-
-// purgeDeleted purges the text of the messages changes deleted (purge).
-func (s *Store) purgeDeleted(changes []chat.Change) error {
-	const op = "pebble: commit"
 	var purge []string
 	for i := range changes {
 		for _, m := range changes[i].Messages {

@@ -6,9 +6,7 @@
 // Every Commit is one Pebble batch written with a synced WAL, so it is
 // atomic and durable when it returns. Commits are fenced per conversation
 // under striped locks: the stored LastSeq is read and checked against the
-// change's PrevSeq under the same lock that covers the batch's apply. The
-// locks are let go before the WAL sync, so Commits that wait for their
-// syncs at the same moment share one.
+// change's PrevSeq under the same lock that covers the write.
 package pebble
 
 import (
@@ -61,9 +59,12 @@ type Store struct {
 	// panics on a closed DB).
 	life guard.Guard
 
-	// fence serializes the read-check-apply of Commits that touch the same
-	// conversation (or the same partition's head); it is not held across
-	// the WAL sync, so every Commit waiting for a sync shares it.
+	// fence serializes the read-check-write of Commits that touch the same
+	// conversation (or the same partition's head); Commits of unrelated
+	// conversations run, and sync, concurrently.
+	// It is held through the WAL sync: Refuse, which takes the head's
+	// stripe, must never read a claim that is applied but not yet durable,
+	// or a gateway would answer 201 for a message a crash could lose.
 	fence [stripes]sync.Mutex
 	// metaMu makes Meta's set-if-absent atomic.
 	metaMu sync.Mutex
@@ -78,11 +79,6 @@ var _ chat.Store = (*Store)(nil)
 
 // Open opens (or creates) the database in cfg.Dir.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	return open(ctx, cfg, vfs.Default)
-}
-
-// open is Open on the file system fs (tests slow its syncs down).
-func open(ctx context.Context, cfg Config, fs vfs.FS) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pebble: open: %w", err)
 	}
@@ -97,7 +93,7 @@ func open(ctx context.Context, cfg Config, fs vfs.FS) (*Store, error) {
 		// Pinned rather than left to the library's default, which may change.
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
-		FS:                 noRecycleFS{fs},
+		FS:                 noRecycleFS{vfs.Default},
 		// Listing a user's conversations reads each one's state: the
 		// library's 8 MiB block cache let a few thousand of them, spread
 		// over the levels, evict each other. The cache fills only as used.
