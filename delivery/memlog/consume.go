@@ -190,6 +190,9 @@ type outcome struct {
 	p   int
 	st  step
 	err error
+	// wakes is the count of wakes the member had had when the batch was
+	// handed out.
+	wakes int
 }
 
 // consumeParallel is Consume for a group whose members hand out up to n
@@ -204,6 +207,7 @@ func (l *Log) consumeParallel(ctx context.Context, g *group, m *member, n int, h
 	// waiting holds partitions another member still held when last tried;
 	// they are tried again after a wake (handOver pokes this member).
 	waiting := map[int]bool{}
+	wakes := 0 // wakes received: a busy partition waits only for a wake that comes after its try
 	var owned, idle []int
 	version := ^uint64(0)
 	turn := 0 // where the next look at owned starts
@@ -216,7 +220,9 @@ func (l *Log) consumeParallel(ctx context.Context, g *group, m *member, n int, h
 			if failed == nil {
 				failed = r.err
 			}
-		case r.st == busy:
+		case r.st == busy && r.wakes == wakes:
+			// A wake that came while the batch was out may have been its
+			// handover: then the partition is tried again at once.
 			waiting[r.p] = true
 		}
 	}
@@ -259,9 +265,10 @@ func (l *Log) consumeParallel(ctx context.Context, g *group, m *member, n int, h
 			}
 			out[p] = true
 			turn = k + 1
+			w := wakes
 			go func() {
 				st, err := g.handleNext(ctx, m, p, handle)
-				results <- outcome{p: p, st: st, err: err}
+				results <- outcome{p: p, st: st, err: err, wakes: w}
 			}()
 		}
 		// Sleep until a batch returns, records arrive, the group changes,
@@ -276,6 +283,7 @@ func (l *Log) consumeParallel(ctx context.Context, g *group, m *member, n int, h
 			m.w.sleeping.Store(false)
 			settle(r)
 		case <-m.w.wake:
+			wakes++
 			clear(waiting)
 		case <-ctx.Done():
 			stop = true
