@@ -156,6 +156,11 @@ func (t *Server) Run(ctx context.Context) {
 	t.stopping = true
 	t.spawnMu.Unlock()
 	t.stopSessions()
+	// Once more, for the connections that registered while the first
+	// pass ran: their writers are refused now, so they say their goodbyes
+	// through waitSessions. One that registers after this pass finds the
+	// sessions' context ended when it opens, and closes itself.
+	t.hub.Each(func(c *fanout.Conn) { c.Close() })
 	t.waitSessions()
 }
 
@@ -169,19 +174,23 @@ func (t *Server) waitSessions() {
 	go func() { t.running.Wait(); close(done) }()
 	var goodbyes sync.WaitGroup
 	defer goodbyes.Wait()
+	say := func() {
+		t.spawnMu.Lock()
+		late := t.late
+		t.late = nil
+		t.spawnMu.Unlock()
+		for _, f := range late {
+			goodbyes.Add(1)
+			go func() { defer goodbyes.Done(); f() }()
+		}
+	}
 	for {
 		select {
 		case <-done:
+			say() // one handed over just before the last reader ended
 			return
 		case <-t.lateCh:
-			t.spawnMu.Lock()
-			late := t.late
-			t.late = nil
-			t.spawnMu.Unlock()
-			for _, f := range late {
-				goodbyes.Add(1)
-				go func() { defer goodbyes.Done(); f() }()
-			}
+			say()
 		}
 	}
 }
