@@ -266,26 +266,26 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	// A batch's conversations keep their dedup records known complete
 	// only when the partition's were not just dropped: their maps are
 	// counted as they were cached.
-	dropped := false
-	if len(m)+len(states) > maxKnown {
+	dropped := true
+	switch {
+	case len(m)+len(states) > maxKnown:
 		clear(m)
-		s.uncountDedups(partition)
-		dropped = true
-	}
-	if !dropped && s.dedupTotal+added > s.dedupBudget {
-		dropped = true
+	case s.dedupTotal+added > s.dedupBudget:
 		for cid, k := range m {
 			if k.dedups != nil {
 				k.dedups = nil
 				m[cid] = k
 			}
 		}
+	default:
+		dropped = false
+	}
+	if dropped {
 		s.uncountDedups(partition)
 	}
-	keep := !dropped
 	for cid, st := range states {
 		k := knownConv{conv: st.conv, exists: st.exists}
-		if st.knownDedups != nil && keep {
+		if st.knownDedups != nil && !dropped {
 			// The batch's own sends join the conversation's complete set.
 			k.dedups = st.knownDedups
 			for key, mid := range st.dedups {
