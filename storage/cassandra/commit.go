@@ -579,13 +579,6 @@ func (s *Store) finishBatch(ctx context.Context, partition int, ref string) erro
 // side, each conversation's rows in order. It is idempotent (every row
 // carries its change's timestamp), so a batch may be written again, or by
 // two writers at once.
-//
-// Conversations whose rows fit in one batch share unlogged batches with
-// others (up to maxBatchBytes and maxConvsPerBatch): one request to
-// Cassandra for several conversations instead of one each, which spares
-// the coordinator a request's decoding, dispatch and answer per
-// conversation. A conversation too big for that goes alone, its rows
-// split in order (write).
 func (s *Store) writeBatch(ctx context.Context, batch *claimedBatch) error {
 	var order []string
 	byConv := map[string][]*intent{}
@@ -596,63 +589,22 @@ func (s *Store) writeBatch(ctx context.Context, batch *claimedBatch) error {
 		}
 		byConv[cid] = append(byConv[cid], in)
 	}
-	stmts := make([][]statement, len(order))
 	var g errgroup.Group
 	g.SetLimit(commitParallelism)
-	for i, cid := range order {
+	for _, cid := range order {
 		g.Go(func() error {
-			st, err := s.statements(ctx, cid, byConv[cid])
+			stmts, err := s.statements(ctx, cid, byConv[cid])
 			if err != nil {
 				return fmt.Errorf("conversation %s: %w", cid, err)
 			}
-			stmts[i] = st
+			if err := s.write(ctx, stmts); err != nil {
+				return fmt.Errorf("conversation %s: %w", cid, err)
+			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	g = errgroup.Group{}
-	g.SetLimit(commitParallelism)
-	var shared []statement
-	sharedConvs, sharedSize := 0, 0
-	flush := func() {
-		if len(shared) == 0 {
-			return
-		}
-		part := shared
-		shared, sharedConvs, sharedSize = nil, 0, 0
-		g.Go(func() error { return s.write(ctx, part) })
-	}
-	for i, cid := range order {
-		size := 0
-		for _, st := range stmts[i] {
-			size += st.size
-		}
-		if size > maxBatchBytes {
-			g.Go(func() error {
-				if err := s.write(ctx, stmts[i]); err != nil {
-					return fmt.Errorf("conversation %s: %w", cid, err)
-				}
-				return nil
-			})
-			continue
-		}
-		if sharedSize+size > maxBatchBytes || sharedConvs == maxConvsPerBatch {
-			flush()
-		}
-		shared = append(shared, stmts[i]...)
-		sharedConvs++
-		sharedSize += size
-	}
-	flush()
 	return g.Wait()
 }
-
-// maxConvsPerBatch bounds the conversations that share one unlogged
-// batch, so that a Commit of many still writes in a few requests side by
-// side rather than one long one.
-const maxConvsPerBatch = 8
 
 // statement is one write of a change.
 type statement struct {
