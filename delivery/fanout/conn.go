@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/chat"
@@ -58,6 +59,9 @@ type Conn struct {
 	writing  bool   // the on-demand writer runs (or is starting)
 	notify   chan struct{}
 	done     chan struct{}
+	// waker, when set (SetWaker), is called wherever a transport waiting
+	// in NextUntil is woken.
+	waker atomic.Pointer[func()]
 
 	mark uint64 // the hub's dispatch generation that last touched c (hub lock)
 
@@ -133,7 +137,25 @@ func (c *Conn) kick(w wakeup) {
 		case c.notify <- struct{}{}:
 		default:
 		}
+		if f := c.waker.Load(); f != nil {
+			(*f)()
+		}
 	}
+}
+
+// SetWaker makes f be called, holding no lock, whenever something would
+// wake a transport waiting in NextUntil: an item queued, the connection
+// closed or its queue overflowed. A transport that waits without a
+// goroutine of its own in NextUntil (a parked long-poll waits in a read
+// of its socket) sets it before it checks Pending and Broken, so nothing
+// that comes after that check goes unnoticed; nil removes it. f may still
+// be running, or be called once more, just after SetWaker(nil) returns.
+func (c *Conn) SetWaker(f func()) {
+	if f == nil {
+		c.waker.Store(nil)
+		return
+	}
+	c.waker.Store(&f)
 }
 
 // wake wakes the transport unless its writer runs.

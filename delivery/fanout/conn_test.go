@@ -210,3 +210,32 @@ func TestBroken(t *testing.T) {
 		t.Fatal("closed connection not broken")
 	}
 }
+
+// TestWakerIsCalledWhereNextUntilWakes: a connection's waker is called
+// for an item queued, a close and an overflow, and not once removed.
+func TestWakerIsCalledWhereNextUntilWakes(t *testing.T) {
+	c := newTestConn(2)
+	var woken int
+	c.SetWaker(func() { woken++ })
+	c.Enqueue(event(0, 1))
+	if woken != 1 {
+		t.Fatalf("woken %d times by an item, want 1", woken)
+	}
+	c.Enqueue(event(0, 2))
+	c.Enqueue(event(0, 3)) // overflows
+	if woken != 3 || !c.Broken() {
+		t.Fatalf("woken %d times after an overflow (broken %v), want 3", woken, c.Broken())
+	}
+	d := newTestConn(2)
+	woken = 0
+	d.SetWaker(func() { woken++ })
+	d.Close()
+	if woken != 1 {
+		t.Fatalf("woken %d times by a close, want 1", woken)
+	}
+	d.SetWaker(nil)
+	d.Control([]byte(`{}`))
+	if woken != 1 {
+		t.Fatalf("woken after SetWaker(nil)")
+	}
+}
