@@ -239,3 +239,32 @@ func TestWakerIsCalledWhereNextUntilWakes(t *testing.T) {
 		t.Fatalf("woken after SetWaker(nil)")
 	}
 }
+
+// TestNextUntilWakesOnItemAndClose: with its wake channel made only when
+// a transport first waits, NextUntil still gets an item queued before it
+// waited, one queued while it waits, and the close; Done is closed too,
+// whether asked before or after the close.
+func TestNextUntilWakesOnItemAndClose(t *testing.T) {
+	c := newTestConn(8)
+	before := c.Done()
+	c.Enqueue(event(0, 1))
+	items, err := c.NextUntil(nil, nil, nil)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("queued before waiting: %d items, %v", len(items), err)
+	}
+	go func() { time.Sleep(10 * time.Millisecond); c.Enqueue(event(0, 2)) }()
+	if items, err = c.NextUntil(nil, nil, nil); err != nil || len(items) != 1 {
+		t.Fatalf("queued while waiting: %d items, %v", len(items), err)
+	}
+	go func() { time.Sleep(10 * time.Millisecond); c.Close() }()
+	if _, err = c.NextUntil(nil, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed while waiting: %v", err)
+	}
+	for _, d := range []<-chan struct{}{before, c.Done()} {
+		select {
+		case <-d:
+		default:
+			t.Fatal("Done not closed")
+		}
+	}
+}
