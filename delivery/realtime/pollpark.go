@@ -23,13 +23,15 @@ const pollParkAfter = time.Second
 // pollWriteTimeout bounds the write of a parked poll's answer.
 const pollWriteTimeout = 10 * time.Second
 
-// canPark reports whether a poll of r can be parked: an HTTP/1.x request
-// of an http.Server (which takes the connection back after the answer)
-// whose connection can be taken over.
+// canPark reports whether a poll of r can be parked: a plain-text HTTP/1.x
+// request of an http.Server (which takes the connection back after the
+// answer) whose connection can be taken over. Over TLS it is not: the
+// connection handed back is wrapped (prefixConn), and the server would no
+// longer see it as TLS.
 func canPark(w http.ResponseWriter, r *http.Request) bool {
 	_, hj := w.(http.Hijacker)
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	return hj && srv != nil && r.ProtoMajor == 1
+	return hj && srv != nil && r.ProtoMajor == 1 && r.TLS == nil
 }
 
 // parkedPoll is a long-poll taken over from the HTTP server while it
