@@ -27,11 +27,13 @@ const pollWriteTimeout = 10 * time.Second
 // request of an http.Server (which takes the connection back after the
 // answer) whose connection can be taken over. Over TLS it is not: the
 // connection handed back is wrapped (prefixConn), and the server would no
-// longer see it as TLS.
+// longer see it as TLS. A request with a body is not either: the server
+// would discard what the handler left unread before the next request, a
+// parked poll cannot.
 func canPark(w http.ResponseWriter, r *http.Request) bool {
 	_, hj := w.(http.Hijacker)
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	return hj && srv != nil && r.ProtoMajor == 1 && r.TLS == nil
+	return hj && srv != nil && r.ProtoMajor == 1 && r.TLS == nil && r.Body == http.NoBody
 }
 
 // parkedPoll is a long-poll taken over from the HTTP server while it
@@ -87,7 +89,7 @@ func (t *Server) parkPoll(w http.ResponseWriter, r *http.Request, user string, c
 		p.early = bytes.Clone(b)
 	}
 	if !t.spawn(p.run) {
-		p.answer(true) // the server stops: answer at once, and close
+		p.answer(true, p.take(true)) // the server stops: answer at once, and close
 	}
 	return true
 }
@@ -95,9 +97,29 @@ func (t *Server) parkPoll(w http.ResponseWriter, r *http.Request, user string, c
 // aLongTimeAgo is a deadline in the past: it wakes a read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// run waits, then answers.
+// run waits, then answers. A wake that brings nothing to answer (a
+// heartbeat, a duplicate of an event the client has) parks the poll again
+// until its wait ends, as a waiting request would go on waiting.
 func (p *parkedPoll) run() {
-	p.answer(p.wait())
+	for {
+		here := p.wait()
+		a := p.take(here)
+		if here && len(a.events) == 0 && !a.broken && len(p.early) == 0 &&
+			time.Now().Before(p.end) && p.t.sessions.Err() == nil {
+			continue
+		}
+		p.answer(here, a)
+		return
+	}
+}
+
+// take takes what waits on the connection (nothing when the client left).
+func (p *parkedPoll) take(here bool) *pollAnswer {
+	a := &pollAnswer{events: make([]httpx.RawJSON, 0)}
+	if here {
+		a.collect(p.conn, false, closedChan, nil)
+	}
+	return a
 }
 
 // wait waits for the connection, the wait's end or the client; it reports
@@ -141,16 +163,12 @@ func (p *parkedPoll) wake() {
 	p.mu.Unlock()
 }
 
-// answer answers what waits (nothing, when the wait ended) and hands the
-// connection back; here false means the client left: the registration is
-// dropped and the socket closed.
-func (p *parkedPoll) answer(here bool) {
+// answer answers a (what take took) and hands the connection back; here
+// false means the client left: the registration is dropped and the
+// socket closed.
+func (p *parkedPoll) answer(here bool, a *pollAnswer) {
 	t := p.t
-	a := pollAnswer{events: make([]httpx.RawJSON, 0)}
-	if here {
-		a.collect(p.conn, false, closedChan, nil)
-	}
-	status, body := t.finishPoll(p.user, p.conn, &a, here && !a.broken)
+	status, body := t.finishPoll(p.user, p.conn, a, here && !a.broken)
 	if !here {
 		p.nc.Close()
 		return
@@ -261,6 +279,16 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(b)
+}
+
+// SetWriteBuffer sets the kernel send buffer of the TCP connection
+// underneath: a WebSocket upgraded on a handed-back connection sizes it
+// as on any other (ConnContext holds the prefixConn).
+func (c *prefixConn) SetWriteBuffer(n int) error {
+	if wb, ok := c.Conn.(interface{ SetWriteBuffer(int) error }); ok {
+		return wb.SetWriteBuffer(n)
+	}
+	return nil
 }
 
 // CloseWrite half-closes the connection underneath, as the HTTP server

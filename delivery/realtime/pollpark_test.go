@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,5 +254,74 @@ func TestPrefixConnReadsPrefixFirst(t *testing.T) {
 	}
 	if string(got) != "GET rest" {
 		t.Fatalf("read %q", got)
+	}
+}
+
+// TestParkedPollWokenByNothingParksAgain: a wake that brings nothing to
+// answer (a heartbeat) does not end a parked poll's wait with an empty
+// answer: it parks again and answers the event that comes next.
+func TestParkedPollWokenByNothingParksAgain(t *testing.T) {
+	rig := newPollRig(t)
+	ctx := context.Background()
+	first, _, err := rig.poll(ctx, "erin", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := rig.pollAsync(ctx, "erin", first.Cursor, 30)
+	rig.waitParked(1)
+	var conn *fanout.Conn
+	rig.hub.Each(func(c *fanout.Conn) { conn = c })
+	conn.Beat()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if conn.Pending() {
+			return errors.New("the heartbeat is not taken yet")
+		}
+		return nil
+	})
+	rig.waitParked(1)
+	conn.Enqueue(typing("frank"))
+	var r pollResult
+	select {
+	case r = <-ch:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the parked poll did not answer the event")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.p.Events) != 1 || r.p.Events[0].UserID != "frank" {
+		t.Fatalf("events %+v, want frank's typing (the heartbeat ended the wait)", r.p.Events)
+	}
+}
+
+// TestPollWithABodyKeepsTheConnectionUsable: a poll sent with a body
+// (which the server discards) is not parked: the next request on the
+// connection is read from where the body ends.
+func TestPollWithABodyKeepsTheConnectionUsable(t *testing.T) {
+	rig := newPollRig(t)
+	first, _, err := rig.poll(context.Background(), "gina", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(rig.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v1/poll?user=gina&wait=2&cursor=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\nno\r\nbody\r\n\r\n", url.QueryEscape(first.Cursor))
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("answer %d: status %d", i, res.StatusCode)
+		}
+		if i == 0 {
+			fmt.Fprintf(c, "GET /v1/poll?user=gina&wait=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
 	}
 }

@@ -100,7 +100,7 @@ func (t *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	cursor := r.URL.Query().Get("cursor") // checked after the upgrade: browsers see 4410, not a bare failure
 	// A small kernel send buffer keeps what a slow client can pile up on
 	// the server small; the bounded queue then notices it is slow.
-	if tc, ok := r.Context().Value(keyConn).(*net.TCPConn); ok {
+	if tc, ok := r.Context().Value(keyConn).(interface{ SetWriteBuffer(int) error }); ok { // a *net.TCPConn, or one a parked long-poll handed back
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
 	var subs []string // none offered that the server speaks: no subprotocol, JSON
