@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.Target, "target", "parley", "parley, or centrifugo (burst, latency and idle)")
 	fs.StringVar(&c.Transport, "transport", "ws", "receiving transport: ws, sse or poll (sends always go over WebSocket)")
 	fs.BoolVar(&c.Proto, "proto", false, "WebSocket receivers speak parley.v1+proto (Protocol Buffers) instead of JSON")
-	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to open")
+	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to open (RSS read once every one is open, a long-poll in its waiting poll, 3 s after the last and once the RSS settles; divided by those open, refused and failed ones reported)")
 	fs.IntVar(&c.PID, "pid", 0, "server process id: idle reads its RSS (required); burst and latency its write system calls per delivery")
 	fs.IntVar(&c.Members, "members", 500, "burst/latency/storm: members of the room, one connection each")
 	fs.IntVar(&c.Messages, "messages", 400, "burst: messages to send")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -356,7 +357,16 @@ func storm(ctx context.Context, c config, out io.Writer) (*Result, error) {
 }
 
 // idle opens --conns idle connections over --transport (20 per user) and
-// reports the server's RSS growth per connection, from /proc/<pid>/status.
+// reports the server's RSS growth per connection, from /proc/<pid>/status,
+// in an idle steady state: every connection open (a WebSocket or SSE
+// stream that got its ready; a long-poll client in its 55 s poll, which it
+// starts as soon as its first poll is answered, so the registration that
+// poll left is taken over rather than expired), then idleSettle after the
+// last of them started, then until the RSS settles (settledRSS). A
+// connection refused or failed is counted and left out of the figure,
+// which divides by those open; so is a long-poll that fails later (its
+// client polls again after a second). Long-polls answered meanwhile (a
+// 55 s wait that ended, when opening took that long) are counted too.
 func idle(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if c.PID == 0 {
 		return nil, errors.New("idle mode needs --pid of the server")
@@ -367,33 +377,100 @@ func idle(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := make([]string, c.Conns)
-	for i := range all {
-		all[i] = tokens[i/perUser]
-	}
-	return measureIdle(ctx, c, out, func() ([]*client, error) {
-		conns, err := connectAll(ctx, c, all)
-		if err != nil {
-			return nil, err
+	var refused, failed, pollsFailed, answered atomic.Int64
+	var firstErr atomic.Value
+	count := func(err error) {
+		var he *httpError
+		if errors.As(err, &he) && (he.Status == http.StatusServiceUnavailable || he.Status == http.StatusTooManyRequests) {
+			refused.Add(1)
+		} else {
+			failed.Add(1)
 		}
+		firstErr.CompareAndSwap(nil, err.Error())
+	}
+	var polls sync.WaitGroup
+	defer polls.Wait() // after stopPolls
+	pctx, stopPolls := context.WithCancel(ctx)
+	defer stopPolls()
+	// poll is a long-poll client's loop: poll, and poll again at once.
+	poll := func(cl *client, started chan<- struct{}) {
+		defer polls.Done()
+		for pctx.Err() == nil {
+			if started != nil {
+				close(started)
+				started = nil
+			}
+			if _, err := cl.poll(pctx, 55); err != nil {
+				if pctx.Err() != nil {
+					return
+				}
+				pollsFailed.Add(1)
+				select {
+				case <-pctx.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			answered.Add(1)
+		}
+	}
+	r, err := measureIdle(ctx, c, out, func() ([]*client, error) {
+		conns := make([]*client, c.Conns)
+		var done atomic.Int64
+		c.prog.set("connecting "+c.Transport, func() string {
+			return fmt.Sprintf("%d/%d, %d refused, %d failed", done.Load(), c.Conns, refused.Load(), failed.Load())
+		})
+		err := parallel(ctx, c.Conns, c.Conc, func(i int) error {
+			cl, err := connect(ctx, c.Transport, c.URL, tokens[i/perUser], "")
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				count(err)
+				return nil
+			}
+			if cl.transport == "poll" {
+				started := make(chan struct{})
+				polls.Add(1)
+				go poll(cl, started)
+				<-started // its poll is under way before the next opens
+			}
+			conns[i] = cl
+			done.Add(1)
+			return nil
+		})
+		open := conns[:0]
 		for _, cl := range conns {
-			if cl.transport == "poll" { // a long-poll client polls again and again
-				go func() {
-					for {
-						if _, err := cl.poll(ctx, 55); err != nil {
-							if ctx.Err() != nil {
-								return
-							}
-							time.Sleep(time.Second)
-						}
-					}
-				}()
+			if cl != nil {
+				open = append(open, cl)
 			}
 		}
-		return conns, nil
-	}, closeAll)
+		if err != nil {
+			closeAll(open)
+			return nil, err
+		}
+		return open, nil
+	}, func(conns []*client) { stopPolls(); closeAll(conns) })
+	if r == nil {
+		return nil, err
+	}
+	r.Refused, r.ConnectFailed, r.Errors = int(refused.Load()), int(failed.Load()), int(pollsFailed.Load())
+	fmt.Fprintf(out, "idle: %d refused (503/429), %d failed to open; %d long-polls failed and %d answered while measuring\n",
+		r.Refused, r.ConnectFailed, r.Errors, answered.Load())
+	if r.Refused+r.ConnectFailed > 0 {
+		return r, fmt.Errorf("%d connections not opened (first: %v)", r.Refused+r.ConnectFailed, firstErr.Load())
+	}
+	return r, nil
 }
 
+// idleSettle is how long idle waits after the last connection opened (a
+// long-poll: started its waiting poll) before it reads the RSS: longer
+// than the server's 1 s before it parks a waiting long-poll.
+const idleSettle = 3 * time.Second
+
+// measureIdle reads the RSS, opens the connections (open returns those
+// open) and reads the RSS again once idle (idleSettle, then settledRSS);
+// the figure per connection divides by the connections open.
 func measureIdle[T any](ctx context.Context, c config, out io.Writer, open func() ([]T, error), shut func([]T)) (*Result, error) {
 	time.Sleep(time.Second)
 	before, err := rssKiB(c.PID)
@@ -406,16 +483,16 @@ func measureIdle[T any](ctx context.Context, c config, out io.Writer, open func(
 	}
 	defer shut(conns)
 	c.prog.set("idle", nil)
-	time.Sleep(3 * time.Second)
+	time.Sleep(idleSettle)
 	after, err := settledRSS(ctx, c.PID, before)
 	if err != nil {
 		return nil, err
 	}
 	r := newResult(c, "idle")
-	r.Conns, r.RSSBeforeKiB, r.RSSAfterKiB = c.Conns, before, after
-	r.RSSPerConnKiB = float64(after-before) / float64(c.Conns)
-	fmt.Fprintf(out, "idle: %d %s connections to %s, server RSS %d KiB -> %d KiB, %.1f KiB per connection\n",
-		c.Conns, c.Transport, c.Target, before, after, r.RSSPerConnKiB)
+	r.Conns, r.Connected, r.RSSBeforeKiB, r.RSSAfterKiB = c.Conns, len(conns), before, after
+	r.RSSPerConnKiB = float64(after-before) / float64(max(len(conns), 1))
+	fmt.Fprintf(out, "idle: %d %s connections to %s (%d asked), server RSS %d KiB -> %d KiB, %.1f KiB per connection\n",
+		len(conns), c.Transport, c.Target, c.Conns, before, after, r.RSSPerConnKiB)
 	return r, nil
 }
 
