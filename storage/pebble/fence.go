@@ -17,6 +17,14 @@ import (
 // embedded sequencer's --sequencer.batches) nearly always shared a stripe,
 // so each waited for the other's WAL sync instead of sharing it.
 type fences struct {
+	// The table of locks is itself split, so that Commits taking and
+	// dropping their locks do not all queue on one mutex.
+	shards [fenceShards]fenceShard
+}
+
+const fenceShards = 64
+
+type fenceShard struct {
 	mu    sync.Mutex
 	locks map[string]*fenceLock
 }
@@ -24,7 +32,8 @@ type fences struct {
 type fenceLock struct {
 	mu    sync.Mutex
 	name  string
-	users int // holders and waiters; guarded by fences.mu
+	shard *fenceShard
+	users int // holders and waiters; guarded by shard.mu
 }
 
 // partitionFence names the lock of a partition's keys.
@@ -33,27 +42,38 @@ func partitionFence(partition int) string { return "p\x00" + strconv.Itoa(partit
 // conversationFence names the lock of a conversation's keys.
 func conversationFence(cid string) string { return "c\x00" + cid }
 
+// shard returns the part of the table that holds name (FNV-1a).
+func (f *fences) shard(name string) *fenceShard {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return &f.shards[h%fenceShards]
+}
+
 // lock takes the named locks, each once, in ascending order of name (so
-// callers that share names cannot deadlock), and returns what unlock
-// needs.
+// callers that share names cannot deadlock; a shard's mutex is never held
+// while waiting for a lock), and returns what unlock needs.
 func (f *fences) lock(names ...string) []*fenceLock {
 	slices.Sort(names)
 	names = slices.Compact(names)
 	held := make([]*fenceLock, len(names))
-	f.mu.Lock()
-	if f.locks == nil {
-		f.locks = map[string]*fenceLock{}
-	}
 	for i, n := range names {
-		l := f.locks[n]
+		sh := f.shard(n)
+		sh.mu.Lock()
+		if sh.locks == nil {
+			sh.locks = map[string]*fenceLock{}
+		}
+		l := sh.locks[n]
 		if l == nil {
-			l = &fenceLock{name: n}
-			f.locks[n] = l
+			l = &fenceLock{name: n, shard: sh}
+			sh.locks[n] = l
 		}
 		l.users++
+		sh.mu.Unlock()
 		held[i] = l
 	}
-	f.mu.Unlock()
 	for _, l := range held {
 		l.mu.Lock()
 	}
@@ -66,11 +86,12 @@ func (f *fences) unlock(held []*fenceLock) {
 	for _, l := range held {
 		l.mu.Unlock()
 	}
-	f.mu.Lock()
 	for _, l := range held {
+		sh := l.shard
+		sh.mu.Lock()
 		if l.users--; l.users == 0 {
-			delete(f.locks, l.name)
+			delete(sh.locks, l.name)
 		}
+		sh.mu.Unlock()
 	}
-	f.mu.Unlock()
 }
