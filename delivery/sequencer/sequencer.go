@@ -302,7 +302,7 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	case s.dedupTotal+added > s.dedupBudget:
 		for cid, k := range m {
 			if k.dedups != nil {
-				k.dedups = nil
+				k.dedups, k.dedupSenders = nil, dedupSenders{}
 				m[cid] = k
 			}
 		}
@@ -811,7 +811,10 @@ func (b *batch) state(cid string) (*convState, error) {
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	if k, ok := b.s.knownState(b.partition, cid); ok {
-		st.conv, st.exists, st.knownDedups, st.dedupSenders = k.conv, k.exists, k.dedups, k.dedupSenders
+		st.conv, st.exists = k.conv, k.exists
+		if k.dedups != nil {
+			st.knownDedups, st.dedupSenders = k.dedups, k.dedupSenders
+		}
 		for _, m := range k.conv.Members {
 			st.members[m] = true
 		}

@@ -892,8 +892,9 @@ func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
 	counting := &dedupCountingStore{Store: r.store}
 	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.seq.dedupBudget = 3
-	r.apply(create("cnv_b", "alice"))
-	first := r.apply(send("cnv_b", "alice", "1", "k1"), send("cnv_b", "alice", "2", "k2"))
+	r.apply(create("cnv_b", "alice"), create("cnv_b2", "alice"))
+	other := r.apply(send("cnv_b2", "alice", "0", "k0"))
+	first := r.apply(send("cnv_b", "alice", "1", "k1"))
 	if counting.count() != 0 || r.seq.dedupTotal != 2 {
 		t.Fatalf("within the budget: %d reads, %d cached; want 0 and 2", counting.count(), r.seq.dedupTotal)
 	}
@@ -910,6 +911,12 @@ func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
 	}
 	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
 		t.Fatalf("a retried client_id past the budget: %+v, want the original message", again[0].Result)
+	}
+	// The partition's other conversation gave its records up too: its
+	// retry is looked up, not taken for new.
+	again = r.apply(send("cnv_b2", "alice", "0 again", "k0"))
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != other[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id of another conversation past the budget: %+v, want the original message", again[0].Result)
 	}
 }
 
