@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,10 @@ type parkedPoll struct {
 	// closing: the client asked for the connection to close after the
 	// answer (or speaks HTTP/1.0).
 	closing bool
+	// halfClosed: the client ended its side (EOF) while waiting: it is
+	// answered at once, as the HTTP server answers a request whose client
+	// stopped sending, and the registration is not kept.
+	halfClosed bool
 
 	mu      sync.Mutex
 	waiting bool // the read waits for the connection (wake moves its deadline)
@@ -104,7 +109,7 @@ func (p *parkedPoll) run() {
 	for {
 		here := p.wait()
 		a := p.take(here)
-		if here && len(a.events) == 0 && !a.broken && len(p.early) == 0 &&
+		if here && len(a.events) == 0 && !a.broken && len(p.early) == 0 && !p.halfClosed &&
 			time.Now().Before(p.end) && p.t.sessions.Err() == nil {
 			continue
 		}
@@ -142,6 +147,8 @@ func (p *parkedPoll) wait() bool {
 		switch {
 		case n > 0:
 			p.early = []byte{b[0]}
+		case errors.Is(err, io.EOF):
+			p.halfClosed, p.closing = true, true
 		case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
 			here = false
 		}
@@ -168,7 +175,7 @@ func (p *parkedPoll) wake() {
 // socket closed.
 func (p *parkedPoll) answer(here bool, a *pollAnswer) {
 	t := p.t
-	status, body := t.finishPoll(p.user, p.conn, a, here && !a.broken)
+	status, body := t.finishPoll(p.user, p.conn, a, here && !a.broken && !p.halfClosed)
 	if !here {
 		p.nc.Close()
 		return

@@ -325,3 +325,39 @@ func TestPollWithABodyKeepsTheConnectionUsable(t *testing.T) {
 		}
 	}
 }
+
+// TestParkedPollClientHalfCloses: a client that ends its side of the
+// connection while its poll is parked still gets the answer (as the HTTP
+// server answers a waiting request whose client stopped sending), and the
+// registration is not kept.
+func TestParkedPollClientHalfCloses(t *testing.T) {
+	rig := newPollRig(t)
+	first, _, err := rig.poll(context.Background(), "hank", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(rig.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v1/poll?user=hank&wait=30&cursor=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(first.Cursor))
+	rig.waitParked(1)
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	var p pollPage
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil || res.StatusCode != 200 || p.Cursor == "" {
+		t.Fatalf("answer %d %+v %v", res.StatusCode, p, err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := rig.hub.Connections("hank"); n != 0 {
+			return fmt.Errorf("%d registrations left", n)
+		}
+		return nil
+	})
+}
