@@ -36,6 +36,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1021,12 +1022,31 @@ type usage struct {
 	Goroutines int
 	FDs        int
 	RSS        int64  // bytes
-	profile    string // the goroutine profile (debug=1: counts by stack)
+	// The Go runtime's view (runtime.MemStats, from the heap profile's
+	// trailer), in bytes: HeapAlloc is what live and not yet collected
+	// objects hold; HeapIdle-HeapReleased is heap memory freed but not
+	// yet returned to the system (the scavenger returns it gradually, so
+	// it still counts in RSS).
+	HeapAlloc, HeapIdle, HeapReleased int64
+	profile                           string // the goroutine profile (debug=1: counts by stack)
 }
 
+// Retained is the freed heap memory the runtime still holds (resident,
+// counted in RSS, reused before the heap grows).
+func (u usage) Retained() int64 { return max(0, u.HeapIdle-u.HeapReleased) }
+
+// Held is RSS less the freed heap memory the runtime still holds: what
+// the process's live objects, stacks and runtime structures keep
+// resident. A leak (of objects, of goroutines' stacks, of buffers)
+// grows it; a past peak the scavenger has not yet returned does not.
+func (u usage) Held() int64 { return u.RSS - u.Retained() }
+
 func (u usage) String() string {
-	return fmt.Sprintf("%d goroutines, %d fds, %.0f MiB RSS", u.Goroutines, u.FDs, float64(u.RSS)/(1<<20))
+	return fmt.Sprintf("%d goroutines, %d fds, %.0f MiB RSS (%.0f MiB held, Go heap %.0f MiB live, %.0f MiB freed not yet returned)",
+		u.Goroutines, u.FDs, mib(u.RSS), mib(u.Held()), mib(u.HeapAlloc), mib(u.Retained()))
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // debugURL is the node's /debug/pprof/ address, from its log.
 func (n *node) debugURL(t *testing.T) string {
@@ -1074,7 +1094,56 @@ func (n *node) usage(t *testing.T) usage {
 			u.Goroutines, _ = strconv.Atoi(rest)
 		}
 	}
+	// The heap profile's text form ends with runtime.MemStats; reading it
+	// does not run a collection (no gc=1).
+	if res, err := http.Get(n.debugURL(t) + "heap?debug=1"); err == nil {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
+			if !ok {
+				continue
+			}
+			x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				continue
+			}
+			switch k {
+			case "HeapAlloc":
+				u.HeapAlloc = x
+			case "HeapIdle":
+				u.HeapIdle = x
+			case "HeapReleased":
+				u.HeapReleased = x
+			}
+		}
+	}
 	return u
+}
+
+// heapTop is the top of n's heap profile (in-use space, after a
+// collection), for a failure's log.
+func (n *node) heapTop(t *testing.T) string {
+	res, err := http.Get(n.debugURL(t) + "heap?gc=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	f, err := os.CreateTemp(t.TempDir(), "heap-*.pb.gz")
+	if err != nil {
+		return err.Error()
+	}
+	io.Copy(f, res.Body)
+	f.Close()
+	if dir := os.Getenv("PARLEY_CHAOS_HISTORY_DIR"); dir != "" {
+		b, _ := os.ReadFile(f.Name())
+		os.WriteFile(filepath.Join(dir, t.Name()+"-"+n.name+"-heap.pb.gz"), b, 0o644)
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=15", f.Name()).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("pprof: %v: %s", err, out)
+	}
+	return string(out)
 }
 
 // goroutineStacks parses a debug=1 goroutine profile into counts by
@@ -1162,15 +1231,21 @@ func (r *chaosRun) live() []*node {
 
 // expectBaseline waits (up to 60 s) until every node still running is
 // back near its baseline sample: goroutines and descriptors within 10%
-// (+ 30) of it, RSS within 50% (+ 64 MiB: Go returns freed memory to
-// the system slowly). It logs the figures and fails the test otherwise.
+// (+ 30) of it, and the memory it holds (usage.Held: RSS less the freed
+// heap the Go runtime has not yet returned to the system) within 50%
+// (+ 64 MiB). Freed heap is left out because the runtime returns it
+// gradually, at its own pace, after a peak: it is reused before the heap
+// grows, so it is not a leak, and RSS right after a burst says only how
+// large the burst was (fault 5's resumes once left 299 MiB RSS, almost
+// all of it freed heap). It logs the figures, and the heap profile of a
+// node that stays above, and fails the test otherwise.
 func (r *chaosRun) expectBaseline(base map[*node]usage) {
 	r.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		closeIdleConnections()
 		var bad []string
-		var lines, growth []string
+		var lines, growth, heaps []string
 		for n, b := range base {
 			select {
 			case <-n.exited:
@@ -1179,8 +1254,11 @@ func (r *chaosRun) expectBaseline(base map[*node]usage) {
 			}
 			u := n.usage(r.t)
 			lines = append(lines, fmt.Sprintf("%s: %v (baseline %v)", n.name, u, b))
-			if u.Goroutines > b.Goroutines+b.Goroutines/10+30 || u.FDs > b.FDs+b.FDs/10+30 || u.RSS > b.RSS+b.RSS/2+64<<20 {
+			if u.Goroutines > b.Goroutines+b.Goroutines/10+30 || u.FDs > b.FDs+b.FDs/10+30 || u.Held() > b.Held()+b.Held()/2+64<<20 {
 				bad = append(bad, n.name)
+				if time.Now().After(deadline) {
+					heaps = append(heaps, fmt.Sprintf("  %s, heap in use by function:\n%s", n.name, n.heapTop(r.t)))
+				}
 			}
 			if u.Goroutines > b.Goroutines {
 				growth = append(growth, fmt.Sprintf("  %s, goroutines grown by stack:\n%s", n.name, goroutineGrowth(b, u)))
@@ -1193,7 +1271,7 @@ func (r *chaosRun) expectBaseline(base map[*node]usage) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Errorf("not back near baseline after 60 s (%v):\n  %s\n%s", bad, strings.Join(lines, "\n  "), strings.Join(growth, "\n"))
+			r.t.Errorf("not back near baseline after 60 s (%v):\n  %s\n%s\n%s", bad, strings.Join(lines, "\n  "), strings.Join(growth, "\n"), strings.Join(heaps, "\n"))
 			return
 		}
 		time.Sleep(2 * time.Second) // the poll until back near the baseline

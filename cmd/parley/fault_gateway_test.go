@@ -244,9 +244,9 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 
 	// Phase 2: 50 slow clients join the hot conversation on gateway A.
 	overflows0 := gw.metric(t, "parley_connection_queue_overflows_total", "")
-	slowClosed := func() float64 {
-		return gw.metric(t, "parley_slow_connections_closed_total", "") + gw.metric(t, "parley_connections_dropped_total", `reason="write_failed"`)
-	}
+	// Closed as too slow: with 1013, or at the write timeout when the
+	// socket would not take the close frame (both counted here).
+	slowClosed := func() float64 { return gw.metric(t, "parley_slow_connections_closed_total", "") }
 	closes0 := slowClosed()
 	slowIdx := make([]int, nslow)
 	for k := range slowIdx {
@@ -294,9 +294,9 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	if overflowAt.IsZero() {
 		t.Errorf("the %d slow clients' queues did not all overflow in %v (%v overflows)", nslow, phase, last.overflows)
 	} else {
-		t.Logf("slow clients: %d queues overflowed %v after they joined; %v overflows and %v slow connections closed (%v with 1013, the rest at the write timeout) by %v after",
+		t.Logf("slow clients: %d queues overflowed %v after they joined; %v overflows and %v slow connections closed (with 1013, or at the write timeout; %v other writes failed) by %v after",
 			nslow, overflowAt.Sub(joined).Round(time.Millisecond), last.overflows, last.closes,
-			gw.metric(t, "parley_slow_connections_closed_total", ""), last.at.Sub(joined).Round(time.Second))
+			gw.metric(t, "parley_connections_dropped_total", `reason="write_failed"`), last.at.Sub(joined).Round(time.Second))
 	}
 	// Every overflow is followed by its close within 10 s: at each sample,
 	// the closes are at least the overflows of 10 s before.
@@ -334,6 +334,7 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	r.settle(append(append([]*chaosClient(nil), cls...), fast...), r.gateways[1], 2*time.Minute)
 	r.check(r.gateways[1])
 	t.Logf("slow clients' streams ended: %v", closeCodesOf(slow))
+	t.Logf("gateway A after the slow clients resumed: %v", gw.usage(t))
 	cancel()
 	r.expectBaseline(base)
 }
