@@ -1021,7 +1021,7 @@ func (n *node) metric(t *testing.T, name, labels string) float64 {
 type usage struct {
 	Goroutines int
 	FDs        int
-	RSS        int64  // bytes
+	RSS        int64 // bytes
 	// The Go runtime's view (runtime.MemStats, from the heap profile's
 	// trailer), in bytes: HeapAlloc is what live and not yet collected
 	// objects hold; HeapIdle-HeapReleased is heap memory freed but not
