@@ -459,8 +459,11 @@ func TestFaultGatewayReconnectStorm(t *testing.T) {
 }
 
 // gatewayReady is a node's /readyz status and body.
-func gatewayReady(base string) (int, string) {
-	res, err := http.Get(base + "/readyz")
+func gatewayReady(base string) (int, string) { return getStatus(base + "/readyz") }
+
+// getStatus is the status and (first 4 KiB of the) body of GET url.
+func getStatus(url string) (int, string) {
+	res, err := http.Get(url)
 	if err != nil {
 		return 0, err.Error()
 	}
