@@ -1168,6 +1168,12 @@ func (n *node) heapTop(t *testing.T) string {
 // stack (its functions, innermost first).
 func goroutineStacks(profile string) map[string]int {
 	out := map[string]int{}
+	// The header line ("goroutine profile: total N") shares the first
+	// block, which is the largest group (blocks come most first): drop it,
+	// or that group is never named.
+	if head, rest, ok := strings.Cut(profile, "\n"); ok && strings.HasPrefix(head, "goroutine profile:") {
+		profile = rest
+	}
 	for _, block := range strings.Split(profile, "\n\n") {
 		lines := strings.Split(strings.TrimSpace(block), "\n")
 		count, _, ok := strings.Cut(lines[0], " @ ")
@@ -1346,4 +1352,17 @@ func TestChaosHarnessHealthyRunChecksValid(t *testing.T) {
 	t.Logf("client streams ended: %v", closeCodesOf(cls))
 	cancel()
 	r.expectBaseline(base)
+}
+
+// TestGoroutineStacksNamesEveryGroup: the parser of goroutine profiles
+// (debug=1) counts every group, the first (largest) one too, whose block
+// begins with the profile's header line.
+func TestGoroutineStacksNamesEveryGroup(t *testing.T) {
+	profile := "goroutine profile: total 1003\n" +
+		"1000 @ 0x1 0x2\n#\t0x1\tnet/http.(*conn).serve+0x10\t/x/server.go:1\n\n" +
+		"3 @ 0x3\n#\t0x3\truntime.gopark+0x20\t/x/proc.go:2\n"
+	got := goroutineStacks(profile)
+	if got["net/http.(*conn).serve"] != 1000 || got["runtime.gopark"] != 3 || len(got) != 2 {
+		t.Fatalf("stacks = %v", got)
+	}
 }
