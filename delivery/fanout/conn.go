@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/chat"
@@ -56,8 +57,14 @@ type Conn struct {
 	reason   string
 	start    func() // on-demand writer; nil when the transport waits in Next
 	writing  bool   // the on-demand writer runs (or is starting)
-	notify   chan struct{}
-	done     chan struct{}
+	// notify wakes a transport waiting in NextUntil; done is Done's. Both
+	// are made on first use (an on-demand writer's connection needs
+	// neither), notify through notifyChan.
+	notify atomic.Pointer[chan struct{}]
+	done   chan struct{}
+	// waker, when set (SetWaker), is called wherever a transport waiting
+	// in NextUntil is woken.
+	waker atomic.Pointer[func()]
 
 	mark uint64 // the hub's dispatch generation that last touched c (hub lock)
 
@@ -68,7 +75,7 @@ type Conn struct {
 
 // NewConn returns a connection of user whose queue holds maxQueue items.
 func NewConn(user string, maxQueue int) *Conn {
-	return &Conn{user: user, session: chat.NewID("ses"), max: maxQueue, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	return &Conn{user: user, session: chat.NewID("ses"), max: maxQueue}
 }
 
 // User is the connection's user.
@@ -129,11 +136,31 @@ func (c *Conn) kick(w wakeup) {
 	case wakeStart:
 		c.start() // set before the claim that said so, and never again
 	case wakeNotify:
-		select {
-		case c.notify <- struct{}{}:
-		default:
+		if n := c.notify.Load(); n != nil {
+			select {
+			case *n <- struct{}{}:
+			default:
+			}
+		}
+		if f := c.waker.Load(); f != nil {
+			(*f)()
 		}
 	}
+}
+
+// SetWaker makes f be called, holding no lock, whenever something would
+// wake a transport waiting in NextUntil: an item queued, the connection
+// closed or its queue overflowed. A transport that waits without a
+// goroutine of its own in NextUntil (a parked long-poll waits in a read
+// of its socket) sets it before it checks Pending and Broken, so nothing
+// that comes after that check goes unnoticed; nil removes it. f may still
+// be running, or be called once more, just after SetWaker(nil) returns.
+func (c *Conn) SetWaker(f func()) {
+	if f == nil {
+		c.waker.Store(nil)
+		return
+	}
+	c.waker.Store(&f)
 }
 
 // wake wakes the transport unless its writer runs.
@@ -178,13 +205,39 @@ func (c *Conn) CloseWith(code int, reason string) {
 	}
 	c.closed = true
 	c.code, c.reason = code, reason
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	c.mu.Unlock()
 	c.wake()
 }
 
 // Done is closed once the connection is closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+// notifyChan returns the channel that wakes NextUntil, made on first use.
+// A push before it exists wakes nobody: NextUntil makes it before it
+// takes, so it sees such an item in its take.
+func (c *Conn) notifyChan() chan struct{} {
+	if n := c.notify.Load(); n != nil {
+		return *n
+	}
+	n := make(chan struct{}, 1)
+	if c.notify.CompareAndSwap(nil, &n) {
+		return n
+	}
+	return *c.notify.Load()
+}
 
 // CloseCode is the code CloseWith was given.
 func (c *Conn) CloseCode() int {
@@ -267,6 +320,7 @@ var errStopped = errors.New("stopped waiting")
 // fires (either may be nil), with an error that is neither ErrClosed nor
 // ErrTooSlow.
 func (c *Conn) NextUntil(done <-chan struct{}, timeout <-chan time.Time, buf []*Item) ([]*Item, error) {
+	notify := c.notifyChan()
 	for {
 		items, err := c.take(buf, nil)
 		if err != nil || len(items) > 0 {
@@ -277,8 +331,7 @@ func (c *Conn) NextUntil(done <-chan struct{}, timeout <-chan time.Time, buf []*
 			return nil, errStopped
 		case <-timeout:
 			return nil, errStopped
-		case <-c.done:
-		case <-c.notify:
+		case <-notify: // also on close and overflow (claimWake)
 		}
 	}
 }

@@ -210,3 +210,61 @@ func TestBroken(t *testing.T) {
 		t.Fatal("closed connection not broken")
 	}
 }
+
+// TestWakerIsCalledWhereNextUntilWakes: a connection's waker is called
+// for an item queued, a close and an overflow, and not once removed.
+func TestWakerIsCalledWhereNextUntilWakes(t *testing.T) {
+	c := newTestConn(2)
+	var woken int
+	c.SetWaker(func() { woken++ })
+	c.Enqueue(event(0, 1))
+	if woken != 1 {
+		t.Fatalf("woken %d times by an item, want 1", woken)
+	}
+	c.Enqueue(event(0, 2))
+	c.Enqueue(event(0, 3)) // overflows
+	if woken != 3 || !c.Broken() {
+		t.Fatalf("woken %d times after an overflow (broken %v), want 3", woken, c.Broken())
+	}
+	d := newTestConn(2)
+	woken = 0
+	d.SetWaker(func() { woken++ })
+	d.Close()
+	if woken != 1 {
+		t.Fatalf("woken %d times by a close, want 1", woken)
+	}
+	d.SetWaker(nil)
+	d.Control([]byte(`{}`))
+	if woken != 1 {
+		t.Fatalf("woken after SetWaker(nil)")
+	}
+}
+
+// TestNextUntilWakesOnItemAndClose: with its wake channel made only when
+// a transport first waits, NextUntil still gets an item queued before it
+// waited, one queued while it waits, and the close; Done is closed too,
+// whether asked before or after the close.
+func TestNextUntilWakesOnItemAndClose(t *testing.T) {
+	c := newTestConn(8)
+	before := c.Done()
+	c.Enqueue(event(0, 1))
+	items, err := c.NextUntil(nil, nil, nil)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("queued before waiting: %d items, %v", len(items), err)
+	}
+	go func() { time.Sleep(10 * time.Millisecond); c.Enqueue(event(0, 2)) }()
+	if items, err = c.NextUntil(nil, nil, nil); err != nil || len(items) != 1 {
+		t.Fatalf("queued while waiting: %d items, %v", len(items), err)
+	}
+	go func() { time.Sleep(10 * time.Millisecond); c.Close() }()
+	if _, err = c.NextUntil(nil, nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed while waiting: %v", err)
+	}
+	for _, d := range []<-chan struct{}{before, c.Done()} {
+		select {
+		case <-d:
+		default:
+			t.Fatal("Done not closed")
+		}
+	}
+}

@@ -41,10 +41,17 @@ func (h *Hub) OpenLimited(ctx context.Context, c *Conn, cursor string, maxPerUse
 			return false, err
 		}
 	}
+	// Once the hub is ready ctx is not waited on: asking a cancelable
+	// context for its Done channel makes one, kept as long as the context
+	// (a WebSocket's session context lives as long as the connection).
 	select {
 	case <-h.Ready():
-	case <-ctx.Done():
-		return false, ctx.Err()
+	default:
+		select {
+		case <-h.Ready():
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	front, ok := h.Register(c, maxPerUser)
 	if !ok {

@@ -1,10 +1,12 @@
 package realtime
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
 )
@@ -16,6 +18,10 @@ import (
 // the client's next poll, with the cursor just answered, takes it over and
 // is served from memory, neither reading the store nor registering again;
 // events that arrived in between are queued on it.
+//
+// A poll that has waited pollParkAfter for nothing is parked (parkPoll):
+// it leaves the HTTP server, and waits in a read of its socket until
+// something comes or its wait ends.
 func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	u := httpx.User(r)
 	q := r.URL.Query()
@@ -26,9 +32,6 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	cursor := q.Get("cursor")
 	ctx := r.Context()
-	// The replay is read only up to one answer (maxEvents): a client far
-	// behind pages through it, each poll reading what it answers.
-	const maxEvents = 500
 	var conn *fanout.Conn
 	var cut bool
 	if cursor != "" {
@@ -40,11 +43,14 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 		t.makeRoom(u.ID)
 		// The opening reads the store on a goroutine of its own: the deep
 		// stack it needs is not kept by a poll that then waits for long.
+		// The replay is read only up to one answer (pollMaxEvents): a
+		// client far behind pages through it, each poll reading what it
+		// answers.
 		var ok bool
 		opened := make(chan struct{})
 		go func() {
 			defer close(opened)
-			conn, cut, ok = t.openHTTPStreamLimited(ctx, w, r, u, cursor, "longpoll", maxEvents)
+			conn, cut, ok = t.openHTTPStreamLimited(ctx, w, r, u, cursor, "longpoll", pollMaxEvents)
 		}()
 		<-opened
 		if !ok {
@@ -52,56 +58,100 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	events := make([]httpx.RawJSON, 0)
-	var answered []*fanout.Item // for the events_to_socket hop
-	var left []*fanout.Item     // taken but not answered: kept for the next poll
-	broken := false
+	a := pollAnswer{events: make([]httpx.RawJSON, 0)}
 	if cursor != "" {
 		// A timer, not a context with a deadline: that one would cost a
 		// waiting poll a context, its Done channel and a place among the
 		// request context's children.
-		timer := time.NewTimer(time.Duration(wait) * time.Second)
-		defer timer.Stop()
-		var buf []*fanout.Item
-	collect:
-		for len(events) < maxEvents {
-			if len(events) > 0 && !conn.Pending() {
-				break // answer the first events to arrive at once
-			}
-			if cut && !conn.Replaying() {
-				break // live items would move the cursor past events not yet replayed
-			}
-			items, err := conn.NextUntil(ctx.Done(), timer.C, buf)
-			if err != nil {
-				broken = err == fanout.ErrClosed || err == fanout.ErrTooSlow
-				break // wait elapsed, closed or too slow: the cursor resumes the rest
-			}
-			buf = items
-			for i, it := range items {
-				if len(events) >= maxEvents {
-					left = items[i:]
-					break collect // the rest comes on the next poll
-				}
-				if one, ok := conn.Render(nil, it); ok {
-					events = append(events, httpx.RawJSON(one))
-					answered = append(answered, it)
-				}
-			}
+		end := time.Now().Add(time.Duration(wait) * time.Second)
+		park := !cut && time.Until(end) > pollParkAfter && canPark(w, r)
+		first := time.Until(end)
+		if park {
+			first = pollParkAfter
 		}
+		timer := time.NewTimer(first)
+		a.collect(conn, cut, ctx.Done(), timer.C)
+		if park && len(a.events) == 0 && !a.broken && ctx.Err() == nil {
+			if t.parkPoll(w, r, u.ID, conn, end) {
+				timer.Stop()
+				return
+			}
+			timer.Reset(time.Until(end))
+			a.collect(conn, cut, ctx.Done(), timer.C)
+		}
+		timer.Stop()
 	}
-	next := conn.Cursor()
-	t.metrics.connections.WithLabelValues("longpoll").Dec()
 	// Kept only when the next poll can continue exactly where this answer
 	// ends: not after a cut replay (live items queued meanwhile lie beyond
 	// events still in the store), not broken, and not when the client left
 	// (it never sees this cursor).
-	if cut || broken || ctx.Err() != nil || !t.polls.keep(t, u.ID, next, conn, left) {
+	status, body := t.finishPoll(u.ID, conn, &a, !cut && !a.broken && ctx.Err() == nil)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	if len(a.events) > 0 {
+		t.metrics.wrote("longpoll", a.answered, len(a.events))
+	}
+}
+
+// pollMaxEvents bounds the events of one answer.
+const pollMaxEvents = 500
+
+// pollAnswer is what one poll answers, as collect gathers it.
+type pollAnswer struct {
+	events   []httpx.RawJSON
+	answered []*fanout.Item // for the events_to_socket hop
+	left     []*fanout.Item // taken but not answered: kept for the next poll
+	broken   bool           // the connection was closed or overflowed
+}
+
+// collect takes conn's items into a until it has an answer: the first
+// events to arrive (with those that keep arriving at once), pollMaxEvents,
+// or done or timeout (nil never fires; closed takes only what waits). cut
+// says the replay was cut: live items then wait for the next poll.
+func (a *pollAnswer) collect(conn *fanout.Conn, cut bool, done <-chan struct{}, timeout <-chan time.Time) {
+	var buf []*fanout.Item
+	for len(a.events) < pollMaxEvents {
+		if len(a.events) > 0 && !conn.Pending() {
+			return // answer the first events to arrive at once
+		}
+		if cut && !conn.Replaying() {
+			return // live items would move the cursor past events not yet replayed
+		}
+		items, err := conn.NextUntil(done, timeout, buf)
+		if err != nil {
+			a.broken = err == fanout.ErrClosed || err == fanout.ErrTooSlow
+			return // wait elapsed, closed or too slow: the cursor resumes the rest
+		}
+		buf = items
+		for i, it := range items {
+			if len(a.events) >= pollMaxEvents {
+				a.left = items[i:]
+				return // the rest comes on the next poll
+			}
+			if one, ok := conn.Render(nil, it); ok {
+				a.events = append(a.events, httpx.RawJSON(one))
+				a.answered = append(a.answered, it)
+			}
+		}
+	}
+}
+
+// finishPoll ends a poll's use of conn, keeping it for the next poll
+// when keep and the server is not stopping, and returns the answer's
+// status and body (500 internal if it does not encode, as WriteJSON).
+func (t *Server) finishPoll(user string, conn *fanout.Conn, a *pollAnswer, keep bool) (int, []byte) {
+	next := conn.Cursor()
+	t.metrics.connections.WithLabelValues("longpoll").Dec()
+	if !keep || !t.polls.keep(t, user, next, conn, a.left) {
 		t.hub.Unregister(conn)
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": events, "cursor": next})
-	if len(events) > 0 {
-		t.metrics.wrote("longpoll", answered, len(events))
+	b, err := json.Marshal(map[string]any{"events": a.events, "cursor": next})
+	if err != nil {
+		return http.StatusInternalServerError, httpx.ErrorJSON(chat.CodeInternal, "encoding failed", "")
 	}
+	return http.StatusOK, b
 }
 
 // pollKeep is how long a long-poll's registration waits for the client's

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,8 @@ type Server struct {
 	metrics  *metrics
 	// polls keeps answered long-polls' registrations for the next poll.
 	polls pollKeeper
+	// parked counts the long-polls parked (pollpark.go) and waiting.
+	parked atomic.Int64
 	// opening holds a token per connection opening (nil: no limit).
 	opening chan struct{}
 

@@ -175,8 +175,9 @@ func (s *wsSession) run(cursor string) {
 	// The reader starts at once; an optional hello frame may carry the
 	// cursor instead of the query. (A read with a deadline would close the
 	// socket when it expires, so the wait is on a channel.)
+	// hello carries the hello frame's cursor, and is closed when the
+	// reader ends.
 	hello := make(chan string, 1)
-	done := make(chan struct{})
 	reader := func() {
 		defer func() {
 			cancel()
@@ -185,7 +186,7 @@ func (s *wsSession) run(cursor string) {
 			t.hub.Unregister(s.conn)
 			t.metrics.connections.WithLabelValues("websocket").Dec()
 		}()
-		defer close(done)
+		defer close(hello)
 		s.readLoop(ctx, hello)
 	}
 	if !t.spawn(reader) {
@@ -197,11 +198,13 @@ func (s *wsSession) run(cursor string) {
 	if cursor == "" {
 		t := time.NewTimer(wsHelloWait)
 		select {
-		case cursor = <-hello:
+		case c, ok := <-hello:
+			if !ok { // the reader ended
+				t.Stop()
+				return
+			}
+			cursor = c
 		case <-t.C:
-		case <-done:
-			t.Stop()
-			return
 		}
 		t.Stop()
 	}

@@ -1,0 +1,256 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/delivery/fanout"
+	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/memlog"
+	"github.com/parleychat/parley/internal/testutil"
+	"github.com/parleychat/parley/storage/pebble"
+)
+
+// pollRig is a realtime Server with a running hub behind an HTTP/1.1
+// test server whose handler authenticates as the user query parameter
+// and sets a header of its own (as the gateway's middleware does).
+type pollRig struct {
+	t     *testing.T
+	srv   *Server
+	hub   *fanout.Hub
+	url   string
+	dials atomic.Int64
+	cl    *http.Client
+	stop  context.CancelFunc
+	ran   chan struct{}
+}
+
+func newPollRig(t *testing.T) *pollRig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	st, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
+	go func() { _ = hub.Run(ctx) }()
+	<-hub.Ready()
+	rig := &pollRig{t: t, hub: hub, ran: make(chan struct{})}
+	rig.srv = New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
+	runCtx, stop := context.WithCancel(ctx)
+	rig.stop = stop
+	go func() { defer close(rig.ran); rig.srv.Run(runCtx) }()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = httpx.WithUser(r, chat.User{ID: r.URL.Query().Get("user")}, time.Time{})
+		w.Header().Set("X-Request-Id", "req_test")
+		rig.srv.servePoll(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	rig.url = ts.URL
+	// One connection at most, each dial counted: a client that gets every
+	// answer over one keep-alive connection dials once.
+	tr := &http.Transport{MaxConnsPerHost: 1, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		rig.dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	rig.cl = &http.Client{Transport: tr}
+	return rig
+}
+
+type pollPage struct {
+	Events []struct {
+		Type   string `json:"type"`
+		UserID string `json:"user_id"`
+	} `json:"events"`
+	Cursor string `json:"cursor"`
+}
+
+// poll polls as user; it returns the page and the response.
+func (rig *pollRig) poll(ctx context.Context, user, cursor string, wait int) (pollPage, *http.Response, error) {
+	u := fmt.Sprintf("%s/v1/poll?user=%s&wait=%d", rig.url, user, wait)
+	if cursor != "" {
+		u += "&cursor=" + url.QueryEscape(cursor)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	res, err := rig.cl.Do(req)
+	if err != nil {
+		return pollPage{}, nil, err
+	}
+	defer res.Body.Close()
+	var p pollPage
+	if res.StatusCode != 200 {
+		return p, res, fmt.Errorf("status %d", res.StatusCode)
+	}
+	return p, res, json.NewDecoder(res.Body).Decode(&p)
+}
+
+// waitParked waits until n polls are parked.
+func (rig *pollRig) waitParked(n int64) {
+	rig.t.Helper()
+	testutil.Eventually(rig.t, 10*time.Second, func() error {
+		if got := rig.srv.parked.Load(); got != n {
+			return fmt.Errorf("%d polls parked, want %d", got, n)
+		}
+		return nil
+	})
+}
+
+type pollResult struct {
+	p   pollPage
+	res *http.Response
+	err error
+}
+
+func (rig *pollRig) pollAsync(ctx context.Context, user, cursor string, wait int) chan pollResult {
+	ch := make(chan pollResult, 1)
+	go func() {
+		p, res, err := rig.poll(ctx, user, cursor, wait)
+		ch <- pollResult{p, res, err}
+	}()
+	return ch
+}
+
+func typing(user string) *fanout.Item {
+	return fanout.EphemeralItem(chat.Ephemeral{Type: "typing", ConversationID: "cnv_x", UserID: user})
+}
+
+// TestParkedPollAnswersAndKeepsTheConnection: a poll that waits past
+// pollParkAfter leaves the HTTP server (parked); an event queued then is
+// answered at once, with the handler's headers, and the next polls (one
+// parked until its wait ends, answered empty) use the same keep-alive
+// connection, served again by the HTTP server.
+func TestParkedPollAnswersAndKeepsTheConnection(t *testing.T) {
+	rig := newPollRig(t)
+	ctx := context.Background()
+	first, _, err := rig.poll(ctx, "bob", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := rig.pollAsync(ctx, "bob", first.Cursor, 30)
+	rig.waitParked(1)
+	rig.hub.Each(func(c *fanout.Conn) { c.Enqueue(typing("alice")) })
+	var r pollResult
+	select {
+	case r = <-ch:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the parked poll did not answer the event")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.p.Events) != 1 || r.p.Events[0].Type != "typing" || r.p.Events[0].UserID != "alice" {
+		t.Fatalf("events %+v, want alice's typing", r.p.Events)
+	}
+	for k, want := range map[string]string{"X-Request-Id": "req_test", "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"} {
+		if got := r.res.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if r.res.Close {
+		t.Error("the answer closes the connection")
+	}
+	// The next poll parks too, and its wait ends with nothing.
+	ch = rig.pollAsync(ctx, "bob", r.p.Cursor, 2)
+	rig.waitParked(1)
+	if r = <-ch; r.err != nil || len(r.p.Events) != 0 || r.p.Cursor == "" {
+		t.Fatalf("empty poll: %+v %v", r.p, r.err)
+	}
+	// And a quick one, answered by the HTTP server itself.
+	if _, _, err := rig.poll(ctx, "bob", r.p.Cursor, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := rig.dials.Load(); n != 1 {
+		t.Errorf("%d connections dialled, want 1 kept alive throughout", n)
+	}
+}
+
+// TestParkedPollClientLeaves: the registration of a parked poll whose
+// client goes away is dropped at once (not kept for a next poll).
+func TestParkedPollClientLeaves(t *testing.T) {
+	rig := newPollRig(t)
+	first, _, err := rig.poll(context.Background(), "carol", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first poll's registration is kept for a poll from its cursor:
+	// this one takes it over.
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := rig.pollAsync(ctx, "carol", first.Cursor, 30)
+	rig.waitParked(1)
+	cancel()
+	<-ch
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := rig.hub.Connections("carol"); n != 0 {
+			return fmt.Errorf("%d registrations left", n)
+		}
+		if k := rig.srv.polls.kept(); k != 0 {
+			return fmt.Errorf("%d kept", k)
+		}
+		return nil
+	})
+}
+
+// TestParkedPollServerStops: a parked poll is answered as the server
+// stops, the connection closed after it, and Run returns.
+func TestParkedPollServerStops(t *testing.T) {
+	rig := newPollRig(t)
+	ctx := context.Background()
+	first, _, err := rig.poll(ctx, "dave", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := rig.pollAsync(ctx, "dave", first.Cursor, 30)
+	rig.waitParked(1)
+	rig.stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the parked poll was not answered")
+	}
+	select {
+	case <-rig.ran:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
+
+// TestPrefixConnReadsPrefixFirst: what the client sent early is read
+// before the connection.
+func TestPrefixConnReadsPrefixFirst(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _, _ = b.Write([]byte("rest")); b.Close() }()
+	got, err := io.ReadAll(&prefixConn{Conn: a, prefix: []byte("GET ")})
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if string(got) != "GET rest" {
+		t.Fatalf("read %q", got)
+	}
+}
