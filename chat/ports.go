@@ -195,6 +195,15 @@ type Store interface {
 	// message id of each that has a record, by client_id (the others are
 	// absent from the map).
 	Dedups(ctx context.Context, conversationID, senderID string, clientIDs []string) (map[string]string, error)
+	// SenderDedups returns every dedup record of senderID in
+	// conversationID (the message id by client_id) and true, when there
+	// are at most limit of them; otherwise limit of them and false. A
+	// writer that holds the conversation's partition learns a sender's
+	// records with it once per epoch: every record written after it is
+	// the writer's own Commit's (a record may expire meanwhile; the
+	// writer may then still answer with its message, never the reverse).
+	// limit must be positive.
+	SenderDedups(ctx context.Context, conversationID, senderID string, limit int) (map[string]string, bool, error)
 	// PutAttachment creates or replaces an attachment record (an upload
 	// that is not posted yet).
 	PutAttachment(ctx context.Context, a AttachmentRecord) error

@@ -1348,6 +1348,38 @@ func storeTestDedup(t *testing.T, s chat.Store, _ func() chat.Store) {
 	if got, err := s.Dedups(ctx, b.conv.ID, "alice", nil); err != nil || len(got) != 0 {
 		t.Errorf("Dedups of none: %v, %v", got, err)
 	}
+
+	// A sender's records at once: all of them when they fit the limit,
+	// else that many of them and false.
+	for _, tc := range []struct {
+		name, cid, sender string
+		limit             int
+		want              map[string]string
+		complete          bool
+	}{
+		{"alice in a", a.conv.ID, "alice", 10, map[string]string{"same-client-id": m1.ID}, true},
+		{"bob in a", a.conv.ID, "bob", 1, map[string]string{"same-client-id": m2.ID}, true},
+		{"carol in a", a.conv.ID, "carol", 1, map[string]string{}, true},
+		{"an unknown conversation", "cnv_unknown", "alice", 5, map[string]string{}, true},
+		{"alice in b, at the limit", b.conv.ID, "alice", len(want), want, true},
+	} {
+		got, complete, err := s.SenderDedups(ctx, tc.cid, tc.sender, tc.limit)
+		if err != nil || complete != tc.complete || !maps.Equal(got, tc.want) {
+			t.Errorf("SenderDedups, %s: %d records, complete %v, %v; want %d, %v", tc.name, len(got), complete, err, len(tc.want), tc.complete)
+		}
+	}
+	got, complete, err := s.SenderDedups(ctx, b.conv.ID, "alice", len(want)-1)
+	if err != nil || complete || len(got) != len(want)-1 {
+		t.Errorf("SenderDedups under the limit: %d records, complete %v, %v; want %d, false", len(got), complete, err, len(want)-1)
+	}
+	for id, mid := range got {
+		if want[id] != mid {
+			t.Errorf("SenderDedups under the limit: %s -> %s, want %s", id, mid, want[id])
+		}
+	}
+	if _, _, err := s.SenderDedups(ctx, b.conv.ID, "alice", 0); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("SenderDedups with limit 0: %v; want invalid", err)
+	}
 }
 
 func storeTestHeads(t *testing.T, s chat.Store, _ func() chat.Store) {

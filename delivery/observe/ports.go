@@ -78,6 +78,11 @@ func (s *store) Dedups(ctx context.Context, conversationID, senderID string, cli
 	return s.Store.Dedups(ctx, conversationID, senderID, clientIDs)
 }
 
+func (s *store) SenderDedups(ctx context.Context, conversationID, senderID string, limit int) (ids map[string]string, complete bool, err error) {
+	defer func(t time.Time) { s.m.done("store", "sender_dedups", t, err) }(time.Now())
+	return s.Store.SenderDedups(ctx, conversationID, senderID, limit)
+}
+
 func (s *store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) (err error) {
 	defer func(t time.Time) { s.m.done("store", "put_attachment", t, err) }(time.Now())
 	return s.Store.PutAttachment(ctx, a)

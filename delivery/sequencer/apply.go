@@ -253,14 +253,14 @@ func (a *applier) send() (*chat.Sequenced, error) {
 	if cmd.ClientID != "" {
 		key := cmd.Actor + "\x00" + cmd.ClientID
 		mid, ok := st.dedups[key]
-		if !ok && st.knownDedups != nil {
+		if !ok && st.knows(cmd.Actor) {
 			// Every dedup record of the conversation is known: no read.
 			mid, ok = st.knownDedups[key]
 		} else if !ok {
 			mid, ok = a.b.prefetched[dedupKey(st.conv.ID, cmd.Actor, cmd.ClientID)]
 			ok = ok && mid != ""
 		}
-		if !ok && st.knownDedups == nil && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
+		if !ok && !st.knows(cmd.Actor) && !a.b.hasPrefetched(st.conv.ID, cmd.Actor, cmd.ClientID) {
 			var err error
 			mid, err = a.b.s.store.Dedup(a.b.ctx, st.conv.ID, cmd.Actor, cmd.ClientID)
 			if isStorageErr(err) {

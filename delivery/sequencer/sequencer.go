@@ -64,6 +64,8 @@ type Sequencer struct {
 	// dedupBudget (maxKnownDedups) over all partitions.
 	knownDedups             map[int]int
 	dedupTotal, dedupBudget int
+	// senderDedups is the limit of Store.SenderDedups (maxSenderDedups).
+	senderDedups int
 
 	// appending holds, per partition, the events append of the last
 	// batch whose commit the Log lets this sequencer hold
@@ -104,8 +106,9 @@ func New(log chat.Log, store chat.Store, logger *slog.Logger, opts ...Option) *S
 		refused:  map[int]map[string]time.Time{},
 		mships:   map[int]map[string]chat.Membership{},
 
-		knownDedups: map[int]int{},
-		dedupBudget: maxKnownDedups,
+		knownDedups:  map[int]int{},
+		dedupBudget:  maxKnownDedups,
+		senderDedups: maxSenderDedups,
 
 		appending: map[int]*pendingAppend{},
 	}
@@ -215,15 +218,41 @@ func (s *Sequencer) refusedBy(partition int, cmd *chat.Command) bool {
 type knownConv struct {
 	conv   chat.Conversation
 	exists bool
-	// dedups, when not nil, is every dedup record of the conversation
-	// (sender+"\x00"+client_id -> message id): the conversation did not
-	// exist when this sequencer read it after taking the partition, so
-	// each of its sends since was applied, and its dedup record written,
-	// by this sequencer's own Commits. A send's client_id missing here
-	// is then new without a Store read. Only the partition's handle
-	// calls, one at a time, read and extend it.
+	// dedups, when not nil, holds dedup records of the conversation
+	// (sender+"\x00"+client_id -> message id), every one of them of the
+	// senders it is complete for (dedupSenders): a send's client_id
+	// missing here is then new without a Store read. Only the partition's
+	// handle calls, one at a time, read and extend it.
 	dedups map[string]string
+	dedupSenders
 }
+
+// dedupSenders says whose dedup records a conversation's cached set
+// holds complete. A conversation that did not exist when this sequencer
+// read it after taking the partition has no records but those its own
+// Commits wrote: all. Of a conversation stored before, a sender's
+// records were read once (Store.SenderDedups, at most maxSenderDedups of
+// them) and every later one is this sequencer's own: senders[s] is true;
+// false when the sender had more than that (its sends read their
+// records as before).
+type dedupSenders struct {
+	all     bool
+	senders map[string]bool
+}
+
+// knows reports whether every dedup record of sender is in the set.
+func (d dedupSenders) knows(sender string) bool { return d.all || d.senders[sender] }
+
+// tried reports whether sender's records were read whole, or found too
+// many to read whole.
+func (d dedupSenders) tried(sender string) bool {
+	_, ok := d.senders[sender]
+	return d.all || ok
+}
+
+// maxSenderDedups bounds the dedup records of one sender and conversation
+// read at once (Store.SenderDedups) to cache them for the epoch.
+const maxSenderDedups = 64
 
 // maxKnownDedups bounds the dedup records cached over all partitions
 // (about 150 bytes each). A partition whose batch would pass it forgets
@@ -260,7 +289,7 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	added := 0
 	for _, st := range states {
 		if st.knownDedups != nil {
-			added += len(st.dedups)
+			added += len(st.dedups) + st.readDedups
 		}
 	}
 	// A batch's conversations keep their dedup records known complete
@@ -273,7 +302,7 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	case s.dedupTotal+added > s.dedupBudget:
 		for cid, k := range m {
 			if k.dedups != nil {
-				k.dedups = nil
+				k.dedups, k.dedupSenders = nil, dedupSenders{}
 				m[cid] = k
 			}
 		}
@@ -285,17 +314,17 @@ func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	}
 	for cid, st := range states {
 		k := knownConv{conv: st.conv, exists: st.exists}
+		had := len(m[cid].dedups) // counted (none when just dropped)
 		if st.knownDedups != nil && !dropped {
-			// The batch's own sends join the conversation's complete set.
-			k.dedups = st.knownDedups
+			// The batch's own sends join the conversation's set (the
+			// records read for it are in it already).
+			k.dedups, k.dedupSenders = st.knownDedups, st.dedupSenders
 			for key, mid := range st.dedups {
-				if _, ok := k.dedups[key]; !ok {
-					s.knownDedups[partition]++
-					s.dedupTotal++
-				}
 				k.dedups[key] = mid
 			}
 		}
+		s.knownDedups[partition] += len(k.dedups) - had
+		s.dedupTotal += len(k.dedups) - had
 		m[cid] = k
 	}
 	ms := s.mships[partition]
@@ -383,10 +412,15 @@ type convState struct {
 	members  map[string]bool
 	messages map[string]*chat.Message // by id, touched in this batch
 	dedups   map[string]string        // sender+"\x00"+client_id -> message id, added in this batch
-	// knownDedups, when not nil, holds every dedup record stored before
-	// the batch (knownConv.dedups): a client_id in neither map is new.
+	// knownDedups, when not nil, holds dedup records stored before the
+	// batch (knownConv.dedups), complete for the senders dedupSenders
+	// knows: their client_ids in neither map are new. The batch's
+	// prefetch replaces both with copies before it adds what it read
+	// (readDedups records), so the cache changes only with remember.
 	knownDedups map[string]string
-	mships      map[string]*chat.Membership
+	dedupSenders
+	readDedups int
+	mships     map[string]*chat.Membership
 }
 
 type batch struct {
@@ -405,6 +439,28 @@ type batch struct {
 	// there is none): one by one, they were most of a batch's time on a
 	// networked store.
 	prefetched map[string]string
+}
+
+// learnDedups adds what Store.SenderDedups read of sender's records to
+// the state's known set, on copies of the cached maps; complete false
+// marks the sender as one whose records are not all known.
+func (st *convState) learnDedups(sender string, found map[string]string, complete bool) {
+	d := make(map[string]string, len(st.knownDedups)+len(found))
+	for k, v := range st.knownDedups {
+		d[k] = v
+	}
+	senders := make(map[string]bool, len(st.senders)+1)
+	for k, v := range st.senders {
+		senders[k] = v
+	}
+	senders[sender] = complete
+	if complete {
+		for client, mid := range found {
+			d[sender+"\x00"+client] = mid
+		}
+		st.readDedups += len(found)
+	}
+	st.knownDedups, st.senders = d, senders
 }
 
 // prefetchParallelism bounds the store reads a batch makes at once.
@@ -488,10 +544,27 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 				}
 			}
 			for _, sk := range bySender[cid] {
-				if st.knownDedups != nil {
+				mu.Lock() // the reads of other senders learn meanwhile
+				known, tried := st.knows(sk.actor), st.tried(sk.actor)
+				mu.Unlock()
+				if known {
 					continue // known complete: no read (send looks them up)
 				}
 				dg.Go(func() error {
+					if !tried {
+						// Once per epoch: the sender's every record, if
+						// there are few.
+						found, complete, err := b.s.store.SenderDedups(b.ctx, cid, sk.actor, b.s.senderDedups)
+						if err != nil {
+							return nil
+						}
+						mu.Lock()
+						st.learnDedups(sk.actor, found, complete)
+						mu.Unlock()
+						if complete {
+							return nil
+						}
+					}
 					ids := clientIDs[sk]
 					found, err := b.s.store.Dedups(b.ctx, cid, sk.actor, ids)
 					if err != nil {
@@ -738,7 +811,10 @@ func (b *batch) state(cid string) (*convState, error) {
 func (b *batch) loadState(cid string) (*convState, error) {
 	st := &convState{members: map[string]bool{}, messages: map[string]*chat.Message{}, dedups: map[string]string{}, mships: map[string]*chat.Membership{}}
 	if k, ok := b.s.knownState(b.partition, cid); ok {
-		st.conv, st.exists, st.knownDedups = k.conv, k.exists, k.dedups
+		st.conv, st.exists = k.conv, k.exists
+		if k.dedups != nil {
+			st.knownDedups, st.dedupSenders = k.dedups, k.dedupSenders
+		}
 		for _, m := range k.conv.Members {
 			st.members[m] = true
 		}
@@ -757,7 +833,7 @@ func (b *batch) loadState(cid string) (*convState, error) {
 	case chat.IsNotFound(err):
 		// No conversation, so no dedup record: whatever sends it gets
 		// from now on, this sequencer applies while it holds the epoch.
-		st.knownDedups = map[string]string{}
+		st.knownDedups, st.all = map[string]string{}, true
 	default:
 		return nil, err
 	}

@@ -395,13 +395,13 @@ func (s *overlapStore) Membership(ctx context.Context, cid, uid string) (chat.Me
 	return s.Store.Membership(ctx, cid, uid)
 }
 
-func (s *overlapStore) Dedups(ctx context.Context, cid, sender string, ids []string) (map[string]string, error) {
+func (s *overlapStore) SenderDedups(ctx context.Context, cid, sender string, limit int) (map[string]string, bool, error) {
 	select {
 	case <-s.membership:
 		s.overlapped = true
 	case <-time.After(3 * time.Second):
 	}
-	return s.Store.Dedups(ctx, cid, sender, ids)
+	return s.Store.SenderDedups(ctx, cid, sender, limit)
 }
 
 // TestSendersMembershipsAreReadAlongsideTheirDedups: a batch's reads are
@@ -421,8 +421,8 @@ func TestSendersMembershipsAreReadAlongsideTheirDedups(t *testing.T) {
 	if b.states["c1"] == nil || b.states["c1"].mships["alice"] == nil {
 		t.Fatal("the sender's membership was not prefetched")
 	}
-	if !b.hasPrefetched("c1", "alice", "k9") {
-		t.Fatal("the dedup record was not prefetched")
+	if !b.states["c1"].knows("alice") {
+		t.Fatal("the sender's dedup records were not prefetched")
 	}
 }
 
@@ -778,6 +778,7 @@ type dedupCountingStore struct {
 	chat.Store
 	mu     sync.Mutex
 	reads  int
+	whole  int // reads of a sender's every record (SenderDedups)
 	mships int // membership reads
 }
 
@@ -793,6 +794,14 @@ func (s *dedupCountingStore) Dedups(ctx context.Context, cid, sender string, ids
 	s.reads++
 	s.mu.Unlock()
 	return s.Store.Dedups(ctx, cid, sender, ids)
+}
+
+func (s *dedupCountingStore) SenderDedups(ctx context.Context, cid, sender string, limit int) (map[string]string, bool, error) {
+	s.mu.Lock()
+	s.reads++
+	s.whole++
+	s.mu.Unlock()
+	return s.Store.SenderDedups(ctx, cid, sender, limit)
 }
 
 func (s *dedupCountingStore) Membership(ctx context.Context, cid, uid string) (chat.Membership, error) {
@@ -883,8 +892,9 @@ func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
 	counting := &dedupCountingStore{Store: r.store}
 	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.seq.dedupBudget = 3
-	r.apply(create("cnv_b", "alice"))
-	first := r.apply(send("cnv_b", "alice", "1", "k1"), send("cnv_b", "alice", "2", "k2"))
+	r.apply(create("cnv_b", "alice"), create("cnv_b2", "alice"))
+	other := r.apply(send("cnv_b2", "alice", "0", "k0"))
+	first := r.apply(send("cnv_b", "alice", "1", "k1"))
 	if counting.count() != 0 || r.seq.dedupTotal != 2 {
 		t.Fatalf("within the budget: %d reads, %d cached; want 0 and 2", counting.count(), r.seq.dedupTotal)
 	}
@@ -901,5 +911,52 @@ func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
 	}
 	if again[0].Result.Message == nil || again[0].Result.Message.ID != first[0].Result.Message.ID || len(again[0].Events) != 0 {
 		t.Fatalf("a retried client_id past the budget: %+v, want the original message", again[0].Result)
+	}
+	// The partition's other conversation gave its records up too: its
+	// retry is looked up, not taken for new.
+	again = r.apply(send("cnv_b2", "alice", "0 again", "k0"))
+	if again[0].Result.Message == nil || again[0].Result.Message.ID != other[0].Result.Message.ID || len(again[0].Events) != 0 {
+		t.Fatalf("a retried client_id of another conversation past the budget: %+v, want the original message", again[0].Result)
+	}
+}
+
+// TestDedupsOfAnOlderConversationAreReadOncePerEpoch: a sequencer that
+// did not see a conversation born reads a sender's dedup records once,
+// whole, and answers that sender's later sends of the epoch without a
+// read, a retried client_id still with its original message. A sender
+// with more records than it reads at once is looked up send by send.
+func TestDedupsOfAnOlderConversationAreReadOncePerEpoch(t *testing.T) {
+	r := newRig(t)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.apply(create("cnv_o", "alice", "bob"))
+	first := r.apply(send("cnv_o", "alice", "one", "a1"), send("cnv_o", "bob", "two", "b1"), send("cnv_o", "bob", "three", "b2"))
+
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, discard)
+	r.seq.senderDedups = 1 // alice has 1 record: read whole; bob has 2: too many
+	out := r.apply(send("cnv_o", "alice", "one again", "a1"), send("cnv_o", "bob", "two again", "b1"))
+	if out[0].Result.Message == nil || out[0].Result.Message.ID != first[0].Result.Message.ID || len(out[0].Events) != 0 {
+		t.Fatalf("alice's retry at a new owner: %+v, want the original message", out[0].Result)
+	}
+	if out[1].Result.Message == nil || out[1].Result.Message.ID != first[1].Result.Message.ID || len(out[1].Events) != 0 {
+		t.Fatalf("bob's retry at a new owner: %+v, want the original message", out[1].Result)
+	}
+	if counting.whole != 2 {
+		t.Fatalf("%d whole reads of a sender's records in the first batch, want 2 (alice and bob)", counting.whole)
+	}
+	reads := counting.count()
+	out = r.apply(send("cnv_o", "alice", "new", "a2"), send("cnv_o", "alice", "one yet again", "a1"))
+	if counting.count() != reads {
+		t.Fatalf("%d more dedup reads for a sender read whole in the epoch, want 0", counting.count()-reads)
+	}
+	if len(out[0].Events) != 1 || out[1].Result.Message == nil || out[1].Result.Message.ID != first[0].Result.Message.ID || len(out[1].Events) != 0 {
+		t.Fatalf("alice's new send and retry: %+v, %+v", out[0], out[1].Result)
+	}
+	out = r.apply(send("cnv_o", "bob", "three again", "b2"))
+	if counting.count() != reads+1 || counting.whole != 2 {
+		t.Fatalf("bob's send: %d reads, %d whole; want 1 send-by-send read and no whole one", counting.count()-reads, counting.whole-2)
+	}
+	if out[0].Result.Message == nil || out[0].Result.Message.ID != first[2].Result.Message.ID || len(out[0].Events) != 0 {
+		t.Fatalf("bob's second retry: %+v, want the original message", out[0].Result)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
 	bleveindex "github.com/blevesearch/bleve_index_api"
+	zapx "github.com/blevesearch/zapx/v17"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/internal/guard"
@@ -48,6 +49,22 @@ type Config struct {
 	// (which was ~40% of an embedded server's CPU at 1,000 sends/s).
 	// 0 persists every batch at once.
 	PersistDelay time.Duration
+}
+
+// mergeWriteBuffer is the write buffer of each segment file Bleve writes
+// by merging: every persist (PersistDelay) and every background merge.
+// zapx's default, 1 MiB, is allocated afresh each time: at a few merges
+// a second that was about a sixth of everything an embedded server
+// allocated while delivering 20,000 events/s, and so a sixth of its
+// garbage collections, which stall the delivery path too. The segments
+// of a chat index are small; 64 KiB writes cost a handful more system
+// calls per merge.
+const mergeWriteBuffer = 64 << 10
+
+func init() {
+	if zapx.DefaultFileMergerBufferSize > mergeWriteBuffer {
+		zapx.DefaultFileMergerBufferSize = mergeWriteBuffer
+	}
 }
 
 // runtimeConfig is Bleve's scorch configuration for c.

@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	zapx "github.com/blevesearch/zapx/v17"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/chat/chattest"
@@ -291,5 +296,81 @@ func TestDelayedPersistenceKeepsEveryPut(t *testing.T) {
 	hits := mustSearch(t, x, chat.SearchQuery{Text: "segment", ConversationIDs: []string{cid}, Limit: 50})
 	if len(hits) != writers*puts {
 		t.Fatalf("after reopen: %d hits, want %d", len(hits), writers*puts)
+	}
+}
+
+// BenchmarkPutSustained indexes a chat server's steady stream as the
+// embedded server does (cmd/parley: a persist delay, so the Puts of
+// several partitions share a segment): batches of 20, 100 or 500 messages
+// (the indexer's batch grows with its pacing interval) from 8 putters at
+// once, each message with a token of its own (as the load tool's stamps),
+// and then waits for Bleve's background merges. One op is one message.
+// Beside the foreground time it reports what the whole process spent,
+// persister and merges included: CPU time and bytes allocated per message
+// (the garbage that makes a server sharing the process with delivery
+// collect more often).
+func BenchmarkPutSustained(b *testing.B) {
+	for _, batch := range []int{20, 100, 500} {
+		b.Run(fmt.Sprintf("Batch%d", batch), func(b *testing.B) { benchPutSustained(b, batch) })
+	}
+}
+
+func benchPutSustained(b *testing.B, batch int) {
+	x, err := Open(context.Background(), Config{Dir: b.TempDir(), PersistDelay: 250 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batches := (b.N + batch - 1) / batch
+	ms := benchMessages(batches*batch, 50)
+	for i := range ms {
+		ms[i].Text += fmt.Sprintf(" stamp%d", i)
+	}
+	var next atomic.Int64
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= batches {
+					return
+				}
+				if err := x.Put(context.Background(), ms[i*batch:(i+1)*batch]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := x.Close(); err != nil { // waits for the merger and the persister
+		b.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	n := float64(batches * batch)
+	b.ReportMetric(float64(processCPU(b)-cpu0)/n, "cpu-ns/msg")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "alloc-B/msg")
+	b.ReportMetric(float64(after.NumGC-before.NumGC)*10000/n, "GC/10k-msg")
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestMergeWriteBufferIsSmall: the segment files Bleve writes by merging
+// (each persist and each background merge) use a small write buffer, not
+// zapx's 1 MiB allocated afresh each time.
+func TestMergeWriteBufferIsSmall(t *testing.T) {
+	if got := zapx.DefaultFileMergerBufferSize; got > mergeWriteBuffer {
+		t.Fatalf("zapx merge write buffer is %d bytes, want at most %d", got, mergeWriteBuffer)
 	}
 }

@@ -319,6 +319,32 @@ func (s *Store) Dedups(ctx context.Context, conversationID, senderID string, cli
 	return out, nil
 }
 
+// SenderDedups reads a sender's dedup records of a conversation: one
+// Cassandra partition (send_dedups is keyed by conversation and sender),
+// at most limit+1 rows.
+func (s *Store) SenderDedups(ctx context.Context, conversationID, senderID string, limit int) (map[string]string, bool, error) {
+	const op = "cassandra: sender dedups"
+	if limit <= 0 {
+		return nil, false, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "limit must be positive"}
+	}
+	out := map[string]string{}
+	iter := s.q(ctx, `SELECT client_id, message_id FROM {send_dedups} WHERE conversation_id = ? AND sender_id = ? LIMIT ?`,
+		conversationID, senderID, limit+1).Iter()
+	var cid, mid string
+	complete := true
+	for iter.Scan(&cid, &mid) {
+		if len(out) == limit {
+			complete = false
+			continue
+		}
+		out[cid] = mid
+	}
+	if err := iter.Close(); err != nil {
+		return nil, false, classify(op, err)
+	}
+	return out, complete, nil
+}
+
 // PutAttachment creates or replaces an attachment record.
 func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) error {
 	const op = "cassandra: put attachment"

@@ -3,7 +3,6 @@ package pebble
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"time"
 
@@ -27,9 +26,8 @@ func (s *Store) Own(ctx context.Context, partition int) (int64, error) {
 		return 0, err
 	}
 	defer s.leave()
-	lock := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
-	s.lock(lock)
-	defer s.unlock(lock)
+	held := s.fence.lock(partitionFence(partition))
+	defer s.fence.unlock(held)
 	cur, _, err := getUint(s.db, ownerKey(partition))
 	if err != nil {
 		return 0, classify(op, fmt.Errorf("%s: %w", op, err))
@@ -53,9 +51,8 @@ func (s *Store) Refuse(ctx context.Context, partition int, gateway string, deadl
 		return false, err
 	}
 	defer s.leave()
-	lock := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
-	s.lock(lock)
-	defer s.unlock(lock)
+	held := s.fence.lock(partitionFence(partition))
+	defer s.fence.unlock(held)
 	d := unsigned(deadline.UnixNano())
 	stored, _, err := getUint(s.db, claimedKey(partition, gateway))
 	if err != nil {
@@ -125,12 +122,13 @@ func (s *Store) Commit(ctx context.Context, partition int, epoch, head int64, ch
 	}
 	defer s.leave()
 
-	locks := uint64(1) << stripeOf("head\x00"+strconv.Itoa(partition))
+	names := make([]string, 0, len(changes)+1)
+	names = append(names, partitionFence(partition))
 	for i := range changes {
-		locks |= 1 << stripeOf(changes[i].Conversation.ID)
+		names = append(names, conversationFence(changes[i].Conversation.ID))
 	}
-	s.lock(locks)
-	defer s.unlock(locks)
+	held := s.fence.lock(names...)
+	defer s.fence.unlock(held)
 
 	// An indexed batch reads its own writes: a later change of the same
 	// Commit sees the events of an earlier one (replay checks, scrubbing).
@@ -250,30 +248,6 @@ func (fs noRecycleFS) ReuseForWrite(oldname, newname string, category vfs.DiskWr
 		return nil, err
 	}
 	return fs.FS.Create(newname, category)
-}
-
-// stripeOf hashes a name (FNV-1a) onto a fence stripe.
-func stripeOf(name string) uint {
-	h := uint32(2166136261)
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	return uint(h % stripes)
-}
-
-// lock takes the stripes in mask in ascending order, so Commits that share
-// stripes cannot deadlock.
-func (s *Store) lock(mask uint64) {
-	for m := mask; m != 0; m &= m - 1 {
-		s.fence[bits.TrailingZeros64(m)].Lock()
-	}
-}
-
-func (s *Store) unlock(mask uint64) {
-	for m := mask; m != 0; m &= m - 1 {
-		s.fence[bits.TrailingZeros64(m)].Unlock()
-	}
 }
 
 // stageChange adds one change to b, or nothing if it replays a stored one.

@@ -138,6 +138,28 @@ func userNameKey(uid string, claimed bool) []byte {
 	return tuple(tableUName, uid, "set")
 }
 
+// decodeLastString decodes b, one escaped and terminated string element
+// (appendString) and nothing after it.
+func decodeLastString(b []byte) (string, error) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			out = append(out, b[i])
+			continue
+		}
+		switch {
+		case i+1 < len(b) && b[i+1] == 0xff:
+			out = append(out, 0)
+			i++
+		case i+2 == len(b) && b[i+1] == 0x01:
+			return string(out), nil
+		default:
+			return "", fmt.Errorf("malformed key element %q", b)
+		}
+	}
+	return "", fmt.Errorf("unterminated key element %q", b)
+}
+
 // prefixEnd is the smallest key greater than every key that starts with p:
 // the upper bound of a prefix scan.
 func prefixEnd(p []byte) []byte {

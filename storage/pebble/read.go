@@ -274,6 +274,38 @@ func (s *Store) Dedups(ctx context.Context, conversationID, senderID string, cli
 	return out, nil
 }
 
+// SenderDedups reads a sender's dedup records of a conversation: one
+// prefix scan of at most limit+1 keys.
+func (s *Store) SenderDedups(ctx context.Context, conversationID, senderID string, limit int) (map[string]string, bool, error) {
+	const op = "pebble: sender dedups"
+	if limit <= 0 {
+		return nil, false, &chat.Error{Code: chat.CodeInvalid, Op: op, Message: "limit must be positive"}
+	}
+	if err := s.enter(ctx, op); err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	prefix := tuple(tableDedup, conversationID, senderID)
+	out := map[string]string{}
+	complete := true
+	err := scan(s.db, prefix, prefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		if len(out) == limit {
+			complete = false
+			return false, nil
+		}
+		client, err := decodeLastString(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		out[client] = string(v)
+		return true, nil
+	})
+	if err != nil {
+		return nil, false, classify(op, fmt.Errorf("%s: %w", op, err))
+	}
+	return out, complete, nil
+}
+
 // PutAttachment creates or replaces an attachment record.
 func (s *Store) PutAttachment(ctx context.Context, a chat.AttachmentRecord) error {
 	const op = "pebble: put attachment"

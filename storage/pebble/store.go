@@ -4,9 +4,11 @@
 // in a local folder.
 //
 // Every Commit is one Pebble batch written with a synced WAL, so it is
-// atomic and durable when it returns. Commits are fenced per conversation
-// under striped locks: the stored LastSeq is read and checked against the
-// change's PrevSeq under the same lock that covers the write.
+// atomic and durable when it returns. Commits are fenced per partition and
+// conversation under a lock per name: the stored LastSeq is read and
+// checked against the change's PrevSeq under the same lock that covers the
+// write, held until the write is durable. Commits of different partitions
+// run at once and share WAL syncs.
 package pebble
 
 import (
@@ -43,9 +45,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// stripes is the number of fencing locks; conversations hash onto them.
-const stripes = 64
-
 // Store is a chat.Store on Pebble. Open it with Open; it is safe for
 // concurrent use.
 type Store struct {
@@ -60,12 +59,14 @@ type Store struct {
 	life guard.Guard
 
 	// fence serializes the read-check-write of Commits that touch the same
-	// conversation (or the same partition's head); Commits of unrelated
-	// conversations run, and sync, concurrently.
-	// It is held through the WAL sync: Refuse, which takes the head's
-	// stripe, must never read a claim that is applied but not yet durable,
-	// or a gateway would answer 201 for a message a crash could lose.
-	fence [stripes]sync.Mutex
+	// conversation (or the same partition); Commits of other partitions
+	// and conversations run concurrently, and share their WAL syncs
+	// (Pebble syncs every write queued by then in one fsync).
+	// It is held through the WAL sync: Refuse, which takes the
+	// partition's lock, must never read a claim that is applied but not
+	// yet durable, or a gateway would answer 201 for a message a crash
+	// could lose.
+	fence fences
 	// metaMu makes Meta's set-if-absent atomic.
 	metaMu sync.Mutex
 	// devMu makes PutDevice's and DeleteDevice's read-then-write atomic.
@@ -79,6 +80,11 @@ var _ chat.Store = (*Store)(nil)
 
 // Open opens (or creates) the database in cfg.Dir.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	return open(ctx, cfg, vfs.Default)
+}
+
+// open is Open on the file system fs (tests hold or fail its syncs).
+func open(ctx context.Context, cfg Config, fs vfs.FS) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pebble: open: %w", err)
 	}
@@ -93,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// Pinned rather than left to the library's default, which may change.
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
-		FS:                 noRecycleFS{vfs.Default},
+		FS:                 noRecycleFS{fs},
 		// Listing a user's conversations reads each one's state: the
 		// library's 8 MiB block cache let a few thousand of them, spread
 		// over the levels, evict each other. The cache fills only as used.

@@ -219,7 +219,7 @@ func report(dir, mdPath, pngPath, link string) error {
 	if raw, err := os.ReadFile(filepath.Join(dir, "gobench.txt")); err == nil {
 		fmt.Fprintf(&b, "\n## Hot paths (`go test -bench`)\n\n```\n")
 		for _, line := range strings.Split(string(raw), "\n") {
-			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "pkg:") {
+			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "pkg:") || strings.HasPrefix(line, "# left out") {
 				fmt.Fprintln(&b, line)
 			}
 		}
