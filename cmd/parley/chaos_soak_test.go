@@ -68,7 +68,7 @@ func TestChaosSoak(t *testing.T) {
 		// the load's concurrency of the moment, not the node's health.
 		closeIdleConnections()
 		for _, n := range r.live() {
-			samples[n] = append(samples[n], n.usage(t))
+			samples[n] = append(samples[n], n.settledUsage(t))
 		}
 	}
 	stopLoad()
@@ -77,7 +77,9 @@ func TestChaosSoak(t *testing.T) {
 
 	// Flat after warm-up: each measure's highest sample after warm-up is
 	// within 10% (+ 20) of goroutines and descriptors, and 20% (+ 32 MiB)
-	// of RSS, of the first sample after warm-up.
+	// of the memory held (RSS less freed heap not yet returned, sampled
+	// after a collection: settledUsage), of the first sample after
+	// warm-up.
 	for n, us := range samples {
 		var lines []string
 		for i, u := range us {
@@ -97,7 +99,7 @@ func TestChaosSoak(t *testing.T) {
 		}
 		w := us[first]
 		for _, u := range us[first+1:] {
-			if u.Goroutines > w.Goroutines+w.Goroutines/10+20 || u.FDs > w.FDs+w.FDs/10+20 || u.RSS > w.RSS+w.RSS/5+32<<20 {
+			if u.Goroutines > w.Goroutines+w.Goroutines/10+20 || u.FDs > w.FDs+w.FDs/10+20 || u.Held() > w.Held()+w.Held()/5+32<<20 {
 				t.Errorf("%s grew after warm-up: %v, then %v", n.name, w, u)
 				break
 			}

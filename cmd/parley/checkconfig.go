@@ -59,6 +59,7 @@ func loadConfig(name string, args []string, getenv func(string) string, environ 
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
 	}
+	cfg.paceEmbeddedIndex(fs)
 	if err := cfg.validate(); err != nil {
 		return cfg, err
 	}

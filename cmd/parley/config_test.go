@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/delivery/indexer"
 )
 
 // notSettings are the config fields no flag sets, and why.
@@ -29,6 +31,7 @@ func parseConfig(t *testing.T, args []string, env map[string]string) config {
 	if err := applyEnv(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("%v: %v", env, err)
 	}
+	cfg.paceEmbeddedIndex(fs)
 	cfg.compose()
 	return cfg
 }
@@ -129,5 +132,29 @@ func TestSequencerBatchesIsBounded(t *testing.T) {
 		if err := cfg.validate(); err != nil {
 			t.Errorf("--sequencer.batches=%s: %v", v, err)
 		}
+	}
+}
+
+// The embedded index paces the indexer at embeddedIndexInterval unless
+// --indexer.interval or its environment twin says otherwise, even to the
+// package default; Elasticsearch keeps the package default.
+func TestIndexerIntervalDefaultsByIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"embedded", nil, nil, embeddedIndexInterval},
+		{"embedded, flag", []string{"--indexer.interval=100ms"}, nil, 100 * time.Millisecond},
+		{"embedded, environment", nil, map[string]string{"PARLEY_INDEXER_INTERVAL": "0s"}, 0},
+		{"elasticsearch", []string{"--elasticsearch.urls=http://127.0.0.1:9200"}, nil, indexer.DefaultInterval},
+	} {
+		if got := parseConfig(t, tc.args, tc.env).Indexer.Interval; got != tc.want {
+			t.Errorf("%s: interval %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if embeddedIndexInterval > indexer.MaxInterval {
+		t.Errorf("embedded interval %v beyond the indexer's %v", embeddedIndexInterval, indexer.MaxInterval)
 	}
 }

@@ -229,6 +229,45 @@ func TestRestartKeepsAcknowledgedMessagesAndCursors(t *testing.T) {
 	expectQuiet(t, st2, 300*time.Millisecond)
 }
 
+// TestSlowReaderClosedAtTheWriteTimeoutCountsAsSlow: a reader that never
+// reads fills its socket, so when its queue overflows the writer is stuck
+// in a write and not even the 1013 close frame can reach it; the write
+// times out (10 s) and the connection is closed. That is a slow close,
+// counted in parley_slow_connections_closed_total like a 1013, not a
+// failed write (parley_connections_dropped_total{reason="write_failed"}).
+func TestSlowReaderClosedAtTheWriteTimeoutCountsAsSlow(t *testing.T) {
+	s := startServer(t, "--queue-size", "64")
+	alice, bob := s.signIn(t, "alice"), s.signIn(t, "bob")
+	cid := s.createGroup(t, alice, "slow", "bob")
+	slow, _ := s.connect(t, transportWS, bob, "")
+	big := strings.Repeat("x", 3900)
+	overflowed := func() bool { return s.metricAtLeast(t, "parley_connection_queue_overflows_total", 1) }
+	for i := 0; !overflowed(); i++ {
+		if i == 5000 {
+			t.Fatal("the reader's queue never overflowed")
+		}
+		s.send(t, alice, cid, fmt.Sprint(i, big), fmt.Sprint(i))
+	}
+	testutil.Eventually(t, time.Minute, func() error {
+		if s.metricAtLeast(t, `parley_connections_dropped_total{reason="write_failed"}`, 1) {
+			return errors.New("counted as a failed write") // Eventually retries; the check after it says so
+		}
+		if !s.metricAtLeast(t, "parley_slow_connections_closed_total", 1) {
+			return errors.New("not closed as too slow yet")
+		}
+		return nil
+	})
+	if s.metricAtLeast(t, `parley_connections_dropped_total{reason="write_failed"}`, 1) {
+		t.Fatal("a slow reader closed at the write timeout was counted as a failed write, not as a slow close")
+	}
+	// The server closed the connection: reading ends (no 1013 frame could
+	// be written, so with an abrupt end), it does not hang.
+	var err error
+	for err == nil {
+		_, err = slow.next(10 * time.Second)
+	}
+}
+
 // TestSlowReaderIsClosedWith1013 fills a connection that never reads.
 func TestSlowReaderIsClosedWith1013(t *testing.T) {
 	s := startServer(t, "--queue-size", "64")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -190,9 +191,10 @@ func waitPresence(t *testing.T, b *backgroundStream, user string, online bool, w
 // Counted on the server (/metrics), since the slow clients themselves
 // reconnect once they see the end, which a client reading one event a
 // second sees only after what its socket buffers held. The fast clients'
-// p99 delivery latency stays within 2× of the phase without slow
-// clients; the gateway's RSS stays flat; and the checker finds nothing
-// wrong.
+// p99 delivery latency stays within 2× of a run without slow clients:
+// 50 control clients of the same conversation on gateway B, measured in
+// the same window (see the check); the gateway's RSS stays flat; and the
+// checker finds nothing wrong.
 func TestFaultGatewaySlowConsumers(t *testing.T) {
 	rate, nconv, nclients := chaosShape(t)
 	hotRate := envInt(t, "PARLEY_CHAOS_HOT_RATE", 200)
@@ -214,11 +216,13 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 		rate = envInt(t, "PARLEY_CHAOS_BG_RATE", rate/3)
 	}
 	const nfast, nslow = 50, 50
-	phase := 20 * time.Second
+	phase, minEvents := 20*time.Second, 2500 // 2,500 deliveries: at least 50 messages to each group
 	if chaosLong() {
 		phase = 60 * time.Second
 	}
-	r := newChaosRun(t, chaosConfig{Gateways: 2, Conversations: nconv, Clients: nclients, Hot: nfast + nslow, HotText: hotText,
+	// The hot conversation's members: nfast fast clients on gateway A,
+	// nslow slow ones on A, and nfast control clients on gateway B.
+	r := newChaosRun(t, chaosConfig{Gateways: 2, Conversations: nconv, Clients: nclients, Hot: 2*nfast + nslow, HotText: hotText,
 		GatewayArgs: []string{"--queue-size", fmt.Sprint(queueSize)}})
 	gw := r.gateways[0]
 	base := r.baseline()
@@ -231,7 +235,12 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	}
 	r.cfg.Transports = []string{transportWS}
 	fast := r.startClientsOn(ctx, fastIdx, 0, 0)
-	r.watchAll(append(append([]*chaosClient(nil), cls...), fast...))
+	ctlIdx := make([]int, nfast)
+	for k := range ctlIdx {
+		ctlIdx[k] = nclients + nfast + nslow + k
+	}
+	control := r.startClientsOn(ctx, ctlIdx, 0, 1)
+	r.watchAll(append(append(append([]*chaosClient(nil), cls...), fast...), control...))
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	l := r.startLoad(lctx, rate)
@@ -239,14 +248,14 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 
 	// Phase 1: no slow clients.
 	time.Sleep(5 * time.Second) // warm-up: the hot conversation's clients reach their steady rate
-	p1 := measureFast(fast, phase)
+	p1 := measureFast(phase, minEvents, fast, control)
 	rss1 := gw.usage(t).RSS
 
 	// Phase 2: 50 slow clients join the hot conversation on gateway A.
 	overflows0 := gw.metric(t, "parley_connection_queue_overflows_total", "")
-	slowClosed := func() float64 {
-		return gw.metric(t, "parley_slow_connections_closed_total", "") + gw.metric(t, "parley_connections_dropped_total", `reason="write_failed"`)
-	}
+	// Closed as too slow: with 1013, or at the write timeout when the
+	// socket would not take the close frame (both counted here).
+	slowClosed := func() float64 { return gw.metric(t, "parley_slow_connections_closed_total", "") }
 	closes0 := slowClosed()
 	slowIdx := make([]int, nslow)
 	for k := range slowIdx {
@@ -263,8 +272,8 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	var samples []sample
 	var overflowAt time.Time // when all nslow had overflowed
 	var rssSeries []int64
-	p2done := make(chan []time.Duration, 1)
-	go func() { p2done <- measureFast(fast, phase) }()
+	p2done := make(chan [][]time.Duration, 1)
+	go func() { p2done <- measureFast(phase, minEvents, fast, control) }()
 	// The phase, and then until 10 s after every slow queue overflowed
 	// (for the last closes), for at most a minute more.
 	for time.Since(joined) < phase || (overflowAt.IsZero() && time.Since(joined) < phase+time.Minute) || (!overflowAt.IsZero() && time.Since(overflowAt) < 10*time.Second) {
@@ -287,16 +296,21 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	hot.wait()
 	t.Logf("load: %s", l.summary())
 	t.Logf("hot conversation: %s", hot.summary())
-	fp1, fp2 := percentile(p1, 0.99), percentile(p2, 0.99)
-	t.Logf("fast clients' delivery p50/p99: %v/%v without slow clients (%d events), %v/%v with them (%d events): p99 ratio %.2f",
-		percentile(p1, 0.5), fp1, len(p1), percentile(p2, 0.5), fp2, len(p2), float64(fp2)/float64(max(fp1, time.Millisecond)))
+	lat := func(d []time.Duration) string {
+		return fmt.Sprintf("p50 %v p99 %v (%d events)", percentile(d, 0.5), percentile(d, 0.99), len(d))
+	}
+	ratio := func(a, b []time.Duration) float64 {
+		return float64(percentile(a, 0.99)) / float64(max(percentile(b, 0.99), time.Millisecond))
+	}
+	t.Logf("hot conversation's delivery: before the slow clients, on A %s, on B %s (A/B p99 %.2f); with them on A, on A %s, on B %s (A/B p99 %.2f); A's p99 with/without %.2f",
+		lat(p1[0]), lat(p1[1]), ratio(p1[0], p1[1]), lat(p2[0]), lat(p2[1]), ratio(p2[0], p2[1]), ratio(p2[0], p1[0]))
 	last := samples[len(samples)-1]
 	if overflowAt.IsZero() {
 		t.Errorf("the %d slow clients' queues did not all overflow in %v (%v overflows)", nslow, phase, last.overflows)
 	} else {
-		t.Logf("slow clients: %d queues overflowed %v after they joined; %v overflows and %v slow connections closed (%v with 1013, the rest at the write timeout) by %v after",
+		t.Logf("slow clients: %d queues overflowed %v after they joined; %v overflows and %v slow connections closed (with 1013, or at the write timeout; %v other writes failed) by %v after",
 			nslow, overflowAt.Sub(joined).Round(time.Millisecond), last.overflows, last.closes,
-			gw.metric(t, "parley_slow_connections_closed_total", ""), last.at.Sub(joined).Round(time.Second))
+			gw.metric(t, "parley_connections_dropped_total", `reason="write_failed"`), last.at.Sub(joined).Round(time.Second))
 	}
 	// Every overflow is followed by its close within 10 s: at each sample,
 	// the closes are at least the overflows of 10 s before.
@@ -314,10 +328,20 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 			break
 		}
 	}
-	// 2× the p99 without slow clients, with 50 ms of slack for the noise
-	// of a shared 2-core machine at millisecond latencies.
-	if fp2 > 2*fp1+50*time.Millisecond {
-		t.Errorf("fast clients' p99 %v with slow clients, %v without: more than 2×", fp2, fp1)
+	// The fast clients on A stay within 2× of the run without slow
+	// clients: the control clients on B, which get the same events from
+	// the same engines over the same window, on a gateway with no slow
+	// client. A baseline taken in the same window cancels what a shared
+	// machine's load does to every delivery (the engines' latency, CPU
+	// starvation), which before and after windows do not (5.7 s against
+	// 2.6 s once, both noise); what remains is what the slow clients cost
+	// the gateway that serves them. 50 ms of slack for millisecond
+	// latencies.
+	if a, b := percentile(p2[0], 0.99), percentile(p2[1], 0.99); a > 2*b+50*time.Millisecond {
+		t.Errorf("fast clients' p99 on A (with the slow clients) %v, on B (without them) %v, same window: more than 2×", a, b)
+	}
+	if len(p2[0]) < minEvents || len(p2[1]) < minEvents {
+		t.Errorf("too few deliveries measured with the slow clients for a p99 (%d on A, %d on B; want %d each)", len(p2[0]), len(p2[1]), minEvents)
 	}
 	var mib []string
 	for _, v := range rssSeries {
@@ -331,30 +355,50 @@ func TestFaultGatewaySlowConsumers(t *testing.T) {
 	}
 	// The slow clients are not watched (they were told to resume, and
 	// may still be catching up); what they got is checked all the same.
-	r.settle(append(append([]*chaosClient(nil), cls...), fast...), r.gateways[1], 2*time.Minute)
+	r.settle(append(append(append([]*chaosClient(nil), cls...), fast...), control...), r.gateways[1], 2*time.Minute)
 	r.check(r.gateways[1])
 	t.Logf("slow clients' streams ended: %v", closeCodesOf(slow))
+	t.Logf("gateway A after the slow clients resumed: %v", gw.usage(t))
 	cancel()
 	r.expectBaseline(base)
 }
 
 // measureFast collects the delivery latencies (event "at" to receipt) of
-// cls over d.
-func measureFast(cls []*chaosClient, d time.Duration) []time.Duration {
-	for _, cl := range cls {
+// each group of clients over the same window: d, extended (by up to a
+// minute) until every group has at least minEvents, so that a p99 rests
+// on enough samples when the machine sustains a lower rate.
+func measureFast(d time.Duration, minEvents int, groups ...[]*chaosClient) [][]time.Duration {
+	all := slices.Concat(groups...)
+	for _, cl := range all {
 		cl.mu.Lock()
 		cl.eventLat = cl.eventLat[:0]
 		cl.mu.Unlock()
 		cl.measure.Store(true)
 	}
-	time.Sleep(d) // the measurement window
-	var out []time.Duration
-	for _, cl := range cls {
+	count := func(g []*chaosClient) int {
+		n := 0
+		for _, cl := range g {
+			cl.mu.Lock()
+			n += len(cl.eventLat)
+			cl.mu.Unlock()
+		}
+		return n
+	}
+	start := time.Now()
+	for time.Since(start) < d || time.Since(start) < d+time.Minute && slices.ContainsFunc(groups, func(g []*chaosClient) bool { return count(g) < minEvents }) {
+		time.Sleep(200 * time.Millisecond) // the measurement window, polled for its sample count
+	}
+	out := make([][]time.Duration, len(groups))
+	for _, cl := range all {
 		cl.measure.Store(false)
-		cl.mu.Lock()
-		out = append(out, cl.eventLat...)
-		cl.eventLat = nil
-		cl.mu.Unlock()
+	}
+	for i, g := range groups {
+		for _, cl := range g {
+			cl.mu.Lock()
+			out[i] = append(out[i], cl.eventLat...)
+			cl.eventLat = nil
+			cl.mu.Unlock()
+		}
 	}
 	return out
 }
@@ -416,8 +460,11 @@ func TestFaultGatewayReconnectStorm(t *testing.T) {
 }
 
 // gatewayReady is a node's /readyz status and body.
-func gatewayReady(base string) (int, string) {
-	res, err := http.Get(base + "/readyz")
+func gatewayReady(base string) (int, string) { return getStatus(base + "/readyz") }
+
+// getStatus is the status and (first 4 KiB of the) body of GET url.
+func getStatus(url string) (int, string) {
+	res, err := http.Get(url)
 	if err != nil {
 		return 0, err.Error()
 	}

@@ -266,7 +266,13 @@ func dialWS(base, token, cursor string) (*wsStream, error) {
 		_ = rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
 		return serr
 	}}
-	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	// No keep-alive: a handshake refused (a 503 when a gateway sheds a
+	// reconnect storm) would otherwise leave its connection idle in this
+	// client's own pool, never closed, holding a goroutine and a
+	// descriptor in the gateway until its 120 s idle timeout (fault 6's
+	// gateways held ~1,000 each 60 s after a storm of 2,000). An upgrade
+	// is not affected: it takes its connection over.
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}}
 	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"parley.v1"}, HTTPClient: client})
 	if err != nil {
 		cancel()

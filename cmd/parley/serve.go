@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
+	cfg.paceEmbeddedIndex(fs)
 	if cfg.OtelEndpoint == "" {
 		cfg.OtelEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	}

@@ -368,6 +368,16 @@ func (c *Conn) Pending() bool {
 	return len(c.queue) > 0 || len(c.control) > 0 || c.overflow
 }
 
+// Overflowed reports whether c's queue overflowed: its reader was too
+// slow. A transport whose write then fails (a reader that does not read
+// fills its socket, so even the close frame cannot be written) counts it
+// as a slow close, not as a failed write.
+func (c *Conn) Overflowed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.overflow
+}
+
 // Broken reports whether c can deliver nothing more: closed, or its queue
 // overflowed. A connection kept between long-polls is dropped when broken.
 func (c *Conn) Broken() bool {

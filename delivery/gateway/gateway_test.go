@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +72,48 @@ func TestDownDependencyAnswers503WithRetryAfter(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 503 || !bytes.Contains(body, []byte(`"log"`)) {
 		t.Fatalf("readyz: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestReadyzExceptLeavesOutOnlyOptionalChecks: a probe that routes
+// traffic asks /readyz?except=index,blobs, so that a search outage keeps
+// the gateway in service (200, the outage still named under "excepted"),
+// while the log going down still takes it out (503); the log, the store,
+// the fan-out and a drain cannot be excepted (400).
+func TestReadyzExceptLeavesOutOnlyOptionalChecks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, st, v, logger := testEngines(t)
+	indexDown := func(context.Context) error { return errors.New("index: connection refused") }
+	cfg := Config{MaxConnsPerUser: 5, SendRate: 100, SendBurst: 100, QueueSize: 64, CommandTimeout: 3 * time.Second, DevAuth: true}
+	g := New(cfg, Deps{Log: lg, Store: st, Verifier: v, Logger: logger, Checks: map[string]func(context.Context) error{"log": lg.Ping, "store": st.Ping, "index": indexDown}})
+	go func() { _ = g.Run(ctx) }()
+	<-g.Hub().Ready()
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"index"`) {
+		t.Fatalf("readyz with the index down: %d %s", code, body)
+	}
+	if code, body := get("/readyz?except=index,blobs"); code != 200 || !strings.Contains(body, `"excepted":{"index"`) {
+		t.Fatalf("readyz?except=index,blobs with the index down: %d %s, want 200 naming index as excepted", code, body)
+	}
+	for _, bad := range []string{"store", "log", "fanout", "server", "index,store", ""} {
+		if code, body := get("/readyz?except=" + bad); bad != "" && code != 400 {
+			t.Errorf("readyz?except=%s: %d %s, want 400", bad, code, body)
+		}
+	}
+	lg.Close() // the log goes down: no exception keeps the gateway in
+	if code, body := get("/readyz?except=index,blobs"); code != 503 || !strings.Contains(body, `"log"`) {
+		t.Fatalf("readyz?except=index,blobs with the log down: %d %s", code, body)
 	}
 }
 

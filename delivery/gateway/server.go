@@ -422,5 +422,5 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 	if g.shuttingDown() {
 		failing["server"] = "shutting down"
 	}
-	writeReadiness(w, failing)
+	writeReadiness(w, r, failing)
 }

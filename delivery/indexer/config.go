@@ -29,7 +29,7 @@ type Config struct {
 
 // RegisterFlags registers the indexer's flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.Interval, "indexer.interval", DefaultInterval, "least time between two index writes of one partition (batches the messages that arrive meanwhile; at most 1s, 0 writes each batch at once)")
+	fs.DurationVar(&c.Interval, "indexer.interval", DefaultInterval, "least time between two index writes of one partition (batches the messages that arrive meanwhile; at most 1s, 0 writes each batch at once; parley serve makes it 500ms with the embedded index unless set)")
 }
 
 // Validate checks the configuration.

@@ -34,7 +34,7 @@ type metrics struct {
 func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *metrics {
 	m := &metrics{
 		connections:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_connections", Help: "Open realtime connections by transport."}, []string{"transport"}),
-		slowClosed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up."}),
+		slowClosed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_connections_closed_total", Help: "Connections closed because they could not keep up (their queue overflowed): with 1013, or at the write timeout when their socket was full."}),
 		overflows:      prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_connection_queue_overflows_total", Help: "Connection queues that overflowed (the connection is then closed with 1013)."}),
 		dropped:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_dropped_total", Help: "Realtime connections the server closed because the client stopped answering, by reason (ping_timeout, write_failed)."}, []string{"reason"}),
 		writes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_socket_writes_total", Help: "Writes to realtime connections (WebSocket frames, SSE flushes, long-poll answers) by transport; many events share one."}, []string{"transport"}),
@@ -55,6 +55,18 @@ func newMetrics(r prometheus.Registerer, eventsToSocket prometheus.Observer) *me
 		r.MustRegister(m.connections, m.slowClosed, m.overflows, m.dropped, m.writes, m.written, m.delivery, m.limited, m.shed)
 	}
 	return m
+}
+
+// writeFailed counts a connection closed because a write to it failed:
+// as too slow when its queue had overflowed meanwhile (a reader that
+// stops reading fills its socket, so the write times out and not even
+// the 1013 close frame can reach it), else as dropped (write_failed).
+func (m *metrics) writeFailed(c *fanout.Conn) {
+	if c.Overflowed() {
+		m.slowClosed.Inc()
+		return
+	}
+	m.dropped.WithLabelValues("write_failed").Inc()
 }
 
 // wrote counts one socket write of transport that carried items, and the

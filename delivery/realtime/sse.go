@@ -259,7 +259,7 @@ func (s *sseStream) write() {
 		if b.out.Len() > 0 {
 			_ = s.nc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 			if _, err := s.nc.Write(b.out.Bytes()); err != nil {
-				s.t.metrics.dropped.WithLabelValues("write_failed").Inc()
+				s.t.metrics.writeFailed(s.conn)
 				s.conn.CloseWith(chat.CloseGoingAway, "")
 				s.end()
 				return

@@ -290,7 +290,7 @@ func (s *wsSession) write() {
 			continue
 		}
 		if err := s.writeFrame(b); err != nil {
-			t.metrics.dropped.WithLabelValues("write_failed").Inc()
+			t.metrics.writeFailed(s.conn)
 			s.conn.CloseWith(int(websocket.StatusGoingAway), "")
 			s.ws.CloseNow()
 			return

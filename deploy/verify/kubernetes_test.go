@@ -281,7 +281,8 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 
 // TestDeploymentsAreWiredAndProbed: each Deployment selects its own pods,
 // runs the role its label names, and probes /healthz (liveness) and
-// /readyz (readiness) on the port the container listens on.
+// /readyz (readiness; a gateway's leaves out index and blobs) on the port
+// the container listens on.
 func TestDeploymentsAreWiredAndProbed(t *testing.T) {
 	m := loadManifests(t)
 	for _, d := range m.deployments {
@@ -301,8 +302,14 @@ func TestDeploymentsAreWiredAndProbed(t *testing.T) {
 		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 			t.Errorf("%s: liveness probe is not GET /healthz", d.Name)
 		}
-		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-			t.Errorf("%s: readiness probe is not GET /readyz", d.Name)
+		// Gateways route on readiness without search and attachments
+		// (docs/operations.md, "Which probe to route on").
+		wantReady := "/readyz"
+		if role == "gateway" {
+			wantReady = "/readyz?except=index,blobs"
+		}
+		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != wantReady {
+			t.Errorf("%s: readiness probe is not GET %s", d.Name, wantReady)
 		}
 		listen := flagValue(c.Args, "addr")
 		_, port, _ := strings.Cut(listen, ":")

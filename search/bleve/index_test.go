@@ -301,19 +301,27 @@ func TestDelayedPersistenceKeepsEveryPut(t *testing.T) {
 
 // BenchmarkPutSustained indexes a chat server's steady stream as the
 // embedded server does (cmd/parley: a persist delay, so the Puts of
-// several partitions share a segment): batches of 20 messages from 8
-// putters at once, each message with a token of its own (as the load
-// tool's stamps), and then waits for Bleve's background merges. Beside
-// the foreground time it reports what the whole process spent, persister
-// and merges included: CPU time and bytes allocated per message (the
-// garbage that makes a server sharing the process with delivery collect
-// more often).
+// several partitions share a segment): batches of 20, 100 or 500 messages
+// (the indexer's batch grows with its pacing interval) from 8 putters at
+// once, each message with a token of its own (as the load tool's stamps),
+// and then waits for Bleve's background merges. One op is one message.
+// Beside the foreground time it reports what the whole process spent,
+// persister and merges included: CPU time and bytes allocated per message
+// (the garbage that makes a server sharing the process with delivery
+// collect more often).
 func BenchmarkPutSustained(b *testing.B) {
-	x, err := Open(context.Background(), Config{Dir: b.TempDir(), PersistDelay: 50 * time.Millisecond})
+	for _, batch := range []int{20, 100, 500} {
+		b.Run(fmt.Sprintf("Batch%d", batch), func(b *testing.B) { benchPutSustained(b, batch) })
+	}
+}
+
+func benchPutSustained(b *testing.B, batch int) {
+	x, err := Open(context.Background(), Config{Dir: b.TempDir(), PersistDelay: 250 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ms := benchMessages(20*b.N+20*64, 50)
+	batches := (b.N + batch - 1) / batch
+	ms := benchMessages(batches*batch, 50)
 	for i := range ms {
 		ms[i].Text += fmt.Sprintf(" stamp%d", i)
 	}
@@ -321,25 +329,32 @@ func BenchmarkPutSustained(b *testing.B) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpu0 := processCPU(b)
-	b.SetParallelism(4)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := int(next.Add(1) - 1)
-			if err := x.Put(context.Background(), ms[i*20:(i+1)*20]); err != nil {
-				b.Error(err)
-				return
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= batches {
+					return
+				}
+				if err := x.Put(context.Background(), ms[i*batch:(i+1)*batch]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-		}
-	})
+		})
+	}
+	wg.Wait()
 	b.StopTimer()
 	if err := x.Close(); err != nil { // waits for the merger and the persister
 		b.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
-	n := float64(20 * b.N)
+	n := float64(batches * batch)
 	b.ReportMetric(float64(processCPU(b)-cpu0)/n, "cpu-ns/msg")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "alloc-B/msg")
+	b.ReportMetric(float64(after.NumGC-before.NumGC)*10000/n, "GC/10k-msg")
 }
 
 // processCPU is the user and system CPU time the process has used.
