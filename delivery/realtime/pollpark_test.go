@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
@@ -37,6 +39,25 @@ type pollRig struct {
 	cl    *http.Client
 	stop  context.CancelFunc
 	ran   chan struct{}
+	reg   *prometheus.Registry
+}
+
+// gauge reads a gauge of the rig's registry (summed over its labels).
+func (rig *pollRig) gauge(name string) float64 {
+	rig.t.Helper()
+	mfs, err := rig.reg.Gather()
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return v
 }
 
 func newPollRig(t *testing.T) *pollRig {
@@ -58,7 +79,8 @@ func newPollRig(t *testing.T) *pollRig {
 	go func() { _ = hub.Run(ctx) }()
 	<-hub.Ready()
 	rig := &pollRig{t: t, hub: hub, ran: make(chan struct{})}
-	rig.srv = New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
+	rig.reg = prometheus.NewRegistry()
+	rig.srv = New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger, Registerer: rig.reg})
 	runCtx, stop := context.WithCancel(ctx)
 	rig.stop = stop
 	go func() { defer close(rig.ran); rig.srv.Run(runCtx) }()
@@ -152,6 +174,9 @@ func TestParkedPollAnswersAndKeepsTheConnection(t *testing.T) {
 	}
 	ch := rig.pollAsync(ctx, "bob", first.Cursor, 30)
 	rig.waitParked(1)
+	if p, c := rig.gauge("parley_longpolls_parked"), rig.gauge("parley_connections"); p != 1 || c != 1 {
+		t.Errorf("gauges: %v parked, %v connections; want 1 and 1", p, c)
+	}
 	rig.hub.Each(func(c *fanout.Conn) { c.Enqueue(typing("alice")) })
 	var r pollResult
 	select {

@@ -122,6 +122,10 @@ func New(cfg Config, d Deps) *Server {
 		logger:       d.Logger,
 		metrics:      newMetrics(d.Registerer, d.EventsToSocket),
 	}
+	if d.Registerer != nil {
+		d.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_longpolls_parked", Help: "Long-polls parked off the HTTP server, waiting in a read of their socket (also counted in parley_connections)."},
+			func() float64 { return float64(t.parked.Load()) }))
+	}
 	if cfg.MaxOpening > 0 {
 		t.opening = make(chan struct{}, cfg.MaxOpening)
 	}
