@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/chat"
-	"github.com/parleychat/parley/chat/record"
+	"github.com/parleychat/parley/chat/chattest"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
 )
@@ -57,41 +55,17 @@ func benchEmbeddedBurst(b *testing.B, batches int) {
 		}
 	}()
 	go func() { _ = seq.Run(ctx) }()
-	var seen atomic.Int64
-	ready := make(chan struct{})
-	go func() {
-		_ = lg.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, rs []chat.Record) { seen.Add(int64(len(rs))) })
-	}()
-	<-ready
-	appendAll := func(cmds []chat.Command) {
-		recs := make([]*chat.Record, len(cmds))
-		for i := range cmds {
-			c := cmds[i]
-			c.ID, c.At = chat.NewID("cmd"), time.Now()
-			v, err := record.EncodeCommand(&c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			recs[i] = &chat.Record{Key: c.ConversationID, Value: v}
-		}
-		want := seen.Load() + int64(len(recs))
-		if err := lg.Append(ctx, chat.TopicCommands, recs...); err != nil {
-			b.Fatal(err)
-		}
-		for seen.Load() < want {
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
+	bursts := chattest.WatchBursts(ctx, lg)
 	cmds := make([]chat.Command, convs)
 	for i := range cmds {
 		cmds[i] = create(fmt.Sprintf("c%d", i), "alice")
 	}
-	appendAll(cmds)
+	bursts.Send(ctx, b, cmds)
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		for i := range cmds {
 			cmds[i] = send(fmt.Sprintf("c%d", i), "alice", "hello", chat.NewID("k"))
 		}
-		appendAll(cmds)
+		bursts.Send(ctx, b, cmds)
 	}
 }

@@ -10,10 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/parleychat/parley/chat"
-	"github.com/parleychat/parley/chat/record"
+	"github.com/parleychat/parley/chat/chattest"
 	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/delivery/sequencer"
 )
@@ -51,12 +50,7 @@ func benchSequencedBurst(b *testing.B, takeover bool) {
 	defer lg.Close()
 	counted := &readCounter{Store: st}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var seen atomic.Int64
-	ready := make(chan struct{})
-	go func() {
-		_ = lg.Subscribe(ctx, chat.TopicEvents, func() { close(ready) }, func(_ int, rs []chat.Record) { seen.Add(int64(len(rs))) })
-	}()
-	<-ready
+	bursts := chattest.WatchBursts(ctx, lg)
 	run := func() context.CancelFunc {
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -66,37 +60,18 @@ func benchSequencedBurst(b *testing.B, takeover bool) {
 		}()
 		return func() { stop(); <-done }
 	}
-	appendAll := func(cmds []chat.Command) {
-		recs := make([]*chat.Record, len(cmds))
-		for i := range cmds {
-			c := cmds[i]
-			c.ID, c.At = chat.NewID("cmd"), time.Now()
-			v, err := record.EncodeCommand(&c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			recs[i] = &chat.Record{Key: c.ConversationID, Value: v}
-		}
-		want := seen.Load() + int64(len(recs))
-		if err := lg.Append(ctx, chat.TopicCommands, recs...); err != nil {
-			b.Fatal(err)
-		}
-		for seen.Load() < want {
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
 	cmds := make([]chat.Command, convs)
 	title := "bench"
 	for i := range cmds {
 		cmds[i] = chat.Command{Op: chat.OpCreate, ConversationID: fmt.Sprintf("cnv_b%d", i), Actor: "alice", Kind: chat.KindGroup, Title: &title, Members: []string{"bob"}}
 	}
 	stop := run()
-	appendAll(cmds)
+	bursts.Send(ctx, b, cmds)
 	sends := func() {
 		for i := range cmds {
 			cmds[i] = chat.Command{Op: chat.OpSend, ConversationID: fmt.Sprintf("cnv_b%d", i), Actor: "alice", Text: "hello there", ClientID: chat.NewID("k")}
 		}
-		appendAll(cmds)
+		bursts.Send(ctx, b, cmds)
 	}
 	sends() // every conversation has a dedup record of alice
 	if takeover {
