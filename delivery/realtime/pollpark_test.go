@@ -111,6 +111,23 @@ type pollPage struct {
 	Cursor string `json:"cursor"`
 }
 
+// rawConn opens user's registration with a first poll and dials a
+// connection of its own to the server, closed at the test's end, for
+// requests written byte by byte; it returns the first page.
+func (rig *pollRig) rawConn(user string) (pollPage, net.Conn) {
+	rig.t.Helper()
+	first, _, err := rig.poll(context.Background(), user, "", 0)
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(rig.url, "http://"))
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	rig.t.Cleanup(func() { c.Close() })
+	return first, c
+}
+
 // poll polls as user; it returns the page and the response.
 func (rig *pollRig) poll(ctx context.Context, user, cursor string, wait int) (pollPage, *http.Response, error) {
 	u := fmt.Sprintf("%s/v1/poll?user=%s&wait=%d", rig.url, user, wait)
@@ -324,15 +341,7 @@ func TestParkedPollWokenByNothingParksAgain(t *testing.T) {
 // connection is read from where the body ends.
 func TestPollWithABodyKeepsTheConnectionUsable(t *testing.T) {
 	rig := newPollRig(t)
-	first, _, err := rig.poll(context.Background(), "gina", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", strings.TrimPrefix(rig.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	first, c := rig.rawConn("gina")
 	fmt.Fprintf(c, "GET /v1/poll?user=gina&wait=2&cursor=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\nno\r\nbody\r\n\r\n", url.QueryEscape(first.Cursor))
 	br := bufio.NewReader(c)
 	for i := range 2 {
@@ -357,15 +366,7 @@ func TestPollWithABodyKeepsTheConnectionUsable(t *testing.T) {
 // registration is not kept.
 func TestParkedPollClientHalfCloses(t *testing.T) {
 	rig := newPollRig(t)
-	first, _, err := rig.poll(context.Background(), "hank", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", strings.TrimPrefix(rig.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	first, c := rig.rawConn("hank")
 	fmt.Fprintf(c, "GET /v1/poll?user=hank&wait=30&cursor=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(first.Cursor))
 	rig.waitParked(1)
 	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
