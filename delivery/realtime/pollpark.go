@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,11 +31,12 @@ const pollWriteTimeout = 10 * time.Second
 // connection handed back is wrapped (prefixConn), and the server would no
 // longer see it as TLS. A request with a body is not either: the server
 // would discard what the handler left unread before the next request, a
-// parked poll cannot.
+// parked poll cannot. Nor is a HEAD: its answer has no body, which the
+// parked poll's own answer would write.
 func canPark(w http.ResponseWriter, r *http.Request) bool {
 	_, hj := w.(http.Hijacker)
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	return hj && srv != nil && r.ProtoMajor == 1 && r.TLS == nil && r.Body == http.NoBody
+	return hj && srv != nil && r.Method == http.MethodGet && r.ProtoMajor == 1 && r.TLS == nil && r.Body == http.NoBody
 }
 
 // parkedPoll is a long-poll taken over from the HTTP server while it
@@ -201,7 +203,7 @@ func (p *parkedPoll) answer(here bool, a *pollAnswer) {
 	_, err := p.nc.Write(out)
 	_ = p.nc.SetWriteDeadline(time.Time{})
 	if err != nil {
-		t.metrics.dropped.WithLabelValues("write_failed").Inc()
+		t.metrics.writeFailed(p.conn)
 		p.nc.Close()
 		return
 	}
@@ -241,7 +243,7 @@ func (p *parkedPoll) handBack() {
 		_ = p.nc.SetReadDeadline(time.Time{})
 		p.early = []byte{b[0]}
 	}
-	c := &prefixConn{Conn: p.nc, prefix: p.early}
+	c := withPrefix(p.nc, p.early)
 	l := &handOff{c: c, addr: p.nc.LocalAddr()}
 	_ = p.srv.Serve(l) // returns at the second Accept, or at once when shutting down
 	if !l.taken {
@@ -272,6 +274,19 @@ func (l *handOff) Accept() (net.Conn, error) {
 
 func (l *handOff) Close() error   { return nil }
 func (l *handOff) Addr() net.Addr { return l.addr }
+
+// withPrefix returns nc reading early first. A connection handed back
+// before is already a prefixConn (the HTTP server hijacks what its
+// listener accepted): it gets early in front of what it has not yet
+// read, rather than another wrapper, so a keep-alive connection that
+// parks poll after poll stays one layer deep.
+func withPrefix(nc net.Conn, early []byte) *prefixConn {
+	if c, ok := nc.(*prefixConn); ok {
+		c.prefix = append(slices.Clip(early), c.prefix...)
+		return c
+	}
+	return &prefixConn{Conn: nc, prefix: early}
+}
 
 // prefixConn reads prefix before its connection.
 type prefixConn struct {

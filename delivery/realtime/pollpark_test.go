@@ -387,3 +387,58 @@ func TestParkedPollClientHalfCloses(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHeadPollIsNotParked: a HEAD poll waits like a GET but answers
+// without a body (as the HTTP server answers HEAD), so the next request on
+// the connection is answered, not taken for the rest of a body.
+func TestHeadPollIsNotParked(t *testing.T) {
+	rig := newPollRig(t)
+	first, c := rig.rawConn("ivan")
+	fmt.Fprintf(c, "HEAD /v1/poll?user=ivan&wait=2&cursor=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(first.Cursor))
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, &http.Request{Method: http.MethodHead})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("HEAD answer: %v %v", res, err)
+	}
+	res.Body.Close()
+	fmt.Fprintf(c, "GET /v1/poll?user=ivan&wait=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the next request's answer: %v (the HEAD answer carried a body)", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("the next request: status %d", res.StatusCode)
+	}
+}
+
+// TestHandedBackConnectionIsWrappedOnce: a connection handed back before
+// (a prefixConn) gets the bytes read ahead in front of what it has not
+// yet read, not a wrapper more per parked poll.
+func TestHandedBackConnectionIsWrappedOnce(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	first := withPrefix(a, []byte("G"))
+	if _, ok := first.Conn.(*prefixConn); ok {
+		t.Fatal("a plain connection was wrapped twice")
+	}
+	first.prefix = []byte("Z") // handed back with a byte not yet read
+	again := withPrefix(first, []byte("XY"))
+	if again != first {
+		t.Fatal("a handed-back connection got another wrapper")
+	}
+	go func() { _, _ = b.Write([]byte("!")) }()
+	got := make([]byte, 0, 4)
+	buf := make([]byte, 4)
+	for len(got) < 4 {
+		n, err := again.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "XYZ!" {
+		t.Fatalf("read %q, want the bytes read ahead, then the unread prefix, then the connection", got)
+	}
+}
