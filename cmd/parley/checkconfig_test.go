@@ -193,12 +193,7 @@ func useRealEngines(t *testing.T, name string) *realEngines {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, path := range []string{"/" + e.esPrefix + "*", "/_index_template/" + e.esPrefix + "*"} {
-			req, _ := http.NewRequestWithContext(ctx, "DELETE", e.esURL+path, nil)
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				res.Body.Close()
-			}
-		}
+		dropIndices(ctx, e.esURL, e.esPrefix)
 		for obj := range e.s3Client.ListObjects(ctx, e.bucket, miniogo.ListObjectsOptions{Recursive: true}) {
 			_ = e.s3Client.RemoveObject(ctx, e.bucket, obj.Key, miniogo.RemoveObjectOptions{})
 		}
@@ -210,6 +205,33 @@ func useRealEngines(t *testing.T, name string) *realEngines {
 		dropKeyspace(e.hosts, e.keyspace)
 	})
 	return e
+}
+
+// dropIndices removes a test's indexes and index templates, those whose
+// names begin with prefix, from the shared Elasticsearch at esURL, best
+// effort. Indexes go one name at a time: Elasticsearch 8 refuses to
+// delete indexes by a wildcard (action.destructive_requires_name), and
+// hundreds of leftover test indexes make its restart in the outage test
+// outlast the services script's wait.
+func dropIndices(ctx context.Context, esURL, prefix string) {
+	es := strings.Split(esURL, ",")[0]
+	do := func(method, path string) []byte {
+		req, err := http.NewRequestWithContext(ctx, method, es+path, nil)
+		if err != nil {
+			return nil
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return b
+	}
+	for _, name := range strings.Fields(string(do("GET", "/_cat/indices/"+prefix+"*?h=index&expand_wildcards=all"))) {
+		do("DELETE", "/"+name)
+	}
+	do("DELETE", "/_index_template/"+prefix+"*")
 }
 
 // dropKeyspace removes a test's keyspace from the shared Cassandra node,

@@ -106,12 +106,9 @@ func newCluster(t *testing.T, partitions int) *cluster {
 	})
 	t.Cleanup(func() {
 		// The test's index, alias and template go; topics stay (cheap).
-		for _, path := range []string{"/" + esPrefix + "*", "/_index_template/" + esPrefix + "*"} {
-			req, _ := http.NewRequest("DELETE", strings.Split(esURL, ",")[0]+path, nil)
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				res.Body.Close()
-			}
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dropIndices(ctx, esURL, esPrefix)
 	})
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
