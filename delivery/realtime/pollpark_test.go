@@ -164,6 +164,20 @@ type pollResult struct {
 	err error
 }
 
+// parkOne opens user's registration with a first poll, then starts a
+// poll of 30 s from its cursor and returns once that poll is parked; the
+// channel gets its result.
+func (rig *pollRig) parkOne(ctx context.Context, user string) chan pollResult {
+	rig.t.Helper()
+	first, _, err := rig.poll(ctx, user, "", 0)
+	if err != nil {
+		rig.t.Fatal(err)
+	}
+	ch := rig.pollAsync(ctx, user, first.Cursor, 30)
+	rig.waitParked(1)
+	return ch
+}
+
 func (rig *pollRig) pollAsync(ctx context.Context, user, cursor string, wait int) chan pollResult {
 	ch := make(chan pollResult, 1)
 	go func() {
@@ -185,12 +199,7 @@ func typing(user string) *fanout.Item {
 func TestParkedPollAnswersAndKeepsTheConnection(t *testing.T) {
 	rig := newPollRig(t)
 	ctx := context.Background()
-	first, _, err := rig.poll(ctx, "bob", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := rig.pollAsync(ctx, "bob", first.Cursor, 30)
-	rig.waitParked(1)
+	ch := rig.parkOne(ctx, "bob")
 	if p, c := rig.gauge("parley_longpolls_parked"), rig.gauge("parley_connections"); p != 1 || c != 1 {
 		t.Errorf("gauges: %v parked, %v connections; want 1 and 1", p, c)
 	}
@@ -261,12 +270,7 @@ func TestParkedPollClientLeaves(t *testing.T) {
 func TestParkedPollServerStops(t *testing.T) {
 	rig := newPollRig(t)
 	ctx := context.Background()
-	first, _, err := rig.poll(ctx, "dave", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := rig.pollAsync(ctx, "dave", first.Cursor, 30)
-	rig.waitParked(1)
+	ch := rig.parkOne(ctx, "dave")
 	rig.stop()
 	select {
 	case r := <-ch:
@@ -305,12 +309,7 @@ func TestPrefixConnReadsPrefixFirst(t *testing.T) {
 func TestParkedPollWokenByNothingParksAgain(t *testing.T) {
 	rig := newPollRig(t)
 	ctx := context.Background()
-	first, _, err := rig.poll(ctx, "erin", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := rig.pollAsync(ctx, "erin", first.Cursor, 30)
-	rig.waitParked(1)
+	ch := rig.parkOne(ctx, "erin")
 	var conn *fanout.Conn
 	rig.hub.Each(func(c *fanout.Conn) { conn = c })
 	conn.Beat()
