@@ -278,6 +278,15 @@ func (s *Sequencer) knownState(partition int, cid string) (knownConv, bool) {
 	return k, ok
 }
 
+// dedupsFull reports whether the cached dedup records are at their
+// budget over all partitions: a batch then reads no sender's records
+// whole (remember could not keep them), only its sends' own client_ids.
+func (s *Sequencer) dedupsFull() bool {
+	s.epochsMu.RLock()
+	defer s.epochsMu.RUnlock()
+	return s.dedupTotal >= s.dedupBudget
+}
+
 // remember caches the states a batch left, once its changes are stored.
 func (s *Sequencer) remember(partition int, states map[string]*convState) {
 	s.epochsMu.Lock()
@@ -476,6 +485,7 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(prefetchParallelism)
+	full := b.s.dedupsFull()
 	type senderKey struct{ cid, actor string }
 	var order []string
 	bySender := map[string][]senderKey{}
@@ -551,9 +561,11 @@ func (b *batch) prefetch(cmds []*chat.Command) {
 					continue // known complete: no read (send looks them up)
 				}
 				dg.Go(func() error {
-					if !tried {
+					if !tried && !full {
 						// Once per epoch: the sender's every record, if
-						// there are few.
+						// there are few (not while the cache is full:
+						// they could not be kept, and would be read
+						// again at every batch).
 						found, complete, err := b.s.store.SenderDedups(b.ctx, cid, sk.actor, b.s.senderDedups)
 						if err != nil {
 							return nil

@@ -920,6 +920,39 @@ func TestDedupCacheStaysWithinItsBudget(t *testing.T) {
 	}
 }
 
+// TestAFullDedupCacheReadsNoSenderWhole: while the cached dedup records
+// are at their budget (here held by another conversation), a sender of an
+// older conversation is not read whole (its records could not be kept,
+// and would be read again at every batch): its sends are looked up by
+// client_id, and a retry still gets its original message.
+func TestAFullDedupCacheReadsNoSenderWhole(t *testing.T) {
+	r := newRig(t)
+	r.apply(create("cnv_old", "alice"))
+	first := r.apply(send("cnv_old", "alice", "one", "a1"))
+	counting := &dedupCountingStore{Store: r.store}
+	r.seq = New(r.log, counting, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.seq.dedupBudget = 3
+	r.apply(create("cnv_fill", "zoe"), send("cnv_fill", "zoe", "1", "z1"), send("cnv_fill", "zoe", "2", "z2"), send("cnv_fill", "zoe", "3", "z3"))
+	if r.seq.dedupTotal != 3 {
+		t.Fatalf("%d dedup records cached, want the budget of 3 held by cnv_fill", r.seq.dedupTotal)
+	}
+	for i := range 3 {
+		out := r.apply(send("cnv_old", "alice", "one again", "a1"), send("cnv_old", "alice", "new", fmt.Sprintf("n%d", i)))
+		if out[0].Result.Message == nil || out[0].Result.Message.ID != first[0].Result.Message.ID || len(out[0].Events) != 0 {
+			t.Fatalf("batch %d: a retry while the cache is full: %+v, want the original message", i, out[0].Result)
+		}
+		if out[1].Result.Message == nil || len(out[1].Events) == 0 {
+			t.Fatalf("batch %d: a new send while the cache is full was not applied: %+v", i, out[1].Result)
+		}
+	}
+	if counting.whole != 0 {
+		t.Fatalf("%d whole reads of a sender's records while the cache was full, want 0", counting.whole)
+	}
+	if counting.count() == 0 {
+		t.Fatal("no dedup lookup for the sends while the cache was full")
+	}
+}
+
 // TestDedupsOfAnOlderConversationAreReadOncePerEpoch: a sequencer that
 // did not see a conversation born reads a sender's dedup records once,
 // whole, and answers that sender's later sends of the epoch without a
