@@ -227,9 +227,15 @@ func TestOutageOfEachEngineUnderLoad(t *testing.T) {
 					t.Errorf("%s: %d messages stored, %d acknowledged", cid, len(msgs), len(acked[cid]))
 				}
 			}
-			// … and searchable.
+			// … and searchable: the index catches up with the store
+			// within 120 s of the engine's return (the bound of issue
+			// 13's fault 3, RELIABILITY.md); after Elasticsearch's own
+			// outage that is a minute's sends into a JVM just restarted,
+			// which took longer than 30 s on a busy 2-core machine.
 			unfound := maps.Clone(texts)
-			testutil.Eventually(t, 30*time.Second, func() error {
+			caughtUp := time.Now()
+			defer func() { t.Logf("searchable %s after the checks began", time.Since(caughtUp).Round(time.Second)) }()
+			testutil.Eventually(t, 120*time.Second, func() error {
 				for id, word := range unfound {
 					r := apiB.do(t, "GET", "/v1/search?q="+word, bob, nil)
 					if r.status == 200 && strings.Contains(string(r.body), id) {
