@@ -115,7 +115,8 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 	for _, k := range order {
 		m := latest[k]
 		if m.Deleted {
-			if err := x.index.Delete(ctx, m.ConversationID, m.ID); err != nil && !chat.IsNotFound(err) {
+			err := x.untilAnswered(ctx, partition, func() error { return x.index.Delete(ctx, m.ConversationID, m.ID) })
+			if err != nil && !chat.IsNotFound(err) {
 				return fmt.Errorf("indexer: delete: %w", err)
 			}
 			continue
@@ -124,12 +125,40 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 	}
 	if len(puts) > 0 {
 		start := time.Now()
-		if err := x.index.Put(ctx, puts); err != nil {
+		if err := x.untilAnswered(ctx, partition, func() error { return x.index.Put(ctx, puts) }); err != nil {
 			return fmt.Errorf("indexer: put: %w", err)
 		}
 		x.pace(ctx, x.paceWait(partition, start, time.Now()))
 	}
 	return nil
+}
+
+// untilAnswered calls f until it succeeds, fails for another reason than
+// an unavailable Index, or ctx ends (a rebalance, a shutdown), waiting
+// between attempts as retry.Consume does. An Index outage is waited out
+// here, holding the partition, rather than by leaving the consumer group:
+// leaving and joining again at every failed attempt made each one a
+// rebalance, a group join and a fresh fetch of the backlog, and after the
+// engine came back the indexer spent its first attempts on those instead
+// of on the backlog.
+func (x *Indexer) untilAnswered(ctx context.Context, partition int, f func() error) error {
+	backoff := retry.MinBackoff
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || chat.ErrorCode(err) != chat.CodeUnavailable || ctx.Err() != nil {
+			if err == nil && attempt > 1 {
+				x.logger.Info("index answered again", "partition", partition, "attempts", attempt)
+			}
+			return err
+		}
+		if attempt == 1 {
+			x.logger.Warn("index unavailable; retrying the batch until it answers", "partition", partition, "err", err)
+		}
+		if !retry.Sleep(ctx, backoff) {
+			return err
+		}
+		backoff = min(2*backoff, retry.MaxBackoff)
+	}
 }
 
 // paceWait is how long the handler of partition waits after a Put that

@@ -197,3 +197,71 @@ func TestPacingIsSharedAmongBusyPartitions(t *testing.T) {
 		t.Fatalf("a Put that took longer than the interval waits %v, want 0", got)
 	}
 }
+
+// countingLog counts the consumer group memberships (Consume calls).
+type countingLog struct {
+	chat.Log
+	mu       sync.Mutex
+	consumes int
+}
+
+func (l *countingLog) Consume(ctx context.Context, topic, group string, handle func(context.Context, int, []chat.Record) error) error {
+	l.mu.Lock()
+	l.consumes++
+	l.mu.Unlock()
+	return l.Log.Consume(ctx, topic, group, handle)
+}
+
+// downIndex answers unavailable to its first failures Puts.
+type downIndex struct {
+	putIndex
+	failures int
+}
+
+func (x *downIndex) Put(ctx context.Context, msgs []chat.Message) error {
+	x.mu.Lock()
+	if x.failures > 0 {
+		x.failures--
+		x.mu.Unlock()
+		return &chat.Error{Code: chat.CodeUnavailable, Op: "test: put", Message: "index down"}
+	}
+	x.mu.Unlock()
+	return x.putIndex.Put(ctx, msgs)
+}
+
+// TestAnIndexOutageIsWaitedOutWithoutLeavingTheGroup: while the Index
+// answers unavailable, the batch is retried within the same group
+// membership (a rejoin per attempt is a rebalance each time on Kafka), and
+// it is indexed once the Index answers.
+func TestAnIndexOutageIsWaitedOutWithoutLeavingTheGroup(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ml, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Close()
+	v, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Text: "kiwi"}}}})
+	if err := ml.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: v, Partition: 0}); err != nil {
+		t.Fatal(err)
+	}
+	lg := &countingLog{Log: ml}
+	ix := &downIndex{failures: 3}
+	x := New(lg, ix, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = x.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if len(ix.put()) == 0 {
+			return errors.New("the message was never indexed")
+		}
+		return nil
+	})
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	if lg.consumes != 1 {
+		t.Fatalf("%d group memberships for an outage of 3 attempts, want 1", lg.consumes)
+	}
+}
