@@ -42,21 +42,33 @@ func (x *putIndex) put() []string {
 	return append([]string(nil), x.puts...)
 }
 
+// openLog opens a memlog of partitions that closes with the test.
+func openLog(ctx context.Context, t *testing.T, partitions int) *memlog.Log {
+	t.Helper()
+	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	return lg
+}
+
+// createdRecord is the event record of message id's creation in cnv_1.
+func createdRecord(id string) []byte {
+	v, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
+		Message: &chat.Message{ID: id, ConversationID: "cnv_1", Text: "kiwi"}}}})
+	return v
+}
+
 // TestUndecodableRecordIsCountedAndSkipped: a record that does not decode
 // is counted in parley_undecodable_records_total{consumer="indexer"} and the
 // records after it are still indexed.
 func TestUndecodableRecordIsCountedAndSkipped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	good, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
-		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Text: "kiwi"}}}})
+	lg := openLog(ctx, t, 2)
 	if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: []byte("{not json"), Partition: 1},
-		&chat.Record{Key: "cnv_1", Value: good, Partition: 1}); err != nil {
+		&chat.Record{Key: "cnv_1", Value: createdRecord("msg_1"), Partition: 1}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,16 +122,10 @@ func undecodable(t *testing.T, reg *prometheus.Registry, consumer string) float6
 func TestPutsArePacedSoMessagesShareAPut(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
+	lg := openLog(ctx, t, 1)
 	appendMessage := func(id string) {
 		t.Helper()
-		v, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
-			Message: &chat.Message{ID: id, ConversationID: "cnv_1", Text: "kiwi"}}}})
-		if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: v, Partition: 0}); err != nil {
+		if err := lg.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: createdRecord(id), Partition: 0}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,14 +242,8 @@ func (x *downIndex) Put(ctx context.Context, msgs []chat.Message) error {
 func TestAnIndexOutageIsWaitedOutWithoutLeavingTheGroup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ml, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Close()
-	v, _ := record.EncodeSequenced(&chat.Sequenced{Events: []chat.Event{{Type: chat.EventMessageCreated, ConversationID: "cnv_1",
-		Message: &chat.Message{ID: "msg_1", ConversationID: "cnv_1", Text: "kiwi"}}}})
-	if err := ml.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: v, Partition: 0}); err != nil {
+	ml := openLog(ctx, t, 1)
+	if err := ml.Append(ctx, chat.TopicEvents, &chat.Record{Key: "cnv_1", Value: createdRecord("msg_1"), Partition: 0}); err != nil {
 		t.Fatal(err)
 	}
 	lg := &countingLog{Log: ml}
