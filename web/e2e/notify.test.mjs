@@ -168,20 +168,36 @@ describe('Notify me with Web Push', () => {
     // to it is shown as a notification, one per conversation.
     const cdp = await context.newCDPSession(page);
     const registrations = new Map();
+    const versions = new Map();
     cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
       for (const r of e.registrations) registrations.set(r.registrationId, r);
+    });
+    cdp.on('ServiceWorker.workerVersionUpdated', (e) => {
+      for (const v of e.versions) versions.set(v.versionId, v);
     });
     await cdp.send('ServiceWorker.enable');
     const reg = await eventually(() => [...registrations.values()].find((r) => r.scopeURL === server.base + '/' && !r.isDeleted) || false,
       { what: 'the service worker registration' });
+    // A push delivered to a worker still installing is lost: wait until
+    // its version is activated, as the page sees it too.
+    await eventually(() => [...versions.values()].some((v) => v.registrationId === reg.registrationId && v.status === 'activated'),
+      { what: 'the service worker to be activated' });
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
     const push = (payload) => cdp.send('ServiceWorker.deliverPushMessage', { origin: server.base, registrationId: reg.registrationId, data: typeof payload === 'string' ? payload : JSON.stringify(payload) });
     const notifications = () => page.evaluate(async () => {
       const r = await navigator.serviceWorker.ready;
       return (await r.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
     });
 
-    await push({ type: 'message', conversation_id: 'cnv_walks', seq: 3, sender_id: 'bob', sender_name: 'Bob' });
-    await eventually(async () => (await notifications()).length === 1, { what: 'the push\'s notification' });
+    // Headless Chromium now and then drops the first push it delivers to a
+    // just-activated worker (seen about once in three runs on a busy
+    // machine), so it is delivered again until shown: its tag makes a
+    // second delivery replace the first, never add one.
+    const first = { type: 'message', conversation_id: 'cnv_walks', seq: 3, sender_id: 'bob', sender_name: 'Bob' };
+    await eventually(async () => {
+      await push(first);
+      return eventually(async () => (await notifications()).length === 1, { timeout: 3_000, what: 'the push\'s notification' });
+    }, { timeout: 30_000, what: 'the push\'s notification' });
     assert.deepEqual(await notifications(), [{ title: 'Bob', body: 'New message', tag: 'cnv_walks', data: { url: '/c/cnv_walks' } }]);
 
     // A newer push of the same conversation replaces it (its tag), with
