@@ -1,0 +1,514 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/storage/pebble"
+)
+
+// replayWorld is an embedded store that conversations of alice and bob
+// are written to as a sequencer would: each command at the next offset of
+// its partition, each conversation's seqs without gaps.
+type replayWorld struct {
+	t          testing.TB
+	st         *pebble.Store
+	partitions int
+	offsets    map[int]int64
+	epochs     map[int]int64
+	convs      map[string]*chat.Conversation
+	pending    map[int][]chat.Change
+}
+
+func newReplayWorld(t testing.TB, partitions int) *replayWorld {
+	t.Helper()
+	st, err := pebble.Open(context.Background(), pebble.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return &replayWorld{t: t, st: st, partitions: partitions, offsets: map[int]int64{}, epochs: map[int]int64{},
+		convs: map[string]*chat.Conversation{}, pending: map[int][]chat.Change{}}
+}
+
+// conversation returns the id of a new conversation of alice and bob in
+// partition p (written at the next flush).
+func (w *replayWorld) conversation(p int) string {
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("cnv_%d_%d", p, i)
+		if _, ok := w.convs[id]; ok || chat.PartitionOf(id, w.partitions) != p {
+			continue
+		}
+		w.convs[id] = &chat.Conversation{ID: id, Kind: chat.KindGroup, CreatedBy: "alice", Members: []string{"alice", "bob"}}
+		var ms []chat.Membership
+		ch := w.command(id, chat.EventMemberAdded, chat.EventMemberAdded)
+		for _, ev := range ch.Events {
+			ms = append(ms, chat.Membership{ConversationID: id, UserID: []string{"alice", "bob"}[ev.Seq-1], Active: true, JoinedPosition: ev.Position})
+		}
+		ch.Memberships = ms
+		w.pending[p] = append(w.pending[p], ch)
+		return id
+	}
+}
+
+// command is the change of one command of cid with events of types.
+func (w *replayWorld) command(cid string, types ...string) chat.Change {
+	c := w.convs[cid]
+	p := chat.PartitionOf(cid, w.partitions)
+	off := w.offsets[p]
+	w.offsets[p]++
+	ch := chat.Change{PrevSeq: c.LastSeq}
+	for i, typ := range types {
+		c.LastSeq++
+		ev := chat.Event{Type: typ, ConversationID: cid, Seq: c.LastSeq, EventID: chat.NewID("evt"), At: time.UnixMilli(1e12), Actor: "alice",
+			Partition: p, Position: chat.Position(off, i)}
+		if typ == chat.EventMessageCreated {
+			ev.Message = &chat.Message{ID: chat.NewID("msg"), ConversationID: cid, Seq: c.LastSeq, SenderID: "alice", Text: "hi", Version: 1}
+		}
+		c.LastPosition = ev.Position
+		ch.Events = append(ch.Events, ev)
+	}
+	ch.Conversation = *c
+	ch.Conversation.Members = slices.Clone(c.Members)
+	return ch
+}
+
+// send queues a message in cid.
+func (w *replayWorld) send(cid string) {
+	p := chat.PartitionOf(cid, w.partitions)
+	w.pending[p] = append(w.pending[p], w.command(cid, chat.EventMessageCreated))
+	if len(w.pending[p]) >= 4096 {
+		w.flush()
+	}
+}
+
+// flush commits what is queued.
+func (w *replayWorld) flush() {
+	w.t.Helper()
+	ctx := context.Background()
+	for p, chs := range w.pending {
+		if len(chs) == 0 {
+			continue
+		}
+		if w.epochs[p] == 0 {
+			e, err := w.st.Own(ctx, p)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			w.epochs[p] = e
+		}
+		var head int64
+		for _, ch := range chs {
+			for _, ev := range ch.Events {
+				head = max(head, ev.Position)
+			}
+		}
+		if err := w.st.Commit(ctx, p, w.epochs[p], head, chs); err != nil {
+			w.t.Fatal(err)
+		}
+		w.pending[p] = nil
+	}
+}
+
+// hub flushes and returns a running hub on the store, whose frontier is
+// the store's heads.
+func (w *replayWorld) hub(st chat.Store) *Hub {
+	w.t.Helper()
+	w.flush()
+	if st == nil {
+		st = w.st
+	}
+	h := NewHub(Config{ID: "gw1", Log: &fakeLog{parts: w.partitions, reads: make(chan fakeRead)}, Store: st, Deployment: 7})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Run(ctx) }()
+	w.t.Cleanup(func() { cancel(); <-done })
+	<-h.Ready()
+	return h
+}
+
+// fromStart is a cursor before every event.
+var fromStart = chat.NewCursor(7).Encode()
+
+// drain takes everything c has, until nothing waits or c ends.
+func drain(t testing.TB, c *Conn) ([]*Item, error) {
+	t.Helper()
+	var all []*Item
+	for {
+		items, err := c.Take(nil)
+		all = append(all, items...)
+		if err != nil || len(items) == 0 {
+			return all, err
+		}
+	}
+}
+
+// fullReplay is bob's whole replay from cursor as one open read it before
+// replays were paged: a limited open whose limit is never reached.
+func fullReplay(t *testing.T, h *Hub, cursor string) []*Item {
+	t.Helper()
+	c := NewConn("bob", 64)
+	cut, err := h.OpenLimited(context.Background(), c, cursor, 0, MaxReplay)
+	if err != nil || cut {
+		t.Fatalf("OpenLimited: cut %v, err %v", cut, err)
+	}
+	defer h.Unregister(c)
+	items, err := drain(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
+}
+
+type replayed struct {
+	kind      Kind
+	partition int
+	position  int64
+}
+
+func replayedOf(items []*Item) []replayed {
+	out := make([]replayed, len(items))
+	for i, it := range items {
+		out[i] = replayed{it.Kind, it.Partition, it.Position}
+	}
+	return out
+}
+
+// TestResumeHoldsOnePageOfReplay: a connection resuming 5,000 events
+// behind holds one page of them once open (and each conversation at most
+// one read ahead), not all 5,000.
+func TestResumeHoldsOnePageOfReplay(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	var cids []string
+	for range 5 {
+		cids = append(cids, w.conversation(0))
+	}
+	for i := range 5000 - 5 { // and bob's five member.added
+		w.send(cids[i%len(cids)])
+	}
+	h := w.hub(nil)
+	c := NewConn("bob", 64)
+	if err := h.Open(context.Background(), c, fromStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.replay) > replayPage {
+		t.Fatalf("holds %d replayed items once open, want at most one page (%d)", len(c.replay), replayPage)
+	}
+	if c.pages == nil {
+		t.Fatal("no pages left to read after the first")
+	}
+	if n := c.pages.buffered(); n > replayPage {
+		t.Fatalf("holds %d events read ahead, want at most %d", n, replayPage)
+	}
+	items, err := drain(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, it := range items {
+		if it.Kind == KindEvent {
+			n++
+		}
+	}
+	if n != 5000 {
+		t.Fatalf("replayed %d events, want 5000", n)
+	}
+}
+
+// TestPagedReplayIsTheWholeReplayInOrder: the pages of a resume put
+// together are exactly the whole replay, in the same order (by partition,
+// then position, conversations of one partition interleaved), across page
+// boundaries, ending with the same marks; what arrives live comes after.
+func TestPagedReplayIsTheWholeReplayInOrder(t *testing.T) {
+	w := newReplayWorld(t, 4)
+	var cids []string
+	for _, p := range []int{0, 0, 0, 2, 2, 3} {
+		cids = append(cids, w.conversation(p))
+	}
+	w.flush()
+	mid := chat.NewCursor(7)
+	for i := range 3000 {
+		if i == 700 {
+			w.flush()
+			heads, err := w.st.Heads(context.Background(), 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mid.Positions[0] = heads[0]
+		}
+		// Uneven: the first conversation gets most, and a run of one
+		// conversation now and then.
+		switch {
+		case i%7 == 0 || i%13 == 0:
+			w.send(cids[0])
+		case i > 1500 && i < 1800:
+			w.send(cids[4])
+		default:
+			w.send(cids[i%len(cids)])
+		}
+	}
+	h := w.hub(nil)
+	for _, cursor := range []string{fromStart, mid.Encode()} {
+		want := fullReplay(t, h, cursor)
+		c := NewConn("bob", 64)
+		if err := h.Open(context.Background(), c, cursor, 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.replay) > replayPage+4 {
+			t.Fatalf("holds %d replayed items once open", len(c.replay))
+		}
+		live := EventItem(chat.Event{Type: chat.EventMessageCreated, Partition: 1, Position: 1 << 40}, time.Now())
+		c.Enqueue(live)
+		got, err := drain(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || got[len(got)-1] != live {
+			t.Fatalf("the live item is not last of %d", len(got))
+		}
+		got = got[:len(got)-1]
+		if len(got) != len(want) {
+			t.Fatalf("paged replay of %d items, want %d", len(got), len(want))
+		}
+		if g, w := replayedOf(got), replayedOf(want); !slices.Equal(g, w) {
+			i := 0
+			for g[i] == w[i] {
+				i++
+			}
+			t.Fatalf("paged replay differs at item %d: %+v, want %+v", i, g[i], w[i])
+		}
+		h.Unregister(c)
+	}
+}
+
+// countingStore counts reads of events, and fails every EventsAfter call
+// after the first failAfter (never when 0).
+type countingStore struct {
+	chat.Store
+	failAfter int64
+	calls     atomic.Int64
+	read      atomic.Int64
+}
+
+var errStoreDown = chat.Errorf(chat.CodeUnavailable, "store: connection refused")
+
+func (s *countingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	if n := s.calls.Add(1); s.failAfter > 0 && n > s.failAfter {
+		return nil, errStoreDown
+	}
+	evs, err := s.Store.EventsAfter(ctx, cid, after, upTo, limit)
+	s.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// TestReplayInterruptedClosesWithNoGap: a store that fails while a later
+// page is read closes the connection with 1013 (ReplayInterrupted); what
+// it delivered before is a prefix of the replay, nothing live follows
+// it, and resuming from its cursor delivers exactly the rest.
+func TestReplayInterruptedClosesWithNoGap(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a, b := w.conversation(0), w.conversation(0)
+	for i := range 4000 {
+		w.send([]string{a, b}[i%3%2])
+	}
+	st := &countingStore{Store: w.st}
+	h := w.hub(st)
+	want := fullReplay(t, h, fromStart)
+
+	c := NewConn("bob", 64)
+	if err := h.Open(context.Background(), c, fromStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	st.failAfter = st.calls.Load() + 1 // the second read of a later page fails
+	c.Enqueue(EventItem(chat.Event{Type: chat.EventMessageCreated, Partition: 0, Position: 1 << 40}, time.Now()))
+	c.Control([]byte(`{"type":"pong"}`))
+	var got []*Item
+	for {
+		items, err := c.Take(nil)
+		for _, it := range items {
+			if it.Kind != KindControl {
+				got = append(got, it)
+				c.Render(nil, it)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("Take: %v, want ErrClosed", err)
+			}
+			break
+		}
+		if len(items) == 0 {
+			t.Fatal("the replay ended as if complete")
+		}
+	}
+	if c.CloseCode() != chat.CloseTryAgainLater || c.CloseReason() != ReplayInterrupted {
+		t.Fatalf("closed with %d %q, want 1013 %q", c.CloseCode(), c.CloseReason(), ReplayInterrupted)
+	}
+	if len(got) == 0 || len(got) >= len(want) {
+		t.Fatalf("delivered %d of %d items before the failure", len(got), len(want))
+	}
+	if g, w := replayedOf(got), replayedOf(want[:len(got)]); !slices.Equal(g, w) {
+		t.Fatal("what was delivered is not a prefix of the replay")
+	}
+	h.Unregister(c)
+
+	st.failAfter = 0
+	rest := fullReplay(t, h, c.Cursor())
+	all := append(got, rest...)
+	if g, w := replayedOf(all), replayedOf(want); !slices.Equal(g, w) {
+		t.Fatalf("delivered then resumed %d items, want the %d of the whole replay", len(all), len(want))
+	}
+}
+
+// TestClosedConnReadsNoMorePages: a connection closed or overflowed while
+// it replays reads no further page from the store, and delivers nothing
+// queued live.
+func TestClosedConnReadsNoMorePages(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a, b := w.conversation(0), w.conversation(0)
+	for i := range 5000 {
+		w.send([]string{a, b}[i%2])
+	}
+	st := &countingStore{Store: w.st}
+	h := w.hub(st)
+	for _, tc := range []struct {
+		name string
+		end  func(*Conn)
+		err  error
+	}{
+		{"closed", func(c *Conn) { c.Close() }, ErrClosed},
+		{"overflowed", func(c *Conn) {
+			for range 3 {
+				c.Enqueue(EventItem(chat.Event{Type: chat.EventMessageCreated, Partition: 0, Position: 1 << 40}, time.Now()))
+			}
+		}, ErrTooSlow},
+	} {
+		c := NewConn("bob", 2)
+		if err := h.Open(context.Background(), c, fromStart, 0); err != nil {
+			t.Fatal(err)
+		}
+		first, err := c.Take(nil)
+		if err != nil || len(first) == 0 {
+			t.Fatalf("%s: first take: %d items, %v", tc.name, len(first), err)
+		}
+		if tc.name == "closed" {
+			c.Enqueue(EventItem(chat.Event{Type: chat.EventMessageCreated, Partition: 0, Position: 1 << 40}, time.Now()))
+		}
+		tc.end(c)
+		reads := st.calls.Load()
+		items, err := drain(t, c)
+		if !errors.Is(err, tc.err) {
+			t.Fatalf("%s: drained with %v, want %v", tc.name, err, tc.err)
+		}
+		if n := len(first) + len(items); n > replayPage {
+			t.Fatalf("%s: %d items taken, more than the page read at open", tc.name, n)
+		}
+		for _, it := range items {
+			if it.Received != timeZero {
+				t.Fatalf("%s: a live item was taken after an unfinished replay", tc.name)
+			}
+		}
+		if n := st.calls.Load() - reads; n != 0 {
+			t.Fatalf("%s: %d store reads after the connection ended", tc.name, n)
+		}
+		if c.Replaying() {
+			t.Fatalf("%s: still replaying once ended", tc.name)
+		}
+		h.Unregister(c)
+	}
+}
+
+// TestReplayCountsWithoutReading: the count that refuses a replay beyond
+// MaxReplay is exact for any window of a conversation (cut by the cursor,
+// a join, a leave or the frontier, between positions of another
+// conversation of the partition) and stops at its limit.
+func TestReplayCountsWithoutReading(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a, b := w.conversation(0), w.conversation(0)
+	for i := range 600 {
+		w.send([]string{a, b}[i%3%2])
+	}
+	w.flush()
+	ctx := context.Background()
+	all, err := w.st.EventsAfter(ctx, a, 0, 1<<62, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := func(i int) int64 { return all[i].Position }
+	for _, tc := range []struct {
+		lo, hi int64
+		limit  int
+	}{
+		{0, 1 << 62, 1000},
+		{0, 1 << 62, 401},
+		{0, 1 << 62, 402},
+		{0, 1 << 62, 100},
+		{pos(10), pos(300), 1000},
+		{pos(10) + 1, pos(300) - 1, 1000},
+		{pos(10), pos(11), 1000},
+		{pos(0), pos(399), 390},
+		{pos(20), pos(399), 390},
+	} {
+		want, err := w.st.EventsAfter(ctx, a, tc.lo, tc.hi, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, read := range []int{1, 16, 50} {
+			pg := &pager{store: w.st, read: read}
+			s := &source{conv: a, lo: tc.lo, hi: tc.hi}
+			if err := pg.fill(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			n := len(s.buf)
+			if s.lo < s.hi {
+				if n, err = pg.count(ctx, s, tc.limit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if w := min(len(want), tc.limit); n != w {
+				t.Errorf("window (%d, %d] read %d at a time, limit %d: counted %d, want %d", tc.lo, tc.hi, read, tc.limit, n, w)
+			}
+		}
+	}
+}
+
+// TestResumeBeyondMaxReplayIsRefused: a resume of more than MaxReplay
+// events (over several conversations) is refused at open as an expired
+// cursor, reading no more than a page of events; one of exactly
+// MaxReplay is not.
+func TestResumeBeyondMaxReplayIsRefused(t *testing.T) {
+	w := newReplayWorld(t, 2)
+	cids := []string{w.conversation(0), w.conversation(1), w.conversation(0)}
+	for i := range MaxReplay - 2 { // and bob's three member.added
+		w.send(cids[i%3])
+	}
+	st := &countingStore{Store: w.st}
+	h := w.hub(st)
+	c := NewConn("bob", 64)
+	if err := h.Open(context.Background(), c, fromStart, 0); chat.ErrorCode(err) != chat.CodeCursorExpired {
+		t.Fatalf("Open of %d events behind: %v, want cursor_expired", MaxReplay+1, err)
+	}
+	if n := st.read.Load(); n > 2048 { // a page of 1,024 at most, read ahead
+		t.Errorf("refusing read %d events", n)
+	}
+	if h.Connections("bob") != 0 {
+		t.Error("a refused connection stays registered")
+	}
+	// One event less: the cursor after bob's first member.added.
+	evs, err := w.st.EventsAfter(context.Background(), cids[0], 0, 1<<62, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := chat.NewCursor(7)
+	from.Positions[0] = evs[1].Position
+	if err := h.Open(context.Background(), c, from.Encode(), 0); err != nil {
+		t.Fatalf("Open of %d events behind: %v", MaxReplay, err)
+	}
+	h.Unregister(c)
+}
