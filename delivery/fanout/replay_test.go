@@ -345,16 +345,13 @@ func TestReplayCountsWithoutReading(t *testing.T) {
 // cursor, reading no more than a page of events; one of exactly
 // MaxReplay is not.
 func TestResumeBeyondMaxReplayIsRefused(t *testing.T) {
-	w := newReplayWorld(t, 2)
-	cids := []string{w.conversation(0), w.conversation(1), w.conversation(0)}
-	for i := range MaxReplay - 2 { // and bob's three member.added
-		w.send(cids[i%3])
-	}
-	st := &countingStore{Store: w.st}
-	h := w.hub(st)
+	const convs = 7
+	per := MaxReplay/convs + 1 // 7 × 14,286 = 100,002
+	st := &countingStore{Store: madeUpStore{convs: convs, events: per}}
+	h := runHub(t, 1, st)
 	c := NewConn("bob", 64)
 	if err := h.Open(context.Background(), c, fromStart, 0); chat.ErrorCode(err) != chat.CodeCursorExpired {
-		t.Fatalf("Open of %d events behind: %v, want cursor_expired", MaxReplay+1, err)
+		t.Fatalf("Open of %d events behind: %v, want cursor_expired", convs*per, err)
 	}
 	if n := st.read.Load(); n > 2048 { // a page of 1,024 at most, read ahead
 		t.Errorf("refusing read %d events", n)
@@ -362,15 +359,14 @@ func TestResumeBeyondMaxReplayIsRefused(t *testing.T) {
 	if h.Connections("bob") != 0 {
 		t.Error("a refused connection stays registered")
 	}
-	// One event less: the cursor after bob's first member.added.
-	evs, err := w.st.EventsAfter(context.Background(), cids[0], 0, 1<<62, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Two events less: exactly MaxReplay.
 	from := chat.NewCursor(7)
-	from.Positions[0] = evs[1].Position
+	from.Positions[0] = madeUpStore{convs: convs, events: per}.position(1, 1)
 	if err := h.Open(context.Background(), c, from.Encode(), 0); err != nil {
 		t.Fatalf("Open of %d events behind: %v", MaxReplay, err)
+	}
+	if n := st.read.Load(); n > 4096 {
+		t.Errorf("opening read %d events", n)
 	}
 	h.Unregister(c)
 }

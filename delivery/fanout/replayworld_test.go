@@ -122,13 +122,68 @@ func (w *replayWorld) hub(st chat.Store) *Hub {
 	if st == nil {
 		st = w.st
 	}
-	h := NewHub(Config{ID: "gw1", Log: &fakeLog{parts: w.partitions, reads: make(chan fakeRead)}, Store: st, Deployment: 7})
+	return runHub(w.t, w.partitions, st)
+}
+
+// runHub returns a running hub on st, whose frontier is st's heads.
+func runHub(t testing.TB, partitions int, st chat.Store) *Hub {
+	h := NewHub(Config{ID: "gw1", Log: &fakeLog{parts: partitions, reads: make(chan fakeRead)}, Store: st, Deployment: 7})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = h.Run(ctx) }()
-	w.t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done })
 	<-h.Ready()
 	return h
+}
+
+// madeUpStore has bob in convs conversations of one partition, of
+// events events each, made up on demand rather than stored: seq k of
+// conversation i is at offset (k-1)*convs+i, so conversations interleave.
+type madeUpStore struct {
+	fakeStore
+	convs, events int
+}
+
+func (s madeUpStore) position(i int, seq int64) int64 {
+	return chat.Position((seq-1)*int64(s.convs)+int64(i), 0)
+}
+
+func (s madeUpStore) Heads(ctx context.Context, n int) ([]int64, error) {
+	heads := make([]int64, n)
+	heads[0] = s.position(s.convs-1, int64(s.events))
+	return heads, nil
+}
+
+func (s madeUpStore) Memberships(ctx context.Context, uid string) ([]chat.Membership, error) {
+	var ms []chat.Membership
+	for i := range s.convs {
+		ms = append(ms, chat.Membership{ConversationID: fmt.Sprint("cnv_", i), UserID: uid, Active: true, JoinedPosition: s.position(i, 1)})
+	}
+	return ms, nil
+}
+
+func (s madeUpStore) event(cid string, seq int64) chat.Event {
+	var i int
+	fmt.Sscanf(cid, "cnv_%d", &i)
+	return chat.Event{Type: chat.EventMessageCreated, ConversationID: cid, Seq: seq, Position: s.position(i, seq)}
+}
+
+func (s madeUpStore) Events(ctx context.Context, cid string, after int64, limit int) ([]chat.Event, error) {
+	var evs []chat.Event
+	for seq := after + 1; seq <= int64(s.events) && len(evs) < limit; seq++ {
+		evs = append(evs, s.event(cid, seq))
+	}
+	return evs, nil
+}
+
+func (s madeUpStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	var evs []chat.Event
+	for seq := int64(1); seq <= int64(s.events) && len(evs) < limit; seq++ {
+		if ev := s.event(cid, seq); ev.Position > after && ev.Position <= upTo {
+			evs = append(evs, ev)
+		}
+	}
+	return evs, nil
 }
 
 // fromStart is a cursor before every event.
