@@ -66,11 +66,15 @@ type Conn struct {
 	// in NextUntil is woken.
 	waker atomic.Pointer[func()]
 
+	// stopPages ends the reads of the replay's later pages (pager.ctx).
+	stopPages context.CancelFunc
+
 	mark uint64 // the hub's dispatch generation that last touched c (hub lock)
 
 	// Owned by the writer.
 	cursor chat.Cursor
 	replay []*Item
+	pages  *pager // the replay's pages not yet read; nil once every one is
 }
 
 // NewConn returns a connection of user whose queue holds maxQueue items.
@@ -208,6 +212,9 @@ func (c *Conn) CloseWith(code int, reason string) {
 	if c.done != nil {
 		close(c.done)
 	}
+	if c.stopPages != nil {
+		c.stopPages()
+	}
 	c.mu.Unlock()
 	c.wake()
 }
@@ -261,10 +268,14 @@ const maxReplayBatch = 512
 const keepQueue = 16
 
 // take moves everything queued into buf: control items first, then
-// events. Replayed items come before anything else. It returns no items
-// and no error when nothing waits; the caller holds no lock.
+// events. Replayed items come before anything else, the replay's next page
+// read once the last is taken. It returns no items and no error when
+// nothing waits; the caller holds no lock.
 func (c *Conn) take(buf []*Item, idle func()) ([]*Item, error) {
 	buf = buf[:0]
+	if len(c.replay) == 0 && c.pages != nil {
+		c.readPage()
+	}
 	if len(c.replay) > 0 {
 		n := min(len(c.replay), maxReplayBatch)
 		buf = append(buf, c.replay[:n]...)
@@ -300,6 +311,35 @@ func (c *Conn) take(buf []*Item, idle func()) ([]*Item, error) {
 		idle()
 	}
 	return nil, nil
+}
+
+// readPage reads the replay's next page into c.replay. A connection
+// closed or overflowed reads no more: it has nothing more to deliver, and
+// what it queued live must not go out either, since that comes after
+// events never replayed and its cursor would skip them. A read that fails
+// closes the connection with 1013 for the same reason: the client's
+// cursor is after the last event written, and resuming from it misses
+// nothing.
+func (c *Conn) readPage() {
+	pg := c.pages
+	if !c.Broken() {
+		items, err := pg.next(pg.ctx)
+		if err == nil {
+			c.replay = items
+			if pg.done() {
+				c.pages = nil
+				pg.stop()
+			}
+			return
+		}
+		c.CloseWith(chat.CloseTryAgainLater, ReplayInterrupted)
+	}
+	c.pages = nil
+	pg.stop()
+	c.mu.Lock()
+	clear(c.queue)
+	c.queue = nil
+	c.mu.Unlock()
 }
 
 // Next waits for queued items and returns them all, for a transport that
@@ -344,7 +384,7 @@ func (c *Conn) StartWriter(start func()) {
 	c.mu.Lock()
 	c.start = start
 	w := wakeNone
-	if len(c.replay) > 0 || len(c.queue) > 0 || len(c.control) > 0 || c.closed || c.overflow {
+	if len(c.replay) > 0 || c.pages != nil || len(c.queue) > 0 || len(c.control) > 0 || c.closed || c.overflow {
 		w = c.claimWake()
 	}
 	c.mu.Unlock()
@@ -358,9 +398,10 @@ func (c *Conn) Take(buf []*Item) ([]*Item, error) {
 	return c.take(buf, func() { c.writing = false })
 }
 
-// Pending reports whether items wait.
+// Pending reports whether items wait (replay pages not yet read
+// included).
 func (c *Conn) Pending() bool {
-	if len(c.replay) > 0 {
+	if len(c.replay) > 0 || c.pages != nil {
 		return true
 	}
 	c.mu.Lock()

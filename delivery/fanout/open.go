@@ -14,9 +14,13 @@ const MaxReplay = 100_000
 
 // Open registers c and prepares its replay: every durable event after the
 // cursor up to the frontier snapshot, per partition in position order;
-// everything after the snapshot arrives live. Without a cursor, the
-// connection starts at the frontier. It fails with CodeCursorExpired for a
-// foreign, broken or too old cursor and CodeRateLimited beyond maxPerUser
+// everything after the snapshot arrives live. c holds one page of the
+// replay at a time (replayPage events): its writer reads the next once it
+// took the last, and takes nothing live before the replay's end. A page
+// that cannot be read closes c with 1013 (ReplayInterrupted). Without a
+// cursor, the connection starts at the frontier. It fails with
+// CodeCursorExpired for a foreign, broken or too old cursor (one more
+// than MaxReplay events behind) and CodeRateLimited beyond maxPerUser
 // connections; on failure c is not registered.
 func (h *Hub) Open(ctx context.Context, c *Conn, cursor string, maxPerUser int) error {
 	_, err := h.OpenLimited(ctx, c, cursor, maxPerUser, 0)
@@ -84,21 +88,16 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 	for p, v := range from.Positions {
 		c.cursor.Positions[p] = v
 	}
+	if limit == 0 {
+		return false, h.preparePages(ctx, c, ms, from, front)
+	}
 	// Each conversation's events after lo come in position order, so with
 	// a limit the first limit events of the union of every conversation's
 	// first limit+1 are exactly the first limit of the full replay.
-	perConv := MaxReplay + 1
-	if limit > 0 {
-		perConv = limit + 1
-	}
+	perConv := limit + 1
 	var evs []chat.Event
 	for _, m := range ms {
-		p := chat.PartitionOf(m.ConversationID, partitions)
-		lo := max(from.Positions[p], m.JoinedPosition-1)
-		hi := front[p]
-		if !m.Active {
-			hi = min(hi, m.LeftPosition)
-		}
+		lo, hi := window(m, from, front)
 		if lo >= hi {
 			continue
 		}
@@ -107,9 +106,6 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 			return false, err
 		}
 		evs = append(evs, got...)
-		if limit == 0 && len(evs) > MaxReplay {
-			return false, chat.Errorf(chat.CodeCursorExpired, "cursor is too far behind; reload over REST")
-		}
 	}
 	slices.SortFunc(evs, func(a, b chat.Event) int {
 		if a.Partition != b.Partition {
@@ -117,11 +113,12 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		}
 		return cmp.Compare(a.Position, b.Position)
 	})
-	if limit > 0 && len(evs) > limit {
+	if len(evs) > limit {
 		evs = evs[:limit]
 		cut = true
 	}
-	c.replay = make([]*Item, 0, len(evs)+len(ms))
+	marks := replayMarks(ms, from, front)
+	c.replay = make([]*Item, 0, len(evs)+len(marks))
 	for _, ev := range evs {
 		c.replay = append(c.replay, EventItem(ev, timeZero))
 	}
@@ -133,21 +130,75 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		c.replay = append(c.replay, &Item{Partition: last.Partition, Position: last.Position, Kind: KindMark})
 		return true, nil
 	}
-	// Partitions the user has conversations in are now known up to the
-	// snapshot: record that, so the client's next cursor is current even
-	// when nothing was replayed there.
-	for _, m := range ms {
-		p := chat.PartitionOf(m.ConversationID, partitions)
-		if front[p] > from.Positions[p] {
-			c.replay = append(c.replay, &Item{Partition: p, Position: front[p], Kind: KindMark})
-		}
-	}
+	c.replay = append(c.replay, marks...)
 	if len(c.replay) == 0 {
 		c.replay = nil
 	}
 	return false, nil
 }
 
-// Replaying reports whether replayed items are still to be taken; the
-// writer calls it (after a cut OpenLimited, it stops once this is false).
-func (c *Conn) Replaying() bool { return len(c.replay) > 0 }
+// preparePages sets c's whole replay, of which c holds one page: the
+// writer reads the next (Conn.take) once c.replay is drained. The first
+// page is read here, so a store that fails at once fails the open.
+func (h *Hub) preparePages(ctx context.Context, c *Conn, ms []chat.Membership, from chat.Cursor, front []int64) error {
+	pg := &pager{store: h.store, marks: replayMarks(ms, from, front)}
+	var all []*source
+	for _, m := range ms {
+		if lo, hi := window(m, from, front); lo < hi {
+			all = append(all, &source{conv: m.ConversationID, lo: lo, hi: hi})
+		}
+	}
+	if err := pg.start(ctx, all); err != nil {
+		return err
+	}
+	items, err := pg.next(ctx)
+	if err != nil {
+		return err
+	}
+	if len(items) > 0 {
+		c.replay = items
+	}
+	if !pg.done() {
+		// The later pages are read by the writer, as long as c is open:
+		// CloseWith stops a read under way.
+		pg.ctx, pg.stop = context.WithCancel(context.Background())
+		c.mu.Lock()
+		c.stopPages = pg.stop
+		c.mu.Unlock()
+		c.pages = pg
+	}
+	return nil
+}
+
+// window is the positions of m's conversation a resume from from
+// replays: (lo, hi], empty when lo >= hi. It starts at the cursor or the
+// user's latest join and ends at the frontier snapshot or where the user
+// left.
+func window(m chat.Membership, from chat.Cursor, front []int64) (lo, hi int64) {
+	p := chat.PartitionOf(m.ConversationID, len(front))
+	lo = max(from.Positions[p], m.JoinedPosition-1)
+	hi = front[p]
+	if !m.Active {
+		hi = min(hi, m.LeftPosition)
+	}
+	return lo, hi
+}
+
+// replayMarks ends a whole replay. Partitions the user has conversations
+// in are now known up to the snapshot: the marks record that, so the
+// client's next cursor is current even when nothing was replayed there.
+func replayMarks(ms []chat.Membership, from chat.Cursor, front []int64) []*Item {
+	var marks []*Item
+	for _, m := range ms {
+		p := chat.PartitionOf(m.ConversationID, len(front))
+		if front[p] > from.Positions[p] {
+			marks = append(marks, &Item{Partition: p, Position: front[p], Kind: KindMark})
+		}
+	}
+	return marks
+}
+
+// Replaying reports whether replayed items are still to be taken, pages
+// not yet read included; the writer calls it (after a cut OpenLimited, it
+// stops once this is false).
+func (c *Conn) Replaying() bool { return len(c.replay) > 0 || c.pages != nil }

@@ -21,6 +21,9 @@ const sseWriteTimeout = 10 * time.Second
 const (
 	sseTooSlow = "event: error\ndata: {\"type\":\"error\",\"error\":{\"code\":\"too_slow\",\"message\":\"too slow to keep up; resume with your cursor\"}}\n\n"
 	sseClosed  = "event: close\ndata: {\"type\":\"close\",\"reason\":\"server going away; resume with your cursor\"}\n\n"
+	// sseInterrupted ends a stream whose replay could not be read to its
+	// end (the WebSocket's 1013 with fanout.ReplayInterrupted).
+	sseInterrupted = "event: close\ndata: {\"type\":\"close\",\"reason\":\"" + fanout.ReplayInterrupted + "\"}\n\n"
 )
 
 // serveSSE streams events as Server-Sent Events. Each durable event's id is

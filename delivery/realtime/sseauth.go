@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 )
 
@@ -46,8 +47,11 @@ func expireStream(conn *fanout.Conn, exp time.Time) (stop func()) {
 
 // sseFinal is the last event of a stream closed by the server.
 func sseFinal(conn *fanout.Conn) string {
-	if conn.CloseCode() == closeTokenExpired {
+	switch conn.CloseCode() {
+	case closeTokenExpired:
 		return sseExpired
+	case chat.CloseTryAgainLater:
+		return sseInterrupted
 	}
 	return sseClosed
 }
