@@ -179,7 +179,9 @@ type Store interface {
 	// limit must be positive.
 	Members(ctx context.Context, conversationID, after string, limit int) ([]string, error)
 	// Events returns up to limit events of a conversation with seq > afterSeq,
-	// in seq order.
+	// in seq order. A conversation's seqs run 1, 2, 3… with no gap (the
+	// sequencer assigns them so), which a resume relies on to count the
+	// events it would replay with a few one-event reads.
 	Events(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Event, error)
 	// EventsAfter returns up to limit events of a conversation with
 	// afterPosition < position <= upTo, in seq (= position) order.
