@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Source is a running Parley, read over its public API to add the store's
@@ -30,6 +32,10 @@ type Source struct {
 	IndexWait time.Duration
 	// Client makes the requests; nil means http.DefaultClient.
 	Client *http.Client
+	// Parallel is how many conversations are read at once (0 means one):
+	// search answers 50 results a page, so a long history read one
+	// conversation at a time takes longer than the run that made it.
+	Parallel int
 }
 
 // Conversations are the conversations a history names, sorted.
@@ -45,32 +51,46 @@ func Conversations(h History) []string {
 
 // Collect reads the store's log (GET …/events) of each conversation and,
 // with a Query, the messages search finds in it, and returns them as
-// Stored, Indexed and Scan records. The index is read again, every
-// 250 ms, until it agrees with the store or IndexWait has passed since
-// Collect started; what it found last is returned.
+// Stored, Indexed and Scan records, conversation by conversation in the
+// order of cids. The index is read again, every 250 ms, until it agrees
+// with the store or IndexWait has passed since Collect started; what it
+// found last is returned.
 func (s Source) Collect(ctx context.Context, cids []string) (History, error) {
-	var out History
 	deadline := time.Now().Add(s.IndexWait)
-	for _, cid := range cids {
-		stored, err := s.storeLog(ctx, cid)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, stored...)
-		scan := Record{Kind: KindScan, ConversationID: cid, Store: true}
-		if s.Query == "" {
-			out = append(out, scan)
-			continue
-		}
-		found, err := s.searchUntil(ctx, deadline, cid, undeleted(stored))
-		if err != nil {
-			return nil, err
-		}
-		scan.Index = true
-		out = append(out, scan)
-		for _, id := range found {
-			out = append(out, Record{Kind: KindIndexed, ConversationID: cid, MessageID: id})
-		}
+	per := make([]History, len(cids))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.Parallel, 1))
+	for i, cid := range cids {
+		g.Go(func() error {
+			h, err := s.collect(ctx, deadline, cid)
+			per[i] = h
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(per...), nil
+}
+
+// collect is Collect of one conversation.
+func (s Source) collect(ctx context.Context, deadline time.Time, cid string) (History, error) {
+	out, err := s.storeLog(ctx, cid)
+	if err != nil {
+		return nil, err
+	}
+	scan := Record{Kind: KindScan, ConversationID: cid, Store: true}
+	if s.Query == "" {
+		return append(out, scan), nil
+	}
+	found, err := s.searchUntil(ctx, deadline, cid, undeleted(out))
+	if err != nil {
+		return nil, err
+	}
+	scan.Index = true
+	out = append(out, scan)
+	for _, id := range found {
+		out = append(out, Record{Kind: KindIndexed, ConversationID: cid, MessageID: id})
 	}
 	return out, nil
 }
