@@ -1,0 +1,56 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+// grows reports whether a measure sampled through a soak grew: the median
+// of its later half of samples is above the median of its earlier half
+// by more than slack of it. A leak raises every later sample, so it
+// raises the median; a measure that follows the load of the moment
+// (goroutines waiting on the store, say) swings both ways and does not.
+// Comparing each sample with the first one instead failed a sequencer
+// whose goroutines swung between 99 and 214 and came back each time.
+func grows(samples []int64, slack func(int64) int64) (before, after int64, grew bool) {
+	if len(samples) < 2 {
+		return 0, 0, false
+	}
+	half := len(samples) / 2
+	before, after = median(samples[:half]), median(samples[len(samples)-half:])
+	return before, after, after > before+slack(before)
+}
+
+// median is the middle of xs (the lower middle of an even count).
+func median(xs []int64) int64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func TestGrowsSeesALeakNotASwing(t *testing.T) {
+	slack := func(v int64) int64 { return v/10 + 20 }
+	// The sequencer of the soak of 2026-12-03, goroutines each minute
+	// after warm-up: it swings with the load and comes back.
+	swing := []int64{118, 122, 107, 112, 102, 121, 149, 110, 114, 104, 163, 137, 202, 144, 131, 153, 99, 214, 164, 113, 103, 131, 151, 137, 104, 208}
+	if b, a, grew := grows(swing, slack); grew {
+		t.Errorf("a swing read as growth: median %d, then %d", b, a)
+	}
+	// A leak of four goroutines a minute (one per churned connection) on
+	// top of the same swing.
+	leak := slices.Clone(swing)
+	for i := range leak {
+		leak[i] += int64(4 * i)
+	}
+	if b, a, grew := grows(leak, slack); !grew {
+		t.Errorf("a leak of 4 a minute not seen: median %d, then %d", b, a)
+	}
+	// A step: memory that rose once and stayed.
+	step := []int64{60, 61, 62, 60, 61, 62, 100, 101, 100, 102, 101, 100}
+	if _, _, grew := grows(step, func(v int64) int64 { return v/5 + 32 }); grew {
+		t.Errorf("a step within slack read as growth")
+	}
+	if _, _, grew := grows(step, slack); !grew {
+		t.Errorf("a step of 40 beyond a slack of 26 not seen")
+	}
+}
