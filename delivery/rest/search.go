@@ -1,17 +1,67 @@
 package rest
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/httpx"
+	"golang.org/x/sync/errgroup"
 )
 
 type searchResult struct {
 	Message    chat.Message `json:"message"`
 	Highlights []string     `json:"highlights"`
+}
+
+// hitReads is how many hits of a search page are read from the Store at
+// once: read one after another, a page of 50 on Cassandra took 50 round
+// trips (0.25-0.4 s a page under load).
+const hitReads = 16
+
+// hydrate reads each hit's message from the Store, which is the truth: a
+// message deleted since it was indexed is never shown. Any other failure
+// to read a hit answers unavailable: dropping it would pass an incomplete
+// page off as the whole answer. The results keep the hits' order.
+func hydrate(ctx context.Context, store chat.Store, hits []chat.SearchHit) ([]searchResult, error) {
+	msgs := make([]*chat.Message, len(hits))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(hitReads)
+	for i, h := range hits {
+		g.Go(func() error {
+			m, err := store.Message(ctx, h.ConversationID, h.MessageID)
+			switch {
+			case chat.IsNotFound(err):
+				return nil
+			case err != nil && chat.ErrorCode(err) != chat.CodeUnavailable:
+				return &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
+			case err != nil:
+				return err
+			}
+			if !m.Deleted {
+				msgs[i] = &m
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	results := make([]searchResult, 0, len(hits))
+	for i, m := range msgs {
+		if m == nil {
+			continue
+		}
+		m.Normalize()
+		hl := hits[i].Highlights
+		if hl == nil {
+			hl = []string{}
+		}
+		results = append(results, searchResult{Message: *m, Highlights: hl})
+	}
+	return results, nil
 }
 
 // search answers GET /v1/search. The caller's memberships are read at query
@@ -73,38 +123,13 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	if len(sq.ConversationIDs) > 0 {
 		hits, token, err := a.index.Search(r.Context(), sq)
 		if err != nil {
-			if chat.ErrorCode(err) == chat.CodeInvalid {
-				a.writeErr(w, r, err)
-				return
-			}
 			a.writeErr(w, r, err)
 			return
 		}
-		for _, h := range hits {
-			// The store is the truth: a message deleted since it was
-			// indexed is never shown. Any other failure to read a hit
-			// answers 503: dropping it would pass an incomplete page off
-			// as the whole answer.
-			m, err := a.store.Message(r.Context(), h.ConversationID, h.MessageID)
-			if chat.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				if chat.ErrorCode(err) != chat.CodeUnavailable {
-					err = &chat.Error{Code: chat.CodeUnavailable, Message: "storage is unavailable", Err: err}
-				}
-				a.writeErr(w, r, err)
-				return
-			}
-			if m.Deleted {
-				continue
-			}
-			m.Normalize()
-			hl := h.Highlights
-			if hl == nil {
-				hl = []string{}
-			}
-			results = append(results, searchResult{Message: m, Highlights: hl})
+		results, err = hydrate(r.Context(), a.store, hits)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
 		}
 		if token != "" {
 			next = &token
