@@ -182,6 +182,15 @@ export class MessageView {
     }
   }
 
+  /** The first message whose bottom is below the list's top edge. */
+  _firstOnScreen() {
+    const top = this.list.getBoundingClientRect().top;
+    for (const li of this.list.querySelectorAll(':scope > li.msg')) {
+      if (li.getBoundingClientRect().bottom > top) return li;
+    }
+    return null;
+  }
+
   _firstSeq() {
     const li = this.list.querySelector('li[data-seq]');
     return li ? Number(li.dataset.seq) : null;
@@ -203,13 +212,19 @@ export class MessageView {
     try {
       const page = await this.app.client.listMessages(this.cid, { before: first, limit: PAGE });
       if (gen !== this.gen) return;
-      // Keep what the reader sees in place: measure, prepend, restore.
+      // Keep what the reader sees in place: the first message on screen
+      // stays where it is. (Restoring by the list's change of height was
+      // off by the sender line that message loses when the older page
+      // groups it with the messages now above it.)
       const beforeHeight = this.list.scrollHeight;
       const beforeTop = this.list.scrollTop;
+      const anchor = this._firstOnScreen();
+      const anchorY = anchor && anchor.getBoundingClientRect().top;
       spinner.remove();
       this.hasMoreBefore = page.has_more;
       this._insertMany(page.messages);
-      this.list.scrollTop = beforeTop + (this.list.scrollHeight - beforeHeight);
+      if (anchor && anchor.isConnected) this.list.scrollTop += anchor.getBoundingClientRect().top - anchorY;
+      else this.list.scrollTop = beforeTop + (this.list.scrollHeight - beforeHeight);
       this.updateSeen();
     } catch (err) {
       spinner.textContent = `Could not load earlier messages: ${errorText(err)}`;
