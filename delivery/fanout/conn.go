@@ -200,7 +200,9 @@ func (c *Conn) Close() {
 }
 
 // CloseWith stops the connection with a WebSocket close code and reason.
-// Items queued before are still taken; then Next and Take return ErrClosed.
+// Items queued before are still taken (but not live events queued behind
+// a replay not yet read to its end: see readPage); then Next and Take
+// return ErrClosed.
 func (c *Conn) CloseWith(code int, reason string) {
 	c.mu.Lock()
 	if c.closed {

@@ -16,6 +16,9 @@ const replayPage = 1024
 
 // minReplayRead is the fewest events one read of a conversation asks for:
 // a user in many conversations would otherwise read a few events a call.
+// Each conversation keeps one read ahead of the merge, so a user in more
+// than replayPage/minReplayRead conversations holds up to minReplayRead
+// events of each, more than a page.
 const minReplayRead = 16
 
 // ReplayInterrupted is the close reason of a connection whose replay
@@ -101,8 +104,11 @@ func (pg *pager) start(ctx context.Context, all []*source) error {
 // count returns how many events s's window holds, or limit when it holds
 // more. A conversation's seqs have no gaps and its positions grow with
 // them, so the window's events are one run of seqs from its first: a
-// binary search over seqs, one event read a step, finds its end. (Counting
-// by reading would read the whole replay twice, once at open.)
+// search over seqs, one event read a step, finds its end. The search
+// gallops up from what buf holds (doubling), so a window of n events
+// costs about 2·log2(n) reads, not log2(limit): a reconnect a few minutes
+// behind in many conversations pays a few reads each. (Counting by
+// reading would read the whole replay twice, once at open.)
 func (pg *pager) count(ctx context.Context, s *source, limit int) (int, error) {
 	if limit <= len(s.buf) {
 		return limit, nil
@@ -113,11 +119,21 @@ func (pg *pager) count(ctx context.Context, s *source, limit int) (int, error) {
 		evs, err := pg.store.Events(ctx, s.conv, first+int64(n)-2, 1)
 		return len(evs) == 1 && evs[0].Position <= s.hi, err
 	}
-	ok, err := in(limit)
-	if err != nil || ok {
-		return limit, err
+	lo, hi := len(s.buf), 0 // the window holds lo events, not hi
+	for n := 2 * lo; hi == 0; n *= 2 {
+		n = min(n, limit)
+		ok, err := in(n)
+		switch {
+		case err != nil:
+			return 0, err
+		case !ok:
+			hi = n
+		case n == limit:
+			return limit, nil
+		default:
+			lo = n
+		}
 	}
-	lo, hi := len(s.buf), limit // the window holds lo events, not hi
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		ok, err := in(mid)

@@ -370,3 +370,46 @@ func TestResumeBeyondMaxReplayIsRefused(t *testing.T) {
 	}
 	h.Unregister(c)
 }
+
+// eventsCounter counts Store.Events calls (count's probes).
+type eventsCounter struct {
+	chat.Store
+	calls atomic.Int64
+}
+
+func (s *eventsCounter) Events(ctx context.Context, cid string, after int64, limit int) ([]chat.Event, error) {
+	s.calls.Add(1)
+	return s.Store.Events(ctx, cid, after, limit)
+}
+
+// TestReplayCountOfASmallWindowIsCheap: counting a window of 40 events
+// against the whole MaxReplay costs a few probes (galloping up from what
+// was read), not a binary search over 100,000.
+func TestReplayCountOfASmallWindowIsCheap(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a := w.conversation(0)
+	for range 40 {
+		w.send(a)
+	}
+	w.flush()
+	st := &eventsCounter{Store: w.st}
+	pg := &pager{store: st, read: 16}
+	s := &source{conv: a, lo: 0, hi: 1 << 62}
+	if err := pg.fill(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	n, err := pg.count(t.Context(), s, MaxReplay+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := w.st.EventsAfter(t.Context(), a, 0, 1<<62, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(all) {
+		t.Fatalf("counted %d, want %d", n, len(all))
+	}
+	if c := st.calls.Load(); c > 10 {
+		t.Errorf("counting %d events took %d probes, want at most 10", n, c)
+	}
+}
