@@ -60,10 +60,10 @@ func (rig *pollRig) gauge(name string) float64 {
 	return v
 }
 
-func newPollRig(t *testing.T) *pollRig {
+// openLogAndStore opens an embedded log of one partition and an embedded
+// store, each in its own temporary directory, closed with the test.
+func openLogAndStore(ctx context.Context, t *testing.T) (*memlog.Log, *pebble.Store) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +74,14 @@ func newPollRig(t *testing.T) *pollRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	return lg, st
+}
+
+func newPollRig(t *testing.T) *pollRig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lg, st := openLogAndStore(ctx, t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
 	go func() { _ = hub.Run(ctx) }()

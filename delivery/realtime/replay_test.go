@@ -19,7 +19,6 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
-	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -87,16 +86,7 @@ func seedConversation(t *testing.T, st *pebble.Store, n int) {
 func TestWebSocketReplayInterruptedClosesWith1013(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lg, err := memlog.Open(ctx, memlog.Config{Dir: t.TempDir(), Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lg.Close() })
-	pst, err := pebble.Open(ctx, pebble.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pst.Close() })
+	lg, pst := openLogAndStore(ctx, t)
 	const sent = 3000
 	seedConversation(t, pst, sent)
 	st := &failingStore{Store: pst}
