@@ -117,8 +117,7 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		evs = evs[:limit]
 		cut = true
 	}
-	marks := replayMarks(ms, from, front)
-	c.replay = make([]*Item, 0, len(evs)+len(marks))
+	c.replay = make([]*Item, 0, len(evs)+1)
 	for _, ev := range evs {
 		c.replay = append(c.replay, EventItem(ev, timeZero))
 	}
@@ -130,7 +129,7 @@ func (h *Hub) prepare(ctx context.Context, c *Conn, resume bool, from chat.Curso
 		c.replay = append(c.replay, &Item{Partition: last.Partition, Position: last.Position, Kind: KindMark})
 		return true, nil
 	}
-	c.replay = append(c.replay, marks...)
+	c.replay = append(c.replay, replayMarks(ms, from, front)...)
 	if len(c.replay) == 0 {
 		c.replay = nil
 	}
