@@ -281,6 +281,7 @@ func (c *Conn) take(buf []*Item, idle func()) ([]*Item, error) {
 	if len(c.replay) > 0 {
 		n := min(len(c.replay), maxReplayBatch)
 		buf = append(buf, c.replay[:n]...)
+		clear(c.replay[:n]) // the page's array holds no item once taken
 		c.replay = c.replay[n:]
 		if len(c.replay) == 0 {
 			c.replay = nil

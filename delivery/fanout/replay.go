@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"slices"
 
 	"github.com/parleychat/parley/chat"
 )
@@ -13,6 +14,13 @@ import (
 // previous one is taken, so a client resuming far behind costs one page
 // of memory, not its whole backlog.
 const replayPage = 1024
+
+// replayPageBytes bounds a page by the approximate size of its events as
+// well (eventBytes): 1,024 events of 2,000 characters held 2 MB a page,
+// and as much again read ahead, so 50 slow clients resuming in one busy
+// conversation held 200 MB between them. A page and each conversation's
+// read ahead hold about this much at most, and at least one event.
+const replayPageBytes = 256 << 10
 
 // minReplayRead is the fewest events one read of a conversation asks for:
 // a user in many conversations would otherwise read a few events a call.
@@ -56,7 +64,9 @@ type source struct {
 }
 
 // fill reads s's next events once buf is empty; fewer than asked means
-// none are left.
+// none are left. It keeps no more than replayPageBytes of them (the rest
+// are read again later) and then asks for fewer events a read, so a
+// conversation of big messages holds about a page's bytes read ahead.
 func (pg *pager) fill(ctx context.Context, s *source) error {
 	if len(s.buf) > 0 || s.lo >= s.hi {
 		return nil
@@ -65,13 +75,39 @@ func (pg *pager) fill(ctx context.Context, s *source) error {
 	if err != nil {
 		return err
 	}
-	s.buf = evs
-	if len(evs) < pg.read {
-		s.lo = s.hi
-	} else {
-		s.lo = evs[len(evs)-1].Position
+	keep, size := 0, 0
+	for keep < len(evs) && (keep == 0 || size < replayPageBytes) {
+		size += eventBytes(&evs[keep])
+		keep++
+	}
+	switch {
+	case keep < len(evs):
+		// A copy, so the events not kept are not held by buf's array.
+		s.buf = slices.Clone(evs[:keep])
+		s.lo = evs[keep-1].Position
+		pg.read = max(keep, minReplayRead)
+	case len(evs) < pg.read:
+		s.buf, s.lo = evs, s.hi
+	default:
+		s.buf, s.lo = evs, evs[len(evs)-1].Position
 	}
 	return nil
+}
+
+// eventBytes is about how much memory ev holds: its strings, and the
+// fixed part of its structs, guessed.
+func eventBytes(ev *chat.Event) int {
+	n := 256 + len(ev.ConversationID) + len(ev.EventID) + len(ev.Actor) + len(ev.MessageID) + len(ev.Emoji) + len(ev.UserID)
+	if m := ev.Message; m != nil {
+		n += 256 + len(m.ID) + len(m.ClientID) + len(m.SenderID) + len(m.Text) + 256*len(m.Attachments)
+		for emoji, users := range m.Reactions {
+			n += len(emoji) + 32*len(users)
+		}
+	}
+	if c := ev.Conversation; c != nil {
+		n += 256 + len(c.Title) + 32*len(c.Members)
+	}
+	return n
 }
 
 // start reads each conversation's first events, and refuses a replay of
@@ -149,12 +185,13 @@ func (pg *pager) count(ctx context.Context, s *source, limit int) (int, error) {
 	return lo, nil
 }
 
-// next returns the replay's next page: up to replayPage events, then,
-// after the last, the marks.
+// next returns the replay's next page: up to replayPage events or about
+// replayPageBytes of them, then, after the last, the marks.
 func (pg *pager) next(ctx context.Context) ([]*Item, error) {
 	items := make([]*Item, 0, min(replayPage, pg.buffered())+len(pg.marks))
-	for len(items) < replayPage && len(pg.sources) > 0 {
+	for size := 0; len(items) < replayPage && size < replayPageBytes && len(pg.sources) > 0; {
 		s := pg.sources[0]
+		size += eventBytes(&s.buf[0])
 		items = append(items, EventItem(s.buf[0], timeZero))
 		s.buf[0] = chat.Event{} // the item has its own copy
 		s.buf = s.buf[1:]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,6 +81,75 @@ func TestResumeHoldsOnePageOfReplay(t *testing.T) {
 	}
 	if n != 5000 {
 		t.Fatalf("replayed %d events, want 5000", n)
+	}
+}
+
+// TestReplayOfBigMessagesHoldsAPageOfBytes: a resume through messages of
+// 3,000 characters holds about replayPageBytes of them at a time, in its
+// page and read ahead, not 1,024 events (3 MB) of each, and still
+// replays every event in order.
+func TestReplayOfBigMessagesHoldsAPageOfBytes(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	w.text = strings.Repeat("x", 3000)
+	cid := w.conversation(0)
+	for range 2000 - 2 { // and the two member.added
+		w.send(cid)
+	}
+	h := w.hub(nil)
+	c := NewConn("bob", 64)
+	if err := h.Open(context.Background(), c, fromStart, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unregister(c)
+	// One event over the bound at most: a page stops once it reaches it.
+	limit := replayPageBytes + 4096
+	bytesOf := func(evs []chat.Event) int {
+		n := 0
+		for i := range evs {
+			n += eventBytes(&evs[i])
+		}
+		return n
+	}
+	held := func() (page, ahead int) {
+		for _, it := range c.replay {
+			page += eventBytes(it.event)
+		}
+		if c.pages != nil {
+			for _, s := range c.pages.sources {
+				ahead += bytesOf(s.buf)
+			}
+		}
+		return page, ahead
+	}
+	if page, ahead := held(); page > limit || ahead > limit {
+		t.Fatalf("holds %d bytes of page and %d read ahead once open, want at most %d each", page, ahead, limit)
+	}
+	var seqs []int64
+	for {
+		items, err := c.Take(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) == 0 {
+			break
+		}
+		for _, it := range items {
+			if it.Kind == KindEvent {
+				seqs = append(seqs, it.event.Seq)
+			}
+		}
+		if page, ahead := held(); page > limit || ahead > limit {
+			t.Fatalf("after %d events: holds %d bytes of page and %d read ahead, want at most %d each", len(seqs), page, ahead, limit)
+		}
+	}
+	// Bob's replay begins at his member.added, seq 2.
+	for i, seq := range seqs {
+		if seq != int64(i)+2 {
+			t.Fatalf("event %d of the replay has seq %d, want %d (%d replayed)", i, seq, i+2, len(seqs))
+		}
+	}
+	if len(seqs) != 1999 {
+		t.Fatalf("replayed %d events, want seqs 2..2000", len(seqs))
 	}
 }
 

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -22,6 +23,7 @@ type replayWorld struct {
 	epochs     map[int]int64
 	convs      map[string]*chat.Conversation
 	pending    map[int][]chat.Change
+	text       string // of the messages sent; "hi" when empty
 }
 
 func newReplayWorld(t testing.TB, partitions int) *replayWorld {
@@ -67,7 +69,7 @@ func (w *replayWorld) command(cid string, types ...string) chat.Change {
 		ev := chat.Event{Type: typ, ConversationID: cid, Seq: c.LastSeq, EventID: chat.NewID("evt"), At: time.UnixMilli(1e12), Actor: "alice",
 			Partition: p, Position: chat.Position(off, i)}
 		if typ == chat.EventMessageCreated {
-			ev.Message = &chat.Message{ID: chat.NewID("msg"), ConversationID: cid, Seq: c.LastSeq, SenderID: "alice", Text: "hi", Version: 1}
+			ev.Message = &chat.Message{ID: chat.NewID("msg"), ConversationID: cid, Seq: c.LastSeq, SenderID: "alice", Text: cmp.Or(w.text, "hi"), Version: 1}
 		}
 		c.LastPosition = ev.Position
 		ch.Events = append(ch.Events, ev)
