@@ -4,12 +4,13 @@
 // the store (package check says exactly what each means).
 //
 //	parley-check -history run.jsonl
-//	parley-check -history run.jsonl -url http://127.0.0.1:8080 -user checker -query chk42 -wait 120s
+//	parley-check -history run.jsonl -url http://127.0.0.1:8080 -user checker -query chk42 -wait 120s -parallel 8
 //
 // With -url it first reads, over the public API, the store's log of every
 // conversation the history names and what search finds there for -query
 // (waiting up to -wait for the indexer to catch up), as the user of
-// -token, or of -user through dev sign-in. It prints each anomaly class
+// -token, or of -user through dev sign-in; -parallel conversations at
+// once (4 unless set). It prints each anomaly class
 // with its count and first examples (-json for the report as JSON) and
 // exits 1 when any count is not 0.
 package main
@@ -61,8 +62,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	fs.StringVar(&src.URL, "url", "", "server to read the store's log and the index from (default: check the history alone)")
 	fs.StringVar(&src.Token, "token", "", "bearer token of a member of every conversation")
 	fs.StringVar(&src.Query, "query", "", "a word every message of the run holds, to read the index with (default: the index is not read)")
+	fs.IntVar(&src.Parallel, "parallel", 4, "conversations read from the server at once (search answers 50 messages a page, so a long run read one at a time takes long)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if src.Parallel < 1 {
+		return fmt.Errorf("-parallel %d: want at least 1", src.Parallel)
 	}
 	if *historyPath == "" {
 		return errors.New("-history is required")
