@@ -41,7 +41,10 @@ const ReplayInterrupted = "replay interrupted; resume with your cursor"
 // position order, then the marks. Each conversation keeps the events read
 // from it but not yet paged (at most one read's worth), so every event is
 // read from the store once, and the merge needs no more than each
-// conversation's next event to pick the next in order.
+// conversation's next event to pick the next in order. A conversation's
+// first read finds its first event by position (EventsAfter); every later
+// one reads on by seq (Events), one scan of the store where EventsAfter
+// costs more (on Cassandra, a lookup per bucket first).
 type pager struct {
 	store   chat.Store
 	sources sources // those with events read and not yet paged, by next event
@@ -49,48 +52,66 @@ type pager struct {
 	read    int     // events one read of a conversation asks for
 
 	// ctx bounds the reads of later pages (the open's context bounds the
-	// first); stop ends it, as the connection closes.
+	// first); stop ends it, as the connection ends (Conn.endPages).
 	ctx  context.Context
 	stop context.CancelFunc
 }
 
 // source is one conversation's events in (lo, hi] not yet paged: buf,
 // read already, then those after lo still in the store (none once lo is
-// hi).
+// hi). seq is the seq of the last event read into buf, 0 before the
+// first read: since a conversation's seqs have no gaps and its positions
+// grow with them, the events after lo are those after seq.
 type source struct {
 	conv   string
 	lo, hi int64
+	seq    int64
 	buf    []chat.Event
 }
 
-// fill reads s's next events once buf is empty; fewer than asked means
-// none are left. It keeps no more than replayPageBytes of them (the rest
-// are read again later) and then asks for fewer events a read, so a
-// conversation of big messages holds about a page's bytes read ahead.
+// fill reads s's next events once buf is empty: the first read those
+// after lo up to hi (EventsAfter), each later one those after seq
+// (Events), of which it drops any beyond hi. Fewer than asked, or one
+// beyond hi, means none are left. It keeps no more than replayPageBytes
+// of them (the rest are read again later, after the last kept) and then
+// asks for fewer events a read, so a conversation of big messages holds
+// about a page's bytes read ahead.
 func (pg *pager) fill(ctx context.Context, s *source) error {
 	if len(s.buf) > 0 || s.lo >= s.hi {
 		return nil
 	}
-	evs, err := pg.store.EventsAfter(ctx, s.conv, s.lo, s.hi, pg.read)
+	var evs []chat.Event
+	var err error
+	if s.seq == 0 {
+		evs, err = pg.store.EventsAfter(ctx, s.conv, s.lo, s.hi, pg.read)
+	} else {
+		evs, err = pg.store.Events(ctx, s.conv, s.seq, pg.read)
+	}
 	if err != nil {
 		return err
+	}
+	end := len(evs) < pg.read
+	if i := slices.IndexFunc(evs, func(ev chat.Event) bool { return ev.Position > s.hi }); i >= 0 {
+		clear(evs[i:]) // not replayed: buf's array does not hold them
+		evs, end = evs[:i], true
 	}
 	keep, size := 0, 0
 	for keep < len(evs) && (keep == 0 || size < replayPageBytes) {
 		size += eventBytes(&evs[keep])
 		keep++
 	}
-	switch {
-	case keep < len(evs):
+	if keep < len(evs) {
 		// A copy, so the events not kept are not held by buf's array.
-		s.buf = slices.Clone(evs[:keep])
-		s.lo = evs[keep-1].Position
+		evs, end = slices.Clone(evs[:keep]), false
 		pg.read = max(keep, minReplayRead)
-	case len(evs) < pg.read:
-		s.buf, s.lo = evs, s.hi
-	default:
-		s.buf, s.lo = evs, evs[len(evs)-1].Position
 	}
+	s.buf = evs
+	if end || len(evs) == 0 {
+		s.lo = s.hi
+		return nil
+	}
+	last := &evs[len(evs)-1]
+	s.lo, s.seq = last.Position, last.Seq
 	return nil
 }
 

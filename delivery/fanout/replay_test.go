@@ -219,24 +219,104 @@ func TestPagedReplayIsTheWholeReplayInOrder(t *testing.T) {
 	}
 }
 
-// countingStore counts reads of events, and fails every EventsAfter call
-// after the first failAfter (never when 0).
+// countingStore counts reads of events (EventsAfter and Events, the
+// count's one-event probes included: calls), and the events they
+// returned (read); it fails every read after the first failAfter (never
+// when 0). A test that sets failAfter after an open counts from the
+// reads the open made.
 type countingStore struct {
 	chat.Store
 	failAfter int64
 	calls     atomic.Int64
 	read      atomic.Int64
+	after     atomic.Int64 // the EventsAfter calls among calls
 }
 
 var errStoreDown = chat.Errorf(chat.CodeUnavailable, "store: connection refused")
 
 func (s *countingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	s.after.Add(1)
 	if n := s.calls.Add(1); s.failAfter > 0 && n > s.failAfter {
 		return nil, errStoreDown
 	}
 	evs, err := s.Store.EventsAfter(ctx, cid, after, upTo, limit)
 	s.read.Add(int64(len(evs)))
 	return evs, err
+}
+
+func (s *countingStore) Events(ctx context.Context, cid string, after int64, limit int) ([]chat.Event, error) {
+	if n := s.calls.Add(1); s.failAfter > 0 && n > s.failAfter {
+		return nil, errStoreDown
+	}
+	evs, err := s.Store.Events(ctx, cid, after, limit)
+	s.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// TestReplayReadsOnBySeq: a conversation's replay finds its first event
+// by position (EventsAfter, which on Cassandra costs a lookup per bucket)
+// and reads every later one by seq (Events, one scan): 3,000 events read
+// 16 at a time make one EventsAfter call. The replay is every event of
+// the window in order, and stops at the frontier: events sequenced after
+// it (after the open) are not replayed.
+func TestReplayReadsOnBySeq(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a := w.conversation(0)
+	for range 3000 {
+		w.send(a)
+	}
+	w.flush()
+	ctx := t.Context()
+	heads, err := w.st.Heads(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 500 { // after the frontier
+		w.send(a)
+	}
+	w.flush()
+	for _, tc := range []struct {
+		name   string
+		lo, hi int64
+		first  int64 // seq
+		last   int64
+	}{
+		{"to the frontier", 0, heads[0], 1, 3002},
+		{"from a cursor", chat.Position(1000, 0), heads[0], 1003, 3002},
+		{"to a leave", 0, chat.Position(2000, 0), 1, 2002},
+	} {
+		st := &countingStore{Store: w.st}
+		pg := &pager{store: st, read: minReplayRead}
+		s := &source{conv: a, lo: tc.lo, hi: tc.hi}
+		if err := pg.fill(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		pg.sources = append(pg.sources, s)
+		var seqs []int64
+		for !pg.done() {
+			items, err := pg.next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				seqs = append(seqs, it.event.Seq)
+			}
+		}
+		if n := st.after.Load(); n != 1 {
+			t.Errorf("%s: %d EventsAfter calls, want 1 (the first read)", tc.name, n)
+		}
+		if n, want := st.calls.Load(), (tc.last-tc.first+1)/minReplayRead+1; n > want {
+			t.Errorf("%s: %d reads of %d events, want at most %d", tc.name, n, len(seqs), want)
+		}
+		for i, seq := range seqs {
+			if seq != tc.first+int64(i) {
+				t.Fatalf("%s: event %d of the replay has seq %d, want %d", tc.name, i, seq, tc.first+int64(i))
+			}
+		}
+		if n := int64(len(seqs)); n != tc.last-tc.first+1 {
+			t.Fatalf("%s: replayed %d events, want seqs %d..%d", tc.name, n, tc.first, tc.last)
+		}
+	}
 }
 
 // TestReplayInterruptedClosesWithNoGap: a store that fails while a later

@@ -22,19 +22,37 @@ import (
 	"github.com/parleychat/parley/storage/pebble"
 )
 
-// failingStore fails every EventsAfter call after the first failAfter
-// (never when 0).
+// failingStore fails every read of a page's events (EventsAfter, or
+// Events of more than one: the replay count's one-event probes pass
+// uncounted) after the first failAfter (never when 0).
 type failingStore struct {
 	chat.Store
 	failAfter atomic.Int64
 	calls     atomic.Int64
 }
 
-func (s *failingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+// fail counts a page read and reports whether it fails.
+func (s *failingStore) fail() error {
 	if n, f := s.calls.Add(1), s.failAfter.Load(); f > 0 && n > f {
-		return nil, chat.Errorf(chat.CodeUnavailable, "store: connection refused")
+		return chat.Errorf(chat.CodeUnavailable, "store: connection refused")
+	}
+	return nil
+}
+
+func (s *failingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	if err := s.fail(); err != nil {
+		return nil, err
 	}
 	return s.Store.EventsAfter(ctx, cid, after, upTo, limit)
+}
+
+func (s *failingStore) Events(ctx context.Context, cid string, after int64, limit int) ([]chat.Event, error) {
+	if limit > 1 {
+		if err := s.fail(); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.Events(ctx, cid, after, limit)
 }
 
 // seedConversation writes a conversation of alice and bob with n messages
@@ -139,7 +157,7 @@ func TestWebSocketReplayInterruptedClosesWith1013(t *testing.T) {
 		return seqs, cursor, nil
 	}
 
-	st.failAfter.Store(2) // the open's two reads pass, the next page's fails
+	st.failAfter.Store(2) // the open's two page reads pass, the next page's fails
 	first, cursor, err := read(chat.NewCursor(0).Encode(), sent+1)
 	if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
 		t.Fatalf("read %d events, then %v; want a close with 1013", len(first), err)
