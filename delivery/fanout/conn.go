@@ -113,6 +113,7 @@ func (c *Conn) push(it *Item) wakeup {
 	if len(*lane) >= c.max {
 		c.overflow = true
 		c.queue, c.control = nil, nil
+		c.endPages()
 		if c.OnOverflow != nil {
 			go c.OnOverflow()
 		}
@@ -214,11 +215,18 @@ func (c *Conn) CloseWith(code int, reason string) {
 	if c.done != nil {
 		close(c.done)
 	}
+	c.endPages()
+	c.mu.Unlock()
+	c.wake()
+}
+
+// endPages (c.mu held) stops the reads of the replay's later pages, one
+// under way included: c ended (closed, overflowed or unregistered) and
+// delivers no more of its replay.
+func (c *Conn) endPages() {
 	if c.stopPages != nil {
 		c.stopPages()
 	}
-	c.mu.Unlock()
-	c.wake()
 }
 
 // Done is closed once the connection is closed.

@@ -366,8 +366,12 @@ func (h *Hub) Register(c *Conn, maxPerUser int) ([]int64, bool) {
 	return slices.Clone(h.front), true
 }
 
-// Unregister removes c; removing it again does nothing.
+// Unregister removes c; removing it again does nothing. c ends: the
+// reads of its replay's later pages stop, one under way included.
 func (h *Hub) Unregister(c *Conn) {
+	c.mu.Lock()
+	c.endPages()
+	c.mu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	set := h.users[c.user]

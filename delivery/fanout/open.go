@@ -159,10 +159,15 @@ func (h *Hub) preparePages(ctx context.Context, c *Conn, ms []chat.Membership, f
 	}
 	if !pg.done() {
 		// The later pages are read by the writer, as long as c is open:
-		// CloseWith stops a read under way.
+		// its end (CloseWith, an overflow, Unregister) stops a read under
+		// way, and a close or overflow that came while c opened stops
+		// them at once.
 		pg.ctx, pg.stop = context.WithCancel(context.Background())
 		c.mu.Lock()
 		c.stopPages = pg.stop
+		if c.closed || c.overflow {
+			pg.stop()
+		}
 		c.mu.Unlock()
 		c.pages = pg
 	}

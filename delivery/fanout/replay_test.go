@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -561,5 +562,67 @@ func TestReplayCountOfASmallWindowIsCheap(t *testing.T) {
 	}
 	if c := st.calls.Load(); c > 10 {
 		t.Errorf("counting %d events took %d probes, want at most 10", n, c)
+	}
+}
+
+// closingStore calls onFirst at the first read of events, once.
+type closingStore struct {
+	chat.Store
+	onFirst func()
+	once    sync.Once
+}
+
+func (s *closingStore) EventsAfter(ctx context.Context, cid string, after, upTo int64, limit int) ([]chat.Event, error) {
+	s.once.Do(s.onFirst)
+	return s.Store.EventsAfter(ctx, cid, after, upTo, limit)
+}
+
+// TestEndedConnStopsReadingPages: however a connection with replay
+// pages left to read ends (closed, overflowed, unregistered, or closed
+// while it opened), the context of its page reads ends with it, so no
+// page read starts or goes on.
+func TestEndedConnStopsReadingPages(t *testing.T) {
+	w := newReplayWorld(t, 1)
+	a := w.conversation(0)
+	for range 3000 {
+		w.send(a)
+	}
+	st := &closingStore{Store: w.st}
+	h := w.hub(st)
+	var c *Conn
+	for _, tc := range []struct {
+		name    string
+		opening func() // called during the open's first read
+		end     func()
+	}{
+		{name: "closed", end: func() { c.Close() }},
+		{name: "overflowed", end: func() {
+			for range 3 {
+				c.Enqueue(EventItem(chat.Event{Type: chat.EventMessageCreated, Partition: 0, Position: 1 << 40}, time.Now()))
+			}
+		}},
+		{name: "unregistered", end: func() { h.Unregister(c) }},
+		{name: "closed while opening", opening: func() { c.Close() }, end: func() {}},
+	} {
+		c = NewConn("bob", 2)
+		st.once, st.onFirst = sync.Once{}, func() {}
+		if tc.opening != nil {
+			st.onFirst = tc.opening
+		}
+		if err := h.Open(t.Context(), c, fromStart, 0); err != nil {
+			t.Fatal(err)
+		}
+		pg := c.pages
+		if pg == nil {
+			t.Fatalf("%s: no pages left to read after the first", tc.name)
+		}
+		if tc.opening == nil && pg.ctx.Err() != nil {
+			t.Fatalf("%s: page reads stopped before the connection ended", tc.name)
+		}
+		tc.end()
+		if pg.ctx.Err() == nil {
+			t.Errorf("%s: the connection ended, its page reads did not", tc.name)
+		}
+		h.Unregister(c)
 	}
 }
