@@ -199,3 +199,70 @@ func TestSSEEndsAnInterruptedReplayWithClose(t *testing.T) {
 		t.Fatalf("final event data %q (%v), want type close, reason %q", data, err, fanout.ReplayInterrupted)
 	}
 }
+
+// blockingStore holds the page read after the first blockAfter (reads of
+// a page's events, as failingStore counts them) until its context ends,
+// or for 5 s; stopped says the context ended it.
+type blockingStore struct {
+	chat.Store
+	blockAfter int64
+	calls      atomic.Int64
+	entered    chan struct{}
+	stopped    atomic.Bool
+}
+
+func (s *blockingStore) Events(ctx context.Context, cid string, after int64, limit int) ([]chat.Event, error) {
+	if limit > 1 && s.calls.Add(1) == s.blockAfter+1 {
+		close(s.entered)
+		select {
+		case <-ctx.Done():
+			s.stopped.Store(true)
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+			return nil, chat.Errorf(chat.CodeUnavailable, "store: timed out")
+		}
+	}
+	return s.Store.Events(ctx, cid, after, limit)
+}
+
+// TestSSEClientLeavingStopsAPageRead: an SSE stream served by its
+// handler (HTTP/2: not detached) whose client leaves while a replay page
+// is read stops that read, as a detached stream's watch does.
+func TestSSEClientLeavingStopsAPageRead(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lg, pst := openLogAndStore(ctx, t)
+	seedConversation(t, pst, 3000)
+	// The open reads the first 1,024 events and 1,024 ahead (one
+	// EventsAfter, one Events); the next page's read blocks.
+	st := &blockingStore{Store: pst, blockAfter: 1, entered: make(chan struct{})}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
+	go func() { _ = hub.Run(ctx) }()
+	<-hub.Ready()
+	srv := New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
+	ran := make(chan struct{})
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { defer close(ran); srv.Run(runCtx) }()
+	defer func() { stop(); <-ran }()
+
+	rctx, leave := context.WithCancel(ctx)
+	defer leave()
+	r := httptest.NewRequestWithContext(rctx, http.MethodGet, "/v1/events?cursor="+url.QueryEscape(chat.NewCursor(0).Encode()), nil)
+	r.ProtoMajor, r.ProtoMinor = 2, 0
+	r = httpx.WithUser(r, chat.User{ID: "bob"}, time.Time{})
+	served := make(chan struct{})
+	go func() { defer close(served); srv.serveSSE(httptest.NewRecorder(), r) }()
+	select {
+	case <-st.entered:
+	case <-served:
+		t.Fatal("the stream ended before its second page was read")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no second page read")
+	}
+	leave()
+	<-served
+	if !st.stopped.Load() {
+		t.Fatal("the page read went on after the client left")
+	}
+}

@@ -63,6 +63,9 @@ func (t *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	defer stopExpiry()
 	defer t.closeHTTPStream(conn, "sse")
+	// The client leaving closes the connection, as watch does a detached
+	// stream's: a replay page read under way in Next stops.
+	defer context.AfterFunc(ctx, func() { conn.CloseWith(chat.CloseNormal, "") })()
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	flush := func() bool {
