@@ -19,6 +19,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
+	"github.com/parleychat/parley/delivery/memlog"
 	"github.com/parleychat/parley/storage/pebble"
 )
 
@@ -53,6 +54,20 @@ func (s *failingStore) Events(ctx context.Context, cid string, after int64, limi
 		}
 	}
 	return s.Store.Events(ctx, cid, after, limit)
+}
+
+// runReplayServer runs a hub on lg and st and a server on it until ctx
+// ends; stop stops the server and waits for it.
+func runReplayServer(ctx context.Context, lg *memlog.Log, st chat.Store) (srv *Server, stop func()) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
+	go func() { _ = hub.Run(ctx) }()
+	<-hub.Ready()
+	srv = New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
+	ran := make(chan struct{})
+	runCtx, cancel := context.WithCancel(ctx)
+	go func() { defer close(ran); srv.Run(runCtx) }()
+	return srv, func() { cancel(); <-ran }
 }
 
 // seedConversation writes a conversation of alice and bob with n messages
@@ -108,15 +123,8 @@ func TestWebSocketReplayInterruptedClosesWith1013(t *testing.T) {
 	const sent = 3000
 	seedConversation(t, pst, sent)
 	st := &failingStore{Store: pst}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
-	go func() { _ = hub.Run(ctx) }()
-	<-hub.Ready()
-	srv := New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
-	ran := make(chan struct{})
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { defer close(ran); srv.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
+	srv, stop := runReplayServer(ctx, lg, st)
+	defer stop()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.serveWS(w, httpx.WithUser(r, chat.User{ID: "bob"}, time.Time{}))
 	}))
@@ -236,15 +244,8 @@ func TestSSEClientLeavingStopsAPageRead(t *testing.T) {
 	// The open reads the first 1,024 events and 1,024 ahead (one
 	// EventsAfter, one Events); the next page's read blocks.
 	st := &blockingStore{Store: pst, blockAfter: 1, entered: make(chan struct{})}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := fanout.NewHub(fanout.Config{ID: "gw-test", Log: lg, Store: st, Logger: logger})
-	go func() { _ = hub.Run(ctx) }()
-	<-hub.Ready()
-	srv := New(Config{MaxConnsPerUser: 5, QueueSize: 64}, Deps{Hub: hub, Logger: logger})
-	ran := make(chan struct{})
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { defer close(ran); srv.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
+	srv, stop := runReplayServer(ctx, lg, st)
+	defer stop()
 
 	rctx, leave := context.WithCancel(ctx)
 	defer leave()
