@@ -294,15 +294,26 @@ describe('Parley web client', () => {
     const before = (await messageTexts(bob.page)).length;
     assert.ok(before < 121, `the first page already held ${before} messages`);
 
-    // Scroll to the top; the message that was first stays where it was.
+    // Scroll to the top; the message that was first stays where it was,
+    // while the older page loads (held back a moment, so the spinner is
+    // seen) and once it is in.
     const list = bob.page.locator('#messages');
     const firstId = await list.locator('li.msg').first().getAttribute('data-id');
-    const anchor = list.locator(`li[data-id="${firstId}"]`);
-    await list.evaluate((el) => { el.scrollTop = 0; });
-    const yBefore = (await anchor.boundingBox()).y;
+    const older = (url) => url.pathname.endsWith('/messages') && url.searchParams.has('before');
+    await bob.page.route(older, async (r) => { await sleep(1500); await r.fallback(); });
+    // Measured in the same task as the scroll, before its scroll event.
+    const yBefore = await list.evaluate((el, id) => {
+      el.scrollTop = 0;
+      return el.querySelector(`li[data-id="${id}"]`).getBoundingClientRect().top;
+    }, firstId);
+    const anchorY = () => list.evaluate((el, id) => el.querySelector(`li[data-id="${id}"]`).getBoundingClientRect().top, firstId);
+    await waitForText(list.locator('li.loading'), 'Loading earlier messages');
+    const yLoading = await anchorY();
+    assert.ok(Math.abs(yLoading - yBefore) < 1, `the spinner moved the view by ${yLoading - yBefore}px`);
     await eventually(async () => assert.ok((await messageTexts(bob.page)).length > before), { what: 'older messages' });
+    await bob.page.unroute(older);
     await sleep(300);
-    const yAfter = (await anchor.boundingBox()).y;
+    const yAfter = await anchorY();
     assert.ok(Math.abs(yAfter - yBefore) < 4, `the view jumped by ${yAfter - yBefore}px`);
 
     // Keep scrolling up to the very first message; order is intact.

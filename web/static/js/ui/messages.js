@@ -207,6 +207,8 @@ export class MessageView {
     if (first == null || first <= 1) { this.hasMoreBefore = false; return; }
     this.loadingOlder = true;
     const gen = this.gen;
+    // The spinner takes no room in the list (.loading in app.css): coming
+    // and going, it moves nothing the reader sees.
     const spinner = h('li', { class: 'notice muted loading' }, 'Loading earlier messages…');
     this.list.prepend(spinner);
     try {
