@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -36,8 +37,9 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
-// Verifier checks tokens against the configured keys. It is immutable after
-// Open and safe for concurrent use.
+// Verifier checks tokens against the configured keys. Its configuration is
+// fixed at Open; it remembers the tokens it accepted (verifiedTokens), and
+// is safe for concurrent use.
 type Verifier struct {
 	secret   []byte
 	rsaKeys  []jwt.VerificationKey
@@ -45,6 +47,9 @@ type Verifier struct {
 	issuer   string
 	audience string
 	parser   *jwt.Parser
+	now      func() time.Time // the parser's clock too
+	verified verifiedTokens
+	parses   atomic.Int64 // full verifications, for tests
 }
 
 // Open reads the public keys of cfg and returns a Verifier. It fails when
@@ -53,7 +58,7 @@ func Open(cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, now: time.Now}
 	var methods []string
 	if cfg.Secret != "" {
 		v.secret = []byte(cfg.Secret)
@@ -87,6 +92,7 @@ func Open(cfg Config) (*Verifier, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -122,11 +128,27 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 
 // Verify checks token and returns its user and expiry. Every failure is a
 // *chat.Error with code unauthorized and a short message that never
-// contains the token.
+// contains the token. A token accepted before answers from memory until it
+// expires (verifiedTokens).
 func (v *Verifier) Verify(token string) (chat.User, time.Time, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return chat.User{}, time.Time{}, unauthorized("invalid token", jwt.ErrTokenMalformed)
 	}
+	now := v.now()
+	if user, exp, ok := v.verified.get(token, now); ok {
+		return user, exp, nil
+	}
+	user, exp, err := v.verify(token)
+	if err != nil {
+		return chat.User{}, time.Time{}, err
+	}
+	v.verified.put(token, user, exp, now)
+	return user, exp, nil
+}
+
+// verify is Verify without the memory of accepted tokens.
+func (v *Verifier) verify(token string) (chat.User, time.Time, error) {
+	v.parses.Add(1)
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
 		return chat.User{}, time.Time{}, v.classify(err, &c)

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -596,4 +597,74 @@ func TestDevSecret(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestAnAcceptedTokenIsVerifiedOnce(t *testing.T) {
+	v := mustOpen(t, Config{Secret: testSecret})
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), valid(jwt.MapClaims{"name": "Alice"}))
+	for range 100 {
+		user, _, err := v.Verify(tok)
+		if err != nil || user != (chat.User{ID: "alice", Name: "Alice"}) {
+			t.Fatalf("Verify = %+v, %v", user, err)
+		}
+	}
+	if n := v.parses.Load(); n != 1 {
+		t.Fatalf("%d full verifications of one token, want 1", n)
+	}
+	// A refused token is never remembered: each attempt is verified.
+	bad := tamper(t, tok)
+	for range 3 {
+		if _, _, err := v.Verify(bad); chat.ErrorCode(err) != chat.CodeUnauthorized {
+			t.Fatalf("forged token: %v", err)
+		}
+	}
+	if n := v.parses.Load(); n != 4 {
+		t.Fatalf("%d full verifications, want 1 + 3 of the forged token", n)
+	}
+}
+
+func TestARememberedTokenStillExpires(t *testing.T) {
+	v := mustOpen(t, Config{Secret: testSecret})
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	exp := now.Add(time.Minute).Truncate(time.Second)
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), valid(jwt.MapClaims{"exp": exp.Unix()}))
+	if _, got, err := v.Verify(tok); err != nil || !got.Equal(exp) {
+		t.Fatalf("Verify = %v, %v", got, err)
+	}
+	now = exp.Add(Leeway - time.Second)
+	if _, _, err := v.Verify(tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	now = exp.Add(Leeway)
+	_, _, err := v.Verify(tok)
+	if chat.ErrorCode(err) != chat.CodeUnauthorized || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("after exp and leeway: %v, want token expired", err)
+	}
+	if n := v.parses.Load(); n != 2 {
+		t.Fatalf("%d full verifications, want 2 (the first and the expired one)", n)
+	}
+}
+
+func TestRememberedTokensAreBounded(t *testing.T) {
+	var c verifiedTokens
+	now := time.Now()
+	for i := range maxVerified * 3 {
+		c.put(fmt.Sprintf("token-%d", i), chat.User{ID: "u"}, now.Add(time.Hour), now)
+		if len(c.m) > maxVerified {
+			t.Fatalf("%d tokens remembered, bound %d", len(c.m), maxVerified)
+		}
+	}
+	// Expired tokens go first when it fills.
+	c = verifiedTokens{}
+	for i := range maxVerified {
+		c.put(fmt.Sprintf("old-%d", i), chat.User{ID: "u"}, now.Add(-time.Hour), now.Add(-2*time.Hour))
+	}
+	c.put("fresh", chat.User{ID: "u"}, now.Add(time.Hour), now)
+	if len(c.m) != 1 {
+		t.Fatalf("%d tokens after the expired ones were dropped, want 1", len(c.m))
+	}
+	if _, _, ok := c.get("fresh", now); !ok {
+		t.Fatal("the fresh token was not remembered")
+	}
 }

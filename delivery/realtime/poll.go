@@ -147,11 +147,32 @@ func (t *Server) finishPoll(user string, conn *fanout.Conn, a *pollAnswer, keep 
 	if !keep || !t.polls.keep(t, user, next, conn, a.left) {
 		t.hub.Unregister(conn)
 	}
-	b, err := json.Marshal(map[string]any{"events": a.events, "cursor": next})
+	cursor, err := json.Marshal(next)
 	if err != nil {
 		return http.StatusInternalServerError, httpx.ErrorJSON(chat.CodeInternal, "encoding failed", "")
 	}
-	return http.StatusOK, b
+	return http.StatusOK, pollBody(cursor, a.events)
+}
+
+// pollBody is an answer's JSON, {"cursor":…,"events":[…]}, put together
+// from its parts: the events are rendered JSON already, and encoding/json
+// would check and copy every byte of them again.
+func pollBody(cursor []byte, events []httpx.RawJSON) []byte {
+	n := len(`{"cursor":,"events":[]}`) + len(cursor) + len(events)
+	for _, e := range events {
+		n += len(e)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"cursor":`...)
+	b = append(b, cursor...)
+	b = append(b, `,"events":[`...)
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return append(b, "]}"...)
 }
 
 // pollKeep is how long a long-poll's registration waits for the client's
