@@ -183,9 +183,10 @@ test-web:
 
 # Its own Go module (deploy/verify), so the server's module neither builds
 # nor links the Kubernetes API types and compose-go.
-## test-deploy: decode deploy/kubernetes strictly into the Kubernetes API types, load docker-compose.yml with compose-go, run parley check-config on every container of both
+## test-deploy: decode deploy/kubernetes strictly into the Kubernetes API types, load docker-compose.yml with compose-go, run parley check-config on every container of both; test make bench's report writer
 test-deploy:
 	cd deploy/verify && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd deploy/bench/report && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 ## build: bin/parley, stamped with the commit and build date (parley version)
 build:
