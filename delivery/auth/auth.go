@@ -138,32 +138,39 @@ func (v *Verifier) Verify(token string) (chat.User, time.Time, error) {
 	if user, exp, ok := v.verified.get(token, now); ok {
 		return user, exp, nil
 	}
-	user, exp, err := v.verify(token)
+	user, c, err := v.verify(token)
 	if err != nil {
 		return chat.User{}, time.Time{}, err
 	}
-	v.verified.put(token, user, exp, now)
-	return user, exp, nil
+	var notBefore time.Time
+	for _, t := range []*jwt.NumericDate{c.NotBefore, c.IssuedAt} {
+		if t != nil && t.After(notBefore) {
+			notBefore = t.Time
+		}
+	}
+	v.verified.put(token, user, notBefore, c.ExpiresAt.Time, now)
+	return user, c.ExpiresAt.Time, nil
 }
 
-// verify is Verify without the memory of accepted tokens.
-func (v *Verifier) verify(token string) (chat.User, time.Time, error) {
+// verify is Verify without the memory of accepted tokens; it also returns
+// the token's claims.
+func (v *Verifier) verify(token string) (chat.User, *claims, error) {
 	v.parses.Add(1)
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
-		return chat.User{}, time.Time{}, v.classify(err, &c)
+		return chat.User{}, nil, v.classify(err, &c)
 	}
 	if !ValidUserID(c.Subject) {
-		return chat.User{}, time.Time{}, unauthorized("token subject is not a valid user id", jwt.ErrTokenInvalidSubject)
+		return chat.User{}, nil, unauthorized("token subject is not a valid user id", jwt.ErrTokenInvalidSubject)
 	}
 	name := strings.TrimSpace(c.Name)
 	if name == "" {
 		name = c.Subject
 	}
 	if utf8.RuneCountInString(name) > MaxNameChars {
-		return chat.User{}, time.Time{}, unauthorized("token name is too long", jwt.ErrTokenInvalidClaims)
+		return chat.User{}, nil, unauthorized("token name is too long", jwt.ErrTokenInvalidClaims)
 	}
-	return chat.User{ID: c.Subject, Name: name}, c.ExpiresAt.Time, nil
+	return chat.User{ID: c.Subject, Name: name}, &c, nil
 }
 
 // classify turns a parse error into a public one. Only the jwt sentinel is

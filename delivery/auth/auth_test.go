@@ -650,7 +650,7 @@ func TestRememberedTokensAreBounded(t *testing.T) {
 	var c verifiedTokens
 	now := time.Now()
 	for i := range maxVerified * 3 {
-		c.put(fmt.Sprintf("token-%d", i), chat.User{ID: "u"}, now.Add(time.Hour), now)
+		c.put(fmt.Sprintf("token-%d", i), chat.User{ID: "u"}, time.Time{}, now.Add(time.Hour), now)
 		if len(c.m) > maxVerified {
 			t.Fatalf("%d tokens remembered, bound %d", len(c.m), maxVerified)
 		}
@@ -658,13 +658,38 @@ func TestRememberedTokensAreBounded(t *testing.T) {
 	// Expired tokens go first when it fills.
 	c = verifiedTokens{}
 	for i := range maxVerified {
-		c.put(fmt.Sprintf("old-%d", i), chat.User{ID: "u"}, now.Add(-time.Hour), now.Add(-2*time.Hour))
+		c.put(fmt.Sprintf("old-%d", i), chat.User{ID: "u"}, time.Time{}, now.Add(-time.Hour), now.Add(-2*time.Hour))
 	}
-	c.put("fresh", chat.User{ID: "u"}, now.Add(time.Hour), now)
+	c.put("fresh", chat.User{ID: "u"}, time.Time{}, now.Add(time.Hour), now)
 	if len(c.m) != 1 {
 		t.Fatalf("%d tokens after the expired ones were dropped, want 1", len(c.m))
 	}
 	if _, _, ok := c.get("fresh", now); !ok {
 		t.Fatal("the fresh token was not remembered")
+	}
+}
+
+// TestARememberedTokenIsRefusedBeforeItsTime: a clock stepped back before
+// a remembered token's nbf or iat (less the leeway) gets the answer a
+// fresh check gives, not the remembered one.
+func TestARememberedTokenIsRefusedBeforeItsTime(t *testing.T) {
+	v := mustOpen(t, Config{Secret: testSecret})
+	now := time.Now().Truncate(time.Second)
+	v.now = func() time.Time { return now }
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), valid(jwt.MapClaims{"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix()}))
+	if _, _, err := v.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(-Leeway) // iat − leeway: still valid
+	if _, _, err := v.Verify(tok); err != nil {
+		t.Fatalf("at iat − leeway: %v", err)
+	}
+	now = now.Add(-time.Second)
+	_, _, err := v.Verify(tok)
+	if chat.ErrorCode(err) != chat.CodeUnauthorized || !strings.Contains(err.Error(), "not valid yet") {
+		t.Fatalf("before iat − leeway: %v, want token not valid yet", err)
+	}
+	if n := v.parses.Load(); n != 2 {
+		t.Fatalf("%d full verifications, want 2", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -240,10 +241,17 @@ func report(dir, mdPath, pngPath, link string) error {
 const roundSep = "-run"
 
 // median returns, of the rounds of step name that have latency figures,
-// the one with the median p99 (the lower middle of an even count), and
-// every round's p99 in the order they ran. It returns nil when no round
-// has figures.
+// the one with the median p99 (the upper middle of an even count, so a
+// failed round never makes the figure better), and every round's p99 in
+// the order they ran. It returns nil when no round has figures.
 func (r *run) median(name string) (*Result, []float64) {
+	m, p99s, _ := r.medianRounds(name)
+	return m, p99s
+}
+
+// medianRounds is median, and also the deliveries missing over every
+// round with figures.
+func (r *run) medianRounds(name string) (*Result, []float64, int64) {
 	var rounds []*Result
 	for i := 1; ; i++ {
 		n := name
@@ -259,15 +267,17 @@ func (r *run) median(name string) (*Result, []float64) {
 		}
 	}
 	if len(rounds) == 0 {
-		return nil, nil
+		return nil, nil, 0
 	}
 	p99s := make([]float64, len(rounds))
+	var missing int64
 	for i, res := range rounds {
 		p99s[i] = res.Latency.P99
+		missing += res.Missing
 	}
 	sorted := append([]*Result(nil), rounds...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Latency.P99 < sorted[j].Latency.P99 })
-	return sorted[(len(sorted)-1)/2], p99s
+	return sorted[len(sorted)/2], p99s, missing
 }
 
 // ran reports whether step name was run, with figures or without.
@@ -293,7 +303,7 @@ func rounds(p99s []float64) string {
 	for i, v := range p99s {
 		s[i] = num(v)
 	}
-	return fmt.Sprintf(" (median of %d rounds by p99; p99s %s ms)", len(p99s), strings.Join(s, ", "))
+	return fmt.Sprintf(" over %d rounds (the median round by p99; p99s %s ms)", len(p99s), strings.Join(s, ", "))
 }
 
 // keepMarker starts the part of BENCHMARKS.md that a new report keeps.
@@ -335,12 +345,13 @@ func targets(r *run) []row {
 		{"latency-parley-poll-20000", 5, "the same over long-poll"},
 		{"latency-parley-ws-100000", 20, "send→delivered p99 ≤ 20 ms at 100,000 deliveries/s"},
 	} {
-		l, p99s := r.median(t.name)
+		l, p99s, missing := r.medianRounds(t.name)
 		if l == nil {
 			rows = append(rows, row{t.what, "no figures", "no"})
 			continue
 		}
-		rows = append(rows, row{t.what, fmt.Sprintf("p50 %s, p99 %s, max %s; %d missing%s", ms(l.Latency.P50), ms(l.Latency.P99), ms(l.Latency.Max), l.Missing, rounds(p99s)), yes(l.Latency.P99 <= t.limit && l.Missing == 0)})
+		// Every delivery must be made in every round, not only the median one.
+		rows = append(rows, row{t.what, fmt.Sprintf("p50 %s, p99 %s, max %s; %d missing%s", ms(l.Latency.P50), ms(l.Latency.P99), ms(l.Latency.Max), missing, rounds(p99s)), yes(l.Latency.P99 <= t.limit && missing == 0)})
 	}
 	if s := get("storm-parley-ws-5000"); s != nil && s.Latency != nil && s.Baseline != nil {
 		rows = append(rows, row{"5,000 members connect within 10 s, p99 ≤ 20 ms meanwhile in another conversation",
@@ -406,6 +417,9 @@ func peers(r *run) []peerRow {
 		{"latency-parley-ws-100000", "latency-centrifugo-100000", "100,000 deliveries/s"},
 	} {
 		p, c := r.results[n.parley], r.results[n.peer]
+		if strings.HasPrefix(n.parley, "latency-") {
+			p, _ = r.median(n.parley) // the round the latency rows show
+		}
 		if p == nil || c == nil || p.WritesPerDelivery == 0 || c.WritesPerDelivery == 0 {
 			continue
 		}
@@ -421,8 +435,9 @@ func peers(r *run) []peerRow {
 func latencyRates(r *run) []int {
 	var rates []int
 	for name := range r.results {
+		base, _, _ := strings.Cut(name, roundSep)
 		var n int
-		if _, err := fmt.Sscanf(name, "latency-parley-ws-%d", &n); err == nil && !strings.Contains(name, roundSep) {
+		if _, err := fmt.Sscanf(base, "latency-parley-ws-%d", &n); err == nil && !slices.Contains(rates, n) {
 			rates = append(rates, n)
 		}
 	}

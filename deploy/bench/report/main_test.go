@@ -33,7 +33,7 @@ func TestTheMedianRoundJudgesALatencyTarget(t *testing.T) {
 	}
 	for _, row := range targets(r) {
 		if row.what == "the same over SSE" {
-			if row.met != "yes" || !strings.Contains(row.got, "p99 4.60 ms") || !strings.Contains(row.got, "median of 3 rounds") {
+			if row.met != "yes" || !strings.Contains(row.got, "p99 4.60 ms") || !strings.Contains(row.got, "over 3 rounds") {
 				t.Fatalf("SSE row = %+v", row)
 			}
 			return
@@ -48,8 +48,8 @@ func TestAFailedRoundIsSkippedAndOneRoundIsItself(t *testing.T) {
 		"latency-parley-ws-20000-run3": 9,
 		"latency-parley-ws-100000":     12,
 	}, "latency-parley-ws-20000-run2")
-	if got, p99s := r.median("latency-parley-ws-20000"); got == nil || got.Latency.P99 != 3 || len(p99s) != 2 {
-		t.Fatalf("median = %+v of %v, want the lower of the two rounds with figures", got, p99s)
+	if got, p99s := r.median("latency-parley-ws-20000"); got == nil || got.Latency.P99 != 9 || len(p99s) != 2 {
+		t.Fatalf("median = %+v of %v, want the higher of the two rounds with figures", got, p99s)
 	}
 	if got, p99s := r.median("latency-parley-ws-100000"); got == nil || got.Latency.P99 != 12 || rounds(p99s) != "" {
 		t.Fatalf("one round: %+v, %q", got, rounds(p99s))
@@ -59,5 +59,30 @@ func TestAFailedRoundIsSkippedAndOneRoundIsItself(t *testing.T) {
 	}
 	if rates := latencyRates(r); len(rates) != 2 || rates[0] != 20000 || rates[1] != 100000 {
 		t.Fatalf("rates = %v, rounds counted as rates", rates)
+	}
+}
+
+func TestALossInAnyRoundFailsTheTarget(t *testing.T) {
+	r := latencyRun(map[string]float64{
+		"latency-parley-poll-20000":      4,
+		"latency-parley-poll-20000-run2": 3,
+		"latency-parley-poll-20000-run3": 4.5,
+	})
+	r.results["latency-parley-poll-20000-run3"].Missing = 7 // not the median round
+	for _, row := range targets(r) {
+		if row.what == "the same over long-poll" {
+			if row.met != yes(false) || !strings.Contains(row.got, "7 missing") {
+				t.Fatalf("long-poll row = %+v, want 7 missing and not met", row)
+			}
+			return
+		}
+	}
+	t.Fatal("no long-poll row")
+}
+
+func TestARateWhoseFirstRoundFailedStillCounts(t *testing.T) {
+	r := latencyRun(map[string]float64{"latency-parley-ws-50000-run2": 8}, "latency-parley-ws-50000")
+	if rates := latencyRates(r); len(rates) != 1 || rates[0] != 50000 {
+		t.Fatalf("rates = %v, want [50000]", rates)
 	}
 }

@@ -230,6 +230,7 @@ export class MessageView {
       this.updateSeen();
     } catch (err) {
       spinner.textContent = `Could not load earlier messages: ${errorText(err)}`;
+      spinner.title = spinner.textContent; // the bar is one line; the whole reason on hover
       setTimeout(() => spinner.remove(), 4000);
     } finally {
       if (gen === this.gen) this.loadingOlder = false;
