@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/delivery/fanout"
 	"github.com/parleychat/parley/delivery/httpx"
 )
@@ -85,10 +84,10 @@ func (t *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	// ends: not after a cut replay (live items queued meanwhile lie beyond
 	// events still in the store), not broken, and not when the client left
 	// (it never sees this cursor).
-	status, body := t.finishPoll(u.ID, conn, &a, !cut && !a.broken && ctx.Err() == nil)
+	body := t.finishPoll(u.ID, conn, &a, !cut && !a.broken && ctx.Err() == nil)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	if len(a.events) > 0 {
 		t.metrics.wrote("longpoll", a.answered, len(a.events))
@@ -139,25 +138,22 @@ func (a *pollAnswer) collect(conn *fanout.Conn, cut bool, done <-chan struct{}, 
 }
 
 // finishPoll ends a poll's use of conn, keeping it for the next poll
-// when keep and the server is not stopping, and returns the answer's
-// status and body (500 internal if it does not encode, as WriteJSON).
-func (t *Server) finishPoll(user string, conn *fanout.Conn, a *pollAnswer, keep bool) (int, []byte) {
+// when keep and the server is not stopping, and returns the answer's JSON
+// (its status is always 200).
+func (t *Server) finishPoll(user string, conn *fanout.Conn, a *pollAnswer, keep bool) []byte {
 	next := conn.Cursor()
 	t.metrics.connections.WithLabelValues("longpoll").Dec()
 	if !keep || !t.polls.keep(t, user, next, conn, a.left) {
 		t.hub.Unregister(conn)
 	}
-	cursor, err := json.Marshal(next)
-	if err != nil {
-		return http.StatusInternalServerError, httpx.ErrorJSON(chat.CodeInternal, "encoding failed", "")
-	}
-	return http.StatusOK, pollBody(cursor, a.events)
+	return pollBody(next, a.events)
 }
 
 // pollBody is an answer's JSON, {"cursor":…,"events":[…]}, put together
 // from its parts: the events are rendered JSON already, and encoding/json
 // would check and copy every byte of them again.
-func pollBody(cursor []byte, events []httpx.RawJSON) []byte {
+func pollBody(next string, events []httpx.RawJSON) []byte {
+	cursor, _ := json.Marshal(next) // a string always encodes
 	n := len(`{"cursor":,"events":[]}`) + len(cursor) + len(events)
 	for _, e := range events {
 		n += len(e)

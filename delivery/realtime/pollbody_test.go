@@ -23,8 +23,7 @@ func TestPollBodyIsWhatEncodingJSONWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cursor, _ := json.Marshal(next)
-		got := pollBody(cursor, events)
+		got := pollBody(next, events)
 		var g, w any
 		if err := json.Unmarshal(got, &g); err != nil {
 			t.Fatalf("pollBody = %s: %v", got, err)
