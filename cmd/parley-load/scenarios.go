@@ -88,6 +88,8 @@ func burst(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		}
 	}
 	waitDelivered(ctx, c, &got, want)
+	// A sender's ack can trail the members' deliveries: count it too.
+	snd.waitAcks(int64(c.Messages), c.Stall)
 	rcancel()
 	wg.Wait()
 	r := newResult(c, "burst")
@@ -201,6 +203,7 @@ func latency(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	}
 	want := int64(n) * int64(c.Members)
 	waitDelivered(ctx, c, &got, want)
+	snd.waitAcks(int64(n), c.Stall)
 	rcancel()
 	wg.Wait()
 	r := newResult(c, "latency")
