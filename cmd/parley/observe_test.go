@@ -163,6 +163,7 @@ func TestMetricsFollowRealActions(t *testing.T) {
 		metricCheck{"parley_rate_limited_total", labels("limit", "typing"), 1},
 		metricCheck{"parley_submit_queued", nil, 0},
 		metricCheck{"parley_submit_waiting", nil, 0},
+		metricCheck{"parley_submit_shed_total", nil, 0},
 	)
 }
 

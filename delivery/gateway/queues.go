@@ -11,6 +11,8 @@ func (g *Gateway) registerQueues() {
 			func() float64 { return float64(g.submitter.Queued()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_waiting", Help: "Commands appended whose result the gateway still waits for."},
 			func() float64 { return float64(g.submitter.Waiting()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_submit_shed_total", Help: "Commands answered 503 at once, never appended, because their partition's oldest command had waited past --command-shed-after."},
+			func() float64 { return float64(g.submitter.Shed()) }),
 		g.hub.QueueCollector(),
 	)
 }

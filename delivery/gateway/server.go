@@ -45,6 +45,7 @@ type Config struct {
 	SSEHeartbeat    time.Duration
 	PingInterval    time.Duration
 	CommandTimeout  time.Duration
+	ShedAfter       time.Duration
 	DevAuth         bool
 	TokenTTL        time.Duration
 	Presence        presence.Config
@@ -60,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SendBurst, "send-burst", 40, "burst of sends allowed per user")
 	fs.IntVar(&c.QueueSize, "queue-size", 4096, "events queued per connection before it is closed as too slow (1013)")
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 4*time.Second, "how long a send waits for its sequenced result before 503 with Retry-After (API: never a hang past 5 s); at least 3.5 s are waited, so a 503 send is never applied (the sequencer's 2 s grace and 1 s to settle fit inside)")
+	fs.DurationVar(&c.ShedAfter, "command-shed-after", 0, "while a partition's oldest command has waited this long for the sequencer, new sends to its conversations get 503 with Retry-After at once instead of joining the queue; 0 is two thirds of the time the sequencer has to reach a command (2 s with the default command-timeout), a negative value never sheds")
 	fs.DurationVar(&c.TokenTTL, "dev-auth.token-ttl", 24*time.Hour, "lifetime of dev sign-in tokens")
 	fs.Int64Var(&c.MaxAttachment, "attachments.max-size", 25<<20, "largest attachment in bytes")
 	fs.DurationVar(&c.PingInterval, "ws.ping-interval", 25*time.Second, "WebSocket keepalive ping interval; expired tokens are closed with 4401 on this tick")
@@ -155,7 +157,7 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	g.metrics = newMetrics(d.Registerer)
 	g.hub = fanout.NewHub(fanout.Config{ID: d.GatewayID, Log: d.Log, Store: d.Store, Logger: d.Logger, Deployment: d.Deployment, Registerer: g.metrics.registerer})
-	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
+	g.submitter = submit.New(submit.Config{Gateway: d.GatewayID, Log: d.Log, Store: d.Store, Timeout: cfg.CommandTimeout, ShedAfter: cfg.ShedAfter, Logger: d.Logger, OnAppended: g.metrics.observeAppend})
 	g.registerQueues()
 	g.presence = presence.New(cfg.Presence, d.GatewayID, d.Log, storeDirectory{d.Store}, g.hub, d.Logger)
 	g.api = rest.New(rest.Config{

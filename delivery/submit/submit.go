@@ -20,6 +20,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -74,6 +75,11 @@ type Config struct {
 	// OnAppended, if set, is told how long each command took from Submit
 	// until the log accepted it.
 	OnAppended func(time.Duration)
+	// ShedAfter is how long a partition's oldest command may wait for its
+	// result before new commands to that partition are answered
+	// "unavailable" at once, unappended (see shed.go). 0 is two thirds of
+	// the time the sequencer has to reach a command; negative never sheds.
+	ShedAfter time.Duration
 }
 
 // Submitter appends commands and routes their results to their callers.
@@ -82,8 +88,10 @@ type Submitter struct {
 	logger *slog.Logger
 	lanes  []chan queued
 
-	mu      sync.Mutex
-	waiting map[string]*waiter
+	mu       sync.Mutex
+	waiting  map[string]*waiter
+	backlogs []backlog // by partition: its commands waiting, oldest first
+	shed     atomic.Int64
 
 	fenceMu sync.Mutex
 	fences  map[int]*fencer // by partition
@@ -108,6 +116,11 @@ type waiter struct {
 	// passed, and then it does not.
 	cap    *time.Timer
 	passed bool
+	// at is when the command was submitted; listed, prev and next link it
+	// into its partition's backlog until its fence starts (shed.go).
+	at         time.Time
+	listed     bool
+	prev, next *waiter
 }
 
 // queued is a command waiting for its lane's appender.
@@ -141,6 +154,7 @@ func (s *Submitter) capped(id string) {
 	}
 	if w != nil {
 		delete(s.waiting, id)
+		s.unlist(w)
 	}
 	s.mu.Unlock()
 	if w != nil {
@@ -159,11 +173,14 @@ func New(cfg Config) *Submitter {
 		cfg.Lanes = 16
 	}
 	cfg.Lanes = min(cfg.Lanes, cfg.Log.Partitions())
+	if cfg.ShedAfter == 0 {
+		cfg.ShedAfter = defaultShedAfter(cfg.Timeout)
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Submitter{cfg: cfg, logger: logger.With("component", "submit"), lanes: make([]chan queued, cfg.Lanes), waiting: map[string]*waiter{}, fences: map[int]*fencer{}}
+	s := &Submitter{cfg: cfg, logger: logger.With("component", "submit"), lanes: make([]chan queued, cfg.Lanes), waiting: map[string]*waiter{}, fences: map[int]*fencer{}, backlogs: make([]backlog, cfg.Log.Partitions())}
 	for i := range s.lanes {
 		s.lanes[i] = make(chan queued, 1024)
 	}
@@ -200,20 +217,32 @@ func (s *Submitter) Run(ctx context.Context) {
 // waiting on a dead engine; a command whose batch the sequencer claimed
 // just before the Store failed can then still be applied when it
 // returns.
+//
+// While the partition is behind (shed.go), done is called at once with
+// CodeUnavailable and nothing is appended.
 func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(chat.Result, error)) {
+	now := time.Now()
+	partition := chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())
+	s.mu.Lock()
+	behind := s.behind(partition, now)
+	s.mu.Unlock()
+	if behind {
+		s.shed.Add(1)
+		done(chat.Result{}, chat.Errorf(chat.CodeUnavailable, "the conversation's earlier messages are still waiting for the sequencer"))
+		return
+	}
 	s.inflight.Add(1)
 	cmd.ID = chat.NewID("cmd")
 	cmd.Gateway = s.cfg.Gateway
-	cmd.At = time.Now().UTC()
+	cmd.At = now.UTC()
 	deadline, giveUp := Deadlines(cmd.At, s.cfg.Timeout)
 	cmd.Deadline = deadline
-	partition := chat.PartitionOf(cmd.ConversationID, s.cfg.Log.Partitions())
 	// The appender sets the deadline it carries: a copy, so the caller's
 	// command is not written to meanwhile.
 	ctx, span := tracing.Tracer().Start(ctx, "submit", trace.WithSpanKind(trace.SpanKindProducer))
 	cmd.Trace = tracing.Inject(ctx)
 	c := *cmd
-	w := &waiter{done: done, partition: partition, cmd: &c, span: span}
+	w := &waiter{done: done, partition: partition, cmd: &c, span: span, at: now}
 	// The fence starts a little before the answer is due, so that a
 	// caller hears "unavailable" by giveUp although the fence takes a
 	// round trip to the Store; the sequencer refuses the command itself
@@ -225,6 +254,7 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 	w.cap = time.AfterFunc(time.Until(giveUp.Add(refuseLimit)), func() { s.capped(c.ID) })
 	s.mu.Lock()
 	s.waiting[c.ID] = w
+	s.enlist(w)
 	s.mu.Unlock()
 	lane := s.lanes[partition%len(s.lanes)]
 	q := queued{id: c.ID, cmd: &c, at: c.At}
@@ -252,8 +282,11 @@ func (s *Submitter) Submit(ctx context.Context, cmd *chat.Command, done func(cha
 func (s *Submitter) giveUp(id string) {
 	s.mu.Lock()
 	w := s.waiting[id]
-	if w != nil && !w.appending {
-		delete(s.waiting, id)
+	if w != nil {
+		s.unlist(w)
+		if !w.appending {
+			delete(s.waiting, id)
+		}
 	}
 	s.mu.Unlock()
 	switch {
@@ -415,6 +448,9 @@ func (s *Submitter) Resolve(id string, r chat.Result) {
 	s.mu.Lock()
 	w := s.waiting[id]
 	delete(s.waiting, id)
+	if w != nil {
+		s.unlist(w)
+	}
 	s.mu.Unlock()
 	if w != nil {
 		w.timer.Stop()
@@ -428,6 +464,9 @@ func (s *Submitter) fail(id, msg string) {
 	s.mu.Lock()
 	w := s.waiting[id]
 	delete(s.waiting, id)
+	if w != nil {
+		s.unlist(w)
+	}
 	s.mu.Unlock()
 	if w != nil {
 		w.timer.Stop()
