@@ -98,10 +98,7 @@ func TestABehindPartitionShedsNewCommandsUnappended(t *testing.T) {
 func TestAStalledPartitionAdmitsAgainOnceItsCommandsGiveUp(t *testing.T) {
 	lg := &fakeLog{}
 	st := &fakeStore{refuse: false} // the fence finds the command passed
-	s := New(Config{Gateway: "gw1", Log: lg, Store: st, Timeout: time.Second, ShedAfter: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Run(ctx)
+	s := startConfig(t, Config{Gateway: "gw1", Log: lg, Store: st, Timeout: time.Second, ShedAfter: 50 * time.Millisecond})
 	cids := conversationsIn(3, 3)
 	if _, answered, _ := submitNow(s, cids[0]); answered {
 		t.Fatal("the first command was answered at once")
@@ -155,10 +152,5 @@ func TestTheDefaultShedAfterIsTwoThirdsOfTheSequencersWindow(t *testing.T) {
 
 func startWithShed(t *testing.T, lg *fakeLog, timeout, shedAfter time.Duration) *Submitter {
 	t.Helper()
-	s := New(Config{Gateway: "gw1", Log: lg, Store: &fakeStore{refuse: true}, Timeout: timeout, ShedAfter: shedAfter})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return s
+	return startConfig(t, Config{Gateway: "gw1", Log: lg, Store: &fakeStore{refuse: true}, Timeout: timeout, ShedAfter: shedAfter})
 }

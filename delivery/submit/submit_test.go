@@ -79,7 +79,13 @@ func start(t *testing.T, lg *fakeLog, timeout time.Duration) *Submitter {
 
 func startWith(t *testing.T, lg *fakeLog, st *fakeStore, timeout time.Duration) *Submitter {
 	t.Helper()
-	s := New(Config{Gateway: "gw1", Log: lg, Store: st, Timeout: timeout})
+	return startConfig(t, Config{Gateway: "gw1", Log: lg, Store: st, Timeout: timeout})
+}
+
+// startConfig runs a submitter of cfg until the test ends.
+func startConfig(t *testing.T, cfg Config) *Submitter {
+	t.Helper()
+	s := New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
