@@ -21,6 +21,18 @@ func grows(samples []int64, slack func(int64) int64) (before, after int64, grew 
 	return before, after, after > before+slack(before)
 }
 
+// heldBound is the most memory a process may hold while slow clients
+// are being served (fault 5): the median of what it held before them
+// (samples after a collection), a quarter more for the load's swing, 32
+// MiB of slack, and budget: the most its slow clients' queues may hold.
+// The median, so that the bound does not hang on one sample: a bound on
+// the first sample of RSS was 131 MiB in one run and 240 MiB in another,
+// for the same code.
+func heldBound(before []int64, budget int64) int64 {
+	base := median(before)
+	return base + base/4 + 32<<20 + budget
+}
+
 // median is the middle of xs (the lower middle of an even count).
 func median(xs []int64) int64 {
 	s := slices.Clone(xs)
@@ -52,5 +64,20 @@ func TestGrowsSeesALeakNotASwing(t *testing.T) {
 	}
 	if _, _, grew := grows(step, slack); !grew {
 		t.Errorf("a step of 40 beyond a slack of 26 not seen")
+	}
+}
+
+func TestHeldBoundRestsOnTheMedianNotOneSample(t *testing.T) {
+	const mb = 1 << 20
+	// Five samples of a gateway before its slow clients, the first one
+	// taken before the load's garbage had grown its heap.
+	before := []int64{79 * mb, 120 * mb, 118 * mb, 122 * mb, 121 * mb}
+	if got, want := heldBound(before, 24*mb), int64(120*mb+30*mb+32*mb+24*mb); got != want {
+		t.Errorf("bound %d MiB, want %d MiB (from the median 120 MiB)", got/mb, want/mb)
+	}
+	// The order of the samples does not matter.
+	slices.Reverse(before)
+	if got := heldBound(before, 0); got != 120*mb+30*mb+32*mb {
+		t.Errorf("bound %d MiB with the samples reversed", got/mb)
 	}
 }
