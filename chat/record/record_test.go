@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,6 +168,68 @@ func TestLazyDecodeReadsEveryField(t *testing.T) {
 	}
 	if !reflect.DeepEqual(s, full) {
 		t.Errorf("lazy %+v\nfull %+v", s, full)
+	}
+}
+
+// TestEventsDecodeReadsEveryFieldButRecipients: the indexer's and the
+// media worker's reading of a sequenced record gives what the full one
+// gives, recipients aside, and refuses a later version as it does.
+func TestEventsDecodeReadsEveryFieldButRecipients(t *testing.T) {
+	seqd := filled[chat.Sequenced]()
+	b, err := EncodeSequenced(&seqd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := DecodeSequenced(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := DecodeSequencedEvents(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events.Recipients != nil {
+		t.Errorf("recipients %v, want none", events.Recipients)
+	}
+	full.Recipients = nil
+	if !reflect.DeepEqual(events, full) {
+		t.Errorf("events %+v\nfull %+v", events, full)
+	}
+	if _, err := DecodeSequencedEvents([]byte(`{"v":2,"command_id":"cmd_1"}`)); !errors.Is(err, ErrVersion) {
+		t.Errorf("version 2 sequenced: %v, want ErrVersion", err)
+	}
+	if _, err := DecodeSequencedEvents([]byte(`{"v":1,"events":{}}`)); err == nil {
+		t.Error("a record whose events are not a list decoded")
+	}
+}
+
+// BenchmarkDecodeSequenced decodes a message's record in a room of 100
+// members: whole, as push does, and without its recipients, as the
+// indexer and the media worker do.
+func BenchmarkDecodeSequenced(b *testing.B) {
+	s := chat.Sequenced{CommandID: "cmd_0123456789", Gateway: "gw_1", Result: chat.Result{Created: true}}
+	msg := &chat.Message{ID: "msg_0123456789", ConversationID: "cnv_0123456789", SenderID: "usr_sender", Seq: 42, Text: strings.Repeat("x", 100), CreatedAt: time.Unix(1700000000, 0).UTC()}
+	s.Events = []chat.Event{{Type: chat.EventMessageCreated, ConversationID: msg.ConversationID, Seq: 42, Message: msg}}
+	s.Result.Message = msg
+	for i := range 100 {
+		s.Recipients = append(s.Recipients, fmt.Sprintf("usr_%026d", i))
+	}
+	rec, err := EncodeSequenced(&s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		decode func([]byte) (chat.Sequenced, error)
+	}{{"whole", DecodeSequenced}, {"events", DecodeSequencedEvents}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.decode(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -81,7 +81,7 @@ func (x *Indexer) handle(ctx context.Context, partition int, recs []chat.Record)
 	latest := map[string]chat.Message{}
 	var order []string
 	for _, rec := range recs {
-		s, err := record.DecodeSequenced(rec.Value)
+		s, err := record.DecodeSequencedEvents(rec.Value)
 		if err != nil {
 			// Retrying cannot make it decode: skip it, loudly.
 			x.undecodable.Inc()

@@ -84,7 +84,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) handle(ctx context.Context, partition int, recs []chat.Record) error {
 	for _, rec := range recs {
-		s, err := record.DecodeSequenced(rec.Value)
+		s, err := record.DecodeSequencedEvents(rec.Value)
 		if err != nil {
 			// Retrying cannot make it decode: skip it, loudly.
 			w.undecodable.Inc()
