@@ -135,6 +135,26 @@ func TestSequencerBatchesIsBounded(t *testing.T) {
 	}
 }
 
+// --gc.min-heap-mib defaults to defaultGCMinHeapMiB, takes 0 for Go's own
+// pacing, and refuses a negative or absurd size by name.
+func TestGCMinHeapIsBounded(t *testing.T) {
+	if cfg := parseConfig(t, nil, nil); cfg.GCMinHeapMiB != defaultGCMinHeapMiB {
+		t.Errorf("default --gc.min-heap-mib %d, want %d", cfg.GCMinHeapMiB, defaultGCMinHeapMiB)
+	}
+	for _, v := range []string{"-1", fmt.Sprint(maxGCMinHeapMiB + 1)} {
+		cfg := parseConfig(t, []string{"--gc.min-heap-mib=" + v}, nil)
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "gc.min-heap-mib") {
+			t.Errorf("--gc.min-heap-mib=%s: validate = %v, want an error naming the flag", v, err)
+		}
+	}
+	for _, v := range []string{"0", "64", fmt.Sprint(maxGCMinHeapMiB)} {
+		cfg := parseConfig(t, []string{"--gc.min-heap-mib=" + v}, nil)
+		if err := cfg.validate(); err != nil {
+			t.Errorf("--gc.min-heap-mib=%s: %v", v, err)
+		}
+	}
+}
+
 // The embedded index paces the indexer at embeddedIndexInterval unless
 // --indexer.interval or its environment twin says otherwise, even to the
 // package default; Elasticsearch keeps the package default.

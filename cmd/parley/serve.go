@@ -32,6 +32,7 @@ import (
 	"github.com/parleychat/parley/delivery/push"
 	"github.com/parleychat/parley/delivery/sequencer"
 	apiref "github.com/parleychat/parley/docs/api"
+	"github.com/parleychat/parley/internal/gcfloor"
 	"github.com/parleychat/parley/storage/fsblob"
 	"github.com/parleychat/parley/web"
 )
@@ -141,6 +142,9 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.LevelVar, stdout io.Writer) error {
 	started := time.Now()
+	if cfg.GCMinHeapMiB > 0 && os.Getenv("GOGC") == "" {
+		defer gcfloor.Start(uint64(cfg.GCMinHeapMiB) << 20)()
+	}
 	recentErrors := admin.NewErrorLog(100) // the admin view's recent warnings and errors
 	logger = slog.New(recentErrors.Wrap(logger.Handler()))
 	roles, _ := cfg.roles()
