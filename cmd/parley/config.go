@@ -41,13 +41,16 @@ const (
 // allRoles is every role, in the order help and errors name them.
 var allRoles = []role{roleGateway, roleSequencer, roleIndexer, roleMedia, rolePush}
 
-// defaultSequencerBatches is --sequencer.batches's default: one batch at
-// a time. More let several partitions' synced commits share a disk flush,
-// but on the shared 2-core test machine a burst of 1,000 sends over 1,000
-// conversations took 3-4x as long with 4 or 8 at once (the commits' WAL
-// syncs slowed down instead of being shared; BENCHMARKS.md), and the
-// open-loop send runs showed no difference above the noise.
-const defaultSequencerBatches = 1
+// defaultSequencerBatches is --sequencer.batches's default: four
+// partitions' batches at once, whose synced commits share the disk's
+// flushes instead of queueing one after another. On the quiet 2-core
+// host (2026-12-03, BENCHMARKS.md) the send scenario of 1,000
+// conversations at 1,000 sends/s had a send→ack p99 of 6-8 ms against
+// 11-14 ms with one at a time after the resume runs (8-9 ms against 4-5
+// on a fresh server), and BenchmarkEmbeddedBurst took 44 ms against 71.
+// On an earlier, heavily loaded host the same burst took 3-4x as long
+// with 4 or 8: the syncs slowed down instead of being shared.
+const defaultSequencerBatches = 4
 
 // maxSequencerBatches bounds --sequencer.batches: one goroutine and one
 // batch in memory each.

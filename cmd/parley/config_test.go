@@ -121,6 +121,11 @@ func TestEveryConfigFieldIsSetByAFlagAndItsEnvironmentTwin(t *testing.T) {
 // --sequencer.batches is bounded: a member of the embedded log hands out
 // at least one batch at a time and at most maxSequencerBatches.
 func TestSequencerBatchesIsBounded(t *testing.T) {
+	// By default several partitions' batches are out at once, so that
+	// their synced commits share the disk's flushes.
+	if got := parseConfig(t, nil, nil).SequencerBatches; got != 4 {
+		t.Errorf("default --sequencer.batches %d, want 4", got)
+	}
 	for _, v := range []string{"0", "-1", fmt.Sprint(maxSequencerBatches + 1)} {
 		cfg := parseConfig(t, []string{"--sequencer.batches=" + v}, nil)
 		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "sequencer.batches") {
