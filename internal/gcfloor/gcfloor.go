@@ -36,13 +36,18 @@ func Percent(floor, live uint64, base int) int {
 // the runtime's tiny allocations, whose cleanups may never run.
 type sentinel struct{ _ [16]byte }
 
+// tuner is one Start's floor, and the GOGC it restores.
 type tuner struct {
-	floor uint64
-	base  int
+	floor   uint64
+	base    int
+	percent int // the GOGC it set last
+}
 
-	mu      sync.Mutex
-	stopped bool
-	percent int
+// running is the tuner that runs, if any: GOGC is the process's, so one
+// runs at a time, and its mutex guards every tuner's fields.
+var running struct {
+	sync.Mutex
+	t *tuner
 }
 
 // Start keeps the heap goal at floor bytes or more, from the next
@@ -51,9 +56,8 @@ type tuner struct {
 // After each collection it sets GOGC from that collection's live heap
 // (Percent), so the heap it lets grow follows the live heap's size.
 //
-// GOGC is the process's, so one tuner runs at a time: a Start while one
-// runs (several servers in one test process) does nothing, and its stop
-// nothing either.
+// A Start while a tuner runs (several servers in one test process) does
+// nothing, and its stop nothing either.
 func Start(floor uint64) (stop func()) {
 	running.Lock()
 	defer running.Unlock()
@@ -63,49 +67,37 @@ func Start(floor uint64) (stop func()) {
 	}
 	t := &tuner{floor: floor, base: base, percent: base}
 	running.t = t
-	t.tune()
+	t.tuneLocked()
 	t.arm()
 	return t.stop
 }
 
-// running is the tuner that runs, if any.
-var running struct {
-	sync.Mutex
-	t *tuner
-}
-
-// arm registers the cleanup that tunes after the next collection.
+// arm registers the cleanup that tunes after the next collection, and
+// arms the one after, for as long as t runs.
 func (t *tuner) arm() {
 	runtime.AddCleanup(new(sentinel), func(t *tuner) {
-		if t.tune() {
+		running.Lock()
+		defer running.Unlock()
+		if running.t == t {
+			t.tuneLocked()
 			t.arm()
 		}
 	}, t)
 }
 
-// tune sets GOGC for the live heap of the last collection, and reports
-// whether the tuner is still running.
-func (t *tuner) tune() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped {
-		return false
-	}
-	p := Percent(t.floor, read("/gc/heap/live:bytes"), t.base)
-	if p != t.percent {
+// tuneLocked sets GOGC for the live heap of the last collection; the
+// caller holds running's mutex.
+func (t *tuner) tuneLocked() {
+	if p := Percent(t.floor, read("/gc/heap/live:bytes"), t.base); p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
-	return true
 }
 
 func (t *tuner) stop() {
 	running.Lock()
 	defer running.Unlock()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.stopped {
-		t.stopped = true
+	if running.t == t {
 		debug.SetGCPercent(t.base)
 		running.t = nil
 	}
