@@ -146,9 +146,11 @@ func TestRecordsBeforeVersionsAndAfterThisOne(t *testing.T) {
 	}
 }
 
-// TestLazyDecodeReadsEveryField: the fan-out's lazy reading of a sequenced
-// record gives what the full one gives, once its recipients are decoded.
-func TestLazyDecodeReadsEveryField(t *testing.T) {
+// filledSequenced is the record of a chat.Sequenced with every field set,
+// and what DecodeSequenced reads of it: what the partial readings of a
+// record are held to.
+func filledSequenced(t *testing.T) ([]byte, chat.Sequenced) {
+	t.Helper()
 	seqd := filled[chat.Sequenced]()
 	b, err := EncodeSequenced(&seqd)
 	if err != nil {
@@ -158,6 +160,13 @@ func TestLazyDecodeReadsEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, full
+}
+
+// TestLazyDecodeReadsEveryField: the fan-out's lazy reading of a sequenced
+// record gives what the full one gives, once its recipients are decoded.
+func TestLazyDecodeReadsEveryField(t *testing.T) {
+	b, full := filledSequenced(t)
 	lazy, err := DecodeLazySequenced(b)
 	if err != nil {
 		t.Fatal(err)
@@ -175,15 +184,7 @@ func TestLazyDecodeReadsEveryField(t *testing.T) {
 // media worker's reading of a sequenced record gives what the full one
 // gives, recipients aside, and refuses a later version as it does.
 func TestEventsDecodeReadsEveryFieldButRecipients(t *testing.T) {
-	seqd := filled[chat.Sequenced]()
-	b, err := EncodeSequenced(&seqd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full, err := DecodeSequenced(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, full := filledSequenced(t)
 	events, err := DecodeSequencedEvents(b)
 	if err != nil {
 		t.Fatal(err)

@@ -126,16 +126,23 @@ func TestSequencerBatchesIsBounded(t *testing.T) {
 	if got := parseConfig(t, nil, nil).SequencerBatches; got != 4 {
 		t.Errorf("default --sequencer.batches %d, want 4", got)
 	}
-	for _, v := range []string{"0", "-1", fmt.Sprint(maxSequencerBatches + 1)} {
-		cfg := parseConfig(t, []string{"--sequencer.batches=" + v}, nil)
-		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "sequencer.batches") {
-			t.Errorf("--sequencer.batches=%s: validate = %v, want an error naming the flag", v, err)
+	checkBounds(t, "sequencer.batches", []string{"0", "-1", fmt.Sprint(maxSequencerBatches + 1)}, []string{"1", "8", fmt.Sprint(maxSequencerBatches)})
+}
+
+// checkBounds checks that validate refuses --name with each of bad,
+// naming the flag, and takes each of good.
+func checkBounds(t *testing.T, name string, bad, good []string) {
+	t.Helper()
+	for _, v := range bad {
+		cfg := parseConfig(t, []string{"--" + name + "=" + v}, nil)
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("--%s=%s: validate = %v, want an error naming the flag", name, v, err)
 		}
 	}
-	for _, v := range []string{"1", "8", fmt.Sprint(maxSequencerBatches)} {
-		cfg := parseConfig(t, []string{"--sequencer.batches=" + v}, nil)
+	for _, v := range good {
+		cfg := parseConfig(t, []string{"--" + name + "=" + v}, nil)
 		if err := cfg.validate(); err != nil {
-			t.Errorf("--sequencer.batches=%s: %v", v, err)
+			t.Errorf("--%s=%s: %v", name, v, err)
 		}
 	}
 }
@@ -146,18 +153,7 @@ func TestGCMinHeapIsBounded(t *testing.T) {
 	if cfg := parseConfig(t, nil, nil); cfg.GCMinHeapMiB != defaultGCMinHeapMiB {
 		t.Errorf("default --gc.min-heap-mib %d, want %d", cfg.GCMinHeapMiB, defaultGCMinHeapMiB)
 	}
-	for _, v := range []string{"-1", fmt.Sprint(maxGCMinHeapMiB + 1)} {
-		cfg := parseConfig(t, []string{"--gc.min-heap-mib=" + v}, nil)
-		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "gc.min-heap-mib") {
-			t.Errorf("--gc.min-heap-mib=%s: validate = %v, want an error naming the flag", v, err)
-		}
-	}
-	for _, v := range []string{"0", "64", fmt.Sprint(maxGCMinHeapMiB)} {
-		cfg := parseConfig(t, []string{"--gc.min-heap-mib=" + v}, nil)
-		if err := cfg.validate(); err != nil {
-			t.Errorf("--gc.min-heap-mib=%s: %v", v, err)
-		}
-	}
+	checkBounds(t, "gc.min-heap-mib", []string{"-1", fmt.Sprint(maxGCMinHeapMiB + 1)}, []string{"0", "64", fmt.Sprint(maxGCMinHeapMiB)})
 }
 
 // The embedded index paces the indexer at embeddedIndexInterval unless
