@@ -33,6 +33,26 @@ func heldBound(before []int64, budget int64) int64 {
 	return base + base/4 + 32<<20 + budget
 }
 
+// memoryOverBaseline reports whether a node's memory, sampled after a
+// collection, is still over its baseline sample: both its RSS and what it
+// holds (usage.Held: RSS less the freed heap not yet returned) over the
+// baseline's by more than half of it and 64 MiB. Each measure alone
+// misreads. RSS counts a past peak's freed heap, which the runtime
+// returns at its own pace. Held can read too low, since the freed heap
+// the runtime reports counts pages it never touched (a buffer grown and
+// not filled), which are not resident: with the collector's heap goal
+// held at 64 MiB (--gc.min-heap-mib), a worker's baseline held -31 MiB
+// (68 MiB RSS, 100 MiB "freed"), and the same worker, idle 60 s after
+// fault 4 at 49 MiB RSS and 48 MiB held, failed a bound on Held alone.
+// A leak is live and resident, so it raises both.
+func memoryOverBaseline(rss, held, baseRSS, baseHeld int64) bool {
+	over := func(v, base int64) bool {
+		base = max(base, 0)
+		return v > base+base/2+64<<20
+	}
+	return over(rss, baseRSS) && over(held, baseHeld)
+}
+
 // median is the middle of xs (the lower middle of an even count).
 func median(xs []int64) int64 {
 	s := slices.Clone(xs)
@@ -79,5 +99,28 @@ func TestHeldBoundRestsOnTheMedianNotOneSample(t *testing.T) {
 	slices.Reverse(before)
 	if got := heldBound(before, 0); got != 120*mb+30*mb+32*mb {
 		t.Errorf("bound %d MiB with the samples reversed", got/mb)
+	}
+}
+
+func TestMemoryOverBaselineNeedsBothRSSAndHeld(t *testing.T) {
+	const mb = 1 << 20
+	cases := []struct {
+		name                         string
+		rss, held, baseRSS, baseHeld int64
+		over                         bool
+	}{
+		// The worker of fault 4 in CI on 2026-12-03: its baseline's freed
+		// heap (100 MiB) was more than its RSS (68 MiB).
+		{"baseline freed heap not resident", 49 * mb, 48 * mb, 68 * mb, -31 * mb, false},
+		// A burst's freed heap (140 MiB) not yet returned.
+		{"a peak not yet returned", 200 * mb, 60 * mb, 60 * mb, 50 * mb, false},
+		// 200 MiB leaked on top of the worker's baseline: live, resident.
+		{"a leak", 249 * mb, 248 * mb, 68 * mb, -31 * mb, true},
+		{"a leak, baseline settled", 260 * mb, 250 * mb, 60 * mb, 50 * mb, true},
+	}
+	for _, c := range cases {
+		if got := memoryOverBaseline(c.rss, c.held, c.baseRSS, c.baseHeld); got != c.over {
+			t.Errorf("%s: over %v, want %v", c.name, got, c.over)
+		}
 	}
 }
