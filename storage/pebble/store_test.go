@@ -324,3 +324,47 @@ func TestConversationReadsAreIndependentAndCurrent(t *testing.T) {
 		t.Fatalf("read after a Commit: title %q, last seq %d; want renamed, 3", third.Title, third.LastSeq)
 	}
 }
+
+// TestOverlappingFlushesWaitForEightSublevels: memtables that each span
+// the whole key space (sends spread over many conversations) stack up in
+// L0 and compact only at 8 sublevels, not the library's 2, and then do.
+func TestOverlappingFlushesWaitForEightSublevels(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	defer s.Close()
+	flush := func(round int) {
+		t.Helper()
+		b := s.db.NewBatch()
+		for k := range 100 {
+			b.Set(fmt.Appendf(nil, "k%03d/%02d", k, round), []byte("v"), nil)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const compactAt = l0CompactionThreshold / 2
+	for round := range compactAt - 1 {
+		flush(round)
+	}
+	// A compaction is picked right after the flush that reaches the
+	// sublevels; none may start below them.
+	for range 20 {
+		if m := s.db.Metrics(); m.Compact.Count > 0 {
+			t.Fatalf("compacted at %d L0 sublevels", m.Levels[0].Sublevels)
+		}
+		time.Sleep(10 * time.Millisecond) // the poll for a compaction that must not come
+	}
+	if got := s.db.Metrics().Levels[0].Sublevels; got != compactAt-1 {
+		t.Fatalf("%d L0 sublevels after %d overlapping flushes", got, compactAt-1)
+	}
+	flush(compactAt)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.db.Metrics().Compact.Count == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no compaction at %d L0 sublevels", s.db.Metrics().Levels[0].Sublevels)
+		}
+		time.Sleep(10 * time.Millisecond) // the poll for the compaction
+	}
+}
