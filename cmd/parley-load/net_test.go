@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Client sockets to a loopback server come from 127.0.0.1 … 127.0.0.N in
@@ -120,5 +123,98 @@ func TestSenderKeepsOnlyUnavailableRefs(t *testing.T) {
 	}
 	if got := s.takeUnavailable(); len(got) != 0 {
 		t.Fatalf("taken twice: %v", got)
+	}
+}
+
+// A long-poll client keeps one connection from poll to poll, sends its
+// token and the last answer's cursor, dials again when the server has
+// closed the kept connection, and a Close ends a poll that is waiting.
+func TestPollKeepsOneConnectionAndRedialsAClosedOne(t *testing.T) {
+	var conns, polls atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/poll" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		n := polls.Add(1)
+		if want := fmt.Sprintf("c%d", n-1); n > 1 && r.URL.Query().Get("cursor") != want {
+			http.Error(w, "cursor "+r.URL.Query().Get("cursor")+", want "+want, http.StatusBadRequest)
+			return
+		}
+		if r.URL.Query().Get("wait") == "9" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fmt.Fprintf(w, `{"events":[{"n":%d}],"cursor":"c%d"}`, n, n)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	defer close(release)
+
+	c := &client{transport: "poll", base: srv.URL, token: "tok"}
+	defer c.Close()
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		ev, err := c.poll(ctx, 1)
+		if err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+		if want := fmt.Sprintf(`{"n":%d}`, i); len(ev) != 1 || string(ev[0]) != want {
+			t.Fatalf("poll %d: events %q, want [%s]", i, ev, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("3 polls over %d connections, want 1", n)
+	}
+	srv.CloseClientConnections()
+	if _, err := c.poll(ctx, 1); err != nil {
+		t.Fatalf("poll after the server closed the connection: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after the server closed the first, want 2", n)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.poll(ctx, 9) // waits until released
+		done <- err
+	}()
+	for polls.Load() < 5 {
+		time.Sleep(time.Millisecond) // the poll for the waiting poll's arrival
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a poll ended by Close returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the waiting poll")
+	}
+	if _, err := c.poll(ctx, 1); err == nil {
+		t.Fatal("a poll after Close succeeded")
+	}
+
+	// A done context ends a waiting poll too.
+	c2 := &client{transport: "poll", base: srv.URL, token: "tok", cursor: "c5"}
+	defer c2.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for polls.Load() < 6 {
+			time.Sleep(time.Millisecond) // the poll for the waiting poll's arrival
+		}
+		cancel()
+	}()
+	if _, err := c2.poll(cctx, 9); !errors.Is(err, context.Canceled) {
+		t.Fatalf("poll with its context cancelled: %v, want context.Canceled", err)
 	}
 }
