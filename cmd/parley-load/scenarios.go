@@ -468,7 +468,7 @@ func idle(ctx context.Context, c config, out io.Writer) (*Result, error) {
 
 // idleSettle is how long idle waits after the last connection opened (a
 // long-poll: started its waiting poll) before it reads the RSS: longer
-// than the server's 1 s before it parks a waiting long-poll.
+// than the server's 250 ms before it parks a waiting long-poll.
 const idleSettle = 3 * time.Second
 
 // measureIdle reads the RSS, opens the connections (open returns those

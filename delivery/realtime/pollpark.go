@@ -19,8 +19,13 @@ import (
 
 // pollParkAfter is how long a long-poll waits on its request's goroutine
 // before it is parked. A busy client's polls are answered sooner and never
-// pay for parking; an idle one's wait for long.
-const pollParkAfter = time.Second
+// pay for parking (about 36 µs of CPU a poll); an idle one's wait for long.
+// While a storm of clients connects, every poll younger than this holds a
+// request's goroutine and buffers, and the collector's heap goal, set at
+// that peak, keeps the garbage afterwards: at 19,000 clients connecting in
+// a few seconds, the idle RSS per long-poll was 25 KiB at 1 s, 19 KiB at
+// 500 ms and 13.5 KiB at 250 ms.
+const pollParkAfter = 250 * time.Millisecond
 
 // pollWriteTimeout bounds the write of a parked poll's answer.
 const pollWriteTimeout = 10 * time.Second
