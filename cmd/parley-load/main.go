@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.Convs, "convs", 8, "send: conversations the sends are spread over; list: conversations of the user")
 	fs.IntVar(&c.Senders, "senders", 8, "send: WebSocket connections sending, spread over the URLs")
 	fs.IntVar(&c.Events, "events", 10000, "resume: events missed while away")
-	fs.DurationVar(&c.Window, "window", 10*time.Second, "storm: the members connect evenly over this window")
+	fs.DurationVar(&c.Window, "window", 10*time.Second, "storm: the members connect within this window (dialled evenly over all of it but its last tenth, at most 1 s)")
 	fs.IntVar(&c.Small, "small", 10, "storm: members of the conversation timed meanwhile")
 	fs.IntVar(&c.SmallRate, "small-rate", 50, "storm: messages per second in that conversation")
 	fs.IntVar(&c.Conc, "conc", 64, "setup: concurrent sign-ins, requests and dials")

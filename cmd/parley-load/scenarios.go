@@ -306,7 +306,11 @@ func storm(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	})
 	start := time.Now()
 	var lastAt atomic.Int64
-	_, _ = pace(ctx, float64(c.Members)/c.Window.Seconds(), start, start.Add(c.Window), func(i int, _ time.Time) error {
+	span := stormDialSpan(c.Window)
+	_, _ = pace(ctx, float64(c.Members)/span.Seconds(), start, start.Add(span), func(i int, _ time.Time) error {
+		if i >= c.Members {
+			return errors.New("every member dialled") // the rate's rounding ticked once more
+		}
 		dials.Add(1)
 		go func() {
 			defer dials.Done()
@@ -464,6 +468,14 @@ func idle(ctx context.Context, c config, out io.Writer) (*Result, error) {
 		return r, fmt.Errorf("%d connections not opened (first: %v)", r.Refused+r.ConnectFailed, firstErr.Load())
 	}
 	return r, nil
+}
+
+// stormDialSpan is how long the storm spreads its members' dials over:
+// the window less a tenth of it (at most a second), which is left for the
+// handshakes under way. Dials spread over the whole window left the last
+// one 2 ms (10 s / 5,000) to be connected within it.
+func stormDialSpan(window time.Duration) time.Duration {
+	return window - min(time.Second, window/10)
 }
 
 // idleSettle is how long idle waits after the last connection opened (a

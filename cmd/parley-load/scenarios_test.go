@@ -93,6 +93,18 @@ func TestStormTimesTheSmallRoomBeforeAndDuring(t *testing.T) {
 	}
 }
 
+func TestStormLeavesTheHandshakesTheWindowsLastTenth(t *testing.T) {
+	for _, c := range []struct{ window, want time.Duration }{
+		{10 * time.Second, 9 * time.Second},
+		{time.Second, 900 * time.Millisecond},
+		{30 * time.Second, 29 * time.Second},
+	} {
+		if got := stormDialSpan(c.window); got != c.want {
+			t.Errorf("window %v: dials over %v, want %v", c.window, got, c.want)
+		}
+	}
+}
+
 func TestListTimesConversationsOfABusyUser(t *testing.T) {
 	url := startParley(t)
 	r, out, err := runJSON(t, "-url", url, "-mode", "list", "-convs", "30", "-rate", "20", "-duration", "1s")
