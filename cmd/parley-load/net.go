@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,24 +295,50 @@ type keepAlive struct {
 	mu     sync.Mutex
 	conn   net.Conn // nil between connections
 	closed bool
-	br     *bufio.Reader // the poller's only
-	buf    []byte        // the poller's only
+	// The poller's only: the server, from the first poll's base URL.
+	addr, host, prefix, serverName string
+	br                             *bufio.Reader
+	buf                            []byte
 }
 
-// get sends one GET and returns the answer's status and body. A kept
-// connection that the server has closed meanwhile (its idle timeout) is
-// redialled once, as http.Transport retries an idempotent request.
-func (k *keepAlive) get(ctx context.Context, base, target, token string) (int, []byte, error) {
+// target takes the server's address from base, once: http or https, the
+// scheme's port unless it names one, and its path as a prefix.
+func (k *keepAlive) target(base string) error {
+	if k.addr != "" {
+		return nil
+	}
 	u, err := url.Parse(base)
 	if err != nil {
+		return err
+	}
+	port := map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	if port == "" {
+		return fmt.Errorf("long-poll over %q: only http and https", u.Scheme)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	if u.Scheme == "https" {
+		k.serverName = u.Hostname()
+	}
+	k.addr, k.host, k.prefix = net.JoinHostPort(u.Hostname(), port), u.Host, strings.TrimSuffix(u.Path, "/")
+	return nil
+}
+
+// get sends one GET of path (below base) and returns the answer's status
+// and body. A kept connection that the server has closed meanwhile (its
+// idle timeout) is redialled once, as http.Transport retries an
+// idempotent request.
+func (k *keepAlive) get(ctx context.Context, base, path, token string) (int, []byte, error) {
+	if err := k.target(base); err != nil {
 		return 0, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		conn, reused, err := k.take(ctx, u.Host)
+		conn, reused, err := k.take(ctx)
 		if err != nil {
 			return 0, nil, err
 		}
-		status, body, keep, err := k.roundTrip(ctx, conn, u.Host, target, token)
+		status, body, keep, err := k.roundTrip(ctx, conn, k.prefix+path, token)
 		if err == nil {
 			if !keep {
 				k.drop(conn)
@@ -328,32 +355,53 @@ func (k *keepAlive) get(ctx context.Context, base, target, token string) (int, [
 	}
 }
 
-// take returns the kept connection, or dials a new one.
-func (k *keepAlive) take(ctx context.Context, host string) (conn net.Conn, reused bool, err error) {
+// take returns the kept connection, or dials a new one (not under the
+// lock, so that a Close meanwhile does not wait for the dial).
+func (k *keepAlive) take(ctx context.Context) (conn net.Conn, reused bool, err error) {
+	k.mu.Lock()
+	closed, kept := k.closed, k.conn
+	k.mu.Unlock()
+	if closed {
+		return nil, false, net.ErrClosed
+	}
+	if kept != nil {
+		return kept, true, nil
+	}
+	if conn, err = dialSpread(ctx, "tcp", k.addr); err != nil {
+		return nil, false, err
+	}
+	if k.serverName != "" {
+		tc := tls.Client(conn, &tls.Config{ServerName: k.serverName})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, false, err
+		}
+		conn = tc
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
+		conn.Close()
 		return nil, false, net.ErrClosed
 	}
-	if k.conn != nil {
-		return k.conn, true, nil
-	}
-	if k.conn, err = dialSpread(ctx, "tcp", host); err != nil {
-		return nil, false, err
-	}
-	k.br = bufio.NewReaderSize(k.conn, 16<<10)
-	return k.conn, false, nil
+	k.conn, k.br = conn, bufio.NewReaderSize(conn, 16<<10)
+	return conn, false, nil
 }
 
-func (k *keepAlive) roundTrip(ctx context.Context, conn net.Conn, host, target, token string) (status int, body []byte, keep bool, err error) {
-	// A done context interrupts the blocked read; the connection is then
-	// dropped, since an answer may still be on its way.
+func (k *keepAlive) roundTrip(ctx context.Context, conn net.Conn, target, token string) (status int, body []byte, keep bool, err error) {
+	// A done context interrupts the blocked read by moving the deadline
+	// to the past. A connection it reached, even after the answer was
+	// read, is not kept: its deadline stays in the past.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
+	defer func() {
+		if !stop() {
+			keep = false
+		}
+	}()
 	k.buf = append(k.buf[:0], "GET "...)
 	k.buf = append(k.buf, target...)
 	k.buf = append(k.buf, " HTTP/1.1\r\nHost: "...)
-	k.buf = append(k.buf, host...)
+	k.buf = append(k.buf, k.host...)
 	k.buf = append(k.buf, "\r\nAuthorization: Bearer "...)
 	k.buf = append(k.buf, token...)
 	k.buf = append(k.buf, "\r\n\r\n"...)
@@ -361,6 +409,10 @@ func (k *keepAlive) roundTrip(ctx context.Context, conn net.Conn, host, target, 
 		return 0, nil, false, err
 	}
 	res, err := http.ReadResponse(k.br, nil)
+	// An informational answer (1xx) comes before the request's own.
+	for err == nil && res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		res, err = http.ReadResponse(k.br, nil)
+	}
 	if err != nil {
 		return 0, nil, false, err
 	}

@@ -127,8 +127,9 @@ func TestSenderKeepsOnlyUnavailableRefs(t *testing.T) {
 }
 
 // A long-poll client keeps one connection from poll to poll, sends its
-// token and the last answer's cursor, dials again when the server has
-// closed the kept connection, and a Close ends a poll that is waiting.
+// token and the last answer's cursor, skips an informational answer,
+// dials again when the server has closed the kept connection, and a Close
+// ends a poll that is waiting.
 func TestPollKeepsOneConnectionAndRedialsAClosedOne(t *testing.T) {
 	var conns, polls atomic.Int32
 	release := make(chan struct{})
@@ -148,6 +149,11 @@ func TestPollKeepsOneConnectionAndRedialsAClosedOne(t *testing.T) {
 			case <-r.Context().Done():
 			}
 			return
+		}
+		if n == 2 {
+			// An informational answer first, which the client skips.
+			w.Header().Set("Link", "</x>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
 		}
 		fmt.Fprintf(w, `{"events":[{"n":%d}],"cursor":"c%d"}`, n, n)
 	}))
@@ -188,9 +194,15 @@ func TestPollKeepsOneConnectionAndRedialsAClosedOne(t *testing.T) {
 		_, err := c.poll(ctx, 9) // waits until released
 		done <- err
 	}()
-	for polls.Load() < 5 {
-		time.Sleep(time.Millisecond) // the poll for the waiting poll's arrival
+	waitPolls := func(n int32) {
+		for deadline := time.Now().Add(10 * time.Second); polls.Load() < n; {
+			if time.Now().After(deadline) {
+				panic(fmt.Sprintf("poll %d never reached the server", n))
+			}
+			time.Sleep(time.Millisecond) // the poll for the waiting poll's arrival
+		}
 	}
+	waitPolls(5)
 	c.Close()
 	select {
 	case err := <-done:
@@ -209,9 +221,7 @@ func TestPollKeepsOneConnectionAndRedialsAClosedOne(t *testing.T) {
 	defer c2.Close()
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
-		for polls.Load() < 6 {
-			time.Sleep(time.Millisecond) // the poll for the waiting poll's arrival
-		}
+		waitPolls(6)
 		cancel()
 	}()
 	if _, err := c2.poll(cctx, 9); !errors.Is(err, context.Canceled) {

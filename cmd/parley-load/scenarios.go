@@ -346,7 +346,7 @@ func storm(ctx context.Context, c config, out io.Writer) (*Result, error) {
 	wg.Wait()
 	dials.Wait()
 	r := newResult(c, "storm")
-	r.Members, r.OfferedRate = c.Members, float64(c.Members)/c.Window.Seconds()
+	r.Members, r.OfferedRate = c.Members, float64(c.Members)/span.Seconds()
 	r.Connected, r.ConnectFailed = int(connected.Load()), int(failed.Load())
 	r.ConnectSeconds = time.Duration(lastAt.Load() - start.UnixNano()).Seconds()
 	r.Baseline, r.Latency = baseline.Summary(), during.Summary()

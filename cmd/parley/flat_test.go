@@ -44,7 +44,10 @@ func heldBound(before []int64, budget int64) int64 {
 // held at 64 MiB (--gc.min-heap-mib), a worker's baseline held -31 MiB
 // (68 MiB RSS, 100 MiB "freed"), and the same worker, idle 60 s after
 // fault 4 at 49 MiB RSS and 48 MiB held, failed a bound on Held alone.
-// A leak is live and resident, so it raises both.
+// A leak is live, so it raises Held; one large enough to matter raises
+// RSS too, past the freed pages it reuses. (A leak smaller than the
+// freed heap the baseline kept can go unseen here; the soak and fault 5
+// bound what a process holds over time.)
 func memoryOverBaseline(rss, held, baseRSS, baseHeld int64) bool {
 	over := func(v, base int64) bool {
 		base = max(base, 0)
