@@ -93,6 +93,26 @@ func TestStormTimesTheSmallRoomBeforeAndDuring(t *testing.T) {
 	}
 }
 
+// pace makes rate × (end - start) calls when that is whole, even where
+// the float rounding of the due times puts the next one a hair before end:
+// 60 members dialled over 900 ms once made a 61st call.
+func TestPaceMakesTheWholeNumberOfCalls(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		span time.Duration
+	}{{60, 900 * time.Millisecond}, {5000, 9 * time.Second}, {30, 1500 * time.Millisecond}, {7, 3 * time.Second}} {
+		start := time.Now().Add(-time.Hour) // every call is due already: no waiting
+		calls := 0
+		n, err := pace(context.Background(), float64(c.n)/c.span.Seconds(), start, start.Add(c.span), func(int, time.Time) error {
+			calls++
+			return nil
+		})
+		if err != nil || n != c.n || calls != c.n {
+			t.Errorf("%d over %v: pace returned %d (%v) after %d calls, want %d", c.n, c.span, n, err, calls, c.n)
+		}
+	}
+}
+
 func TestStormLeavesTheHandshakesTheWindowsLastTenth(t *testing.T) {
 	for _, c := range []struct{ window, want time.Duration }{
 		{10 * time.Second, 9 * time.Second},
