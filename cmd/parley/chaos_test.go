@@ -1327,12 +1327,11 @@ func (r *chaosRun) live() []*node {
 // settledUsage): goroutines and descriptors within 10% (+ 30) of it, and
 // its RSS or the memory it holds (usage.Held: RSS less the freed heap
 // the Go runtime has not yet returned to the system) within 50% (+ 64
-// MiB); memoryOverBaseline says why either one suffices.
-// (Fault 5 once failed on RSS alone: gateway A at 285 MiB RSS against 49
-// MiB 60 s after the slow clients' resumes, which had materialized their
-// replays; 6 MiB of its heap was live after a collection, and 113 MiB
-// were freed but not returned.) A leak of objects, stacks or buffers
-// grows both.
+// MiB); memoryOverBaseline says why either one suffices. (Fault 5 once
+// failed on RSS alone: gateway A at 285 MiB RSS against 49 MiB 60 s after
+// the slow clients' resumes, which had materialized their replays; 6 MiB
+// of its heap was live after a collection, and 113 MiB were freed but not
+// returned.)
 // It logs the figures, and the heap profile of a node that stays above,
 // and fails the test otherwise.
 func (r *chaosRun) expectBaseline(base map[*node]usage) {
